@@ -1,1 +1,52 @@
-fn main() {}
+//! `rampart`: the one binary. Each verb lives in its own module or crate; this file only
+//! parses arguments and maps outcomes to exit codes.
+//!
+//! Exit codes: 0 ok, 1 the input is invalid or a check failed, 2 usage or I/O error.
+
+mod artifact;
+mod files;
+mod keygen;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// rampart: ship machine-generated bot-scoring feature files to a fleet of edge proxies so
+/// that a bad file fails small.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a new ed25519 key pair for signing feature files.
+    Keygen(keygen::Args),
+    /// Inspect, validate, sign, verify and diff feature files.
+    #[command(subcommand)]
+    Artifact(artifact::Command),
+    // EDGE: the `edge` verb goes here (rampart-edge's cli module).
+}
+
+/// The exit code for "the input is invalid or a check failed".
+pub(crate) const EXIT_INVALID: u8 = 1;
+/// The exit code for usage and I/O errors.
+pub(crate) const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Artifact(cmd) => artifact::run(cmd),
+        // EDGE: dispatch here.
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rampart: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
