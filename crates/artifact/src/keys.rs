@@ -77,15 +77,19 @@ impl SecretKey {
             })
     }
 
-    /// Writes a PKCS#8 PEM private key.
+    /// Writes a PKCS#8 (v1) PEM private key, readable by `openssl pkey`.
     pub fn to_pem(&self) -> Result<String, KeyError> {
-        self.0
-            .to_pkcs8_pem(LineEnding::LF)
-            .map(|pem| pem.to_string())
-            .map_err(|e| KeyError::Pem {
-                kind: "private",
-                reason: e.to_string(),
-            })
+        // PKCS#8 v1 (no embedded public key): OpenSSL 3.0 cannot read the v2 form.
+        ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map(|pem| pem.to_string())
+        .map_err(|e| KeyError::Pem {
+            kind: "private",
+            reason: e.to_string(),
+        })
     }
 
     /// The matching public key.
