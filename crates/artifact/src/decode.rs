@@ -84,6 +84,20 @@ pub(crate) fn decode_lenient(
         });
         return None;
     }
+    if let Err(issue) = precheck(bytes) {
+        issues.push(issue);
+        return None;
+    }
+    // Well-formed input, the common case, goes straight into typed structs; only when that
+    // fails does the slower walk run, to report every problem at once.
+    if let Some(partial) = fast(bytes, max_bytes) {
+        return Some(partial);
+    }
+    walk(bytes, max_bytes, issues)
+}
+
+/// The reporting path: a strict `Value`, then a walk that reports every shape problem.
+fn walk(bytes: &[u8], max_bytes: usize, issues: &mut Issues) -> Option<Partial> {
     let root = parse_json(bytes, issues)?;
     let Value::Object(obj) = root else {
         issues.push(wrong_type("(root)", "an object", &root));
@@ -119,13 +133,75 @@ pub(crate) fn decode_lenient(
 /// The key every envelope has and no document does.
 const PAYLOAD_KEY: &[u8] = b"\"payload\"";
 
-/// Parses JSON after the cheap checks: empty input, then depth by a byte scan.
-fn parse_json(bytes: &[u8], issues: &mut Issues) -> Option<Value> {
+/// The cheap checks before any parsing: empty input, then depth by a byte scan.
+fn precheck(bytes: &[u8]) -> Result<(), Issue> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        issues.push(Issue::Empty);
+        return Err(Issue::Empty);
+    }
+    scan_depth(bytes, MAX_DEPTH)
+}
+
+/// An envelope as serde reads it on the fast path.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEnvelope {
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    payload: String,
+    signatures: Vec<WireSignature>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSignature {
+    #[serde(default)]
+    keyid: String,
+    sig: String,
+}
+
+/// Typed decoding of a well-formed document or envelope; `None` sends the input to the
+/// reporting walk. Accepts exactly what the walk accepts without an issue.
+fn fast(bytes: &[u8], max_bytes: usize) -> Option<Partial> {
+    let partial = |document: Document, envelope| Partial {
+        feature_count: document.features.len(),
+        document,
+        envelope,
+        skip: Skip::default(),
+    };
+    if bytes.len() <= max_bytes
+        && let Ok(doc) = serde_json::from_slice::<Document>(bytes)
+    {
+        return Some(partial(doc, None));
+    }
+    let wire = serde_json::from_slice::<WireEnvelope>(bytes).ok()?;
+    if wire.payload_type != PAYLOAD_TYPE
+        || wire.signatures.is_empty()
+        || wire.signatures.len() > MAX_SIGNATURES
+        || wire.payload.len() / 4 * 3 > max_bytes.saturating_add(2)
+    {
         return None;
     }
-    if let Err(issue) = scan_depth(bytes, MAX_DEPTH) {
+    let payload = BASE64.decode(&wire.payload).ok()?;
+    if payload.len() > max_bytes || precheck(&payload).is_err() {
+        return None;
+    }
+    let mut signatures = Vec::with_capacity(wire.signatures.len());
+    for s in wire.signatures {
+        signatures.push(Signature {
+            keyid: s.keyid,
+            sig: BASE64.decode(&s.sig).ok()?,
+        });
+    }
+    let doc = serde_json::from_slice::<Document>(&payload).ok()?;
+    Some(partial(
+        doc,
+        Some(Envelope::from_parts(wire.payload_type, payload, signatures)),
+    ))
+}
+
+/// Parses JSON after the cheap checks: empty input, then depth by a byte scan.
+fn parse_json(bytes: &[u8], issues: &mut Issues) -> Option<Value> {
+    if let Err(issue) = precheck(bytes) {
         issues.push(issue);
         return None;
     }
@@ -463,6 +539,8 @@ fn opt_str<'a>(
 ) -> Option<&'a str> {
     match obj.get(key)? {
         Value::String(s) => Some(s),
+        // serde reads null as an absent Option: so does the walk.
+        Value::Null => None,
         other => {
             issues.push(wrong_type(&join(parent, key), "a string", other));
             None
@@ -677,6 +755,49 @@ mod tests {
         // bias wrong type, features[0] not an object, features[1].weight missing, extra.
         assert_eq!(codes.len(), 12, "{codes:?}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever the typed fast path accepts, the reporting walk accepts too, with the
+        /// same result: the two can never disagree on what is valid.
+        #[test]
+        fn fast_path_agrees_with_the_walk(
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), 0usize..MUTATIONS.len()), 0..4),
+            signed in proptest::prelude::any::<bool>(),
+        ) {
+            let name = if signed { "signed-features-60.json" } else { "features-60.json" };
+            let mut text = std::fs::read_to_string(format!("{}/tests/corpus/good/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            for (at, m) in edits {
+                let at = at.index(text.len());
+                if text.is_char_boundary(at) {
+                    text.insert_str(at, MUTATIONS[m]);
+                }
+            }
+            if let Some(fast) = fast(text.as_bytes(), 1 << 20) {
+                let mut issues = Issues::default();
+                let slow = walk(text.as_bytes(), 1 << 20, &mut issues).unwrap();
+                proptest::prop_assert!(issues.is_empty(), "{:?}", issues.into_vec());
+                proptest::prop_assert_eq!(&slow.document, &fast.document);
+                proptest::prop_assert_eq!(&slow.envelope, &fast.envelope);
+            }
+        }
+    }
+
+    /// Edits that keep JSON plausible: nulls, duplicates, numbers of other kinds.
+    const MUTATIONS: &[&str] = &[
+        "null",
+        ",",
+        "\"x\":1,",
+        "1.0",
+        "-1",
+        "\"server_version\":null,",
+        "\"keyid\":\"\",",
+        "{}",
+        "[]",
+        "1e5",
+        "\"",
+    ];
 
     #[test]
     fn an_array_is_not_a_document() {

@@ -1,14 +1,23 @@
 //! Properties over arbitrary inputs: nothing panics, and canonical bytes round-trip.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use proptest::prelude::*;
 use rampart_artifact::{
-    Contract, Document, Envelope, Feature, Keyring, Model, Policy, Provenance, SCHEMA, SecretKey, check, decode,
-    validate,
+    Contract, Document, Envelope, Feature, Keyring, Model, Policy, Provenance, SCHEMA, SecretKey,
+    check, decode, validate,
 };
 
 fn good_bytes() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/good/features-60.json")).unwrap()
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/good/features-60.json"
+    ))
+    .unwrap()
 }
 
 fn weight() -> impl Strategy<Value = f64> {
@@ -22,7 +31,11 @@ fn weight() -> impl Strategy<Value = f64> {
 }
 
 fn document() -> impl Strategy<Value = Document> {
-    let feature = ("[a-z_][a-z0-9_.]{0,40}", "(Float64|Float32|UInt8|UInt32|Int64)", weight())
+    let feature = (
+        "[a-z_][a-z0-9_.]{0,40}",
+        "(Float64|Float32|UInt8|UInt32|Int64)",
+        weight(),
+    )
         .prop_map(|(name, ty, weight)| Feature { name, ty, weight });
     (
         1u64..u64::MAX,
@@ -31,21 +44,23 @@ fn document() -> impl Strategy<Value = Document> {
         ".{0,60}",
         proptest::option::of("[0-9.]{1,12}"),
     )
-        .prop_map(|(version, features, bias, query, server_version)| Document {
-            schema: SCHEMA.into(),
-            version,
-            created_at: "2025-11-18T11:20:00.123456+01:00".into(),
-            provenance: Provenance {
-                source: "clickhouse://127.0.0.1:8123/default".into(),
-                query,
-                rows: features.len() as u64,
-                generator: "proptest".into(),
-                generator_version: "0".into(),
-                server_version,
+        .prop_map(
+            |(version, features, bias, query, server_version)| Document {
+                schema: SCHEMA.into(),
+                version,
+                created_at: "2025-11-18T11:20:00.123456+01:00".into(),
+                provenance: Provenance {
+                    source: "clickhouse://127.0.0.1:8123/default".into(),
+                    query,
+                    rows: features.len() as u64,
+                    generator: "proptest".into(),
+                    generator_version: "0".into(),
+                    server_version,
+                },
+                model: Model { bias },
+                features,
             },
-            model: Model { bias },
-            features,
-        })
+        )
 }
 
 fn inspect_policy(contract: &Contract) -> Policy<'_> {
