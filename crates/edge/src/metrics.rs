@@ -1,0 +1,361 @@
+//! Counters of the request path, as atomics, rendered as Prometheus text on the admin path.
+//!
+//! The request path only does relaxed `fetch_add`s: no lock, no allocation. Everything that
+//! costs (formatting, reading the store's status) happens when `/metrics` is scraped.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::StatusCode;
+
+/// Upper bounds (inclusive) of the score histogram's buckets. Scores are 1..=99, so the last
+/// bucket is everything; 1 = surely automated, 99 = surely human.
+pub const SCORE_BUCKETS: [u8; 10] = [9, 19, 29, 39, 49, 59, 69, 79, 89, 99];
+
+/// Why a request went to the origin (or was answered) without a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnscoredReason {
+    /// The kill switch has the bot module off.
+    Disabled,
+    /// No plan is active (nothing valid has arrived yet).
+    NoPlan,
+    /// The module failed on this request and the fail policy let it through.
+    Failed,
+}
+
+/// How the bot module failed on one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleFailure {
+    /// It returned an error.
+    Error,
+    /// It panicked, and the panic was caught at the module boundary.
+    Panic,
+}
+
+/// Every counter of the edge's request path.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Responses by status class: index 0 is 1xx … index 4 is 5xx.
+    responses: [AtomicU64; 5],
+    /// Origin refused, reset or otherwise failed: answered 502.
+    origin_errors: AtomicU64,
+    /// Origin sent no response head within the timeout: answered 504.
+    origin_timeouts: AtomicU64,
+    module_errors: AtomicU64,
+    module_panics: AtomicU64,
+    /// Requests answered 403 by the `--block-below` rule.
+    blocked: AtomicU64,
+    /// Requests answered 503 because the module failed under `fail-policy closed`.
+    failed_closed: AtomicU64,
+    unscored_disabled: AtomicU64,
+    unscored_no_plan: AtomicU64,
+    unscored_failed: AtomicU64,
+    /// Non-cumulative counts per [`SCORE_BUCKETS`] entry.
+    score_buckets: [AtomicU64; SCORE_BUCKETS.len()],
+    score_sum: AtomicU64,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Counts a response sent to a client.
+    pub fn response(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).saturating_sub(1);
+        if let Some(c) = self.responses.get(class) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a 502.
+    pub fn origin_error(&self) {
+        self.origin_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a 504.
+    pub fn origin_timeout(&self) {
+        self.origin_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a module failure.
+    pub fn module_failure(&self, failure: ModuleFailure) {
+        match failure {
+            ModuleFailure::Error => &self.module_errors,
+            ModuleFailure::Panic => &self.module_panics,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request blocked by the score rule.
+    pub fn blocked(&self) {
+        self.blocked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused because the module failed under `fail-policy closed`.
+    pub fn failed_closed(&self) {
+        self.failed_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a scored request.
+    pub fn score(&self, score: u8) {
+        let i = SCORE_BUCKETS
+            .iter()
+            .position(|&le| score <= le)
+            .unwrap_or(SCORE_BUCKETS.len().saturating_sub(1));
+        if let Some(b) = self.score_buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.score_sum
+            .fetch_add(u64::from(score), Ordering::Relaxed);
+    }
+
+    /// Counts a request that went on without a score.
+    pub fn unscored(&self, reason: UnscoredReason) {
+        match reason {
+            UnscoredReason::Disabled => &self.unscored_disabled,
+            UnscoredReason::NoPlan => &self.unscored_no_plan,
+            UnscoredReason::Failed => &self.unscored_failed,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an accepted connection.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a closed connection.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Panics caught at the module boundary so far.
+    pub fn panics_caught(&self) -> u64 {
+        self.module_panics.load(Ordering::Relaxed)
+    }
+
+    /// Responses sent with a status in `class` (1 to 5) so far.
+    pub fn responses_in_class(&self, class: u16) -> u64 {
+        usize::from(class)
+            .checked_sub(1)
+            .and_then(|i| self.responses.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Appends the request-path metrics in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        family(
+            out,
+            "rampart_edge_requests_total",
+            "counter",
+            "Responses sent to clients, by status class.",
+        );
+        for (i, c) in self.responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "rampart_edge_requests_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                get(c)
+            );
+        }
+        family(
+            out,
+            "rampart_edge_origin_errors_total",
+            "counter",
+            "Requests the origin failed: 502 (unreachable, reset) or 504 (no response head in time).",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_origin_errors_total{{status=\"502\"}} {}",
+            get(&self.origin_errors)
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_origin_errors_total{{status=\"504\"}} {}",
+            get(&self.origin_timeouts)
+        );
+        family(
+            out,
+            "rampart_edge_module_errors_total",
+            "counter",
+            "Bot module failures on a request, by kind (panics are caught at the module boundary).",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_module_errors_total{{kind=\"error\"}} {}",
+            get(&self.module_errors)
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_module_errors_total{{kind=\"panic\"}} {}",
+            get(&self.module_panics)
+        );
+        family(
+            out,
+            "rampart_edge_module_panics_caught_total",
+            "counter",
+            "Panics of the bot module caught at its boundary.",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_module_panics_caught_total {}",
+            get(&self.module_panics)
+        );
+        family(
+            out,
+            "rampart_edge_blocked_total",
+            "counter",
+            "Requests answered 403 by the block-below rule.",
+        );
+        let _ = writeln!(out, "rampart_edge_blocked_total {}", get(&self.blocked));
+        family(
+            out,
+            "rampart_edge_failed_closed_total",
+            "counter",
+            "Requests answered 503 because the module failed under fail-policy closed.",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_failed_closed_total {}",
+            get(&self.failed_closed)
+        );
+        family(
+            out,
+            "rampart_edge_unscored_total",
+            "counter",
+            "Requests without a score, by reason.",
+        );
+        for (reason, c) in [
+            ("disabled", &self.unscored_disabled),
+            ("no_plan", &self.unscored_no_plan),
+            ("module_failed", &self.unscored_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "rampart_edge_unscored_total{{reason=\"{reason}\"}} {}",
+                get(c)
+            );
+        }
+        family(
+            out,
+            "rampart_edge_bot_score",
+            "histogram",
+            "Bot scores given (1 = surely automated, 99 = surely human).",
+        );
+        let mut cumulative = 0u64;
+        for (le, c) in SCORE_BUCKETS.iter().zip(&self.score_buckets) {
+            cumulative = cumulative.saturating_add(get(c));
+            let _ = writeln!(
+                out,
+                "rampart_edge_bot_score_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "rampart_edge_bot_score_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(out, "rampart_edge_bot_score_sum {}", get(&self.score_sum));
+        let _ = writeln!(out, "rampart_edge_bot_score_count {cumulative}");
+        family(
+            out,
+            "rampart_edge_connections_open",
+            "gauge",
+            "Client connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_connections_open {}",
+            get(&self.connections_open)
+        );
+        family(
+            out,
+            "rampart_edge_connections_total",
+            "counter",
+            "Client connections accepted.",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_connections_total {}",
+            get(&self.connections_total)
+        );
+    }
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a metric family.
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(m: &Metrics) -> String {
+        let mut s = String::new();
+        m.render(&mut s);
+        s
+    }
+
+    #[test]
+    fn status_classes_are_counted_apart() {
+        let m = Metrics::default();
+        m.response(StatusCode::OK);
+        m.response(StatusCode::OK);
+        m.response(StatusCode::BAD_GATEWAY);
+        let text = rendered(&m);
+        assert!(text.contains("rampart_edge_requests_total{class=\"2xx\"} 2\n"));
+        assert!(text.contains("rampart_edge_requests_total{class=\"5xx\"} 1\n"));
+        assert!(text.contains("rampart_edge_requests_total{class=\"4xx\"} 0\n"));
+        assert_eq!(m.responses_in_class(2), 2);
+        assert_eq!(m.responses_in_class(0), 0);
+        assert_eq!(m.responses_in_class(9), 0);
+    }
+
+    #[test]
+    fn score_histogram_is_cumulative() {
+        let m = Metrics::default();
+        for s in [1, 9, 10, 50, 99] {
+            m.score(s);
+        }
+        let text = rendered(&m);
+        assert!(
+            text.contains("rampart_edge_bot_score_bucket{le=\"9\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("rampart_edge_bot_score_bucket{le=\"19\"} 3\n"));
+        assert!(text.contains("rampart_edge_bot_score_bucket{le=\"59\"} 4\n"));
+        assert!(text.contains("rampart_edge_bot_score_bucket{le=\"+Inf\"} 5\n"));
+        assert!(text.contains("rampart_edge_bot_score_sum 169\n"));
+        assert!(text.contains("rampart_edge_bot_score_count 5\n"));
+    }
+
+    #[test]
+    fn out_of_range_scores_land_in_the_last_bucket() {
+        let m = Metrics::default();
+        m.score(200);
+        m.score(0);
+        let text = rendered(&m);
+        assert!(text.contains("rampart_edge_bot_score_bucket{le=\"9\"} 1\n"));
+        assert!(text.contains("rampart_edge_bot_score_bucket{le=\"99\"} 2\n"));
+    }
+
+    #[test]
+    fn module_failures_and_unscored_reasons_are_separate() {
+        let m = Metrics::default();
+        m.module_failure(ModuleFailure::Panic);
+        m.module_failure(ModuleFailure::Error);
+        m.module_failure(ModuleFailure::Panic);
+        m.unscored(UnscoredReason::Disabled);
+        let text = rendered(&m);
+        assert!(text.contains("rampart_edge_module_errors_total{kind=\"panic\"} 2\n"));
+        assert!(text.contains("rampart_edge_module_errors_total{kind=\"error\"} 1\n"));
+        assert!(text.contains("rampart_edge_module_panics_caught_total 2\n"));
+        assert!(text.contains("rampart_edge_unscored_total{reason=\"disabled\"} 1\n"));
+        assert!(text.contains("rampart_edge_unscored_total{reason=\"no_plan\"} 0\n"));
+        assert_eq!(m.panics_caught(), 2);
+    }
+}

@@ -1,0 +1,295 @@
+//! The reverse proxy: one request from a client to the origin and back, with the bot
+//! module's decision in between.
+//!
+//! Bodies stream both ways (the client's [`Incoming`] body is the origin request's body and
+//! the origin's is the client response's), connections to the origin are pooled and kept
+//! alive, and every way the origin can fail ends in a status: refused or reset → 502, no
+//! response head within the timeout → 504.
+
+mod headers;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+pub use headers::{SCORE_HEADER, X_FORWARDED_FOR};
+
+use crate::metrics::Metrics;
+use crate::module::{Boundary, Decision, Inbound};
+
+/// The body of a proxied response: the origin's, streamed, or a short one of our own.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Default time to open a TCP connection to the origin.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default time the origin has to send its response head (status and headers) after the
+/// request was sent; the body may take longer.
+pub const DEFAULT_RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long an idle pooled connection to the origin is kept.
+pub const ORIGIN_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Most idle connections kept to the origin (one per client connection at full load is
+/// plenty; more would only hold file descriptors).
+pub const ORIGIN_POOL_MAX_IDLE: usize = 1024;
+
+/// Where requests go: `http://host:port`, no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    authority: Authority,
+}
+
+/// An `--upstream` that is not `http://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Not a URI at all.
+    #[error("upstream is not a URL: {0}")]
+    Invalid(String),
+    /// A scheme other than `http` (TLS to the origin is not supported).
+    #[error("upstream scheme must be http")]
+    Scheme,
+    /// No host.
+    #[error("upstream has no host")]
+    NoHost,
+    /// A path, query or credentials, which the proxy would silently drop.
+    #[error("upstream must be http://host[:port] without path, query or credentials")]
+    Extra,
+}
+
+/// Timeouts toward the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginTimeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Response head after the request was sent.
+    pub response_header: Duration,
+}
+
+/// The proxy's shared state; one per listener, shared by every connection.
+#[derive(Debug)]
+pub struct Proxy {
+    client: Client<HttpConnector, Incoming>,
+    upstream: Upstream,
+    boundary: Boundary,
+    metrics: Arc<Metrics>,
+    timeouts: OriginTimeouts,
+}
+
+// === impl Upstream ===
+
+impl FromStr for Upstream {
+    type Err = UpstreamError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let uri: Uri = s
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| UpstreamError::Invalid(e.to_string()))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(UpstreamError::Scheme);
+        }
+        let authority = uri.authority().ok_or(UpstreamError::NoHost)?.clone();
+        if authority.host().is_empty() {
+            return Err(UpstreamError::NoHost);
+        }
+        let path_ok = matches!(uri.path(), "" | "/");
+        if !path_ok || uri.query().is_some() || authority.as_str().contains('@') {
+            return Err(UpstreamError::Extra);
+        }
+        Ok(Upstream { authority })
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.authority)
+    }
+}
+
+impl Upstream {
+    /// The origin URI for a request URI (origin-form or absolute-form).
+    fn uri_for(&self, uri: &Uri) -> Result<Uri, http::Error> {
+        let pq = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+    }
+}
+
+// === impl OriginTimeouts ===
+
+impl Default for OriginTimeouts {
+    fn default() -> Self {
+        OriginTimeouts {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            response_header: DEFAULT_RESPONSE_HEADER_TIMEOUT,
+        }
+    }
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// A proxy to `upstream` with a pooled keep-alive client.
+    pub fn new(
+        upstream: Upstream,
+        boundary: Boundary,
+        metrics: Arc<Metrics>,
+        timeouts: OriginTimeouts,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeouts.connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(ORIGIN_POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(ORIGIN_POOL_MAX_IDLE)
+            .build(connector);
+        Proxy {
+            client,
+            upstream,
+            boundary,
+            metrics,
+            timeouts,
+        }
+    }
+
+    /// Serves one request from `peer`. Never fails: every problem is a status.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let response = self.forward(request, peer.ip()).await;
+        self.metrics.response(response.status());
+        Ok(response)
+    }
+
+    async fn forward(&self, request: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
+        let (mut parts, body) = request.into_parts();
+        // A client must not be able to pick its own score.
+        parts.headers.remove(SCORE_HEADER);
+        // The module sees the headers as the client sent them (count and order are features).
+        let decision = self.boundary.evaluate(&Inbound {
+            parts: &parts,
+            client,
+            now_ms: now_ms(),
+        });
+        let score = match decision {
+            Decision::Forward(Some(score)) => headers::score_value(score),
+            Decision::Forward(None) => headers::UNSCORED,
+            Decision::Block(_) => {
+                self.metrics.blocked();
+                return short(StatusCode::FORBIDDEN, "blocked by bot rule\n");
+            }
+            Decision::Refuse => {
+                self.metrics.failed_closed();
+                return short(StatusCode::SERVICE_UNAVAILABLE, "bot module unavailable\n");
+            }
+        };
+        headers::remove_hop_by_hop(&mut parts.headers);
+        headers::set_forwarding(&mut parts.headers, client);
+        parts.headers.insert(SCORE_HEADER, score);
+        parts.uri = match self.upstream.uri_for(&parts.uri) {
+            Ok(uri) => uri,
+            Err(_) => return short(StatusCode::BAD_REQUEST, "bad request target\n"),
+        };
+        // HTTP/1.0 clients still get a pooled HTTP/1.1 connection to the origin.
+        parts.version = Version::HTTP_11;
+        let sent = self.client.request(Request::from_parts(parts, body));
+        match tokio::time::timeout(self.timeouts.response_header, sent).await {
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                headers::remove_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Ok(Err(e)) => {
+                self.metrics.origin_error();
+                tracing::debug!(error = %e, "origin request failed");
+                short(StatusCode::BAD_GATEWAY, "origin unreachable\n")
+            }
+            Err(_) => {
+                self.metrics.origin_timeout();
+                short(StatusCode::GATEWAY_TIMEOUT, "origin timed out\n")
+            }
+        }
+    }
+}
+
+/// A short plain-text response of our own.
+pub(crate) fn short(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_accepts_host_and_port_only() {
+        let u: Upstream = "http://127.0.0.1:8080".parse().unwrap();
+        assert_eq!(u.to_string(), "http://127.0.0.1:8080");
+        assert!("http://origin/".parse::<Upstream>().is_ok());
+        assert_eq!("https://o".parse::<Upstream>(), Err(UpstreamError::Scheme));
+        assert_eq!(
+            "http://o/base".parse::<Upstream>(),
+            Err(UpstreamError::Extra)
+        );
+        assert_eq!("http://o/?q".parse::<Upstream>(), Err(UpstreamError::Extra));
+        assert_eq!(
+            "http://u:p@o".parse::<Upstream>(),
+            Err(UpstreamError::Extra)
+        );
+        assert!(matches!(
+            "not a url".parse::<Upstream>(),
+            Err(UpstreamError::Invalid(_))
+        ));
+        assert_eq!("/path".parse::<Upstream>(), Err(UpstreamError::Scheme));
+    }
+
+    #[test]
+    fn request_targets_are_rewritten_to_the_origin() {
+        let u: Upstream = "http://10.0.0.1:81".parse().unwrap();
+        let origin_form: Uri = "/a/b?x=1".parse().unwrap();
+        assert_eq!(
+            u.uri_for(&origin_form).unwrap(),
+            "http://10.0.0.1:81/a/b?x=1"
+        );
+        let absolute: Uri = "http://evil.example/p?q".parse().unwrap();
+        assert_eq!(u.uri_for(&absolute).unwrap(), "http://10.0.0.1:81/p?q");
+        let authority_only: Uri = "evil.example:443".parse().unwrap();
+        assert_eq!(u.uri_for(&authority_only).unwrap(), "http://10.0.0.1:81/");
+    }
+}
