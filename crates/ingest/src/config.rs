@@ -1,0 +1,172 @@
+//! Everything the store is configured with, every default a named constant, and the layout
+//! of the data dir.
+
+use std::path::{Path, PathBuf};
+
+use rampart_artifact::limits::wire_limit;
+use rampart_artifact::{Contract, Keyring};
+
+use crate::limiter::DEFAULT_LOG_INTERVAL_MS;
+use crate::sentinel::SentinelConfig;
+
+/// Seconds a new version must serve before it becomes last-known-good.
+pub const DEFAULT_SOAK_SECS: u64 = 60;
+
+/// Requests a new version must serve, without a module error, before it becomes
+/// last-known-good (an idle edge never promotes a file it has not exercised).
+pub const DEFAULT_SOAK_REQUESTS: u64 = 1_000;
+
+/// Applied files kept in `versions/` for `pin`.
+pub const DEFAULT_ARCHIVE_LEN: usize = 16;
+
+/// Largest boot journal before it is compacted (about 800 events).
+pub const DEFAULT_JOURNAL_MAX_BYTES: u64 = 64 * 1024;
+
+/// How the store is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where last-known-good, the archive, the journal and the switches live.
+    pub data_dir: PathBuf,
+    /// What this edge accepts.
+    pub contract: Contract,
+    /// The keys whose signatures this edge trusts (files must be signed).
+    pub keyring: Keyring,
+    /// When a version becomes last-known-good.
+    pub soak: SoakConfig,
+    /// When the process is in a crash loop.
+    pub sentinel: SentinelConfig,
+    /// Applied files kept for `pin` ([`DEFAULT_ARCHIVE_LEN`]; at least 1).
+    pub archive_len: usize,
+    /// Journal size that triggers compaction ([`DEFAULT_JOURNAL_MAX_BYTES`]).
+    pub journal_max_bytes: u64,
+    /// Interval in which repeated failures of one kind are counted, not logged
+    /// ([`DEFAULT_LOG_INTERVAL_MS`]).
+    pub log_interval_ms: u64,
+}
+
+/// The soak a version serves before it is written as last-known-good: both bounds must be
+/// met, with no module error on the way (an error restarts the soak).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoakConfig {
+    /// Seconds of serving ([`DEFAULT_SOAK_SECS`]).
+    pub secs: u64,
+    /// Requests served ([`DEFAULT_SOAK_REQUESTS`]).
+    pub requests: u64,
+}
+
+/// The files under the data dir.
+///
+/// ```text
+/// DATA_DIR/
+///   lkg/current.rfeat       last-known-good: the exact signed bytes
+///   lkg/previous.rfeat      the one before it
+///   versions/<v>.rfeat      the last `archive_len` applied files (for pin)
+///   sentinel/journal        boot journal, JSON lines
+///   sentinel/poisoned.json  versions refused until a higher one comes
+///   module.json             the kill switch, so it survives a restart
+/// ```
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+// === impl Config ===
+
+impl Config {
+    /// A config with every default.
+    pub fn new(data_dir: impl Into<PathBuf>, contract: Contract, keyring: Keyring) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            contract,
+            keyring,
+            soak: SoakConfig::default(),
+            sentinel: SentinelConfig::default(),
+            archive_len: DEFAULT_ARCHIVE_LEN,
+            journal_max_bytes: DEFAULT_JOURNAL_MAX_BYTES,
+            log_interval_ms: DEFAULT_LOG_INTERVAL_MS,
+        }
+    }
+
+    /// The largest file accepted: a signed envelope around a document at the contract's
+    /// `max_bytes`. Files are refused by their length before a byte is read.
+    pub fn max_file_bytes(&self) -> usize {
+        wire_limit(self.contract.max_bytes())
+    }
+
+    /// The data dir's layout.
+    pub fn layout(&self) -> DataDir {
+        DataDir::new(&self.data_dir)
+    }
+}
+
+// === impl SoakConfig ===
+
+impl Default for SoakConfig {
+    fn default() -> Self {
+        SoakConfig {
+            secs: DEFAULT_SOAK_SECS,
+            requests: DEFAULT_SOAK_REQUESTS,
+        }
+    }
+}
+
+// === impl DataDir ===
+
+impl DataDir {
+    /// The layout under `root`.
+    pub fn new(root: &Path) -> Self {
+        DataDir {
+            root: root.to_owned(),
+        }
+    }
+
+    /// The data dir itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `lkg/`.
+    pub fn lkg_dir(&self) -> PathBuf {
+        self.root.join("lkg")
+    }
+
+    /// `lkg/current.rfeat`.
+    pub fn lkg_current(&self) -> PathBuf {
+        self.lkg_dir().join("current.rfeat")
+    }
+
+    /// `lkg/previous.rfeat`.
+    pub fn lkg_previous(&self) -> PathBuf {
+        self.lkg_dir().join("previous.rfeat")
+    }
+
+    /// `versions/`.
+    pub fn versions_dir(&self) -> PathBuf {
+        self.root.join("versions")
+    }
+
+    /// `versions/<version>.rfeat`.
+    pub fn version_file(&self, version: u64) -> PathBuf {
+        self.versions_dir().join(format!("{version}.rfeat"))
+    }
+
+    /// `sentinel/`.
+    pub fn sentinel_dir(&self) -> PathBuf {
+        self.root.join("sentinel")
+    }
+
+    /// `sentinel/journal`.
+    pub fn journal(&self) -> PathBuf {
+        self.sentinel_dir().join("journal")
+    }
+
+    /// `sentinel/poisoned.json`.
+    pub fn poisoned(&self) -> PathBuf {
+        self.sentinel_dir().join("poisoned.json")
+    }
+
+    /// `module.json`.
+    pub fn module_state(&self) -> PathBuf {
+        self.root.join("module.json")
+    }
+}

@@ -1,0 +1,173 @@
+//! The two file operations ingestion trusts: a capped read and an atomic replace.
+//!
+//! Every file in the data dir is read with [`read_capped`] (its length from metadata is
+//! compared with the cap before a byte is read, and the read itself stops at the cap, so a
+//! file that grows between the two checks is still refused) and written with
+//! [`write_atomic`] (temp file, fsync, rename, fsync of the directory), so a crash at any
+//! instant leaves either the old file or the new one, never half of one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use rampart_artifact::limits::{ReadError, read_bounded};
+
+/// Why a data-dir file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// The file's length (from metadata) or its content is over the cap; nothing past the cap
+    /// was read.
+    #[error("{path} is {} bytes, over the limit of {limit}", size.map_or_else(|| "more than the limit".to_owned(), |s| s.to_string()))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length when known from metadata.
+        size: Option<u64>,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The operating system refused an operation.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was attempted (`open`, `read`, `write`, `rename`, `sync`…).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+// === impl DiskError ===
+
+impl DiskError {
+    fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DiskError + 'a {
+        move |source| DiskError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Whether the file simply does not exist (a fresh data dir).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DiskError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads a whole file of at most `limit` bytes: metadata length first, then a read that
+/// stops at `limit + 1` bytes.
+pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, DiskError> {
+    let file = File::open(path).map_err(DiskError::io("open", path))?;
+    let len = file.metadata().map_err(DiskError::io("stat", path))?.len();
+    if len > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(DiskError::TooLarge {
+            path: path.to_owned(),
+            size: Some(len),
+            limit,
+        });
+    }
+    read_bounded(file, limit).map_err(|e| match e {
+        ReadError::TooLarge(t) => DiskError::TooLarge {
+            path: path.to_owned(),
+            size: t.size,
+            limit,
+        },
+        ReadError::Io(source) => DiskError::Io {
+            op: "read",
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// Replaces `path` with `bytes` atomically and durably: write `path.tmp`, fsync it, rename
+/// it over `path`, fsync the directory (without the last step a power cut can forget the
+/// rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
+    let tmp = tmp_path(path);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(DiskError::io("create", &tmp))?;
+    file.write_all(bytes)
+        .map_err(DiskError::io("write", &tmp))?;
+    file.sync_all().map_err(DiskError::io("sync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(DiskError::io("rename", path))?;
+    sync_parent(path)
+}
+
+/// Renames `from` to `to` (replacing it) and makes the rename durable.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<(), DiskError> {
+    fs::rename(from, to).map_err(DiskError::io("rename", from))?;
+    sync_parent(to)
+}
+
+/// Creates a directory and its parents.
+pub fn ensure_dir(path: &Path) -> Result<(), DiskError> {
+    fs::create_dir_all(path).map_err(DiskError::io("create dir", path))
+}
+
+/// Fsyncs the directory holding `path`, so a rename or a new file in it survives a power cut.
+pub fn sync_parent(path: &Path) -> Result<(), DiskError> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(DiskError::io("sync dir", dir))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.rfeat");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(read_capped(&path, 3).unwrap(), b"two");
+        assert!(!dir.path().join("f.rfeat.tmp").exists());
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_by_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        write_atomic(&path, &[b'x'; 11]).unwrap();
+        match read_capped(&path, 10) {
+            Err(DiskError::TooLarge {
+                size: Some(11),
+                limit: 10,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(read_capped(&path, 11).unwrap().len(), 11);
+    }
+
+    #[test]
+    fn a_missing_file_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_capped(&dir.path().join("nope"), 10).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}

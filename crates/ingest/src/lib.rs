@@ -1,0 +1,61 @@
+//! Guarded ingestion of feature files on the edge: whatever arrives, the request path keeps
+//! serving, and a bad file fails small.
+//!
+//! On 18 November 2025 a feature file with every feature twice reached Cloudflare's proxy,
+//! which `unwrap()`-panicked on it and restarted into the same file, again and again. Here a
+//! file goes through [`Store::apply`]: a size bound before reading, the signature and digest,
+//! the edge's [`Contract`](rampart_artifact::Contract), the sentinel's poisoned list, and the
+//! bot module's own [`Compiler`]; only then is it swapped in. Any failure leaves the version
+//! serving in place and becomes an [`ApplyOutcome::Rejected`], counted, shown on `/status`
+//! and logged once ([`LogLimiter`]).
+//!
+//! Around that: a version that served its soak is written to disk as **last-known-good**
+//! and served first at the next start; a **crash-loop sentinel** reads a boot journal and
+//! poisons a version the process keeps dying after (then turns the module off); a **kill
+//! switch** and **break glass** (force last-known-good, pin an archived version) work with
+//! nothing but the local data dir.
+//!
+//! # Layout
+//! - [`store`]: [`Store`], the one writer and its readers; boot, apply, tick, switches.
+//! - [`snapshot`]: [`Snapshot`], everything the request path reads, behind one `ArcSwap`.
+//! - [`compiler`]: the [`Compiler`] seam to the bot module (no dependency on the scorer).
+//! - [`outcome`]: [`ApplyOutcome`] and [`Rejection`].
+//! - [`sentinel`]: the pure crash-loop decision; [`journal`]: its files.
+//! - [`soak`], `lkg`, `archive`: last-known-good promotion, its files, the pin archive.
+//! - [`limiter`]: rate-limited logging. [`counters`] and [`status`]: what operators see.
+//! - [`config`]: every knob with its named default, and the data-dir layout; [`disk`]: the
+//!   capped read and the atomic write everything uses.
+//!
+//! # The decision that matters
+//! Everything the request path reads is **one immutable [`Snapshot`] behind one
+//! `ArcSwap`**, replaced whole by a single writer: a request sees an old plan or a new plan,
+//! with the kill switch and safe mode that go with it, never a mix, and never waits for a
+//! writer. Every check happens before the swap, so the swap itself cannot fail.
+
+pub mod compiler;
+pub mod config;
+pub mod counters;
+pub mod disk;
+pub mod journal;
+pub mod limiter;
+pub mod outcome;
+pub mod sentinel;
+pub mod snapshot;
+pub mod soak;
+pub mod status;
+pub mod store;
+
+mod archive;
+mod lkg;
+
+pub use compiler::Compiler;
+pub use config::{Config, DataDir, SoakConfig};
+pub use counters::{CodeCount, Counters, Metrics};
+pub use disk::DiskError;
+pub use journal::Poisoned;
+pub use limiter::LogLimiter;
+pub use outcome::{ApplyOutcome, Rejection};
+pub use sentinel::{BootDecision, Event, SentinelConfig, Suspect};
+pub use snapshot::{Active, Mode, Origin, Snapshot};
+pub use status::Status;
+pub use store::{BootError, Store};
