@@ -1,8 +1,43 @@
-//! The rampart edge: an HTTP/1.1 reverse proxy that scores requests with the bot module.
+//! The rampart edge: an HTTP/1.1 reverse proxy that scores every request with the bot
+//! module, ingests feature files without ever letting a bad one take it down, and answers
+//! operators on a loopback admin API.
 //!
-//! Work in progress: the proxy, admin API and wiring of issue 3 land here.
+//! A request goes: accept (a connection cap) → the bot module behind its boundary (one
+//! snapshot load, extract, score, under `catch_unwind`) → the customer rule (`--block-below`)
+//! and the fail policy → hop-by-hop headers out, `X-Forwarded-For`/`Forwarded` and
+//! `x-rampart-bot-score` in → the origin over a pooled keep-alive connection, bodies
+//! streamed both ways → 502/504 when the origin fails, never a hang.
+//!
+//! # Layout
+//! - [`cli`]: `rampart edge` flags, the config file, the process (tracing, panic hook,
+//!   runtime, signals).
+//! - [`config`]: the merged settings and every default as a named constant.
+//! - [`node`]: one running edge: store boot, listeners, soak ticker, watch loop, shutdown.
+//! - [`proxy`]: forwarding one request; [`server`]: the accept loop, cap and drain.
+//! - [`module`]: the module seam and its boundary (panics caught, fail policy, block rule).
+//! - [`bot`]: the real module: the ingest store's snapshot and rampart-score's plan.
+//! - [`admin`]: health, status, metrics, kill switch, break glass.
+//! - [`metrics`]: request-path counters (atomics). [`watch`]: the watch dir's debounce.
+//!
+//! # The decision that matters
+//! **A module failure is that request's failure, never the worker's.** The bot module is
+//! reached only through [`module::Boundary`], which runs it under `catch_unwind` and turns
+//! any panic or error into the fail policy's answer for that one request (forward unscored,
+//! or 503), counted on `/metrics`. Everything else the module could trip on (a file over
+//! 200 features, an unknown name) was refused before it was swapped in, and the version
+//! serving stays.
 
+pub mod admin;
+pub mod bot;
+pub mod cli;
+pub mod config;
 pub mod metrics;
 pub mod module;
+pub mod node;
 pub mod proxy;
 pub mod server;
+pub mod watch;
+
+pub use cli::{EdgeArgs, run};
+pub use config::Config;
+pub use node::{Node, StartError};

@@ -136,6 +136,11 @@ impl Metrics {
         self.module_panics.load(Ordering::Relaxed)
     }
 
+    /// Client connections open now.
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
     /// Responses sent with a status in `class` (1 to 5) so far.
     pub fn responses_in_class(&self, class: u16) -> u64 {
         usize::from(class)

@@ -47,8 +47,8 @@ pub trait Module: Send + Sync + 'static {
     /// Scores one request.
     fn evaluate(&self, request: &Inbound<'_>) -> Verdict;
 
-    /// Told once per evaluated request whether the module failed on it, so a new version's
-    /// soak can count errors.
+    /// Told after each request the module ran on (scored or failed, not unscored) whether
+    /// it failed, so a new version's soak can count errors.
     fn record(&self, module_error: bool);
 }
 
@@ -164,7 +164,10 @@ impl Boundary {
                 Verdict::Failed
             }
         };
-        self.module.record(verdict == Verdict::Failed);
+        // Only requests the module ran on count towards a version's soak.
+        if !matches!(verdict, Verdict::Unscored(_)) {
+            self.module.record(verdict == Verdict::Failed);
+        }
         self.decide(verdict)
     }
 

@@ -1,0 +1,452 @@
+//! The admin API (loopback by default): health, status, metrics, the kill switch and break
+//! glass. Everything here works with nothing but the local store: no control plane needed.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | `ok` while the process serves |
+//! | `GET /status` | JSON: the store's status, the proxy's settings, recent watch-dir outcomes |
+//! | `GET /metrics` | Prometheus text |
+//! | `POST /killswitch/bot` | `{"enabled": bool, "reason": "…"}` |
+//! | `POST /break-glass/lkg` | serve last-known-good now |
+//! | `POST /break-glass/pin` | `{"version": N}`: serve an archived version, ignore new files |
+//! | `POST /break-glass/unpin` | end the pin |
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use rampart_ingest::{ApplyOutcome, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::bot::PlanCompiler;
+use crate::metrics::{Metrics, family};
+use crate::proxy::now_ms;
+
+/// Largest admin request body: the commands are a few dozen bytes of JSON.
+pub const MAX_ADMIN_BODY: usize = 4 * 1024;
+
+/// Watch-dir outcomes kept for `/status`, newest last.
+pub const MAX_RECENT_EVENTS: usize = 64;
+
+/// Longest file name kept in a watch event.
+const MAX_EVENT_NAME: usize = 128;
+
+/// What the admin API serves from.
+#[derive(Debug)]
+pub struct Admin {
+    store: Arc<Store<PlanCompiler>>,
+    metrics: Arc<Metrics>,
+    info: EdgeInfo,
+    recent: Mutex<VecDeque<WatchEvent>>,
+}
+
+/// The proxy's settings, for `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeInfo {
+    /// This build.
+    pub version: &'static str,
+    /// Where the proxy listens.
+    pub listen: SocketAddr,
+    /// Where the admin API listens.
+    pub admin: SocketAddr,
+    /// The origin.
+    pub upstream: String,
+    /// `--block-below`.
+    pub block_below: Option<u8>,
+    /// `--fail-policy`.
+    pub fail_policy: &'static str,
+    /// The watch dir.
+    pub watch_dir: Option<PathBuf>,
+    /// Whether the test hooks are on (never in production).
+    pub test_hooks: bool,
+    /// When the process started, ms since the Unix epoch.
+    pub started_at_ms: u64,
+}
+
+/// One file applied from the watch dir, for `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchEvent {
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The file name (truncated).
+    pub file: String,
+    /// `applied`, `unchanged` or `rejected`.
+    pub outcome: &'static str,
+    /// The version serving afterwards.
+    pub serving: Option<u64>,
+    /// The rejection code (`invalid`, `compile`, `poisoned`, `pinned`, `io`).
+    pub code: Option<&'static str>,
+    /// The artifact issue codes of an invalid file.
+    pub issues: Vec<&'static str>,
+    /// One line for people.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillSwitch {
+    enabled: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pin {
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    edge: &'a EdgeInfo,
+    connections_open: u64,
+    store: rampart_ingest::Status,
+    watch: Vec<WatchEvent>,
+}
+
+// === impl Admin ===
+
+impl Admin {
+    /// The admin state over `store`.
+    pub fn new(store: Arc<Store<PlanCompiler>>, metrics: Arc<Metrics>, info: EdgeInfo) -> Self {
+        Admin {
+            store,
+            metrics,
+            info,
+            recent: Mutex::new(VecDeque::with_capacity(MAX_RECENT_EVENTS)),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store<PlanCompiler>> {
+        &self.store
+    }
+
+    /// Remembers a watch-dir outcome for `/status` (the oldest goes past the bound).
+    pub fn record_watch(&self, file: &str, outcome: &ApplyOutcome, at_ms: u64) {
+        let event = WatchEvent::new(file, outcome, at_ms);
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() >= MAX_RECENT_EVENTS {
+            recent.pop_front();
+        }
+        recent.push_back(event);
+    }
+
+    /// The recent watch-dir outcomes, oldest first.
+    pub fn recent_watch(&self) -> Vec<WatchEvent> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.iter().cloned().collect()
+    }
+
+    /// Serves one admin request.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        _peer: SocketAddr,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = match (method, path.as_str()) {
+            (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),
+            (Method::GET, "/status") => self.status().await,
+            (Method::GET, "/metrics") => self.metrics_text().await,
+            (Method::POST, "/killswitch/bot") => match body::<KillSwitch>(request).await {
+                Ok(cmd) => self.kill_switch(cmd).await,
+                Err(resp) => resp,
+            },
+            (Method::POST, "/break-glass/lkg") => {
+                let store = self.store.clone();
+                outcome(blocking(move || store.force_last_known_good(now_ms())).await)
+            }
+            (Method::POST, "/break-glass/pin") => match body::<Pin>(request).await {
+                Ok(Pin { version }) => {
+                    let store = self.store.clone();
+                    outcome(blocking(move || store.pin(version, now_ms())).await)
+                }
+                Err(resp) => resp,
+            },
+            (Method::POST, "/break-glass/unpin") => {
+                let store = self.store.clone();
+                match blocking(move || store.unpin()).await {
+                    Ok(was) => json(StatusCode::OK, &serde_json::json!({ "unpinned": was })),
+                    Err(resp) => resp,
+                }
+            }
+            (_, "/healthz" | "/status" | "/metrics") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".to_owned())
+            }
+            (
+                _,
+                "/killswitch/bot" | "/break-glass/lkg" | "/break-glass/pin" | "/break-glass/unpin",
+            ) => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n".to_owned()),
+            _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
+        };
+        Ok(response)
+    }
+
+    async fn status(&self) -> Response<Full<Bytes>> {
+        let store = self.store.clone();
+        let status = match blocking(move || store.status()).await {
+            Ok(s) => s,
+            Err(resp) => return resp,
+        };
+        json(
+            StatusCode::OK,
+            &StatusBody {
+                edge: &self.info,
+                connections_open: self.metrics.connections_open(),
+                store: status,
+                watch: self.recent_watch(),
+            },
+        )
+    }
+
+    async fn kill_switch(&self, cmd: KillSwitch) -> Response<Full<Bytes>> {
+        let store = self.store.clone();
+        let reason = cmd
+            .reason
+            .unwrap_or_else(|| "set through the admin API".to_owned());
+        let enabled = cmd.enabled;
+        let logged = reason.clone();
+        match blocking(move || store.set_module_enabled(enabled, reason)).await {
+            Ok(()) => {
+                tracing::warn!(enabled, reason = %logged, "bot module kill switch set");
+                let snapshot = self.store.snapshot();
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "module_enabled": snapshot.module_enabled,
+                        "scoring": snapshot.scoring_plan().is_some(),
+                    }),
+                )
+            }
+            Err(resp) => resp,
+        }
+    }
+
+    async fn metrics_text(&self) -> Response<Full<Bytes>> {
+        let mut out = String::with_capacity(8 * 1024);
+        self.metrics.render(&mut out);
+        let snapshot = self.store.snapshot();
+        let store = self.store.metrics();
+        family(
+            &mut out,
+            "rampart_edge_applies_total",
+            "counter",
+            "Feature files offered to the store, by outcome.",
+        );
+        for (outcome, n) in [
+            ("applied", store.applied),
+            ("unchanged", store.unchanged),
+            ("rejected", store.rejected),
+        ] {
+            let _ = writeln!(
+                out,
+                "rampart_edge_applies_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "rampart_edge_rejections_total",
+            "counter",
+            "Feature files refused, by rejection code.",
+        );
+        for c in &store.rejections {
+            let _ = writeln!(
+                out,
+                "rampart_edge_rejections_total{{code=\"{}\"}} {}",
+                c.code, c.count
+            );
+        }
+        family(
+            &mut out,
+            "rampart_edge_rejected_issues_total",
+            "counter",
+            "Issues found in refused feature files, by artifact issue code.",
+        );
+        for c in &store.issues {
+            let _ = writeln!(
+                out,
+                "rampart_edge_rejected_issues_total{{code=\"{}\"}} {}",
+                c.code, c.count
+            );
+        }
+        for (name, kind, help, value) in [
+            (
+                "rampart_edge_active_version",
+                "gauge",
+                "Version of the feature file serving (0: none).",
+                snapshot.version().unwrap_or(0),
+            ),
+            (
+                "rampart_edge_module_enabled",
+                "gauge",
+                "1 when the bot module's kill switch is on.",
+                u64::from(snapshot.module_enabled),
+            ),
+            (
+                "rampart_edge_scoring",
+                "gauge",
+                "1 when requests are scored (plan, kill switch and mode allow it).",
+                u64::from(snapshot.scoring_plan().is_some()),
+            ),
+            (
+                "rampart_edge_lkg_writes_total",
+                "counter",
+                "Last-known-good files written.",
+                store.lkg_writes,
+            ),
+            (
+                "rampart_edge_disk_errors_total",
+                "counter",
+                "Failed reads or writes in the data dir.",
+                store.disk_errors,
+            ),
+            (
+                "rampart_edge_log_suppressed_total",
+                "counter",
+                "Failures counted but not logged because of the log rate limit.",
+                store.log_suppressed,
+            ),
+            (
+                "rampart_edge_poisoned_total",
+                "counter",
+                "Versions poisoned by the crash-loop sentinel.",
+                store.poisoned,
+            ),
+            (
+                "rampart_edge_soak_requests_total",
+                "counter",
+                "Requests the bot module ran on, as recorded for the soak.",
+                store.requests,
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        let mut resp = text(StatusCode::OK, out);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        resp
+    }
+}
+
+// === impl WatchEvent ===
+
+impl WatchEvent {
+    fn new(file: &str, outcome: &ApplyOutcome, at_ms: u64) -> Self {
+        let file: String = file.chars().take(MAX_EVENT_NAME).collect();
+        match outcome {
+            ApplyOutcome::Applied { version, .. } => WatchEvent {
+                at_ms,
+                file,
+                outcome: "applied",
+                serving: Some(*version),
+                code: None,
+                issues: Vec::new(),
+                message: None,
+            },
+            ApplyOutcome::Unchanged { version, .. } => WatchEvent {
+                at_ms,
+                file,
+                outcome: "unchanged",
+                serving: Some(*version),
+                code: None,
+                issues: Vec::new(),
+                message: None,
+            },
+            ApplyOutcome::Rejected { kept, rejection } => WatchEvent {
+                at_ms,
+                file,
+                outcome: "rejected",
+                serving: kept.map(|(v, _)| v),
+                code: Some(rejection.code()),
+                issues: rejection.issues().iter().map(|i| i.code()).collect(),
+                message: Some(rejection.to_string()),
+            },
+        }
+    }
+}
+
+/// Reads a small JSON body, or the response that refuses it.
+async fn body<T: serde::de::DeserializeOwned>(
+    request: Request<Incoming>,
+) -> Result<T, Response<Full<Bytes>>> {
+    let limited = Limited::new(request.into_body(), MAX_ADMIN_BODY);
+    let bytes = match limited.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {MAX_ADMIN_BODY} bytes, or unreadable\n"),
+            ));
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}\n")))
+}
+
+/// Runs a store call that may touch the disk on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response<Full<Bytes>>> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "admin store call failed");
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store call failed\n".to_owned(),
+        )
+    })
+}
+
+/// 200 with the outcome when the version is serving, 409 when refused.
+fn outcome(result: Result<ApplyOutcome, Response<Full<Bytes>>>) -> Response<Full<Bytes>> {
+    match result {
+        Ok(o) => {
+            let status = match o {
+                ApplyOutcome::Rejected { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::OK,
+            };
+            json(status, &o)
+        }
+        Err(resp) => resp,
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot serialize: {e}\n"),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

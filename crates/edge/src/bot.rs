@@ -1,0 +1,87 @@
+//! The bot module on the request path: the store's snapshot, rampart-score's extractors and
+//! plan, behind the proxy's [`Module`] seam.
+
+use std::sync::Arc;
+
+use rampart_artifact::Validated;
+use rampart_ingest::{Compiler, Mode, Store};
+use rampart_score::{CompileError, Plan, RequestView, Score, Scorer, Unscored};
+
+use crate::metrics::UnscoredReason;
+use crate::module::{Inbound, Module, Verdict};
+
+/// Compiles a validated file into a [`Plan`] with room for the contract's `max_features`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanCompiler {
+    room: usize,
+}
+
+/// The bot module: reads the store's snapshot once per request and scores with its plan.
+#[derive(Debug)]
+pub struct BotModule {
+    store: Arc<Store<PlanCompiler>>,
+    scorer: Scorer,
+}
+
+// === impl PlanCompiler ===
+
+impl PlanCompiler {
+    /// Reserves room for `room` features (the contract's `max_features`).
+    pub fn new(room: usize) -> Self {
+        PlanCompiler { room }
+    }
+}
+
+impl Compiler for PlanCompiler {
+    type Plan = Plan;
+    type Error = CompileError;
+
+    fn compile(&self, validated: &Validated) -> Result<Plan, CompileError> {
+        Plan::compile(validated, self.room)
+    }
+}
+
+// === impl BotModule ===
+
+impl BotModule {
+    /// The module over `store`, with a default-sized rate table.
+    pub fn new(store: Arc<Store<PlanCompiler>>) -> Self {
+        BotModule {
+            store,
+            scorer: Scorer::new(),
+        }
+    }
+}
+
+impl Module for BotModule {
+    fn evaluate(&self, request: &Inbound<'_>) -> Verdict {
+        // One load: the plan, the kill switch and the mode of this request belong together.
+        let snapshot = self.store.snapshot();
+        if !snapshot.module_enabled || snapshot.mode != Mode::Normal {
+            return Verdict::Unscored(UnscoredReason::Disabled);
+        }
+        let Some(plan) = snapshot.scoring_plan() else {
+            return Verdict::Unscored(UnscoredReason::NoPlan);
+        };
+        let parts = request.parts;
+        let view = RequestView {
+            method: &parts.method,
+            version: parts.version,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            client: request.client,
+            now_ms: request.now_ms,
+        };
+        match self.scorer.score(Some(plan), &view) {
+            Score::Scored(score) => Verdict::Scored(score),
+            Score::Unscored(Unscored::NoPlan) => Verdict::Unscored(UnscoredReason::NoPlan),
+            Score::Unscored(Unscored::ModuleOff) => Verdict::Unscored(UnscoredReason::Disabled),
+            Score::Unscored(Unscored::ModuleError) => Verdict::Failed,
+        }
+    }
+
+    fn record(&self, module_error: bool) {
+        self.store.record_request(module_error);
+    }
+}

@@ -1,0 +1,509 @@
+//! `rampart edge`: flags, the config file, and the process around a [`Node`]: tracing, a
+//! quiet panic hook, the tokio runtime, signals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use rampart_artifact::limits::{ReadError, read_bounded};
+use rampart_artifact::{Contract, Keyring, PublicKey};
+
+use crate::config::{
+    self, Config, DEFAULT_ADMIN, DEFAULT_LISTEN, DEFAULT_WATCH_POLL, FileConfig, Limits,
+    MAX_CONFIG_FILE_BYTES, Sentinel, Soak,
+};
+use crate::module::{FailPolicy, Rules};
+use crate::node::Node;
+use crate::proxy::{OriginTimeouts, Upstream};
+use crate::server::Drained;
+
+/// The environment variable that turns the test hooks on, read once at start.
+pub const TEST_HOOKS_ENV: &str = "RAMPART_TEST_HOOKS";
+
+/// Largest key or contract file read.
+const MAX_SMALL_FILE_BYTES: usize = 1024 * 1024;
+
+/// At most one panic message per this interval reaches the log; the rest are counted.
+const PANIC_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Run the edge proxy: score requests with the bot module and forward them to the origin.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EdgeArgs {
+    /// What else than serving.
+    #[command(subcommand)]
+    pub command: Option<EdgeCommand>,
+    /// Serving flags.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `rampart edge <command>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum EdgeCommand {
+    /// Print the contract this edge enforces, for producers to check against.
+    Contract(ContractArgs),
+}
+
+/// `rampart edge contract`.
+#[derive(Debug, clap::Args)]
+pub struct ContractArgs {
+    /// A contract file instead of the built-in edge contract.
+    #[arg(long, value_name = "FILE")]
+    pub contract: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Toml)]
+    pub format: Format,
+}
+
+/// Output format of `rampart edge contract`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// TOML, the contract file format.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+/// Flags of `rampart edge`; each may also be set in the `--config` file (flags win).
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file with the same settings (keys are the flag names with `_`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the proxy listens [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The origin, http://host:port.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Where the admin API listens; loopback only unless --admin-allow-remote
+    /// [default: 127.0.0.1:9901].
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Allow a non-loopback --admin address.
+    #[arg(long)]
+    pub admin_allow_remote: bool,
+    /// Where last-known-good, the archive, the boot journal and the switches live.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Feature files dropped here are applied (debounced).
+    #[arg(long, value_name = "DIR")]
+    pub watch_dir: Option<PathBuf>,
+    /// How often the watch dir is listed, in ms [default: 200].
+    #[arg(long, value_name = "MS")]
+    pub watch_poll_ms: Option<u64>,
+    /// A trusted public key (PEM); repeatable.
+    #[arg(long = "pubkey", value_name = "FILE")]
+    pub pubkeys: Vec<PathBuf>,
+    /// The contract to enforce [default: the built-in edge contract].
+    #[arg(long, value_name = "FILE")]
+    pub contract: Option<PathBuf>,
+    /// Block (403) requests whose real score is below N; unscored is never blocked.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub block_below: Option<u8>,
+    /// What a bot module failure does to the request: open (forward unscored) or closed (503)
+    /// [default: open].
+    #[arg(long, value_name = "POLICY")]
+    pub fail_policy: Option<FailPolicy>,
+    /// Seconds a new version serves before it becomes last-known-good [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub soak_secs: Option<u64>,
+    /// Requests a new version serves before it becomes last-known-good [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub soak_requests: Option<u64>,
+    /// Deaths after activating a version that poison it [default: 3].
+    #[arg(long, value_name = "N")]
+    pub sentinel_crashes: Option<u32>,
+    /// Window in which deaths count, seconds [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub sentinel_window_secs: Option<u64>,
+    /// Deaths in the window that boot with the bot module off [default: 6].
+    #[arg(long, value_name = "N")]
+    pub sentinel_safe_mode_after: Option<u32>,
+    /// Client connections served at once [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Origin connect timeout, ms [default: 2000].
+    #[arg(long, value_name = "MS")]
+    pub connect_timeout_ms: Option<u64>,
+    /// Time the origin has to send its response head, ms [default: 15000].
+    #[arg(long, value_name = "MS")]
+    pub response_header_timeout_ms: Option<u64>,
+    /// Idle client connection timeout, seconds [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Drain bound at shutdown, seconds [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub drain_timeout_secs: Option<u64>,
+}
+
+// === impl ServeArgs ===
+
+impl ServeArgs {
+    /// Merges the config file (if any) under the flags and reads keys and contract.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = read_text(path, MAX_CONFIG_FILE_BYTES)?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                FileConfig::parse(&text, base)
+                    .with_context(|| format!("config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let soak_file = file.soak.unwrap_or_default();
+        let sentinel_file = file.sentinel.unwrap_or_default();
+        let limits_file = file.limits.unwrap_or_default();
+
+        let upstream_text = self
+            .upstream
+            .clone()
+            .or(file.upstream)
+            .context("--upstream is required (flag or config file)")?;
+        let upstream: Upstream = upstream_text
+            .parse()
+            .with_context(|| format!("--upstream {upstream_text:?}"))?;
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .context("--data-dir is required (flag or config file)")?;
+        let listen = match self.listen.or(file.listen) {
+            Some(a) => a,
+            None => DEFAULT_LISTEN.parse().context("default listen address")?,
+        };
+        let admin = match self.admin.or(file.admin) {
+            Some(a) => a,
+            None => DEFAULT_ADMIN.parse().context("default admin address")?,
+        };
+        let allow_remote = self.admin_allow_remote || file.admin_allow_remote.unwrap_or(false);
+        config::check_admin(admin, allow_remote)?;
+
+        let pubkeys = if self.pubkeys.is_empty() {
+            file.pubkeys.unwrap_or_default()
+        } else {
+            self.pubkeys.clone()
+        };
+        let mut keys = Vec::with_capacity(pubkeys.len());
+        for path in &pubkeys {
+            let pem = read_text(path, MAX_SMALL_FILE_BYTES)?;
+            keys.push(
+                PublicKey::from_pem(&pem)
+                    .with_context(|| format!("public key {}", path.display()))?,
+            );
+        }
+        if keys.is_empty() {
+            tracing::warn!("no --pubkey: every feature file will be refused as unsigned");
+        }
+        let contract = load_contract(self.contract.as_deref().or(file.contract.as_deref()))?;
+
+        let soak_defaults = Soak::default();
+        let sentinel_defaults = Sentinel::default();
+        let limits_defaults = Limits::default();
+        let ms = Duration::from_millis;
+        let secs = Duration::from_secs;
+        let config = Config {
+            listen,
+            upstream,
+            admin,
+            data_dir,
+            watch_dir: self.watch_dir.clone().or(file.watch_dir),
+            watch_poll: self
+                .watch_poll_ms
+                .or(file.watch_poll_ms)
+                .map_or(DEFAULT_WATCH_POLL, ms)
+                .max(ms(10)),
+            keyring: Keyring::new(keys),
+            contract,
+            rules: Rules {
+                block_below: self.block_below.or(file.block_below),
+                fail_policy: self.fail_policy.or(file.fail_policy).unwrap_or_default(),
+            },
+            soak: Soak {
+                secs: self
+                    .soak_secs
+                    .or(soak_file.secs)
+                    .unwrap_or(soak_defaults.secs),
+                requests: self
+                    .soak_requests
+                    .or(soak_file.requests)
+                    .unwrap_or(soak_defaults.requests),
+            },
+            sentinel: Sentinel {
+                crashes: self
+                    .sentinel_crashes
+                    .or(sentinel_file.crashes)
+                    .unwrap_or(sentinel_defaults.crashes),
+                window_secs: self
+                    .sentinel_window_secs
+                    .or(sentinel_file.window_secs)
+                    .unwrap_or(sentinel_defaults.window_secs),
+                safe_mode_after: self
+                    .sentinel_safe_mode_after
+                    .or(sentinel_file.safe_mode_after)
+                    .unwrap_or(sentinel_defaults.safe_mode_after),
+            },
+            limits: Limits {
+                max_connections: self
+                    .max_connections
+                    .or(limits_file.max_connections)
+                    .unwrap_or(limits_defaults.max_connections)
+                    .max(1),
+                idle_timeout: self
+                    .idle_timeout_secs
+                    .or(limits_file.idle_timeout_secs)
+                    .map_or(limits_defaults.idle_timeout, secs),
+                drain_timeout: self
+                    .drain_timeout_secs
+                    .or(limits_file.drain_timeout_secs)
+                    .map_or(limits_defaults.drain_timeout, secs),
+                origin: OriginTimeouts {
+                    connect: self
+                        .connect_timeout_ms
+                        .or(limits_file.connect_timeout_ms)
+                        .map_or(limits_defaults.origin.connect, ms),
+                    response_header: self
+                        .response_header_timeout_ms
+                        .or(limits_file.response_header_timeout_ms)
+                        .map_or(limits_defaults.origin.response_header, ms),
+                },
+            },
+            test_hooks: false,
+        };
+        if let Some(b) = config.rules.block_below
+            && !(1..=99).contains(&b)
+        {
+            bail!("block_below must be 1 to 99, not {b}");
+        }
+        Ok(config)
+    }
+}
+
+/// Runs `rampart edge`: serves until SIGTERM or SIGINT, drains, records a clean exit.
+pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    if let Some(EdgeCommand::Contract(c)) = args.command {
+        let contract = load_contract(c.contract.as_deref())?;
+        match c.format {
+            Format::Toml => print!("{}", contract.to_toml()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(contract.spec()).context("contract as JSON")?
+            ),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut config = args.serve.resolve()?;
+    config.test_hooks = std::env::var(TEST_HOOKS_ENV).is_ok_and(|v| v == "1");
+    if config.test_hooks {
+        tracing::warn!("{TEST_HOOKS_ENV}=1: test hooks are on; never run production like this");
+    }
+    install_quiet_panic_hook();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let node = Node::start(config).await?;
+        wait_for_signal().await?;
+        tracing::info!("shutdown requested: draining");
+        node.shutdown();
+        match node.wait().await {
+            Drained::Clean => {}
+            Drained::TimedOut => tracing::warn!("drain timed out; remaining connections cut"),
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The built-in edge contract, or a contract file.
+fn load_contract(path: Option<&Path>) -> anyhow::Result<Contract> {
+    match path {
+        None => Ok(rampart_score::edge_contract()),
+        Some(p) => {
+            let text = read_text(p, MAX_SMALL_FILE_BYTES)?;
+            Contract::from_toml(&text).with_context(|| format!("contract {}", p.display()))
+        }
+    }
+}
+
+/// Reads a small text file with a size bound.
+fn read_text(path: &Path, limit: usize) -> anyhow::Result<String> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let bytes = match read_bounded(file, limit) {
+        Ok(b) => b,
+        Err(ReadError::TooLarge(_)) => bail!("{} is over {limit} bytes", path.display()),
+        Err(ReadError::Io(e)) => {
+            return Err(e).with_context(|| format!("cannot read {}", path.display()));
+        }
+    };
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+/// Logs to stderr with `RUST_LOG` (default `info`). A second call is harmless.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Replaces the default panic hook with one that logs at most one panic per
+/// [`PANIC_LOG_INTERVAL`] and counts the rest: a module panicking on every request must
+/// not turn into a flood of backtraces that eats the CPU and the disk (18 November).
+fn install_quiet_panic_hook() {
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    std::panic::set_hook(Box::new(|info| {
+        let now = Instant::now();
+        // try_lock: a panic while another thread logs one is counted, never waited for.
+        let due = match LAST.try_lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|t| now.duration_since(t) >= PANIC_LOG_INTERVAL);
+                if due {
+                    *last = Some(now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due {
+            let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+            tracing::error!(suppressed, "panic: {info}");
+        } else {
+            SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Top {
+        #[command(flatten)]
+        edge: EdgeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<EdgeArgs, clap::Error> {
+        let mut all = vec!["edge"];
+        all.extend_from_slice(args);
+        Top::try_parse_from(all).map(|t| t.edge)
+    }
+
+    #[test]
+    fn flags_win_over_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("edge.toml");
+        std::fs::write(
+            &cfg,
+            "upstream = \"http://127.0.0.1:9000\"\ndata_dir = \"d\"\nblock_below = 10\n\
+             fail_policy = \"closed\"\n[soak]\nsecs = 7\n",
+        )
+        .unwrap();
+        let args = parse(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--block-below",
+            "20",
+            "--listen",
+            "127.0.0.1:7000",
+        ])
+        .unwrap();
+        let c = args.serve.resolve().unwrap();
+        assert_eq!(c.rules.block_below, Some(20));
+        assert_eq!(c.rules.fail_policy, FailPolicy::Closed);
+        assert_eq!(c.soak.secs, 7);
+        assert_eq!(c.soak.requests, Soak::default().requests);
+        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.data_dir, dir.path().join("d"));
+        assert_eq!(c.upstream.to_string(), "http://127.0.0.1:9000");
+        assert_eq!(c.contract.consumer(), "edge");
+        assert!(!c.test_hooks);
+    }
+
+    #[test]
+    fn required_settings_and_bad_values_are_reported() {
+        let e = parse(&["--data-dir", "/tmp/x"]).unwrap().serve.resolve();
+        assert!(format!("{:#}", e.unwrap_err()).contains("--upstream"));
+        let e = parse(&["--upstream", "http://o:1"])
+            .unwrap()
+            .serve
+            .resolve();
+        assert!(format!("{:#}", e.unwrap_err()).contains("--data-dir"));
+        let e = parse(&["--upstream", "https://o:1", "--data-dir", "/tmp/x"])
+            .unwrap()
+            .serve
+            .resolve();
+        assert!(format!("{:#}", e.unwrap_err()).contains("http"));
+        assert!(parse(&["--block-below", "0"]).is_err());
+        assert!(parse(&["--block-below", "100"]).is_err());
+        assert!(parse(&["--fail-policy", "ajar"]).is_err());
+    }
+
+    #[test]
+    fn a_remote_admin_address_needs_the_explicit_flag() {
+        let base = ["--upstream", "http://o:1", "--data-dir", "/tmp/x"];
+        let mut args = base.to_vec();
+        args.extend(["--admin", "0.0.0.0:9901"]);
+        let e = parse(&args).unwrap().serve.resolve().unwrap_err();
+        assert!(format!("{e:#}").contains("--admin-allow-remote"), "{e:#}");
+        args.push("--admin-allow-remote");
+        assert!(parse(&args).unwrap().serve.resolve().is_ok());
+    }
+
+    #[test]
+    fn the_contract_subcommand_parses() {
+        let a = parse(&["contract", "--format", "json"]).unwrap();
+        assert!(matches!(
+            a.command,
+            Some(EdgeCommand::Contract(ContractArgs {
+                format: Format::Json,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn unreadable_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pem");
+        std::fs::write(&key, "not a key").unwrap();
+        let e = parse(&[
+            "--upstream",
+            "http://o:1",
+            "--data-dir",
+            "/tmp/x",
+            "--pubkey",
+            key.to_str().unwrap(),
+        ])
+        .unwrap()
+        .serve
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("k.pem"), "{e:#}");
+    }
+}

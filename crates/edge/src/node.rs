@@ -1,0 +1,285 @@
+//! One running edge: the store booted, the proxy and admin listeners, the soak ticker and
+//! the watch-dir loop, and their orderly stop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_ingest::{BootError, Origin, SentinelConfig, SoakConfig, Store};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::admin::{Admin, EdgeInfo};
+use crate::bot::{BotModule, PlanCompiler};
+use crate::config::{ADMIN_MAX_CONNECTIONS, Config};
+use crate::metrics::Metrics;
+use crate::module::Boundary;
+use crate::proxy::{Proxy, now_ms};
+use crate::server::{Drained, ServeOptions, ShutdownSignal, ShutdownTrigger, serve};
+use crate::watch::Watcher;
+
+/// How often the store's `tick` runs (soak promotion, log summaries).
+pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Idle timeout of admin connections.
+const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drain bound of the admin listener: its requests are short.
+const ADMIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A running edge.
+#[derive(Debug)]
+pub struct Node {
+    listen: SocketAddr,
+    admin_addr: SocketAddr,
+    admin: Arc<Admin>,
+    metrics: Arc<Metrics>,
+    trigger: ShutdownTrigger,
+    proxy_task: JoinHandle<Drained>,
+    admin_task: JoinHandle<Drained>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// Why an edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not boot (an unusable data dir).
+    #[error(transparent)]
+    Store(#[from] BootError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The boot thread died.
+    #[error("store boot did not finish: {0}")]
+    Boot(String),
+}
+
+// === impl Node ===
+
+impl Node {
+    /// Boots the store (serving last-known-good first), binds both listeners and starts
+    /// serving.
+    pub async fn start(config: Config) -> Result<Node, StartError> {
+        let mut store_config = rampart_ingest::Config::new(
+            config.data_dir.clone(),
+            config.contract.clone(),
+            config.keyring.clone(),
+        );
+        store_config.soak = SoakConfig {
+            secs: config.soak.secs,
+            requests: config.soak.requests,
+        };
+        store_config.sentinel = SentinelConfig {
+            crash_threshold: config.sentinel.crashes,
+            window_secs: config.sentinel.window_secs,
+            safe_mode_threshold: config.sentinel.safe_mode_after,
+        };
+        let compiler = PlanCompiler::new(config.contract.max_features());
+        let store =
+            tokio::task::spawn_blocking(move || Store::boot(store_config, compiler, now_ms()))
+                .await
+                .map_err(|e| StartError::Boot(e.to_string()))??;
+        let store = Arc::new(store);
+
+        let bind = |addr: SocketAddr| async move {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            Ok::<_, StartError>((listener, local))
+        };
+        let (listener, listen) = bind(config.listen).await?;
+        let (admin_listener, admin_addr) = bind(config.admin).await?;
+
+        let metrics = Arc::new(Metrics::default());
+        let boundary = Boundary::new(
+            Arc::new(BotModule::new(store.clone())),
+            metrics.clone(),
+            config.rules,
+            config.test_hooks,
+        );
+        let proxy = Arc::new(Proxy::new(
+            config.upstream.clone(),
+            boundary,
+            metrics.clone(),
+            config.limits.origin,
+        ));
+        let info = EdgeInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            listen,
+            admin: admin_addr,
+            upstream: config.upstream.to_string(),
+            block_below: config.rules.block_below,
+            fail_policy: config.rules.fail_policy.as_str(),
+            watch_dir: config.watch_dir.clone(),
+            test_hooks: config.test_hooks,
+            started_at_ms: now_ms(),
+        };
+        let admin = Arc::new(Admin::new(store.clone(), metrics.clone(), info));
+
+        let (trigger, signal) = ShutdownSignal::new();
+        let proxy_task = tokio::spawn(serve(
+            listener,
+            ServeOptions {
+                max_connections: config.limits.max_connections,
+                idle_timeout: config.limits.idle_timeout,
+                drain_timeout: config.limits.drain_timeout,
+            },
+            Some(metrics.clone()),
+            trigger.signal(),
+            move |req, peer| proxy.clone().handle(req, peer),
+        ));
+        let admin_handler = admin.clone();
+        let admin_task = tokio::spawn(serve(
+            admin_listener,
+            ServeOptions {
+                max_connections: ADMIN_MAX_CONNECTIONS,
+                idle_timeout: ADMIN_IDLE_TIMEOUT,
+                drain_timeout: ADMIN_DRAIN_TIMEOUT,
+            },
+            None,
+            trigger.signal(),
+            move |req, peer| admin_handler.clone().handle(req, peer),
+        ));
+        let mut background = vec![tokio::spawn(tick_loop(store.clone(), signal))];
+        if let Some(dir) = config.watch_dir.clone() {
+            background.push(tokio::spawn(watch_loop(
+                admin.clone(),
+                dir,
+                config.watch_poll,
+                trigger.signal(),
+            )));
+        }
+        tracing::info!(%listen, admin = %admin_addr, upstream = %config.upstream, "edge serving");
+        Ok(Node {
+            listen,
+            admin_addr,
+            admin,
+            metrics,
+            trigger,
+            proxy_task,
+            admin_task,
+            background,
+        })
+    }
+
+    /// Where the proxy listens.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Where the admin API listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store<PlanCompiler>> {
+        self.admin.store()
+    }
+
+    /// The request-path counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Stops accepting and starts the drain; [`wait`](Self::wait) sees it through.
+    pub fn shutdown(&self) {
+        self.trigger.trigger();
+    }
+
+    /// Waits for the drain, stops the loops, and records a clean exit in the boot journal.
+    pub async fn wait(self) -> Drained {
+        let drained = self.proxy_task.await.unwrap_or(Drained::TimedOut);
+        let _ = self.admin_task.await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        let store = self.admin.store().clone();
+        if tokio::task::spawn_blocking(move || store.clean_exit(now_ms()))
+            .await
+            .is_err()
+        {
+            tracing::error!("could not record the clean exit");
+        }
+        tracing::info!(?drained, "edge stopped");
+        drained
+    }
+}
+
+/// Runs the store's `tick` once per [`TICK_INTERVAL`] until shutdown.
+async fn tick_loop(store: Arc<Store<PlanCompiler>>, mut signal: ShutdownSignal) {
+    let mut interval = tokio::time::interval(TICK_INTERVAL);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = signal.wait() => return,
+            _ = interval.tick() => {}
+        }
+        let store = store.clone();
+        // Promotion writes last-known-good to disk: not on a runtime thread.
+        if tokio::task::spawn_blocking(move || store.tick(now_ms()))
+            .await
+            .is_err()
+        {
+            tracing::error!("store tick failed");
+        }
+    }
+}
+
+/// Polls the watch dir every `poll` until shutdown, applying settled files on a blocking
+/// thread.
+async fn watch_loop(admin: Arc<Admin>, dir: PathBuf, poll: Duration, mut signal: ShutdownSignal) {
+    let mut interval = tokio::time::interval(poll);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut watcher = Some(Watcher::new(dir.clone()));
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = signal.wait() => return,
+            _ = interval.tick() => {}
+        }
+        let mut w = watcher.take().unwrap_or_else(|| Watcher::new(dir.clone()));
+        let a = admin.clone();
+        let polled = tokio::task::spawn_blocking(move || {
+            let result = w.poll().map(|files| {
+                for file in &files {
+                    let at = now_ms();
+                    let outcome = a.store().apply_file(file, Origin::Watch, at);
+                    let name = file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    a.record_watch(&name, &outcome, at);
+                }
+            });
+            (w, result)
+        })
+        .await;
+        match polled {
+            Ok((w, result)) => {
+                watcher = Some(w);
+                match result {
+                    // Logged once per failing spell, not once per poll.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot list the watch dir");
+                    }
+                    Err(_) => {}
+                    Ok(()) => failing = false,
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "watch-dir poll failed; starting afresh"),
+        }
+    }
+}
