@@ -28,6 +28,7 @@ enum Command {
     #[command(subcommand)]
     Artifact(artifact::Command),
     // EDGE: the `edge` verb goes here (rampart-edge's cli module).
+    // GENERATE: the `generate` and `model` verbs go here (rampart-generate's cli module).
 }
 
 /// The exit code for "the input is invalid or a check failed".
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(&args),
         Command::Artifact(cmd) => artifact::run(cmd),
         // EDGE: dispatch here.
+        // GENERATE: dispatch here.
     };
     match result {
         Ok(code) => code,
