@@ -1,0 +1,361 @@
+//! The bad input the edge must survive (issue 3): each file is refused with its own code, the
+//! version serving stays, the counters move, `/status` shows the issues. And the kill
+//! switch, exercised both ways on every apply path, and the log flood.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use std::fs::File;
+
+use fixtures::*;
+use rampart_ingest::{ApplyOutcome, Origin, Rejection, Store};
+
+const T0: u64 = 1_763_463_900_000;
+
+fn store_with_v5(dir: &std::path::Path) -> (Store<TestCompiler>, rampart_artifact::Digest) {
+    let store = Store::boot(config(dir), TestCompiler::new(200), T0).unwrap();
+    let outcome = store.apply(&good(5), Origin::Watch, T0);
+    let ApplyOutcome::Applied { version: 5, digest } = outcome else {
+        panic!("{outcome:?}");
+    };
+    (store, digest)
+}
+
+/// Asserts that `outcome` is a rejection of `code` whose issues include `issue`, that v5 is
+/// still serving, and that the counters and `/status` say so.
+fn assert_refused(
+    store: &Store<TestCompiler>,
+    d5: rampart_artifact::Digest,
+    outcome: &ApplyOutcome,
+    code: &str,
+    issue: Option<&str>,
+) {
+    let ApplyOutcome::Rejected { kept, rejection } = outcome else {
+        panic!("expected a rejection ({code}), got {outcome:?}");
+    };
+    assert_eq!(*kept, Some((5, d5)), "{rejection}");
+    assert_eq!(rejection.code(), code, "{rejection}");
+    let codes: Vec<&str> = rejection.issues().iter().map(|i| i.code()).collect();
+    if let Some(issue) = issue {
+        assert!(codes.contains(&issue), "{issue} not in {codes:?}");
+    }
+    let snap = store.snapshot();
+    assert_eq!(snap.digest(), Some(d5));
+    assert_eq!(snap.scoring_plan().unwrap().names.len(), 60);
+    let status = store.status();
+    let last = status.last_rejection.unwrap();
+    assert_eq!(last.code, code);
+    if let Some(issue) = issue {
+        assert!(last.issues.iter().any(|i| i.code() == issue));
+        assert!(store.metrics().issues_of(issue) >= 1);
+    }
+    assert_eq!(status.active.unwrap().version, 5);
+}
+
+#[test]
+fn every_bad_input_is_refused_with_its_code_and_v5_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let cases: Vec<(&str, Vec<u8>, &str, Option<&str>)> = vec![
+        (
+            "18 November",
+            november_18(6),
+            "invalid",
+            Some("duplicate_name"),
+        ),
+        (
+            "201 features",
+            too_many(6),
+            "invalid",
+            Some("too_many_features"),
+        ),
+        ("truncated", truncated(6), "invalid", Some("invalid_json")),
+        (
+            "not JSON",
+            b"<html>502</html>".to_vec(),
+            "invalid",
+            Some("invalid_json"),
+        ),
+        ("empty", Vec::new(), "invalid", Some("empty")),
+        (
+            "bad signature",
+            bad_signature(6),
+            "invalid",
+            Some("bad_signature"),
+        ),
+        (
+            "another key's signature",
+            other_keys_signature(6),
+            "invalid",
+            Some("unknown_key"),
+        ),
+        (
+            "older version",
+            good(4),
+            "invalid",
+            Some("version_not_above"),
+        ),
+        (
+            "unknown name",
+            unknown_name(6),
+            "invalid",
+            Some("unknown_name"),
+        ),
+        (
+            "huge weight",
+            huge_weight(6),
+            "invalid",
+            Some("weight_out_of_range"),
+        ),
+        (
+            "unsigned",
+            rampart_artifact::Document::canonical_bytes(&doc(6, 60)),
+            "invalid",
+            Some("unsigned"),
+        ),
+        ("signed garbage", signed_garbage(), "invalid", None),
+        (
+            "compiler panic",
+            with_feature(6, COMPILE_PANIC_FEATURE),
+            "compile",
+            None,
+        ),
+    ];
+    let before = store.metrics();
+    for (name, bytes, code, issue) in &cases {
+        let outcome = store.apply(bytes, Origin::Watch, T0 + 1);
+        eprintln!("{name}: {:?}", outcome.rejection().map(ToString::to_string));
+        assert_refused(&store, d5, &outcome, code, *issue);
+    }
+    let after = store.metrics();
+    assert_eq!(after.rejected - before.rejected, cases.len() as u64);
+    assert_eq!(
+        after.rejections_of("invalid") - before.rejections_of("invalid"),
+        12
+    );
+    assert_eq!(after.rejections_of("compile"), 1);
+    assert_eq!(after.applied, 1);
+    // The 18 November file reports the count too, and every duplicate.
+    assert!(after.issues_of("too_many_features") >= 2);
+    assert_eq!(after.issues_of("duplicate_name"), 120);
+}
+
+#[test]
+fn the_18_november_file_names_the_count_on_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let outcome = store.apply(&november_18(6), Origin::Control, T0 + 1);
+    assert_refused(&store, d5, &outcome, "invalid", Some("too_many_features"));
+    let json = serde_json::to_value(store.status()).unwrap();
+    let last = &json["last_rejection"];
+    assert_eq!(last["code"], "invalid");
+    assert_eq!(last["origin"], "control");
+    assert_eq!(last["issues"][0]["code"], "too_many_features");
+    assert_eq!(last["issues"][0]["count"], 240);
+    assert!(last["message"].as_str().unwrap().contains("240 features"));
+}
+
+#[test]
+fn a_100_mb_file_is_refused_by_its_length_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let path = dir.path().join("huge.rfeat");
+    // Sparse: 100 MB long, nothing written. The size in the issue can only come from
+    // metadata (a capped read stops without knowing the total).
+    File::create(&path)
+        .unwrap()
+        .set_len(100 * 1024 * 1024)
+        .unwrap();
+    let outcome = store.apply_file(&path, Origin::Watch, T0 + 1);
+    assert_refused(&store, d5, &outcome, "invalid", Some("too_large"));
+    match &outcome.rejection().unwrap().issues()[0] {
+        rampart_artifact::Issue::TooLarge { what, size, limit } => {
+            assert_eq!(*what, "file");
+            assert_eq!(*size, Some(100 * 1024 * 1024));
+            assert_eq!(*limit, store.config().max_file_bytes());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_io_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let outcome = store.apply_file(&dir.path().join("gone.rfeat"), Origin::Watch, T0 + 1);
+    assert_refused(&store, d5, &outcome, "io", None);
+}
+
+#[test]
+fn apply_file_reads_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_v5(dir.path());
+    let path = dir.path().join("v6.rfeat");
+    std::fs::write(&path, good(6)).unwrap();
+    let outcome = store.apply_file(&path, Origin::Watch, T0 + 1);
+    assert!(
+        matches!(outcome, ApplyOutcome::Applied { version: 6, .. }),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_file_that_does_not_fit_the_compiler_is_a_compile_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::boot(config(dir.path()), TestCompiler::new(100), T0).unwrap();
+    store.apply(&good(5), Origin::Watch, T0);
+    let d5 = store.snapshot().digest().unwrap();
+    // 150 features: inside the contract (200), outside the module's room (100).
+    let outcome = store.apply(&signed(&doc(6, 150)), Origin::Watch, T0 + 1);
+    assert_refused(&store, d5, &outcome, "compile", None);
+    let Some(Rejection::Compile(message)) = outcome.rejection() else {
+        panic!("{outcome:?}");
+    };
+    assert!(message.contains("150 features"), "{message}");
+    assert_eq!(store.status().last_rejection.unwrap().version, Some(6));
+}
+
+#[test]
+fn the_same_file_twice_is_unchanged_and_a_higher_version_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let again = store.apply(&good(5), Origin::Watch, T0 + 1);
+    assert_eq!(
+        again,
+        ApplyOutcome::Unchanged {
+            version: 5,
+            digest: d5
+        }
+    );
+    // The same document signed again (other bytes, same digest) is not a regression either.
+    let mut resigned = good(5);
+    resigned.insert(0, b' ');
+    let again = store.apply(&resigned, Origin::Control, T0 + 2);
+    assert!(
+        matches!(again, ApplyOutcome::Unchanged { version: 5, .. }),
+        "{again:?}"
+    );
+    let next = store.apply(&good(6), Origin::Watch, T0 + 3);
+    assert!(matches!(next, ApplyOutcome::Applied { version: 6, .. }));
+    let m = store.metrics();
+    assert_eq!((m.applied, m.unchanged, m.rejected), (2, 2, 0));
+    let active = store.status().active.unwrap();
+    assert_eq!(
+        (active.version, active.origin, active.since_ms),
+        (6, Origin::Watch, T0 + 3)
+    );
+}
+
+#[test]
+fn a_reader_holding_a_snapshot_keeps_its_plan_across_a_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let held = store.snapshot();
+    store.apply(&signed(&doc(6, 10)), Origin::Watch, T0 + 1);
+    assert_eq!(held.digest(), Some(d5));
+    assert_eq!(held.scoring_plan().unwrap().names.len(), 60);
+    assert_eq!(store.snapshot().scoring_plan().unwrap().names.len(), 10);
+}
+
+#[test]
+fn kill_switch_off_and_on_through_every_apply_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_with_v5(dir.path());
+    assert!(store.snapshot().scoring_plan().is_some());
+
+    store.set_module_enabled(false, "incident 42");
+    let snap = store.snapshot();
+    assert!(!snap.module_enabled);
+    assert!(snap.scoring_plan().is_none(), "off means unscored");
+    assert_eq!(snap.version(), Some(5));
+
+    // Off survives a good apply, a bad apply and an unchanged apply.
+    assert!(matches!(
+        store.apply(&good(6), Origin::Control, T0 + 1),
+        ApplyOutcome::Applied { version: 6, .. }
+    ));
+    assert!(store.snapshot().scoring_plan().is_none());
+    assert!(matches!(
+        store.apply(&november_18(7), Origin::Watch, T0 + 2),
+        ApplyOutcome::Rejected { .. }
+    ));
+    assert!(
+        store
+            .apply(&good(6), Origin::Watch, T0 + 3)
+            .rejection()
+            .is_none()
+    );
+    let snap = store.snapshot();
+    assert!(!snap.module_enabled && snap.scoring_plan().is_none());
+    assert_eq!(snap.version(), Some(6));
+    let status = store.status();
+    assert!(!status.module_enabled && !status.scoring);
+    assert_eq!(status.kill_switch_reason.as_deref(), Some("incident 42"));
+
+    // Off survives a restart (v6 is promoted to last-known-good first, so it boots with it).
+    store.tick(T0 + 4);
+    drop(store);
+    let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 10).unwrap();
+    assert!(!store.snapshot().module_enabled);
+    assert_eq!(store.snapshot().version(), Some(6));
+    assert!(store.snapshot().scoring_plan().is_none());
+
+    // On again: the plan of the latest good file scores, and stays on through applies.
+    store.set_module_enabled(true, "incident 42 resolved");
+    assert!(store.snapshot().scoring_plan().is_some());
+    assert!(matches!(
+        store.apply(&good(7), Origin::Watch, T0 + 11),
+        ApplyOutcome::Applied { version: 7, .. }
+    ));
+    assert!(
+        store
+            .apply(&truncated(8), Origin::Watch, T0 + 12)
+            .rejection()
+            .is_some()
+    );
+    let snap = store.snapshot();
+    assert!(snap.module_enabled);
+    assert_eq!(snap.version(), Some(7));
+    assert!(snap.scoring_plan().is_some());
+    drop(store);
+    let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 20).unwrap();
+    assert!(store.snapshot().module_enabled);
+}
+
+#[test]
+fn a_flood_of_10_000_rejections_is_a_handful_of_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let bad: [Vec<u8>; 3] = [Vec::new(), b"not json".to_vec(), other_keys_signature(6)];
+    let subscriber = CountingSubscriber::default();
+    let events = subscriber.events.clone();
+    let before = store.metrics();
+    tracing::subscriber::with_default(subscriber, || {
+        // 10,000 files over 20 s, the edge ticking every second.
+        for i in 0..10_000u64 {
+            let now = T0 + i * 2;
+            let outcome = store.apply(&bad[(i % 3) as usize], Origin::Watch, now);
+            assert!(outcome.rejection().is_some());
+            if i % 500 == 0 {
+                store.tick(now);
+            }
+        }
+        store.tick(T0 + 60_000);
+    });
+    let after = store.metrics();
+    let lines = events.load(std::sync::atomic::Ordering::Relaxed);
+    // 3 kinds × (a first line + a summary) × 2 windows of 10 s.
+    assert!(lines <= 12, "{lines} log lines");
+    assert!(lines >= 3, "{lines}: each kind is logged at least once");
+    assert_eq!(after.log_lines - before.log_lines, lines as u64);
+    assert_eq!(after.rejected - before.rejected, 10_000);
+    assert!(after.log_suppressed - before.log_suppressed >= 9_990);
+    assert_eq!(store.snapshot().digest(), Some(d5));
+}
