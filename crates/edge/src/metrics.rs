@@ -55,6 +55,19 @@ pub struct Metrics {
     score_sum: AtomicU64,
     connections_open: AtomicU64,
     connections_total: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// Counts one request in flight for as long as it lives (also when its future is dropped).
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Metrics);
+
+// === impl InFlight ===
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 // === impl Metrics ===
@@ -134,6 +147,17 @@ impl Metrics {
     /// Panics caught at the module boundary so far.
     pub fn panics_caught(&self) -> u64 {
         self.module_panics.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// Requests being served now.
+    pub fn requests_in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Client connections open now.
@@ -274,6 +298,17 @@ impl Metrics {
             out,
             "rampart_edge_connections_open {}",
             get(&self.connections_open)
+        );
+        family(
+            out,
+            "rampart_edge_requests_in_flight",
+            "gauge",
+            "Requests being served now.",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_requests_in_flight {}",
+            get(&self.in_flight)
         );
         family(
             out,

@@ -176,6 +176,7 @@ impl Proxy {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, Infallible> {
+        let _in_flight = self.metrics.in_flight();
         let response = self.forward(request, peer.ip()).await;
         self.metrics.response(response.status());
         Ok(response)

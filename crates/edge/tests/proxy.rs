@@ -415,15 +415,15 @@ async fn shutdown_drains_an_in_flight_request_then_stops_accepting() {
     let e = edge(origin.addr, Setup::default()).await;
     let addr = e.addr;
     let in_flight = tokio::spawn(async move { get(addr, "/slow/700").await });
-    // Wait until the edge has the connection, then ask it to stop.
-    for _ in 0..200 {
-        let mut text = String::new();
-        e.metrics.render(&mut text);
-        if text.contains("rampart_edge_connections_open 1\n") {
+    // Wait until the request is in flight (a connection without a request head yet is
+    // idle, and a graceful shutdown closes idle connections), then ask the edge to stop.
+    for _ in 0..1000 {
+        if e.metrics.requests_in_flight() == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(e.metrics.requests_in_flight(), 1);
     e.trigger.trigger();
     let (status, _, body) = in_flight.await.unwrap();
     assert_eq!(status, StatusCode::OK);
@@ -441,7 +441,13 @@ async fn the_drain_is_bounded() {
     let e = edge(origin.addr, setup).await;
     let addr = e.addr;
     let _stuck = tokio::spawn(async move { get(addr, "/slow/30000").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..1000 {
+        if e.metrics.requests_in_flight() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(e.metrics.requests_in_flight(), 1);
     e.trigger.trigger();
     let drained = tokio::time::timeout(STEP, e.task).await.unwrap().unwrap();
     assert_eq!(drained, Drained::TimedOut);

@@ -1,5 +1,8 @@
 //! A tiny in-process origin and client helpers for the edge's socket tests.
 
+// Each test binary uses a different part of this file.
+#![allow(dead_code)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
