@@ -27,7 +27,8 @@ enum Command {
     /// Inspect, validate, sign, verify and diff feature files.
     #[command(subcommand)]
     Artifact(artifact::Command),
-    // EDGE: the `edge` verb goes here (rampart-edge's cli module).
+    /// Run the edge proxy: score requests with the bot module, forward them to the origin.
+    Edge(rampart_edge::cli::EdgeArgs),
     // GENERATE: the `generate` and `model` verbs go here (rampart-generate's cli module).
 }
 
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(&args),
         Command::Artifact(cmd) => artifact::run(cmd),
-        // EDGE: dispatch here.
+        Command::Edge(args) => rampart_edge::cli::run(args),
         // GENERATE: dispatch here.
     };
     match result {

@@ -1,6 +1,7 @@
 //! `rampart edge`: flags, the config file, and the process around a [`Node`]: tracing, a
 //! quiet panic hook, the tokio runtime, signals.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,9 +38,9 @@ pub struct EdgeArgs {
     /// What else than serving.
     #[command(subcommand)]
     pub command: Option<EdgeCommand>,
-    /// Serving flags.
+    /// Serving flags (boxed: they are many, and this struct sits in the CLI's verb enum).
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub serve: Box<ServeArgs>,
 }
 
 /// `rampart edge <command>`.
@@ -289,14 +290,19 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
     if let Some(EdgeCommand::Contract(c)) = args.command {
         let contract = load_contract(c.contract.as_deref())?;
-        match c.format {
-            Format::Toml => print!("{}", contract.to_toml()),
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(contract.spec()).context("contract as JSON")?
-            ),
-        }
-        return Ok(ExitCode::SUCCESS);
+        let text = match c.format {
+            Format::Toml => contract.to_toml(),
+            Format::Json => {
+                serde_json::to_string_pretty(contract.spec()).context("contract as JSON")? + "\n"
+            }
+        };
+        // Not print!: it panics when stdout is a closed pipe (`| head`).
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+            Err(e) => Err(e).context("cannot write to stdout"),
+        };
     }
     let mut config = args.serve.resolve()?;
     config.test_hooks = std::env::var(TEST_HOOKS_ENV).is_ok_and(|v| v == "1");
