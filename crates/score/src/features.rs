@@ -90,3 +90,113 @@ impl Default for Features {
         Self::zeroed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use http::header::{HeaderName, HeaderValue};
+    use http::{HeaderMap, Method, Version};
+
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        m
+    }
+
+    fn run(headers: &HeaderMap, path: &str, rate: &RateTable) -> Features {
+        let req = RequestView {
+            method: &Method::GET,
+            version: Version::HTTP_11,
+            path,
+            query: None,
+            headers,
+            client: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+            now_ms: 120_000,
+        };
+        extract(&req, rate)
+    }
+
+    #[test]
+    fn chrome_curl_and_googlebot_differ_where_they_should() {
+        let chrome = map(&[
+            ("host", "a.example"),
+            ("sec-ch-ua", "\"Chromium\";v=\"153\""),
+            (
+                "user-agent",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/153.0.0.0 Safari/537.36",
+            ),
+            ("accept", "text/html,*/*;q=0.8"),
+            ("sec-fetch-mode", "navigate"),
+            ("accept-language", "en-US,en;q=0.9"),
+        ]);
+        let curl = map(&[
+            ("host", "a.example"),
+            ("user-agent", "curl/7.29.0"),
+            ("accept", "*/*"),
+        ]);
+        let googlebot = map(&[
+            ("host", "a.example"),
+            ("accept", "text/html"),
+            (
+                "user-agent",
+                "Mozilla/5.0 (compatible; Googlebot-Mobile/2.1; +http://www.google.com/bot.html)",
+            ),
+        ]);
+        let rate = RateTable::with_slots(1024, 0);
+        let c = run(&chrome, "/", &rate);
+        let k = run(&curl, "/robots.txt", &RateTable::with_slots(1024, 0));
+        let g = run(&googlebot, "/a/b.html", &RateTable::with_slots(1024, 0));
+
+        assert_eq!(c.get(FeatureId::UaHasChrome), 1.0);
+        assert_eq!(c.get(FeatureId::HdrHasSecFetchMode), 1.0);
+        assert_eq!(c.get(FeatureId::HdrAcceptLanguageCount), 2.0);
+        assert_eq!(c.get(FeatureId::HdrChromiumWithoutSecChUa), 0.0);
+        assert_eq!(c.get(FeatureId::PathIsRoot), 1.0);
+        assert_eq!(c.get(FeatureId::ReqMethodGet), 1.0);
+
+        assert_eq!(k.get(FeatureId::UaHasHttpLibrary), 1.0);
+        assert_eq!(k.get(FeatureId::HdrAcceptIsWildcard), 1.0);
+        assert_eq!(k.get(FeatureId::HdrCount), 3.0);
+        assert_eq!(k.get(FeatureId::PathIsRobots), 1.0);
+
+        assert_eq!(g.get(FeatureId::UaHasBotWord), 1.0);
+        assert_eq!(g.get(FeatureId::UaHasUrl), 1.0);
+        assert_eq!(g.get(FeatureId::HdrUaBeforeAccept), 0.0);
+        assert_eq!(g.get(FeatureId::PathDepth), 2.0);
+        assert_eq!(g.get(FeatureId::PathHasExtension), 1.0);
+
+        // The rate counts this client: second request, second count.
+        assert_eq!(c.get(FeatureId::ClientRate1m), 1.0);
+        assert_eq!(c.get(FeatureId::ClientRateLog2), 0.0);
+        let again = run(&chrome, "/", &rate);
+        assert_eq!(again.get(FeatureId::ClientRate1m), 2.0);
+        assert_eq!(again.get(FeatureId::ClientRateLog2), 1.0);
+    }
+
+    #[test]
+    fn a_request_without_headers_is_an_empty_user_agent() {
+        let f = run(&HeaderMap::new(), "", &RateTable::with_slots(1, 0));
+        assert_eq!(f.get(FeatureId::UaIsEmpty), 1.0);
+        assert_eq!(f.get(FeatureId::HdrCount), 0.0);
+        assert_eq!(f.get(FeatureId::PathIsRoot), 1.0);
+    }
+
+    #[test]
+    fn set_refuses_non_finite_values() {
+        let mut f = Features::zeroed();
+        f.set(FeatureId::UaLength, f32::NAN);
+        f.set(FeatureId::HdrCount, f32::INFINITY);
+        assert_eq!(f.get(FeatureId::UaLength), 0.0);
+        assert_eq!(f.get(FeatureId::HdrCount), 0.0);
+        f.set(FeatureId::HdrCount, 3.0);
+        assert_eq!(
+            f.iter().nth(FeatureId::HdrCount.index()),
+            Some((FeatureId::HdrCount, 3.0))
+        );
+    }
+}
