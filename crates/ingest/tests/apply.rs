@@ -359,3 +359,52 @@ fn a_flood_of_10_000_rejections_is_a_handful_of_log_lines() {
     assert!(after.log_suppressed - before.log_suppressed >= 9_990);
     assert_eq!(store.snapshot().digest(), Some(d5));
 }
+
+#[test]
+fn readers_see_whole_snapshots_while_files_are_applied() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    // The plan of version v has 10 + v % 50 features: a reader can tell a torn snapshot.
+    let features = |v: u64| 10 + (v % 50) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.archive_len = 2;
+    let store = Arc::new(Store::boot(cfg, TestCompiler::new(200), T0).unwrap());
+    let files: Vec<Vec<u8>> = (1..=100u64)
+        .flat_map(|v| [signed(&doc(v, features(v))), november_18(v + 1)])
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    // One reader: the machine has two cores, and the writer needs one.
+    let readers: Vec<_> = (0..1)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let (mut seen, mut last) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let snap = store.snapshot();
+                    if let (Some(v), Some(plan)) = (snap.version(), snap.scoring_plan()) {
+                        assert_eq!(plan.names.len(), features(v), "torn snapshot at v{v}");
+                        assert!(v >= last, "went back from v{last} to v{v}");
+                        last = v;
+                        seen += 1;
+                    }
+                    std::thread::yield_now();
+                }
+                seen
+            })
+        })
+        .collect();
+    for (i, bytes) in files.iter().enumerate() {
+        let outcome = store.apply(bytes, Origin::Watch, T0 + i as u64);
+        assert_eq!(outcome.rejection().is_some(), i % 2 == 1, "{outcome:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    let m = store.metrics();
+    assert_eq!((m.applied, m.rejected), (100, 100));
+    assert_eq!(store.snapshot().version(), Some(100));
+}

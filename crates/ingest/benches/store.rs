@@ -1,0 +1,137 @@
+//! The costs that matter: what the request path pays (a snapshot load, a request record),
+//! and what one file costs to apply, refuse or recognise as unchanged.
+//!
+//! `cargo bench -p rampart-ingest --bench store`
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rampart_artifact::{
+    Contract, Document, Envelope, Feature, Keyring, Model, Provenance, SCHEMA, SecretKey, Validated,
+};
+use rampart_ingest::{Compiler, Config, Origin, Store};
+
+fn main() {
+    divan::main();
+}
+
+/// The plan of the bench: the feature names.
+struct Names;
+
+#[derive(Debug)]
+struct Never;
+
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+
+impl std::error::Error for Never {}
+
+impl Compiler for Names {
+    type Plan = Vec<String>;
+    type Error = Never;
+
+    fn compile(&self, validated: &Validated) -> Result<Vec<String>, Never> {
+        Ok(validated.document().names().map(str::to_owned).collect())
+    }
+}
+
+fn key() -> SecretKey {
+    SecretKey::from_seed([7; 32])
+}
+
+fn doc(version: u64, n: usize) -> Document {
+    Document {
+        schema: SCHEMA.into(),
+        version,
+        created_at: "2025-11-18T11:05:00Z".into(),
+        provenance: Provenance {
+            source: "catalog:bench".into(),
+            query: "q".into(),
+            rows: n as u64,
+            generator: "bench".into(),
+            generator_version: "0".into(),
+            server_version: None,
+        },
+        model: Model { bias: 0.5 },
+        features: (0..n)
+            .map(|i| Feature {
+                name: format!("f_{i}"),
+                ty: "Float64".into(),
+                weight: 0.25,
+            })
+            .collect(),
+    }
+}
+
+fn store(dir: &std::path::Path) -> Store<Names> {
+    let config = Config::new(dir, Contract::default(), Keyring::new([key().public()]));
+    let store = Store::boot(config, Names, 0).unwrap();
+    store.apply(
+        &Envelope::sign(&doc(1, 60), &key()).to_json(),
+        Origin::Watch,
+        0,
+    );
+    store
+}
+
+#[divan::bench]
+fn snapshot_and_plan(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    bencher.bench(|| {
+        let snap = store.snapshot();
+        divan::black_box(snap.scoring_plan().map(Vec::len))
+    });
+}
+
+#[divan::bench]
+fn record_request(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    bencher.bench(|| store.record_request(divan::black_box(false)));
+}
+
+/// A new 60-feature version: verify, validate, compile, journal (fsync), swap, archive
+/// (fsync).
+#[divan::bench(sample_count = 30, sample_size = 1)]
+fn apply_new_version(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let next = AtomicU64::new(2);
+    bencher
+        .with_inputs(|| {
+            let v = next.fetch_add(1, Ordering::Relaxed);
+            Envelope::sign(&doc(v, 60), &key()).to_json()
+        })
+        .bench_refs(|bytes| store.apply(bytes, Origin::Watch, 1));
+}
+
+/// The 18 November file (240 features, 120 duplicates): refused, counted, logged once.
+#[divan::bench]
+fn refuse_18_november(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let mut d = doc(2, 120);
+    let copy = d.features.clone();
+    d.features.extend(copy);
+    let bytes = Envelope::sign(&d, &key()).to_json();
+    bencher.bench(|| store.apply(&bytes, Origin::Watch, 1));
+}
+
+/// The watcher re-reading the file that is serving.
+#[divan::bench]
+fn unchanged(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let bytes = Envelope::sign(&doc(1, 60), &key()).to_json();
+    bencher.bench(|| store.apply(&bytes, Origin::Watch, 1));
+}
