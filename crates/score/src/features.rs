@@ -1,12 +1,15 @@
 //! Feature extraction: one request in, one fixed array of numbers out, no allocation.
 //!
-//! [`extract`] reads the user agent once ([`agent`]), the headers once ([`headers`]), the path
-//! and query once ([`target`]), and counts the request in the [`RateTable`]. Every value is
+//! [`extract`] reads the user agent once (`agent`), the headers once (`headers`), the path
+//! and query once (`target`), and counts the request in the [`RateTable`]. Every value is
 //! finite; integer features saturate at the maximum of their ClickHouse type.
 
 mod agent;
 mod headers;
 mod target;
+
+pub use agent::{SEC_CH_UA_SINCE_CHROME, UA_SCAN_LIMIT};
+pub use target::STATIC_EXTENSIONS;
 
 use crate::catalogue::{COUNT, FeatureId};
 use crate::rate::RateTable;
