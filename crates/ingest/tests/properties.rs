@@ -1,0 +1,116 @@
+//! Properties over arbitrary input: nothing that arrives, in a file or in the data dir, makes
+//! the store panic or stop serving what it served.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use fixtures::*;
+use proptest::prelude::*;
+use rampart_ingest::sentinel::{Event, SentinelConfig, decide};
+use rampart_ingest::{DataDir, Origin, Store};
+
+const T0: u64 = 1_763_463_900_000;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A signed file with bytes flipped, cut or spliced is refused, and v5 keeps serving.
+    #[test]
+    fn mangled_files_are_refused_and_v5_keeps_serving(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0).unwrap();
+        store.apply(&good(5), Origin::Watch, T0);
+        let d5 = store.snapshot().digest();
+        let mut bytes = good(6);
+        for (at, byte) in &edits {
+            let i = at.index(bytes.len());
+            bytes[i] = *byte;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        let outcome = store.apply(&bytes, Origin::Watch, T0 + 1);
+        if bytes != good(6) {
+            // Any change to a signed file either breaks its JSON, its signature, or
+            // (whitespace outside the payload) nothing at all.
+            match outcome.rejection() {
+                Some(_) => prop_assert_eq!(store.snapshot().digest(), d5),
+                None => prop_assert_eq!(store.snapshot().version(), Some(6)),
+            }
+        }
+    }
+
+    /// Any bytes at all as input: refused or applied, never a panic, always a snapshot.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0).unwrap();
+        store.apply(&good(5), Origin::Watch, T0);
+        let outcome = store.apply(&bytes, Origin::Watch, T0 + 1);
+        prop_assert!(outcome.rejection().is_some());
+        prop_assert_eq!(store.snapshot().version(), Some(5));
+    }
+
+    /// Whatever the data dir holds (a journal, a poisoned list, a kill switch, a
+    /// last-known-good of garbage), boot succeeds.
+    #[test]
+    fn a_garbage_data_dir_still_boots(
+        journal in proptest::collection::vec(any::<u8>(), 0..4096),
+        poisoned in proptest::collection::vec(any::<u8>(), 0..512),
+        module in proptest::collection::vec(any::<u8>(), 0..128),
+        lkg in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataDir::new(dir.path());
+        std::fs::create_dir_all(layout.sentinel_dir()).unwrap();
+        std::fs::create_dir_all(layout.lkg_dir()).unwrap();
+        std::fs::write(layout.journal(), &journal).unwrap();
+        std::fs::write(layout.poisoned(), &poisoned).unwrap();
+        std::fs::write(layout.module_state(), &module).unwrap();
+        std::fs::write(layout.lkg_current(), &lkg).unwrap();
+        let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0).unwrap();
+        prop_assert!(store.snapshot().active.is_none());
+        prop_assert!(store.apply(&good(1), Origin::Watch, T0).rejection().is_none());
+    }
+
+    /// The decision never counts more deaths than there were runs, and never poisons a
+    /// version that no run activated.
+    #[test]
+    fn decisions_are_bounded_by_the_journal(
+        script in proptest::collection::vec((0u8..3, 0u64..5, 0u64..120_000), 0..64),
+        now in 0u64..400_000,
+    ) {
+        let events: Vec<Event> = script
+            .iter()
+            .map(|(kind, version, at_ms)| match kind {
+                0 => Event::Boot { at_ms: *at_ms },
+                1 => Event::Activated {
+                    at_ms: *at_ms,
+                    version: *version,
+                    digest: rampart_artifact::Digest::of(&version.to_le_bytes()),
+                },
+                _ => Event::CleanExit { at_ms: *at_ms },
+            })
+            .collect();
+        let boots = events.iter().filter(|e| matches!(e, Event::Boot { .. })).count();
+        let decision = decide(&events, now, &SentinelConfig::default());
+        prop_assert!(decision.deaths() as usize <= boots);
+        for suspect in decision.poison() {
+            prop_assert!(suspect.deaths >= 3);
+            let activated = events.iter().any(|e| {
+                matches!(e, Event::Activated { version, .. } if *version == suspect.version)
+            });
+            prop_assert!(activated, "poisoned {} that no run activated", suspect.version);
+        }
+    }
+}
