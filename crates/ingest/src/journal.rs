@@ -206,12 +206,17 @@ fn read_tail(path: &Path, max_bytes: u64) -> Result<Vec<Event>, DiskError> {
 }
 
 /// The events from the first boot at or after `cutoff_ms` on (runs older than that cannot
-/// count in a decision).
+/// count in a decision), and always the last run: a run that booted long ago can still have
+/// activated a version and died just now.
 fn recent_runs(events: &[Event], cutoff_ms: u64) -> Vec<Event> {
-    let start = events
+    let recent = events
         .iter()
-        .position(|e| matches!(e, Event::Boot { at_ms } if *at_ms >= cutoff_ms))
-        .unwrap_or(events.len());
+        .position(|e| matches!(e, Event::Boot { at_ms } if *at_ms >= cutoff_ms));
+    let last = events.iter().rposition(|e| matches!(e, Event::Boot { .. }));
+    let start = match (recent, last) {
+        (Some(r), Some(l)) => r.min(l),
+        (r, l) => r.or(l).unwrap_or(events.len()),
+    };
     events
         .get(start..)
         .map(<[Event]>::to_vec)
@@ -328,6 +333,15 @@ mod tests {
         let (_, kept) = Journal::open(&path, 2048, 10_000, 50).unwrap();
         assert_eq!(kept.first(), Some(&boot(9_950)));
         assert_eq!(kept.len(), 50);
+    }
+
+    #[test]
+    fn compaction_keeps_the_last_run_however_old_its_boot() {
+        let events = [boot(0), act(1, 1), boot(10), act(500_000, 2)];
+        assert_eq!(recent_runs(&events, 400_000), [boot(10), act(500_000, 2)]);
+        assert_eq!(recent_runs(&events, 5), [boot(10), act(500_000, 2)]);
+        assert_eq!(recent_runs(&events, 0), events);
+        assert_eq!(recent_runs(&[act(1, 1)], 0), []);
     }
 
     #[test]
