@@ -1,6 +1,6 @@
 //! The soak a version serves before it is trusted as last-known-good.
 //!
-//! The request path only bumps two atomics ([`Meter`]); the decision ([`Soak::due`]) runs
+//! The request path only bumps two atomics (`Meter`); the decision (`Soak::due`) runs
 //! once a second on the edge's tick, under the writer lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
