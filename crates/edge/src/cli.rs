@@ -315,8 +315,11 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
+        // Signals are watched before the node starts, so a SIGTERM during boot drains
+        // instead of killing the process mid-boot.
+        let signals = Signals::watch()?;
         let node = Node::start(config).await?;
-        wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("shutdown requested: draining");
         node.shutdown();
         match node.wait().await {
@@ -391,16 +394,30 @@ fn install_quiet_panic_hook() {
     }));
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, watched from creation on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+// === impl Signals ===
+
+impl Signals {
+    fn watch() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
     }
-    Ok(())
+
+    /// Resolves on the first SIGTERM or SIGINT.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -183,6 +183,10 @@ impl Proxy {
     }
 
     async fn forward(&self, request: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
+        if request.method() == Method::CONNECT {
+            // A tunnel would carry traffic past the bot module; this is a reverse proxy.
+            return short(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+        }
         let (mut parts, body) = request.into_parts();
         // A client must not be able to pick its own score.
         parts.headers.remove(SCORE_HEADER);

@@ -502,3 +502,16 @@ async fn connections_over_the_cap_wait_for_a_slot() {
     let response = tokio::time::timeout(STEP, second).await.unwrap().unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tunnels_are_refused() {
+    let origin = Origin::start().await;
+    let e = edge(origin.addr, Setup::default()).await;
+    let response = raw(
+        e.addr,
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+    assert!(origin.requests().is_empty());
+}

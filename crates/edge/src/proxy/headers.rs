@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use rampart_score::Score;
 
 /// The header that carries the bot score to the origin (`1`..`99` or `unscored`).
 pub const SCORE_HEADER: HeaderName = HeaderName::from_static("x-rampart-bot-score");
@@ -94,9 +95,9 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: IpAddr) {
     }
 }
 
-/// The header value of a score: `1`..`99` (clamped into that range).
+/// The header value of a score: `1`..`99` (clamped into that range), without allocating.
 pub(crate) fn score_value(score: u8) -> HeaderValue {
-    HeaderValue::from(u16::from(score.clamp(1, 99)))
+    HeaderValue::from_static(Score::Scored(score).header_value())
 }
 
 #[cfg(test)]
