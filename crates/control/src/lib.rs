@@ -1,0 +1,1 @@
+//! rampart-control: the control-plane service. (Being written.)
