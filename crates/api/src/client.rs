@@ -1,0 +1,477 @@
+//! A small typed client for the `/v1` API, with timeouts and bounded reads.
+//!
+//! Every method is one request, cancellation-safe (drop the future to give up), and returns
+//! the typed answer or a [`ClientError`] that says whether retrying can help. The edge agent
+//! drives [`Client::heartbeat`] from a tokio task:
+//!
+//! ```no_run
+//! # async fn agent(client: rampart_api::Client) -> Result<(), rampart_api::ClientError> {
+//! use rampart_api::Heartbeat;
+//! let mut beat = Heartbeat::empty(0);
+//! loop {
+//!     beat.wait_ms = 1_000; // the control plane holds the answer until a change, or 1 s
+//!     let answer = client.heartbeat("edge-1", &beat).await?;
+//!     if answer.changed {
+//!         // fetch answer.desired by digest, apply it, set beat.verdict, apply kill switches
+//!     }
+//!     beat.seen = Some(answer.etag);
+//!     beat.seq += 1;
+//! #   break;
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use rampart_artifact::Digest;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use crate::artifact::{ArtifactList, ArtifactMeta, DiffView, PublishResult};
+use crate::audit::AuditPage;
+use crate::error::ApiError;
+use crate::fleet::{NodeList, NodeView, RegisterAnswer, Registration};
+use crate::heartbeat::{Heartbeat, HeartbeatAnswer};
+use crate::killswitch::{KillSwitchList, KillSwitchSet};
+use crate::limits::{
+    CLIENT_CONNECT_TIMEOUT_MS, CLIENT_LONG_POLL_MARGIN_MS, CLIENT_REQUEST_TIMEOUT_MS,
+    MAX_ARTIFACT_BODY, MAX_LONG_POLL_MS,
+};
+use crate::rollout::{RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout};
+use crate::routes;
+
+/// The largest JSON answer the client reads (a fleet of thousands of nodes with their
+/// contracts fits; a runaway server does not fill the client's memory).
+pub const MAX_ANSWER_BODY: usize = 32 * 1024 * 1024;
+
+/// A client of one control plane.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL (or a path joined to it) is not a valid http(s) URL.
+    #[error("invalid control-plane URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Could not connect, timed out, or the connection broke.
+    #[error("control plane unreachable: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The control plane answered with an error body.
+    #[error("control plane answered {status}: {error}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The error body.
+        error: ApiError,
+    },
+    /// The control plane (or something in between) answered a status without an error body.
+    #[error("unexpected answer {status}: {excerpt}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// The answer is not the JSON expected.
+    #[error("cannot read the answer: {0}")]
+    Decode(#[source] serde_json::Error),
+    /// The answer is larger than the client reads.
+    #[error("answer larger than {limit} bytes")]
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+}
+
+// === impl Client ===
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the token.
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client of the control plane at `base_url` (`http://127.0.0.1:7000`), sending
+    /// `token` as a bearer token on every request when given (reads work without one).
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let invalid = |reason: String| ClientError::InvalidUrl {
+            url: base_url.to_owned(),
+            reason,
+        };
+        let base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(invalid("must be an http:// or https:// URL".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(CLIENT_CONNECT_TIMEOUT_MS))
+            .timeout(Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))
+            .build()
+            .map_err(ClientError::Transport)?;
+        Ok(Client { http, base, token })
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// Publishes a signed feature file (the envelope's bytes, as written by
+    /// `rampart artifact sign`).
+    pub async fn publish(&self, signed: Vec<u8>) -> Result<PublishResult, ClientError> {
+        let req = self
+            .request(Method::POST, routes::ARTIFACTS)?
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(signed);
+        self.json(req).await
+    }
+
+    /// The exact signed bytes of an artifact. The caller verifies them (the edge does, with
+    /// its own keys and contract): the control plane is not trusted for content.
+    pub async fn fetch(&self, digest: &Digest) -> Result<Vec<u8>, ClientError> {
+        let req = self.request(Method::GET, &routes::artifact(digest))?;
+        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let status = resp.status();
+        let body = read_bounded(resp, MAX_ARTIFACT_BODY).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(error_from(status, &body))
+        }
+    }
+
+    /// Stored artifacts, newest first.
+    pub async fn artifacts(&self, limit: usize) -> Result<ArtifactList, ClientError> {
+        let path = format!("{}?limit={limit}", routes::ARTIFACTS);
+        self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// What the control plane knows about an artifact.
+    pub async fn artifact_meta(&self, digest: &Digest) -> Result<ArtifactMeta, ClientError> {
+        self.json(self.request(Method::GET, &routes::artifact_meta(digest))?)
+            .await
+    }
+
+    /// The difference of `digest` from `against` (default: the previous version stored).
+    pub async fn diff(
+        &self,
+        digest: &Digest,
+        against: Option<&Digest>,
+    ) -> Result<DiffView, ClientError> {
+        let mut path = routes::artifact_diff(digest);
+        if let Some(a) = against {
+            path = format!("{path}?against={a}");
+        }
+        self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// Registers (or re-registers) a node.
+    pub async fn register(&self, reg: &Registration) -> Result<RegisterAnswer, ClientError> {
+        self.json(self.request(Method::POST, routes::NODES)?.json(reg))
+            .await
+    }
+
+    /// Sends a heartbeat and waits for the answer: at once when the node's desired state
+    /// differs from `beat.seen`, else after at most `beat.wait_ms` (clamped to
+    /// [`MAX_LONG_POLL_MS`]). The request's timeout covers the wait.
+    pub async fn heartbeat(
+        &self,
+        node: &str,
+        beat: &Heartbeat,
+    ) -> Result<HeartbeatAnswer, ClientError> {
+        let wait = beat.wait_ms.min(MAX_LONG_POLL_MS);
+        let timeout = Duration::from_millis(wait.saturating_add(CLIENT_LONG_POLL_MARGIN_MS));
+        let req = self
+            .request(Method::POST, &routes::heartbeat(node))?
+            .timeout(timeout)
+            .json(beat);
+        self.json(req).await
+    }
+
+    /// The fleet.
+    pub async fn nodes(&self) -> Result<NodeList, ClientError> {
+        self.json(self.request(Method::GET, routes::NODES)?).await
+    }
+
+    /// One node.
+    pub async fn node(&self, node: &str) -> Result<NodeView, ClientError> {
+        self.json(self.request(Method::GET, &routes::node(node))?)
+            .await
+    }
+
+    /// Starts a rollout.
+    pub async fn rollout_start(&self, start: &StartRollout) -> Result<RolloutView, ClientError> {
+        self.json(self.request(Method::POST, routes::ROLLOUTS)?.json(start))
+            .await
+    }
+
+    /// One rollout.
+    pub async fn rollout_status(&self, id: u64) -> Result<RolloutView, ClientError> {
+        self.json(self.request(Method::GET, &routes::rollout(id))?)
+            .await
+    }
+
+    /// Rollouts, newest first.
+    pub async fn rollouts(&self, limit: usize) -> Result<RolloutList, ClientError> {
+        let path = format!("{}?limit={limit}", routes::ROLLOUTS);
+        self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// An operator command on a rollout.
+    pub async fn rollout_command(
+        &self,
+        id: u64,
+        command: RolloutCommand,
+        reason: Option<String>,
+    ) -> Result<RolloutView, ClientError> {
+        let body = RolloutAction { reason };
+        let req = self
+            .request(Method::POST, &routes::rollout_command(id, command))?
+            .json(&body);
+        self.json(req).await
+    }
+
+    /// Promotes the current wave now (skips the rest of its bake; gates still apply).
+    pub async fn rollout_promote(
+        &self,
+        id: u64,
+        reason: Option<String>,
+    ) -> Result<RolloutView, ClientError> {
+        self.rollout_command(id, RolloutCommand::Promote, reason)
+            .await
+    }
+
+    /// Pauses a rollout where it stands.
+    pub async fn rollout_pause(
+        &self,
+        id: u64,
+        reason: Option<String>,
+    ) -> Result<RolloutView, ClientError> {
+        self.rollout_command(id, RolloutCommand::Pause, reason)
+            .await
+    }
+
+    /// Resumes a paused rollout.
+    pub async fn rollout_resume(
+        &self,
+        id: u64,
+        reason: Option<String>,
+    ) -> Result<RolloutView, ClientError> {
+        self.rollout_command(id, RolloutCommand::Resume, reason)
+            .await
+    }
+
+    /// Stops a rollout; nodes already on the new version stay there.
+    pub async fn rollout_abort(
+        &self,
+        id: u64,
+        reason: Option<String>,
+    ) -> Result<RolloutView, ClientError> {
+        self.rollout_command(id, RolloutCommand::Abort, reason)
+            .await
+    }
+
+    /// Stops a rollout and moves every node it touched back to the previous version.
+    pub async fn rollout_rollback(
+        &self,
+        id: u64,
+        reason: Option<String>,
+    ) -> Result<RolloutView, ClientError> {
+        self.rollout_command(id, RolloutCommand::Rollback, reason)
+            .await
+    }
+
+    /// Sets a kill switch; answers every stored setting.
+    pub async fn killswitch_set(&self, set: &KillSwitchSet) -> Result<KillSwitchList, ClientError> {
+        self.json(self.request(Method::PUT, routes::KILLSWITCHES)?.json(set))
+            .await
+    }
+
+    /// Every stored kill-switch setting.
+    pub async fn killswitches(&self) -> Result<KillSwitchList, ClientError> {
+        self.json(self.request(Method::GET, routes::KILLSWITCHES)?)
+            .await
+    }
+
+    /// A page of the audit log after sequence number `after` (0: from the start).
+    pub async fn audit(&self, after: u64, limit: usize) -> Result<AuditPage, ClientError> {
+        let path = format!("{}?after={after}&limit={limit}", routes::AUDIT);
+        self.json(self.request(Method::GET, &path)?).await
+    }
+
+    fn request(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder, ClientError> {
+        // Join onto the base's path, so a control plane behind a prefix (`https://x/rampart/`)
+        // works: strip the leading `/` of our absolute paths.
+        let mut base = self.base.clone();
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let url = base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| ClientError::InvalidUrl {
+                url: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let mut req = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        Ok(req)
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let status = resp.status();
+        let body = read_bounded(resp, MAX_ANSWER_BODY).await?;
+        if status.is_success() {
+            serde_json::from_slice(&body).map_err(ClientError::Decode)
+        } else {
+            Err(error_from(status, &body))
+        }
+    }
+}
+
+// === impl ClientError ===
+
+impl ClientError {
+    /// Whether the same request may succeed later: the control plane was unreachable, busy,
+    /// or failed on its side. A 4xx will fail the same way again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Api { status, .. } | ClientError::Status { status, .. } => {
+                *status >= 500 || *status == 429
+            }
+            ClientError::InvalidUrl { .. }
+            | ClientError::Decode(_)
+            | ClientError::TooLarge { .. } => false,
+        }
+    }
+
+    /// The API error body, when the control plane sent one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            ClientError::Api { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a body, refusing it as soon as it passes `limit` (the length header is checked
+/// first, and the count again while reading).
+async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ClientError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit))
+    {
+        return Err(ClientError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ClientError::Transport)? {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(ClientError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn error_from(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(error) => ClientError::Api {
+            status: status.as_u16(),
+            error,
+        },
+        Err(_) => ClientError::Status {
+            status: status.as_u16(),
+            excerpt: String::from_utf8_lossy(body.get(..200).unwrap_or(body)).into_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_are_accepted() {
+        assert!(Client::new("http://127.0.0.1:7000", None).is_ok());
+        assert!(Client::new("https://control.example/rampart", None).is_ok());
+        assert!(matches!(
+            Client::new("ftp://x", None),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        assert!(Client::new("not a url", None).is_err());
+    }
+
+    #[test]
+    fn paths_join_onto_a_prefixed_base() {
+        let c = Client::new("http://h:1/rampart", None).unwrap();
+        let req = c
+            .request(Method::GET, "/v1/nodes")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(req.url().as_str(), "http://h:1/rampart/v1/nodes");
+        let c = Client::new("http://h:1", None).unwrap();
+        let req = c
+            .request(Method::GET, "/v1/nodes")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(req.url().as_str(), "http://h:1/v1/nodes");
+    }
+
+    #[test]
+    fn the_token_goes_in_the_header_and_never_in_debug() {
+        let c = Client::new("http://h:1", Some("s3cret".into())).unwrap();
+        let req = c
+            .request(Method::GET, "/v1/nodes")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(req.headers()[AUTHORIZATION], "Bearer s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn errors_say_whether_to_retry() {
+        let api = error_from(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            br#"{"error":"invalid","message":"m","issues":[{"code":"too_many_features","message":"x"}]}"#,
+        );
+        assert!(!api.is_retryable());
+        assert_eq!(api.api().unwrap().issue_codes(), vec!["too_many_features"]);
+        let proxy = error_from(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert!(proxy.is_retryable());
+        assert_eq!(proxy.status(), Some(502));
+    }
+}

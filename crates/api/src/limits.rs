@@ -1,0 +1,69 @@
+//! Every bound of the wire, shared by the server (which enforces it) and the client (which
+//! stays under it).
+
+use rampart_artifact::limits::{HARD_MAX_BYTES, MAX_ENVELOPE_OVERHEAD};
+
+/// Number of buckets of a [`crate::ScoreHistogram`]: one per score, 1 to 99.
+pub const SCORE_BUCKETS: usize = 99;
+
+/// Longest node id, label value or token name, in bytes.
+pub const MAX_IDENT_LEN: usize = 64;
+
+/// Longest free-text reason (rollouts, kill switches, break glass), in bytes.
+pub const MAX_REASON_LEN: usize = 512;
+
+/// Longest software version string an edge reports, in bytes.
+pub const MAX_SOFTWARE_VERSION_LEN: usize = 128;
+
+/// Most issues an edge may attach to a NACK or a rejection in one heartbeat; the edge's own
+/// report is already capped by the artifact crate, this keeps a heartbeat small.
+pub const MAX_HEARTBEAT_ISSUES: usize = 64;
+
+/// Longest message in a heartbeat's rejection, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// Longest a heartbeat may be held by the control plane waiting for a change. An edge asks
+/// for less with `wait_ms`; the server never holds longer, so a proxy or load balancer with a
+/// 60 s idle timeout in between never cuts a healthy long-poll.
+pub const MAX_LONG_POLL_MS: u64 = 30_000;
+
+/// The heartbeat interval the control plane tells edges by default.
+pub const DEFAULT_BEAT_INTERVAL_MS: u64 = 1_000;
+
+/// The largest JSON body the control plane accepts for anything but a publish.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// The largest artifact body: a signed envelope around the largest document any contract may
+/// allow ([`HARD_MAX_BYTES`]): `wire_limit(HARD_MAX_BYTES)`, written out to be a constant. The
+/// server also checks every registered contract's own cap.
+pub const MAX_ARTIFACT_BODY: usize = HARD_MAX_BYTES.div_ceil(3) * 4 + MAX_ENVELOPE_OVERHEAD;
+
+/// Most items in one page of a list (artifacts, audit entries, rollouts).
+pub const MAX_PAGE: usize = 1_000;
+
+/// Items in a page when the request does not say.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// How long the client waits to connect.
+pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+
+/// How long the client waits for any answer other than a long-poll heartbeat.
+pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+
+/// What the client adds to a heartbeat's `wait_ms` before it gives up: the server answers at
+/// the end of the wait, this covers the trip and a busy server.
+pub const CLIENT_LONG_POLL_MARGIN_MS: u64 = 5_000;
+
+#[cfg(test)]
+mod tests {
+    const _: () = assert!(MAX_JSON_BODY < MAX_ARTIFACT_BODY);
+    use super::*;
+
+    #[test]
+    fn an_artifact_body_fits_the_largest_contract() {
+        assert_eq!(
+            MAX_ARTIFACT_BODY,
+            rampart_artifact::limits::wire_limit(HARD_MAX_BYTES)
+        );
+    }
+}

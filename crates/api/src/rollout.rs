@@ -1,0 +1,224 @@
+//! Rollouts as operators drive and see them.
+
+use rampart_artifact::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::heartbeat::Active;
+use crate::limits::MAX_REASON_LEN;
+use crate::{Invalid, check_text};
+
+/// Start a rollout of a stored artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRollout {
+    /// The artifact to roll out (published first).
+    pub digest: Digest,
+    /// Why (required with `break_glass`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Push to the whole fleet at once, skipping waves and gates. The artifact is still
+    /// verified and validated; the push is audited with its reason. For when the staged path
+    /// is itself the problem (a bad version everywhere, a known-good one to restore).
+    #[serde(default)]
+    pub break_glass: bool,
+    /// Bake time of every wave, in ms, instead of the plan's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_ms: Option<u64>,
+}
+
+/// An operator command on a running rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutCommand {
+    /// End the current wave's bake now and move on (its gates still have to pass).
+    Promote,
+    /// Hold where it stands: no new wave starts.
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// Stop; nodes already moved keep the new version.
+    Abort,
+    /// Stop, and move every node the rollout touched back to the previous version.
+    Rollback,
+}
+
+/// The body of a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutAction {
+    /// Why (goes to the audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A rollout, as status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutView {
+    /// Its id.
+    pub id: u64,
+    /// The artifact kind.
+    pub kind: String,
+    /// What is rolled out.
+    pub target: Active,
+    /// What it replaces (the fleet's version when it started), if anything.
+    pub previous: Option<Active>,
+    /// `running`, `paused`, `succeeded`, `rolled_back`, `aborted`, `failed`.
+    pub phase: String,
+    /// Whether the phase is final.
+    pub done: bool,
+    /// A break-glass push.
+    pub break_glass: bool,
+    /// Why it was started.
+    pub reason: Option<String>,
+    /// Who started it.
+    pub started_by: String,
+    /// When, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Last change, ms since the Unix epoch.
+    pub updated_at_ms: u64,
+    /// The wave in progress (index into `waves`).
+    pub current_wave: Option<usize>,
+    /// The plan, with each wave's progress.
+    pub waves: Vec<WaveView>,
+    /// The latest gate evaluations, with their numbers.
+    pub gates: Vec<GateView>,
+    /// Why it ended (a failed gate with its numbers, an operator's reason).
+    pub outcome: Option<String>,
+    /// The rollout machine's whole state, for tools.
+    pub state: serde_json::Value,
+}
+
+/// One wave of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveView {
+    /// Position, from 0.
+    pub index: usize,
+    /// Its name (`canary`, `10%`…).
+    pub name: String,
+    /// Its nodes.
+    pub nodes: Vec<String>,
+    /// `pending`, `rolling`, `baking`, `passed`, `failed`, `rolled_back`.
+    pub phase: String,
+    /// Nodes that ACKed and serve the target.
+    pub acked: usize,
+    /// Nodes that NACKed it.
+    pub nacked: usize,
+    /// Bake time, ms.
+    pub bake_ms: u64,
+    /// When it started, ms since the Unix epoch.
+    pub started_at_ms: Option<u64>,
+}
+
+/// One gate evaluation, with its numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateView {
+    /// The wave it judged.
+    pub wave: usize,
+    /// Its name (`nack`, `errors_5xx`, `module_errors`, `restarts`, `score_shift`,
+    /// `heartbeats`).
+    pub name: String,
+    /// `pass`, `hold` or `fail`.
+    pub verdict: String,
+    /// What was measured (a rate, a statistic), when it is a number.
+    pub value: Option<f64>,
+    /// The threshold it was compared with.
+    pub threshold: Option<f64>,
+    /// One line with the numbers.
+    pub detail: String,
+}
+
+/// Rollouts, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutList {
+    /// The rollouts.
+    pub rollouts: Vec<RolloutView>,
+}
+
+// === impl StartRollout ===
+
+impl StartRollout {
+    /// Checks the wire bounds: a break-glass push needs a reason.
+    pub fn check(&self) -> Result<(), Invalid> {
+        let reason = self.reason.as_deref().unwrap_or("");
+        check_text("reason", reason, MAX_REASON_LEN)?;
+        if self.break_glass && reason.trim().is_empty() {
+            return Err(Invalid::new("reason", "is required with break_glass"));
+        }
+        Ok(())
+    }
+}
+
+// === impl RolloutCommand ===
+
+impl RolloutCommand {
+    /// Every command.
+    pub const ALL: &[RolloutCommand] = &[
+        RolloutCommand::Promote,
+        RolloutCommand::Pause,
+        RolloutCommand::Resume,
+        RolloutCommand::Abort,
+        RolloutCommand::Rollback,
+    ];
+
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutCommand::Promote => "promote",
+            RolloutCommand::Pause => "pause",
+            RolloutCommand::Resume => "resume",
+            RolloutCommand::Abort => "abort",
+            RolloutCommand::Rollback => "rollback",
+        }
+    }
+
+    /// The command for a path segment.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+// === impl RolloutAction ===
+
+impl RolloutAction {
+    /// Checks the wire bounds.
+    pub fn check(&self) -> Result<(), Invalid> {
+        check_text(
+            "reason",
+            self.reason.as_deref().unwrap_or(""),
+            MAX_REASON_LEN,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn break_glass_needs_a_reason() {
+        let mut s = StartRollout {
+            digest: Digest::of(b"x"),
+            reason: None,
+            break_glass: true,
+            bake_ms: None,
+        };
+        assert_eq!(s.check().unwrap_err().field, "reason");
+        s.reason = Some("restore v41 everywhere: v42 broke canary and region".into());
+        assert!(s.check().is_ok());
+        s.break_glass = false;
+        s.reason = None;
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn commands_are_path_segments() {
+        for c in RolloutCommand::ALL {
+            assert_eq!(RolloutCommand::parse(c.as_str()), Some(*c));
+            assert_eq!(
+                serde_json::to_string(c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
+        }
+        assert_eq!(RolloutCommand::parse("explode"), None);
+    }
+}
