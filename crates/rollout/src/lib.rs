@@ -1,0 +1,71 @@
+//! The rampart rollout engine: a feature file reaches the fleet in waves by fault domain,
+//! each wave baked and judged by health gates against nodes still on the previous version,
+//! and a failed gate rolls every touched node back and marks the digest bad.
+//!
+//! Pure: no I/O, no clock, no randomness but a seed in the plan policy. Time comes in as
+//! `now_ms`, heartbeats as [`Beat`]s, operator input as [`Command`]s, so the control plane
+//! and the fleet simulator run this same code (the simulator on a virtual clock).
+//!
+//! The one decision that matters: **the rollout is a level-driven reconcile.**
+//! [`reconcile`]`(&Rollout, &Observations, now_ms)` returns a [`Decision`] (the next
+//! status, the actions, when to call again) and is a pure function of its inputs, so it can
+//! be called on every heartbeat, after a crash, or twice, with the same result. A failure
+//! in the observations becomes a rollback on the first call that sees it, whatever the
+//! bake time left: that is what lets the control plane promise every node of a bad wave
+//! back within two heartbeat intervals.
+//!
+//! # Layout
+//! - [`plan`]: [`Node`] inventory, [`PlanPolicy`], [`plan()`] into [`Wave`]s.
+//! - [`observation`]: [`Beat`], [`Counters`], [`ScoreHistogram`], [`Observations`] pooled
+//!   by version.
+//! - [`stats`]: Kolmogorov–Smirnov and Mann–Whitney from histograms, two-proportion z.
+//! - [`gate`]: each gate as a pure function to a [`Verdict`]; [`GateReport`].
+//! - [`rollout`]: [`Rollout`], [`RolloutSpec`], [`Status`], [`Phase`].
+//! - [`reconcile`](mod@reconcile): [`reconcile()`], [`command()`], [`Decision`], [`Action`].
+//!
+//! # Calling it
+//! ```
+//! use rampart_artifact::Digest;
+//! use rampart_rollout::*;
+//!
+//! let nodes: Vec<Node> = (0..8)
+//!     .map(|i| Node { id: format!("edge-{i}"), pop: format!("pop-{}", i / 2),
+//!                     region: "eu".into(), canary: i == 0 })
+//!     .collect();
+//! let from = ArtifactRef { version: 1, digest: Digest::of(b"v1") };
+//! let to = ArtifactRef { version: 2, digest: Digest::of(b"v2") };
+//! let spec = RolloutSpec {
+//!     id: "r-2".into(), from: Some(from), to,
+//!     plan: plan(&nodes, &PlanPolicy::default())?,
+//!     policy: RolloutPolicy::default(), break_glass: None,
+//! };
+//! let mut rollout = Rollout::new(spec, 0)?;
+//! let mut obs = Observations::new(&rollout);
+//! let actions = rollout.apply(reconcile(&rollout, &obs, 0)); // starts the canary wave
+//! assert!(matches!(actions.last(), Some(Action::SetDesired { target: Target::New, .. })));
+//! obs.sync(&rollout); // a new wave: new window
+//! // … on each heartbeat: obs.absorb(rollout.plan().index_of(id).unwrap(), &beat, now)?;
+//! // … then: rollout.apply(reconcile(&rollout, &obs, now)) and carry out the actions.
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod gate;
+pub mod observation;
+pub mod plan;
+pub mod reconcile;
+pub mod rollout;
+pub mod stats;
+
+pub use gate::{
+    BaselineKind, Failure, Gate, GatePolicy, GateReport, HoldReason, Numbers, Overall, Verdict,
+};
+pub use observation::{Apply, Beat, Counters, NodeState, Observations, Pool, ScoreHistogram};
+pub use plan::{Node, NodeIdx, Plan, PlanError, PlanPolicy, Wave, WaveShare, plan};
+pub use reconcile::{
+    Action, Actor, AuditRecord, Command, CommandError, Decision, Event, Operator, command,
+    reconcile,
+};
+pub use rollout::{
+    ArtifactRef, BadMark, BreakGlass, Phase, Rollout, RolloutPolicy, RolloutSpec, StartError,
+    Status, Target,
+};

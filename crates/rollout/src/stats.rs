@@ -1,0 +1,287 @@
+//! Two-sample statistics computed from histograms and counters in O(buckets): no per-request
+//! data is kept, so a gate over a million requests costs the same as one over a hundred.
+//!
+//! Every number returned is finite (a NaN cannot be stored as JSON and would poison a
+//! comparison), and an empty sample gives `None` rather than a made-up value.
+
+use serde::{Deserialize, Serialize};
+
+use crate::observation::{BUCKETS, ScoreHistogram};
+
+/// The Kolmogorov–Smirnov two-sample test of two score histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ks {
+    /// The largest distance between the two empirical CDFs, in [0, 1].
+    pub d: f64,
+    /// Asymptotic p-value of `d` for these sample sizes (conservative with ties).
+    pub p_value: f64,
+    /// Requests in the new sample.
+    pub n_new: u64,
+    /// Requests in the baseline sample.
+    pub n_baseline: u64,
+    /// The bucket where the distance is largest (0 unscored, else the score).
+    pub at_bucket: u8,
+    /// Share of new requests at or below `at_bucket`.
+    pub cdf_new: f64,
+    /// Share of baseline requests at or below `at_bucket`.
+    pub cdf_baseline: f64,
+}
+
+/// The Mann–Whitney U test of two score histograms, with ties handled by midranks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MannWhitney {
+    /// U of the new sample: pairs (new, baseline) where new scores higher, ties counting ½.
+    pub u: f64,
+    /// `u / (n_new · n_baseline)`: the chance a new request outscores a baseline one; 0.5 is
+    /// no shift, below 0.5 a shift down (towards "bot" or unscored).
+    pub auc: f64,
+    /// Normal approximation with the tie correction.
+    pub z: f64,
+    /// Two-sided p-value of `z`.
+    pub p_value: f64,
+}
+
+/// The one-sided two-proportion z statistic: how far `events_a / n_a` is above
+/// `events_b / n_b`, in standard errors of the pooled proportion. `None` if a sample is empty.
+pub fn two_proportion_z(events_a: u64, n_a: u64, events_b: u64, n_b: u64) -> Option<f64> {
+    if n_a == 0 || n_b == 0 {
+        return None;
+    }
+    let (xa, na, xb, nb) = (
+        events_a.min(n_a) as f64,
+        n_a as f64,
+        events_b.min(n_b) as f64,
+        n_b as f64,
+    );
+    let p = (xa + xb) / (na + nb);
+    let se = (p * (1.0 - p) * (1.0 / na + 1.0 / nb)).sqrt();
+    if se <= 0.0 || !se.is_finite() {
+        // Both samples are all-events or all-clean: no difference.
+        return Some(0.0);
+    }
+    Some(finite((xa / na - xb / nb) / se))
+}
+
+/// The KS test of `new` against `baseline`; `None` if either is empty.
+pub fn ks_two_sample(new: &ScoreHistogram, baseline: &ScoreHistogram) -> Option<Ks> {
+    let (n_new, n_base) = (new.total(), baseline.total());
+    if n_new == 0 || n_base == 0 {
+        return None;
+    }
+    let (fa, fb) = (n_new as f64, n_base as f64);
+    let (mut ca, mut cb) = (0u64, 0u64);
+    let mut best = (0.0f64, 0u8, 0.0, 0.0);
+    for (k, (a, b)) in (0u8..).zip(new.counts().iter().zip(baseline.counts())) {
+        ca = ca.saturating_add(*a);
+        cb = cb.saturating_add(*b);
+        let (pa, pb) = (ca as f64 / fa, cb as f64 / fb);
+        let d = (pa - pb).abs();
+        if d > best.0 {
+            best = (d, k, pa, pb);
+        }
+    }
+    let ne = fa * fb / (fa + fb);
+    let sq = ne.sqrt();
+    let lambda = (sq + 0.12 + 0.11 / sq) * best.0;
+    Some(Ks {
+        d: finite(best.0),
+        p_value: kolmogorov_q(lambda),
+        n_new,
+        n_baseline: n_base,
+        at_bucket: best.1,
+        cdf_new: finite(best.2),
+        cdf_baseline: finite(best.3),
+    })
+}
+
+/// The Mann–Whitney test of `new` against `baseline`; `None` if either is empty.
+pub fn mann_whitney(new: &ScoreHistogram, baseline: &ScoreHistogram) -> Option<MannWhitney> {
+    let (n_new, n_base) = (new.total(), baseline.total());
+    if n_new == 0 || n_base == 0 {
+        return None;
+    }
+    let (fa, fb) = (n_new as f64, n_base as f64);
+    let n = fa + fb;
+    let mut below_b = 0.0f64;
+    let mut u = 0.0f64;
+    let mut ties = 0.0f64;
+    for (a, b) in new.counts().iter().zip(baseline.counts()).take(BUCKETS) {
+        let (a, b) = (*a as f64, *b as f64);
+        u += a * (below_b + 0.5 * b);
+        below_b += b;
+        let t = a + b;
+        ties += t * t * t - t;
+    }
+    let mean = fa * fb / 2.0;
+    let var = fa * fb / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)).max(1.0));
+    let z = if var > 0.0 && var.is_finite() {
+        (u - mean) / var.sqrt()
+    } else {
+        0.0
+    };
+    let z = finite(z);
+    Some(MannWhitney {
+        u: finite(u),
+        auc: finite(u / (fa * fb)),
+        z,
+        p_value: erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0),
+    })
+}
+
+/// The Kolmogorov distribution's tail `Q(λ) = 2 Σ (-1)^(j-1) exp(-2 j² λ²)`
+/// (Numerical Recipes' `probks`); 1 where the series has not converged (tiny λ).
+fn kolmogorov_q(lambda: f64) -> f64 {
+    const EPS_TERM: f64 = 0.001;
+    const EPS_SUM: f64 = 1.0e-8;
+    if !lambda.is_finite() || lambda <= 0.0 {
+        return 1.0;
+    }
+    let a2 = -2.0 * lambda * lambda;
+    let mut fac = 2.0;
+    let mut sum = 0.0;
+    let mut previous = 0.0f64;
+    for j in 1..=100u32 {
+        let jf = f64::from(j);
+        let term = fac * (a2 * jf * jf).exp();
+        sum += term;
+        if term.abs() <= EPS_TERM * previous || term.abs() <= EPS_SUM * sum {
+            return sum.clamp(0.0, 1.0);
+        }
+        fac = -fac;
+        previous = term.abs();
+    }
+    1.0
+}
+
+/// The complementary error function (Numerical Recipes' `erfcc`, relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let ans = t * poly.exp();
+    if x >= 0.0 { ans } else { 2.0 - ans }
+}
+
+/// `x`, or 0 for NaN and ±`f64::MAX` for infinities: every stored number stays JSON.
+pub(crate) fn finite(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(f64::MIN, f64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(pairs: &[(usize, u64)]) -> ScoreHistogram {
+        let mut h = ScoreHistogram::new();
+        for &(b, n) in pairs {
+            h.add_to(b, n);
+        }
+        h
+    }
+
+    #[test]
+    fn identical_samples_have_no_distance() {
+        let h = hist(&[(5, 10), (80, 30), (95, 60)]);
+        let ks = ks_two_sample(&h, &h).unwrap();
+        assert_eq!(ks.d, 0.0);
+        assert_eq!(ks.p_value, 1.0);
+        let mw = mann_whitney(&h, &h).unwrap();
+        assert!((mw.auc - 0.5).abs() < 1e-12);
+        assert!(mw.z.abs() < 1e-9);
+        assert!((mw.p_value - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn disjoint_samples_are_fully_apart() {
+        let low = hist(&[(1, 100)]);
+        let high = hist(&[(90, 100)]);
+        let ks = ks_two_sample(&low, &high).unwrap();
+        assert_eq!(ks.d, 1.0);
+        assert_eq!(ks.at_bucket, 1);
+        assert!(ks.p_value < 1e-30, "{}", ks.p_value);
+        let mw = mann_whitney(&low, &high).unwrap();
+        assert_eq!(mw.u, 0.0);
+        assert_eq!(mw.auc, 0.0);
+        assert!(mw.z < -10.0);
+        assert_eq!(mann_whitney(&high, &low).unwrap().auc, 1.0);
+    }
+
+    #[test]
+    fn ks_matches_the_asymptotic_formula() {
+        // 100 vs 100, half of the new sample moved up: D = 0.5, ne = 50.
+        let a = hist(&[(10, 50), (60, 50)]);
+        let b = hist(&[(10, 100)]);
+        let ks = ks_two_sample(&a, &b).unwrap();
+        assert!((ks.d - 0.5).abs() < 1e-12);
+        let ne: f64 = 50.0;
+        let lambda = (ne.sqrt() + 0.12 + 0.11 / ne.sqrt()) * 0.5;
+        let expected = 2.0 * (-2.0 * lambda * lambda).exp();
+        assert!((ks.p_value / expected - 1.0).abs() < 1e-6);
+        // A small distance with small samples is not significant.
+        let c = hist(&[(10, 9), (60, 1)]);
+        let d = hist(&[(10, 8), (60, 2)]);
+        assert!(ks_two_sample(&c, &d).unwrap().p_value > 0.9);
+    }
+
+    #[test]
+    fn mann_whitney_counts_ties_as_half() {
+        // new = {1, 2}, baseline = {2, 3}: pairs new>base: none; ties: (2,2) → U = 0.5.
+        let a = hist(&[(1, 1), (2, 1)]);
+        let b = hist(&[(2, 1), (3, 1)]);
+        let mw = mann_whitney(&a, &b).unwrap();
+        assert_eq!(mw.u, 0.5);
+        assert_eq!(mw.auc, 0.125);
+    }
+
+    #[test]
+    fn empty_samples_give_none() {
+        let h = hist(&[(3, 1)]);
+        assert!(ks_two_sample(&ScoreHistogram::new(), &h).is_none());
+        assert!(mann_whitney(&h, &ScoreHistogram::new()).is_none());
+        assert_eq!(two_proportion_z(0, 0, 1, 10), None);
+    }
+
+    #[test]
+    fn two_proportion_z_is_signed_and_finite() {
+        let z = two_proportion_z(50, 1000, 10, 1000).unwrap();
+        assert!(z > 5.0, "{z}");
+        assert!(two_proportion_z(10, 1000, 50, 1000).unwrap() < -5.0);
+        assert_eq!(two_proportion_z(0, 1000, 0, 5000), Some(0.0));
+        assert_eq!(two_proportion_z(7, 7, 9, 9), Some(0.0));
+        // Events above the total are clamped, not a NaN.
+        assert!(two_proportion_z(99, 10, 0, 10).unwrap().is_finite());
+    }
+
+    #[test]
+    fn erfc_and_q_agree_with_known_values() {
+        assert!((erfc(0.0) - 1.0).abs() < 1e-7);
+        assert!((erfc(1.0) - 0.157_299_207).abs() < 1e-7);
+        assert!((erfc(-1.0) - 1.842_700_793).abs() < 1e-7);
+        // Q(1.36) ≈ 0.049 (the 5% critical value of the Kolmogorov distribution).
+        assert!((kolmogorov_q(1.36) - 0.0494).abs() < 1e-3);
+        assert_eq!(kolmogorov_q(0.0), 1.0);
+        assert_eq!(kolmogorov_q(f64::NAN), 1.0);
+    }
+
+    #[test]
+    fn huge_counts_stay_finite() {
+        let a = hist(&[(1, u64::MAX / 4), (99, u64::MAX / 4)]);
+        let b = hist(&[(50, u64::MAX / 2)]);
+        let ks = ks_two_sample(&a, &b).unwrap();
+        let mw = mann_whitney(&a, &b).unwrap();
+        for x in [ks.d, ks.p_value, mw.u, mw.auc, mw.z, mw.p_value] {
+            assert!(x.is_finite());
+        }
+    }
+}
