@@ -5,6 +5,7 @@
 
 mod artifact;
 mod files;
+mod generate;
 mod keygen;
 
 use std::process::ExitCode;
@@ -30,6 +31,11 @@ enum Command {
     /// Run the edge proxy: score requests with the bot module, forward them to the origin.
     Edge(rampart_edge::cli::EdgeArgs),
     // GENERATE: the `generate` and `model` verbs go here (rampart-generate's cli module).
+    /// Generate a signed feature file through the producer guards.
+    Generate(Box<generate::Args>),
+    /// The bot model: `rampart model fit`.
+    #[command(subcommand)]
+    Model(generate::ModelCommand),
 }
 
 /// The exit code for "the input is invalid or a check failed".
@@ -44,6 +50,8 @@ fn main() -> ExitCode {
         Command::Artifact(cmd) => artifact::run(cmd),
         Command::Edge(args) => rampart_edge::cli::run(args),
         // GENERATE: dispatch here.
+        Command::Generate(args) => generate::run(*args),
+        Command::Model(cmd) => generate::model(cmd),
     };
     match result {
         Ok(code) => code,

@@ -266,22 +266,27 @@ pub fn bot(agent: &BotAgent, host: &str, rng: &mut Rng) -> Labelled {
 }
 
 /// One request from a bot that sends `browser`'s user agent: with a tool's, a scraper's or a
-/// hint-less automation header set, or (rarely, [`PERFECT_IMITATOR_SHARE`]) the browser's own.
+/// hint-less automation header set, or (rarely, [`PERFECT_IMITATOR_SHARE`]) a real browser
+/// driven by a program, which behaves exactly like a person's (header set, subresources,
+/// referer, cookies) and cannot be told apart by these features.
 pub fn imitator(browser: &Browser, host: &str, rng: &mut Rng) -> Labelled {
-    let own = Kit::for_browser(&browser.user_agent);
-    let kit = if rng.chance(PERFECT_IMITATOR_SHARE) {
-        own
-    } else {
-        match rng.below(6) {
-            0 => Kit::PythonRequests,
-            1 => Kit::GoHttp,
-            2 => Kit::Curl,
-            3 => Kit::Scraper,
-            4 => Kit::HintlessChromium,
-            _ => Kit::Axios,
-        }
+    if rng.chance(PERFECT_IMITATOR_SHARE) {
+        let mut l = human(browser, host, rng);
+        l.label = Label::Bot;
+        l.kind = Kind::Imitator;
+        return l;
+    }
+    let kit = match rng.below(6) {
+        0 => Kit::PythonRequests,
+        1 => Kit::GoHttp,
+        2 => Kit::Curl,
+        3 => Kit::Scraper,
+        4 => Kit::HintlessChromium,
+        _ => Kit::Axios,
     };
     let (path, query) = page(rng);
+    // Scrapers follow links (some send the page they came from) and keep some cookies.
+    let referer = rng.chance(0.3).then(|| format!("https://{host}/"));
     let cookie = rng
         .chance(0.2)
         .then(|| format!("sid={:016x}", rng.next_u64()));
@@ -290,7 +295,7 @@ pub fn imitator(browser: &Browser, host: &str, rng: &mut Rng) -> Labelled {
         language: &browser.language,
         host,
         dest: Dest::Document,
-        referer: None,
+        referer: referer.as_deref(),
         cookie: cookie.as_deref(),
     };
     Labelled {
