@@ -224,6 +224,23 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
     let tick = rollout.policy().tick_ms.max(1);
     match rollout.status().phase {
         Phase::Pending => {
+            let policy = rollout.policy();
+            let base = obs.fleet_baseline();
+            let enough = obs.matches(rollout)
+                && base.counters.requests >= policy.gates.min_requests
+                && base.scores.total() >= policy.gates.shift.min_scores;
+            let waited = now_ms.saturating_sub(rollout.status().created_ms);
+            if rollout.from().is_some() && !enough && waited < policy.baseline_wait_ms {
+                // Wait (briefly) for a before-picture of the fleet on the previous version.
+                d.requeue_after_ms = Some(tick.min(policy.baseline_wait_ms - waited));
+                return d;
+            }
+            if rollout.from().is_some() && enough {
+                d.status.reference = Some(Reference {
+                    wave: None,
+                    pool: base.clone(),
+                });
+            }
             let to = *rollout.to();
             d.audit(
                 rollout,
@@ -599,7 +616,7 @@ fn remember_baseline(
     };
     if pool.counters.requests >= rollout.policy().gates.min_requests {
         d.status.reference = Some(Reference {
-            wave,
+            wave: Some(wave),
             pool: pool.clone(),
         });
     }
@@ -734,16 +751,15 @@ fn not_back(rollout: &Rollout, obs: &Observations, touched: u16, now_ms: u64) ->
     let (mut stuck, mut silent) = (0u32, 0u32);
     for idx in plan.touched(touched) {
         let node = obs.node(idx).filter(|_| matches);
-        if node.is_some_and(|n| n.active == from) {
-            continue;
-        }
+        // Only a node that still beats can confirm it is back; a silent one is unconfirmed
+        // whatever it said last.
         let beating = node
             .and_then(|n| n.last_heartbeat_ms)
             .is_some_and(|t| now_ms.saturating_sub(t) <= timeout);
-        if beating {
-            stuck += 1;
-        } else {
-            silent += 1;
+        match (beating, node.is_some_and(|n| n.active == from)) {
+            (true, true) => {}
+            (true, false) => stuck += 1,
+            (false, _) => silent += 1,
         }
     }
     (stuck, silent)

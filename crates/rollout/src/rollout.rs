@@ -23,6 +23,11 @@ pub const DEFAULT_HOLD_CAP_MS: u64 = 600_000;
 /// unconfirmed instead.
 pub const DEFAULT_ROLLBACK_TIMEOUT_MS: u64 = 30_000;
 
+/// How long a pending rollout waits for a pre-rollout baseline (enough requests and scores
+/// on the previous version) before it starts without one. The baseline becomes the
+/// reference for waves with no baseline nodes left, such as a break-glass wave.
+pub const DEFAULT_BASELINE_WAIT_MS: u64 = 10_000;
+
 /// The longest operator or break-glass reason kept (bytes).
 pub const MAX_REASON_LEN: usize = 1_024;
 
@@ -47,6 +52,8 @@ pub struct RolloutPolicy {
     pub hold_cap_ms: u64,
     /// See [`DEFAULT_ROLLBACK_TIMEOUT_MS`].
     pub rollback_timeout_ms: u64,
+    /// See [`DEFAULT_BASELINE_WAIT_MS`].
+    pub baseline_wait_ms: u64,
 }
 
 /// The explicit flag for a fleet-wide push at once: who and why. Audited; the single wave
@@ -256,11 +263,11 @@ pub struct BadMark {
     pub at_ms: u64,
 }
 
-/// The baseline kept from a passed wave.
+/// A baseline kept for later waves: from before the rollout, then from each passed wave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reference {
-    /// The wave that passed.
-    pub wave: u16,
+    /// The wave that passed (`None`: recorded before the first wave).
+    pub wave: Option<u16>,
     /// Its baseline's counters and scores.
     pub pool: Pool,
 }
@@ -307,6 +314,7 @@ impl Default for RolloutPolicy {
             tick_ms: DEFAULT_TICK_MS,
             hold_cap_ms: DEFAULT_HOLD_CAP_MS,
             rollback_timeout_ms: DEFAULT_ROLLBACK_TIMEOUT_MS,
+            baseline_wait_ms: DEFAULT_BASELINE_WAIT_MS,
         }
     }
 }
