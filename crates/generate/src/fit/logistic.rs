@@ -76,24 +76,28 @@ pub fn fit(x: &Matrix, y: &[f64], w: &[f64], lambda: f64) -> Result<Logistic, Fi
         steps += 1;
         let mut grad = vec![0.0; k];
         let mut hess = vec![0.0; k * k];
+        // The row with a trailing 1 for the bias; reused across rows.
+        let mut xs = vec![1.0; k];
         for i in 0..n {
-            let row = x.row(i);
-            let (yi, wi) = (at(y, i), at(w, i));
-            let z = beta.get(d).copied().unwrap_or(0.0) + dot(beta.get(..d).unwrap_or(&[]), row);
+            if let Some(head) = xs.get_mut(..d) {
+                head.copy_from_slice(x.row(i));
+            }
+            let z: f64 = beta.iter().zip(&xs).map(|(b, v)| b * v).sum();
             let p = sigmoid(z);
+            let (yi, wi) = (at(y, i), at(w, i));
             let r = wi * (p - yi);
             let s = wi * p * (1.0 - p);
-            for a in 0..k {
-                let xa = if a == d { 1.0 } else { at(row, a) };
-                if let Some(g) = grad.get_mut(a) {
-                    *g += r * xa;
-                }
-                // Upper triangle only; mirrored below.
-                for b in a..k {
-                    let xb = if b == d { 1.0 } else { at(row, b) };
-                    if let Some(h) = hess.get_mut(a * k + b) {
-                        *h += s * xa * xb;
-                    }
+            for (g, v) in grad.iter_mut().zip(&xs) {
+                *g += r * v;
+            }
+            // Upper triangle only (row a from column a); mirrored below.
+            for (a, (hrow, xa)) in hess.chunks_mut(k).zip(&xs).enumerate() {
+                let sa = s * xa;
+                let (Some(hs), Some(xb)) = (hrow.get_mut(a..), xs.get(a..)) else {
+                    continue;
+                };
+                for (h, v) in hs.iter_mut().zip(xb) {
+                    *h += sa * v;
                 }
             }
         }
