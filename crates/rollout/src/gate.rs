@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::observation::{Observations, Pool, ScoreHistogram};
 use crate::plan::{NodeIdx, Plan};
-use crate::stats::{Ks, MannWhitney, finite, ks_two_sample, mann_whitney, two_proportion_z};
+use crate::stats::{
+    Ks, MannWhitney, finite, ks_two_sample, mann_whitney, two_proportion_z, wilson_lower,
+};
 
 /// Requests the new version must have served (in the window) before a rate gate judges.
 pub const DEFAULT_MIN_REQUESTS: u64 = 500;
@@ -28,8 +30,10 @@ pub const DEFAULT_MODULE_ERROR_ABS_MARGIN: f64 = 0.001;
 /// Module errors: relative margin over the baseline rate.
 pub const DEFAULT_MODULE_ERROR_REL_MARGIN: f64 = 0.5;
 
-/// A rate gate also needs the increase to be significant: a one-sided two-proportion z of
-/// at least this (3.0 ≈ p 0.0013), so a handful of errors on a small sample does not fail.
+/// The confidence a rate gate needs, in standard errors (3.0 ≈ one-sided p 0.0013): the
+/// new rate's Wilson lower bound at this z must clear both margins, and the two-proportion
+/// z against the baseline must reach it, so a handful of errors on a small sample does not
+/// fail a wave.
 pub const DEFAULT_MIN_Z: f64 = 3.0;
 
 /// Restarts a touched node may have in the window before the rollout fails: a restart
@@ -90,15 +94,16 @@ pub struct GatePolicy {
     pub converge_timeout_ms: u64,
 }
 
-/// Thresholds of a rate gate: fail when the new rate is above the baseline by both margins
-/// and significantly.
+/// Thresholds of a rate gate: fail when the new rate is, with confidence `min_z`, above the
+/// baseline by both margins.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RateLimits {
     /// Absolute margin (share of requests).
     pub abs_margin: f64,
     /// Relative margin (fraction of the baseline rate).
     pub rel_margin: f64,
-    /// Minimum one-sided z (ignored without a baseline).
+    /// Confidence in standard errors: for the Wilson lower bound of the new rate, and the
+    /// minimum one-sided two-proportion z (when there is a baseline).
     pub min_z: f64,
 }
 
@@ -236,6 +241,8 @@ pub struct RateNumbers {
     pub baseline_rate: f64,
     /// One-sided two-proportion z, when there is a baseline.
     pub z: Option<f64>,
+    /// The Wilson lower bound of the new rate at `limits.min_z`.
+    pub new_rate_lower: f64,
     /// The thresholds applied.
     pub limits: RateLimits,
 }
@@ -562,8 +569,9 @@ pub fn restart_gate(tally: &Tally, plan: &Plan, allowed_per_node: u32) -> Verdic
 }
 
 /// Compares a rate on the new version, `(events, requests)`, with a baseline's. Holds under
-/// `min_requests`; fails when the new rate is above the baseline by both margins and by at
-/// least `min_z` standard errors (without a baseline, the absolute margin alone applies).
+/// `min_requests`; fails when the new rate's Wilson lower bound at `min_z` is above the
+/// baseline rate by both margins and the two-proportion z reaches `min_z` (without a
+/// baseline, the lower bound must clear the absolute margin alone).
 pub fn rate_gate(
     gate: Gate,
     new: (u64, u64),
@@ -588,6 +596,7 @@ pub fn rate_gate(
     let z = (baseline_requests > 0)
         .then(|| two_proportion_z(new_events, new_requests, baseline_events, baseline_requests))
         .flatten();
+    let lower = wilson_lower(new_events, new_requests, limits.min_z).unwrap_or(0.0);
     let numbers = RateNumbers {
         new_events,
         new_requests,
@@ -596,10 +605,11 @@ pub fn rate_gate(
         baseline_requests,
         baseline_rate,
         z,
+        new_rate_lower: lower,
         limits: *limits,
     };
-    let above = new_rate > baseline_rate + limits.abs_margin
-        && new_rate > baseline_rate * (1.0 + limits.rel_margin)
+    let above = lower > baseline_rate + limits.abs_margin
+        && lower > baseline_rate * (1.0 + limits.rel_margin)
         && z.is_none_or(|z| z >= limits.min_z);
     if !above {
         return Verdict::Pass {
@@ -611,9 +621,12 @@ pub fn rate_gate(
         _ => "5xx",
     };
     let explanation = format!(
-        "{what} rate {:.3}% ({new_events} of {new_requests}) against {:.3}% on the baseline \
-         ({baseline_events} of {baseline_requests}); margins {:.3}% and +{:.0}%{}",
+        "{what} rate {:.3}% ({new_events} of {new_requests}; at least {:.3}% at {} sigma) \
+         against {:.3}% on the baseline ({baseline_events} of {baseline_requests}); margins \
+         {:.3}% and +{:.0}%{}",
         new_rate * 100.0,
+        lower * 100.0,
+        limits.min_z,
         baseline_rate * 100.0,
         limits.abs_margin * 100.0,
         limits.rel_margin * 100.0,
@@ -959,6 +972,3 @@ impl Listed {
             .collect()
     }
 }
-
-#[cfg(test)]
-mod tests;

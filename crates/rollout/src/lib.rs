@@ -41,11 +41,23 @@
 //! };
 //! let mut rollout = Rollout::new(spec, 0)?;
 //! let mut obs = Observations::new(&rollout);
-//! let actions = rollout.apply(reconcile(&rollout, &obs, 0)); // starts the canary wave
-//! assert!(matches!(actions.last(), Some(Action::SetDesired { target: Target::New, .. })));
-//! obs.sync(&rollout); // a new wave: new window
-//! // … on each heartbeat: obs.absorb(rollout.plan().index_of(id).unwrap(), &beat, now)?;
-//! // … then: rollout.apply(reconcile(&rollout, &obs, now)) and carry out the actions.
+//! // Heartbeats arrive (here: one per node, every node on v1, 100 requests scored 90).
+//! let mut scores = ScoreHistogram::new();
+//! scores.add_to(90, 100);
+//! let beat = Beat { active: Some(from.digest), apply: None,
+//!                   counters: Counters { requests: 100, ..Counters::default() },
+//!                   scores, restarts: 0 };
+//! for node in rollout.plan().nodes() {
+//!     obs.absorb(rollout.plan().index_of(&node.id).unwrap(), &beat, 1_000)?;
+//! }
+//! obs.sync(&rollout);
+//! let decision = reconcile(&rollout, &obs, 1_000); // baseline seen: start the canary wave
+//! let actions = rollout.apply(decision);
+//! assert!(actions.iter().any(|a| matches!(a, Action::SetDesired { target: Target::New, .. })));
+//! assert!(matches!(rollout.status().phase, Phase::Baking { wave: 0, .. }));
+//! obs.sync(&rollout); // a new wave: a new window
+//! // … every heartbeat: obs.absorb(idx, &beat, now)?; then
+//! //   rollout.apply(reconcile(&rollout, &obs, now)), carry out the actions, obs.sync(&rollout).
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

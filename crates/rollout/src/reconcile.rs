@@ -850,6 +850,3 @@ impl Command {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
