@@ -15,7 +15,7 @@
 //! - [`state`]: the state directory (last published file, run history, freeze, counters).
 //! - [`job`]: [`Job::run_once`]: one run, source to signed file, and its [`Outcome`].
 //! - [`schedule`]: `--every`: runs on a cadence until a signal.
-//! - [`fit`]: `rampart model fit`: the logistic model over the extractor catalogue.
+//! - [`mod@fit`]: `rampart model fit`: the logistic model over the extractor catalogue.
 //!
 //! The one decision that matters: **guards are pure and all of them run.** Each guard is a
 //! function of the candidate and of what came before (the last published file, the digests

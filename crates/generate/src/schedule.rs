@@ -138,6 +138,17 @@ mod tests {
     use crate::source::{CatalogSource, Source};
 
     #[test]
+    fn sigterm_and_sigint_set_the_stop_flag_instead_of_killing() {
+        let stop = stop_on_signals().unwrap();
+        assert!(!stop.load(Ordering::Relaxed));
+        signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+        assert!(stop.load(Ordering::Relaxed));
+        stop.store(false, Ordering::Relaxed);
+        signal_hook::low_level::raise(signal_hook::consts::SIGINT).unwrap();
+        assert!(stop.load(Ordering::Relaxed));
+    }
+
+    #[test]
     fn intervals_parse_within_bounds() {
         assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_interval("90s"), Ok(Duration::from_secs(90)));
