@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use crate::artifact::{ArtifactList, ArtifactMeta, DiffView, PublishResult};
 use crate::audit::AuditPage;
 use crate::error::ApiError;
-use crate::fleet::{NodeList, NodeView, RegisterAnswer, Registration};
+use crate::fleet::{ContractList, NodeList, NodeView, RegisterAnswer, Registration};
 use crate::heartbeat::{Heartbeat, HeartbeatAnswer};
 use crate::killswitch::{KillSwitchList, KillSwitchSet};
 use crate::limits::{
@@ -240,7 +240,10 @@ impl Client {
         command: RolloutCommand,
         reason: Option<String>,
     ) -> Result<RolloutView, ClientError> {
-        let body = RolloutAction { reason };
+        let body = RolloutAction {
+            reason,
+            mark_bad: false,
+        };
         let req = self
             .request(Method::POST, &routes::rollout_command(id, command))?
             .json(&body);
@@ -287,13 +290,27 @@ impl Client {
             .await
     }
 
-    /// Stops a rollout and moves every node it touched back to the previous version.
+    /// Stops a rollout and moves every node it touched back to the previous version;
+    /// `mark_bad` also refuses the digest from now on.
     pub async fn rollout_rollback(
         &self,
         id: u64,
         reason: Option<String>,
+        mark_bad: bool,
     ) -> Result<RolloutView, ClientError> {
-        self.rollout_command(id, RolloutCommand::Rollback, reason)
+        let body = RolloutAction { reason, mark_bad };
+        let req = self
+            .request(
+                Method::POST,
+                &routes::rollout_command(id, RolloutCommand::Rollback),
+            )?
+            .json(&body);
+        self.json(req).await
+    }
+
+    /// The consumer contracts every publish is checked against.
+    pub async fn contracts(&self) -> Result<ContractList, ClientError> {
+        self.json(self.request(Method::GET, routes::CONTRACTS)?)
             .await
     }
 

@@ -34,6 +34,8 @@ pub enum ErrorCode {
     NotFound,
     /// 404 on a heartbeat: the node must register (again) first.
     UnknownNode,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
     /// 409: the request conflicts with the state (a rollout already running for this kind,
     /// a command that does not apply in the rollout's phase).
     Conflict,
@@ -120,6 +122,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::UnknownNode,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::MarkedBad,
         ErrorCode::PayloadTooLarge,
@@ -137,6 +140,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UnknownNode => "unknown_node",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
             ErrorCode::MarkedBad => "marked_bad",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -154,6 +158,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::UnknownNode => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::MarkedBad => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,

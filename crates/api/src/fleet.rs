@@ -101,6 +101,13 @@ pub struct NodeList {
     pub nodes: Vec<NodeView>,
 }
 
+/// The consumer contracts every publish is checked against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractList {
+    /// Distinct contracts: the registered nodes' and the control plane's own.
+    pub contracts: Vec<ContractSpec>,
+}
+
 // === impl Registration ===
 
 impl Registration {

@@ -43,7 +43,7 @@ pub use artifact::{ArtifactList, ArtifactMeta, BadMark, ChangeView, DiffView, Pu
 pub use audit::{AuditEntry, AuditPage};
 pub use client::{Client, ClientError};
 pub use error::{ApiError, ErrorCode, IssueReport};
-pub use fleet::{Health, Labels, NodeList, NodeView, RegisterAnswer, Registration};
+pub use fleet::{ContractList, Health, Labels, NodeList, NodeView, RegisterAnswer, Registration};
 pub use heartbeat::{
     Active, ApplyReport, Counters, Desired, Heartbeat, HeartbeatAnswer, Rejection, ScoreHistogram,
     Verdict,

@@ -49,6 +49,10 @@ pub struct RolloutAction {
     /// Why (goes to the audit log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// With `rollback`: also mark the digest bad, so it can be neither published nor rolled
+    /// out again. Gates that fail mark it bad on their own.
+    #[serde(default)]
+    pub mark_bad: bool,
 }
 
 /// A rollout, as status.

@@ -1,1 +1,40 @@
-//! rampart-control: the control-plane service. (Being written.)
+//! The rampart control plane: stores signed feature files, checks each against every edge's
+//! contract, rolls them out in gated waves with automatic rollback, and tells edges what to
+//! serve and which modules to switch off, through heartbeats they long-poll.
+//!
+//! # Layout
+//! - [`store`]: the [`Store`] trait (batches of writes, applied atomically) and its SQLite
+//!   backend ([`SqliteStore`]: WAL, `synchronous=FULL`, migrations).
+//! - [`fleet`]: the in-memory mirror every request reads (nodes, desired versions, kill
+//!   switches, running rollouts with their observations).
+//! - [`service`]: the operations (publish, register, heartbeat long-poll, kill switches,
+//!   audit), HTTP-free.
+//! - [`driver`]: rollouts: start, commands, and the reconcile loop around `rampart-rollout`.
+//! - [`api`]: axum routes under `/v1`; [`openapi`]: `/openapi.json`.
+//! - [`auth`]: named bearer tokens with roles, compared in constant time.
+//! - [`config`]: settings and their defaults; [`server`]: one running control plane;
+//!   [`cli`]: `rampart control`.
+//!
+//! # The decision that matters
+//! **A change is committed before anyone hears of it, and a rollout step is committed with
+//! its effects.** Every write is a [`store::Batch`] applied atomically and fsynced; only then
+//! does the in-memory mirror change and do long-polling edges wake. A reconcile stores the
+//! rollout's next state in the same batch as the desired versions, bad mark and audit
+//! entries it decided, so a SIGKILL at any instant leaves either the step or none of it, and
+//! a restarted control plane resumes every rollout where the store says it stood.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod driver;
+pub mod fleet;
+pub mod openapi;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+pub use server::{ServeError, Server};
+pub use service::{Error, Service};
+pub use store::{SqliteStore, Store};

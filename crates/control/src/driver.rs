@@ -1,0 +1,703 @@
+//! The rollout driver: starts rollouts, carries out operator commands, and reconciles every
+//! running rollout on a timer and whenever a planned node beats.
+//!
+//! One step: take the rollout and its observations from the mirror, ask the rollout
+//! machine ([`rampart_rollout::reconcile`] or [`rampart_rollout::command`]) for a
+//! [`Decision`], and commit the new state **in the same batch** as the writes its actions
+//! call for (desired versions per node, the bad mark, audit entries). Only then does the
+//! mirror change and do long-polling edges hear of it. Killed between two steps, a
+//! restarted control plane loads the last committed state and the next reconcile picks up
+//! from there: the machine is level-driven, so a step replayed is a step repeated, not a
+//! step doubled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_api::{
+    Active, GateView, RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout,
+    WaveView,
+};
+use rampart_rollout::{
+    Action, Actor, ArtifactRef, BreakGlass, Command, Decision, Event, Gate, Node, Numbers,
+    Observations, Operator, Phase, Rollout, RolloutSpec, Verdict, command, plan, reconcile,
+};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::config::{
+    BEAT_FLUSH_MS, MAX_RECONCILE_INTERVAL_MS, MIN_RECONCILE_GAP_MS, PERSIST_OBSERVATIONS_MS,
+};
+use crate::fleet::{RolloutMeta, Running, StoredRollout, to_beat};
+use crate::service::{Error, Service, now_ms};
+use crate::store::{Batch, NewAudit, RolloutRecord, Store, Target, Write};
+
+/// Who the audit log names for the driver's own decisions.
+pub const SYSTEM_ACTOR: &str = "control";
+
+// === impl Service (rollouts) ===
+
+impl<S: Store> Service<S> {
+    /// Starts a rollout of a stored artifact to the live fleet.
+    pub async fn start_rollout(
+        &self,
+        caller: &Caller,
+        req: StartRollout,
+    ) -> Result<RolloutView, Error> {
+        req.check()?;
+        let record = self.store.artifact(req.digest).await?.ok_or_else(|| {
+            Error::not_found(format!("no artifact {}; publish it first", req.digest))
+        })?;
+        if record.meta.bad.is_some() {
+            return Err(crate::store::StoreError::MarkedBad(req.digest).into());
+        }
+        // Contracts change as edges register: a file valid at publish may not be now.
+        // Break glass included: it skips waves, never validation.
+        self.validate(&record.bytes)?;
+        let _w = self.write.lock().await;
+        let now = now_ms();
+        let kind = record.meta.kind.clone();
+        let to = ArtifactRef {
+            version: record.meta.version,
+            digest: record.meta.digest,
+        };
+        let (id, from, nodes) = {
+            let fleet = self.fleet();
+            if let Some(r) = fleet.running.get(&kind) {
+                return Err(Error::conflict(format!(
+                    "rollout {} of {kind} is running; one rollout at a time per kind",
+                    r.stored.meta.id
+                )));
+            }
+            let from = fleet.fleet_desired.get(&kind).map(|t| ArtifactRef {
+                version: t.version,
+                digest: t.digest,
+            });
+            let nodes: Vec<Node> = fleet
+                .nodes
+                .values()
+                .filter(|n| {
+                    fleet.is_live(&n.record.registration.node, now, self.config.stale_after_ms)
+                })
+                .map(|n| {
+                    let r = &n.record.registration;
+                    Node {
+                        id: r.node.clone(),
+                        pop: r.labels.pop.clone(),
+                        region: r.labels.region.clone(),
+                        canary: r.labels.canary,
+                    }
+                })
+                .collect();
+            (fleet.last_rollout_id.saturating_add(1), from, nodes)
+        };
+        if from.is_some_and(|f| f.digest == to.digest) {
+            return Err(Error::conflict(format!(
+                "the fleet already serves {}",
+                to.digest
+            )));
+        }
+        let mut policy = self.config.plan_policy.clone();
+        policy.break_glass = req.break_glass;
+        policy.seed = id;
+        if let Some(bake) = req.bake_ms {
+            policy.canary_bake_ms = bake;
+            policy.break_glass_bake_ms = bake;
+            for w in &mut policy.waves {
+                w.bake_ms = bake;
+            }
+        }
+        let plan = plan(&nodes, &policy).map_err(|e| {
+            Error::conflict(format!(
+                "cannot plan the rollout over {} live nodes: {e}",
+                nodes.len()
+            ))
+        })?;
+        let reason = req.reason.clone().filter(|r| !r.trim().is_empty());
+        let spec = RolloutSpec {
+            id: id.to_string(),
+            from,
+            to,
+            plan,
+            policy: self.config.rollout_policy.clone(),
+            break_glass: req.break_glass.then(|| BreakGlass {
+                by: caller.name.clone(),
+                reason: reason.clone().unwrap_or_default(),
+            }),
+        };
+        let rollout = Rollout::new(spec, now).map_err(|e| Error::bad_request(e.to_string()))?;
+        let mut observations = Observations::new(&rollout);
+        {
+            // What each planned node said last, so the heartbeat gate knows who is alive.
+            let fleet = self.fleet();
+            for (i, planned) in rollout.plan().nodes().iter().enumerate() {
+                if let Some((at, beat)) = fleet.nodes.get(&planned.id).and_then(|n| n.last.as_ref())
+                {
+                    let idx = rampart_rollout::NodeIdx(u32::try_from(i).unwrap_or(u32::MAX));
+                    let _ = observations.absorb(idx, &to_beat(beat), *at);
+                }
+            }
+        }
+        let running = Running {
+            stored: StoredRollout {
+                meta: RolloutMeta {
+                    id,
+                    kind: kind.clone(),
+                    started_by: caller.name.clone(),
+                    reason: reason.clone(),
+                    break_glass: req.break_glass,
+                    started_at_ms: now,
+                    updated_at_ms: now,
+                },
+                rollout,
+                observations,
+            },
+            persisted_at_ms: 0,
+        };
+        let mut first = Batch::one(Write::Audit(NewAudit {
+            at_ms: now,
+            who: caller.name.clone(),
+            action: if req.break_glass {
+                "rollout.break_glass"
+            } else {
+                "rollout.create"
+            }
+            .into(),
+            subject: format!("rollout/{id}"),
+            reason,
+            detail: json!({
+                "digest": to.digest,
+                "version": to.version,
+                "from": from,
+                "break_glass": req.break_glass,
+                "nodes": nodes.len(),
+                "waves": running.stored.rollout.plan().wave_count(),
+            }),
+        }));
+        // The first reconcile starts the canary wave in the same commit as the creation.
+        let decision = reconcile(&running.stored.rollout, &running.stored.observations, now);
+        let stored = self
+            .carry_out(running, decision, now, Some(&mut first))
+            .await?;
+        self.nudge.notify_one();
+        Ok(view(&stored))
+    }
+
+    /// Carries out an operator command on rollout `id`.
+    pub async fn command_rollout(
+        &self,
+        caller: &Caller,
+        id: u64,
+        cmd: RolloutCommand,
+        action: RolloutAction,
+    ) -> Result<RolloutView, Error> {
+        action.check()?;
+        let by = Operator {
+            who: caller.name.clone(),
+            reason: action.reason.clone().unwrap_or_default(),
+        };
+        let cmd = match cmd {
+            RolloutCommand::Promote => Command::Promote,
+            RolloutCommand::Pause => Command::Pause,
+            RolloutCommand::Resume => Command::Resume,
+            RolloutCommand::Abort => Command::Abort,
+            RolloutCommand::Rollback => Command::Rollback {
+                mark_bad: action.mark_bad,
+            },
+        };
+        let _w = self.write.lock().await;
+        let now = now_ms();
+        let running = {
+            let mut fleet = self.fleet();
+            fleet
+                .running
+                .values_mut()
+                .find(|r| r.stored.meta.id == id)
+                .map(|r| {
+                    r.stored.observations.sync(&r.stored.rollout);
+                    r.clone()
+                })
+        };
+        let running = match running {
+            Some(r) => r,
+            None => self.reopen(id, cmd).await?,
+        };
+        let decision = command(&running.stored.rollout, cmd, &by, now)
+            .map_err(|e| Error::conflict(e.to_string()))?;
+        let stored = self.carry_out(running, decision, now, None).await?;
+        self.nudge.notify_one();
+        Ok(view(&stored))
+    }
+
+    /// A finished rollout brought back for a rollback: only the latest of its kind, and only
+    /// while no other rollout of the kind runs.
+    async fn reopen(&self, id: u64, cmd: Command) -> Result<Running, Error> {
+        let record = self
+            .store
+            .rollout(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no rollout {id}")))?;
+        let stored: StoredRollout = serde_json::from_value(record.state)
+            .map_err(|e| Error::internal(format!("stored rollout {id}: {e}")))?;
+        if !matches!(cmd, Command::Rollback { .. }) {
+            return Err(Error::conflict(format!(
+                "rollout {id} is {}; only rollback applies",
+                stored.rollout.status().phase.name()
+            )));
+        }
+        if let Some(r) = self.fleet().running.get(&record.kind) {
+            return Err(Error::conflict(format!(
+                "rollout {} of {} is running; finish it first",
+                r.stored.meta.id, record.kind
+            )));
+        }
+        let latest = self.store.rollouts(1).await?;
+        if latest.first().is_some_and(|r| r.id != id) {
+            return Err(Error::conflict(format!(
+                "rollout {id} is not the latest; roll back the latest one, or start a rollout of the version wanted"
+            )));
+        }
+        Ok(Running {
+            stored,
+            persisted_at_ms: 0,
+        })
+    }
+
+    /// One reconcile of every running rollout. Returns how long until the next is due.
+    pub async fn reconcile_all(&self) -> Duration {
+        let kinds: Vec<String> = self.fleet().running.keys().cloned().collect();
+        let mut next = MAX_RECONCILE_INTERVAL_MS;
+        for kind in kinds {
+            match self.reconcile_kind(&kind).await {
+                Ok(Some(ms)) => next = next.min(ms),
+                Ok(None) => {}
+                Err(e) => tracing::error!(kind, error = %e, "reconcile failed; retrying"),
+            }
+        }
+        Duration::from_millis(next.max(MIN_RECONCILE_GAP_MS))
+    }
+
+    async fn reconcile_kind(&self, kind: &str) -> Result<Option<u64>, Error> {
+        let _w = self.write.lock().await;
+        let now = now_ms();
+        let running = {
+            let mut fleet = self.fleet();
+            let Some(r) = fleet.running.get_mut(kind) else {
+                return Ok(None);
+            };
+            r.stored.observations.sync(&r.stored.rollout);
+            r.clone()
+        };
+        let decision = reconcile(&running.stored.rollout, &running.stored.observations, now);
+        let requeue = decision.requeue_after_ms;
+        self.carry_out(running, decision, now, None).await?;
+        Ok(requeue)
+    }
+
+    /// Applies a decision: commits the new state with the writes of its actions (and
+    /// `extra`), then updates the mirror. Call with the write lock held.
+    async fn carry_out(
+        &self,
+        mut running: Running,
+        decision: Decision,
+        now: u64,
+        extra: Option<&mut Batch>,
+    ) -> Result<StoredRollout, Error> {
+        let persist = extra.is_some()
+            || decision.transitioned
+            || !decision.actions.is_empty()
+            || now.saturating_sub(running.persisted_at_ms) >= PERSIST_OBSERVATIONS_MS;
+        let actions = running.stored.rollout.apply(decision);
+        let kind = running.stored.meta.kind.clone();
+        if !persist {
+            // Only the gate report changed: keep it in memory, the next persist stores it.
+            if let Some(r) = self.fleet().running.get_mut(&kind) {
+                r.stored.rollout = running.stored.rollout.clone();
+            }
+            return Ok(running.stored);
+        }
+        running.stored.meta.updated_at_ms = now;
+        running.persisted_at_ms = now;
+        let done = !running.stored.rollout.is_active();
+        let mut batch = extra.map(std::mem::take).unwrap_or_default();
+        batch.push(Write::PutRollout(Box::new(RolloutRecord {
+            id: running.stored.meta.id,
+            kind: kind.clone(),
+            digest: running.stored.rollout.to().digest,
+            done,
+            state: serde_json::to_value(&running.stored)
+                .map_err(|e| Error::internal(format!("encode rollout: {e}")))?,
+        })));
+        batch
+            .writes
+            .extend(writes_for(&running.stored, actions, now));
+        if done {
+            batch.writes.extend(final_writes(&running.stored));
+        }
+        self.commit(batch).await?;
+        {
+            let mut fleet = self.fleet();
+            let id = running.stored.meta.id;
+            fleet.last_rollout_id = fleet.last_rollout_id.max(id);
+            if done {
+                fleet.running.remove(&kind);
+            } else {
+                match fleet.running.get_mut(&kind) {
+                    // Keep the observations absorbed while the commit ran.
+                    Some(r) => {
+                        r.stored.rollout = running.stored.rollout.clone();
+                        r.stored.meta = running.stored.meta.clone();
+                        r.persisted_at_ms = now;
+                        r.stored.observations.sync(&r.stored.rollout);
+                    }
+                    None => {
+                        let mut r = running.clone();
+                        r.stored.observations.sync(&r.stored.rollout);
+                        fleet.running.insert(kind, r);
+                    }
+                }
+            }
+        }
+        Ok(running.stored)
+    }
+
+    /// One rollout.
+    pub async fn rollout(&self, id: u64) -> Result<RolloutView, Error> {
+        let running = self
+            .fleet()
+            .running
+            .values()
+            .find(|r| r.stored.meta.id == id)
+            .map(|r| r.stored.clone());
+        if let Some(stored) = running {
+            return Ok(view(&stored));
+        }
+        let record = self
+            .store
+            .rollout(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no rollout {id}")))?;
+        let stored: StoredRollout = serde_json::from_value(record.state)
+            .map_err(|e| Error::internal(format!("stored rollout {id}: {e}")))?;
+        Ok(view(&stored))
+    }
+
+    /// Rollouts, newest first (running ones as they stand in memory).
+    pub async fn rollouts(&self, limit: usize) -> Result<RolloutList, Error> {
+        let records = self.store.rollouts(limit).await?;
+        let fleet_running: Vec<StoredRollout> = self
+            .fleet()
+            .running
+            .values()
+            .map(|r| r.stored.clone())
+            .collect();
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let stored = match fleet_running.iter().find(|s| s.meta.id == r.id) {
+                Some(s) => s.clone(),
+                None => serde_json::from_value(r.state)
+                    .map_err(|e| Error::internal(format!("stored rollout {}: {e}", r.id)))?,
+            };
+            out.push(view(&stored));
+        }
+        Ok(RolloutList { rollouts: out })
+    }
+}
+
+/// Runs the driver until shutdown: reconciles when a rollout asks, when a planned node
+/// beats (at most every [`MIN_RECONCILE_GAP_MS`]), and at least every
+/// [`MAX_RECONCILE_INTERVAL_MS`]; flushes heartbeats every [`BEAT_FLUSH_MS`].
+pub async fn run<S: Store>(service: Arc<Service<S>>) {
+    let mut shutdown = service.shutdown_signal();
+    let flusher = {
+        let service = Arc::clone(&service);
+        let mut shutdown = service.shutdown_signal();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(BEAT_FLUSH_MS));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => break,
+                }
+                if let Err(e) = service.flush_beats().await {
+                    tracing::warn!(error = %e, "heartbeats not written; next flush retries");
+                }
+            }
+            let _ = service.flush_beats().await;
+        })
+    };
+    loop {
+        if *shutdown.borrow_and_update() {
+            break;
+        }
+        let next = service.reconcile_all().await;
+        tokio::select! {
+            () = tokio::time::sleep(next) => {}
+            () = service.nudge.notified() => {
+                tokio::time::sleep(Duration::from_millis(MIN_RECONCILE_GAP_MS)).await;
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = flusher.await;
+}
+
+/// The writes an action list calls for.
+fn writes_for(stored: &StoredRollout, actions: Vec<Action>, now: u64) -> Vec<Write> {
+    let id = stored.meta.id;
+    let kind = &stored.meta.kind;
+    let mut out = Vec::new();
+    for action in actions {
+        match action {
+            Action::SetDesired { nodes, version, .. } => {
+                let target = version.map(|v| Target {
+                    version: v.version,
+                    digest: v.digest,
+                });
+                out.extend(nodes.into_iter().map(|node| Write::SetDesired {
+                    kind: kind.clone(),
+                    node: Some(node),
+                    target,
+                }));
+            }
+            Action::MarkBad { digest, reason } => {
+                out.push(Write::MarkBad {
+                    digest,
+                    mark: rampart_api::BadMark {
+                        at_ms: now,
+                        reason: reason.clone(),
+                        rollout: Some(id),
+                    },
+                });
+                out.push(Write::Audit(NewAudit {
+                    at_ms: now,
+                    who: SYSTEM_ACTOR.into(),
+                    action: "artifact.mark_bad".into(),
+                    subject: digest.to_string(),
+                    reason: Some(reason),
+                    detail: json!({ "rollout": id }),
+                }));
+            }
+            Action::Audit(record) => {
+                let detail = serde_json::to_value(&record.event).unwrap_or_default();
+                let name = detail
+                    .get("event")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("event")
+                    .to_owned();
+                let (who, reason) = match &record.actor {
+                    Actor::System => (SYSTEM_ACTOR.to_owned(), event_reason(&record.event)),
+                    Actor::Operator { who, reason } => (who.clone(), Some(reason.clone())),
+                };
+                out.push(Write::Audit(NewAudit {
+                    at_ms: record.at_ms,
+                    who,
+                    action: format!("rollout.{name}"),
+                    subject: format!("rollout/{id}"),
+                    reason,
+                    detail,
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// Once a rollout is done: the fleet's version, and every node follows it again.
+fn final_writes(stored: &StoredRollout) -> Vec<Write> {
+    let kind = stored.meta.kind.clone();
+    let r = &stored.rollout;
+    let fleet = match r.status().phase {
+        Phase::Succeeded { .. } => Some(r.to()),
+        Phase::RolledBack { .. } | Phase::Failed { .. } => r.from(),
+        // Aborted: nodes stay where they are; the per-node targets say where.
+        _ => return Vec::new(),
+    };
+    vec![
+        Write::SetDesired {
+            kind: kind.clone(),
+            node: None,
+            target: fleet.map(|v| Target {
+                version: v.version,
+                digest: v.digest,
+            }),
+        },
+        Write::ClearNodeDesired { kind },
+    ]
+}
+
+fn event_reason(event: &Event) -> Option<String> {
+    match event {
+        Event::GateFailed { failure, .. } => Some(failure.explanation.clone()),
+        Event::Corrupt { what } => Some(what.clone()),
+        _ => None,
+    }
+}
+
+/// A rollout as status.
+pub fn view(stored: &StoredRollout) -> RolloutView {
+    let r = &stored.rollout;
+    let status = r.status();
+    let plan = r.plan();
+    let phase = &status.phase;
+    let touched = usize::from(phase.touched(plan));
+    let window = phase.window();
+    let reverting = matches!(
+        phase,
+        Phase::RollingBack { .. } | Phase::RolledBack { .. } | Phase::Failed { .. }
+    );
+    let obs = &stored.observations;
+    let to = r.to().digest;
+    let waves = plan
+        .waves()
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let current = window.is_some_and(|win| usize::from(win.wave) == i);
+            let wave_phase = if i >= touched {
+                "pending"
+            } else if reverting {
+                "rolled_back"
+            } else if current {
+                phase.name()
+            } else {
+                "passed"
+            };
+            let states = w.nodes.iter().filter_map(|idx| obs.node(*idx));
+            let (mut acked, mut nacked) = (0, 0);
+            for s in states {
+                if s.active == Some(to) {
+                    acked += 1;
+                }
+                if s.nack.is_some() {
+                    nacked += 1;
+                }
+            }
+            WaveView {
+                index: i,
+                name: if plan.is_break_glass() {
+                    "break-glass".into()
+                } else if i == 0 {
+                    "canary".into()
+                } else {
+                    format!("wave {i}")
+                },
+                nodes: w
+                    .nodes
+                    .iter()
+                    .filter_map(|idx| plan.node(*idx).map(|n| n.id.clone()))
+                    .collect(),
+                phase: wave_phase.into(),
+                acked,
+                nacked,
+                bake_ms: w.bake_ms,
+                started_at_ms: window.filter(|_| current).map(|win| win.started_ms),
+            }
+        })
+        .collect();
+    let gates = status
+        .report
+        .as_ref()
+        .map(|report| {
+            report
+                .verdicts()
+                .iter()
+                .map(|(gate, verdict)| gate_view(usize::from(report.wave), *gate, verdict))
+                .collect()
+        })
+        .unwrap_or_default();
+    let outcome = match (&status.cause, phase) {
+        (Some(rampart_rollout::rollout::RollbackCause::Gate { wave, failure }), _) => {
+            Some(format!("wave {wave}: {}", failure.explanation))
+        }
+        (Some(rampart_rollout::rollout::RollbackCause::Operator { who, reason }), _) => {
+            Some(format!("rolled back by {who}: {reason}"))
+        }
+        (Some(rampart_rollout::rollout::RollbackCause::Corrupt { what }), _) => {
+            Some(format!("rolled back: stored state inconsistent ({what})"))
+        }
+        (None, Phase::Succeeded { .. }) => Some("every wave passed".into()),
+        (None, Phase::Aborted { .. }) => Some("aborted by an operator".into()),
+        (None, Phase::Paused { cause, .. }) => Some(format!(
+            "paused: {}",
+            serde_json::to_string(cause).unwrap_or_default()
+        )),
+        _ => None,
+    };
+    RolloutView {
+        id: stored.meta.id,
+        kind: stored.meta.kind.clone(),
+        target: Active {
+            version: r.to().version,
+            digest: r.to().digest,
+        },
+        previous: r.from().map(|f| Active {
+            version: f.version,
+            digest: f.digest,
+        }),
+        phase: phase.name().into(),
+        done: !r.is_active(),
+        break_glass: stored.meta.break_glass,
+        reason: stored.meta.reason.clone(),
+        started_by: stored.meta.started_by.clone(),
+        started_at_ms: stored.meta.started_at_ms,
+        updated_at_ms: stored.meta.updated_at_ms.max(status.changed_ms),
+        current_wave: window.map(|w| usize::from(w.wave)),
+        waves,
+        gates,
+        outcome,
+        state: serde_json::to_value(r).unwrap_or_default(),
+    }
+}
+
+fn gate_view(wave: usize, gate: Gate, verdict: &Verdict) -> GateView {
+    let name = serde_json::to_value(gate)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let (value, threshold) = match verdict {
+        Verdict::Pass { numbers } | Verdict::Fail(rampart_rollout::Failure { numbers, .. }) => {
+            measured(numbers)
+        }
+        _ => (None, None),
+    };
+    let (word, detail) = match verdict {
+        Verdict::Pass { numbers } => ("pass", compact(numbers)),
+        Verdict::Skipped { reason } => ("skipped", compact(reason)),
+        Verdict::Hold { reason } => ("hold", compact(reason)),
+        Verdict::Fail(f) => ("fail", f.explanation.clone()),
+    };
+    GateView {
+        wave,
+        name,
+        verdict: word.into(),
+        value,
+        threshold,
+        detail,
+    }
+}
+
+/// The headline number of a gate and what it is compared with.
+fn measured(numbers: &Numbers) -> (Option<f64>, Option<f64>) {
+    match numbers {
+        Numbers::Rate(r) => (
+            Some(r.new_rate),
+            Some(r.baseline_rate + r.limits.abs_margin),
+        ),
+        Numbers::Shift(s) => (Some(s.ks.d), Some(s.limits.min_d)),
+        Numbers::Nack { nacked, .. } => (Some(f64::from(*nacked)), Some(0.0)),
+        Numbers::Restarts {
+            worst,
+            allowed_per_node,
+            ..
+        } => (Some(f64::from(*worst)), Some(f64::from(*allowed_per_node))),
+        Numbers::Heartbeat {
+            missing, allowed, ..
+        } => (Some(f64::from(*missing)), Some(f64::from(*allowed))),
+        Numbers::Convergence { pending, .. } => (Some(f64::from(*pending)), Some(0.0)),
+    }
+}
+
+fn compact<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}

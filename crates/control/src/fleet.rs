@@ -1,0 +1,509 @@
+//! The in-memory mirror of the store that every request reads: nodes with their latest
+//! heartbeat, desired versions, kill switches, and the running rollouts with their
+//! observations. Changed only after the store committed the same change ([`Fleet::apply`]
+//! takes the very [`Write`]s that were committed), so it never shows what is not durable.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rampart_api::fleet::Health;
+use rampart_api::{
+    Active, Desired, Heartbeat, KillSwitchEntry, KillSwitches, Module, NodeView, Scope,
+    SwitchState, Verdict, routes,
+};
+use rampart_artifact::{ContractSpec, Digest};
+use rampart_rollout::{Apply, Beat, Counters, Observations, Rollout, ScoreHistogram};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{BeatRecord, Loaded, NodeRecord, Target, Write};
+
+/// A running rollout as the driver keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRollout {
+    /// Who, why, when.
+    pub meta: RolloutMeta,
+    /// The rollout machine.
+    pub rollout: Rollout,
+    /// What heartbeats showed since the current wave started.
+    pub observations: Observations,
+}
+
+/// The control plane's facts about a rollout (the machine keeps the rest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutMeta {
+    /// Its id.
+    pub id: u64,
+    /// The artifact kind.
+    pub kind: String,
+    /// Who started it (a token name).
+    pub started_by: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// A break-glass push.
+    pub break_glass: bool,
+    /// When, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Last persisted change, ms since the Unix epoch.
+    pub updated_at_ms: u64,
+}
+
+/// A running rollout in memory.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// What is persisted.
+    pub stored: StoredRollout,
+    /// When it was last persisted (observations are persisted at most this often when
+    /// nothing else changes).
+    pub persisted_at_ms: u64,
+}
+
+/// One registered node.
+#[derive(Debug, Clone)]
+pub struct NodeEntry {
+    /// Its registration.
+    pub record: NodeRecord,
+    /// Its latest heartbeat and when it arrived.
+    pub last: Option<(u64, Heartbeat)>,
+}
+
+/// Everything requests read.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// Registered nodes by id.
+    pub nodes: BTreeMap<String, NodeEntry>,
+    /// What the fleet should serve, by kind.
+    pub fleet_desired: BTreeMap<String, Target>,
+    /// Per-node overrides (set by rollouts), by (kind, node).
+    pub node_desired: BTreeMap<(String, String), Target>,
+    /// Fleet kill switches.
+    pub kill_fleet: BTreeMap<Module, KillSwitchEntry>,
+    /// Per-node kill switches.
+    pub kill_nodes: BTreeMap<(Module, String), KillSwitchEntry>,
+    /// Running rollouts, by kind.
+    pub running: BTreeMap<String, Running>,
+    /// Heartbeats not yet written to the store, latest per node.
+    pub pending_beats: HashMap<String, BeatRecord>,
+    /// The highest rollout id used.
+    pub last_rollout_id: u64,
+}
+
+/// What a node should do, and its etag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDesire {
+    /// The version to serve.
+    pub desired: Option<Desired>,
+    /// The switches.
+    pub kill_switches: KillSwitches,
+    /// Names the two above.
+    pub etag: String,
+}
+
+// === impl Fleet ===
+
+impl Fleet {
+    /// The mirror of what the store loaded.
+    pub fn from_loaded(loaded: Loaded) -> Result<Self, serde_json::Error> {
+        let mut fleet = Fleet {
+            last_rollout_id: loaded.last_rollout_id,
+            ..Fleet::default()
+        };
+        for record in loaded.nodes {
+            fleet.nodes.insert(
+                record.registration.node.clone(),
+                NodeEntry { record, last: None },
+            );
+        }
+        for b in loaded.beats {
+            if let Some(n) = fleet.nodes.get_mut(&b.node) {
+                n.last = Some((b.at_ms, b.beat));
+            }
+        }
+        for (kind, node, target) in loaded.desired {
+            match node {
+                None => {
+                    fleet.fleet_desired.insert(kind, target);
+                }
+                Some(node) => {
+                    fleet.node_desired.insert((kind, node), target);
+                }
+            }
+        }
+        for e in loaded.kill_switches {
+            fleet.put_switch(e);
+        }
+        for r in loaded.active_rollouts {
+            let stored: StoredRollout = serde_json::from_value(r.state)?;
+            let persisted_at_ms = stored.meta.updated_at_ms;
+            fleet.running.insert(
+                r.kind,
+                Running {
+                    stored,
+                    persisted_at_ms,
+                },
+            );
+        }
+        Ok(fleet)
+    }
+
+    /// Mirrors one committed write (rollouts excepted: the driver keeps those). Returns
+    /// whether some node's desired state may have changed.
+    pub fn apply(&mut self, write: &Write) -> bool {
+        match write {
+            Write::PutNode(n) => {
+                let id = n.registration.node.clone();
+                match self.nodes.get_mut(&id) {
+                    Some(entry) => entry.record.registration = n.registration.clone(),
+                    None => {
+                        self.nodes.insert(
+                            id,
+                            NodeEntry {
+                                record: n.as_ref().clone(),
+                                last: None,
+                            },
+                        );
+                    }
+                }
+                true
+            }
+            Write::SetDesired { kind, node, target } => {
+                match (node, target) {
+                    (None, Some(t)) => {
+                        self.fleet_desired.insert(kind.clone(), *t);
+                    }
+                    (None, None) => {
+                        self.fleet_desired.remove(kind);
+                    }
+                    (Some(n), Some(t)) => {
+                        self.node_desired.insert((kind.clone(), n.clone()), *t);
+                    }
+                    (Some(n), None) => {
+                        self.node_desired.remove(&(kind.clone(), n.clone()));
+                    }
+                }
+                true
+            }
+            Write::ClearNodeDesired { kind } => {
+                self.node_desired.retain(|(k, _), _| k != kind);
+                true
+            }
+            Write::SetKillSwitch(e) => {
+                self.put_switch(e.clone());
+                true
+            }
+            Write::ClearKillSwitch { module, node } => {
+                self.kill_nodes.remove(&(*module, node.clone()));
+                true
+            }
+            Write::PutArtifact(_)
+            | Write::MarkBad { .. }
+            | Write::PutRollout(_)
+            | Write::Audit(_) => false,
+        }
+    }
+
+    fn put_switch(&mut self, e: KillSwitchEntry) {
+        match e.node.clone() {
+            None => {
+                self.kill_fleet.insert(e.module, e);
+            }
+            Some(n) => {
+                self.kill_nodes.insert((e.module, n), e);
+            }
+        }
+    }
+
+    /// What `node` should serve for `kind`: its own setting, else the fleet's.
+    pub fn target(&self, kind: &str, node: &str) -> Option<Target> {
+        self.node_desired
+            .get(&(kind.to_owned(), node.to_owned()))
+            .or_else(|| self.fleet_desired.get(kind))
+            .copied()
+    }
+
+    /// The kill switches `node` must apply: its own setting, else the fleet's, else on.
+    pub fn switches(&self, node: &str) -> KillSwitches {
+        let state = |module: Module| {
+            let (entry, scope) = match self.kill_nodes.get(&(module, node.to_owned())) {
+                Some(e) => (Some(e), Scope::Node),
+                None => (self.kill_fleet.get(&module), Scope::Fleet),
+            };
+            entry.map_or_else(SwitchState::default, |e| SwitchState {
+                enabled: e.enabled,
+                scope,
+                reason: Some(e.reason.clone()),
+                set_by: Some(e.set_by.clone()),
+                at_ms: Some(e.at_ms),
+            })
+        };
+        KillSwitches {
+            bot: state(Module::Bot),
+        }
+    }
+
+    /// Everything `node` should do, with its etag.
+    pub fn desire(&self, kind: &str, node: &str) -> NodeDesire {
+        let desired = self.target(kind, node).map(|t| Desired {
+            version: t.version,
+            digest: t.digest,
+            fetch: routes::artifact(&t.digest),
+        });
+        let kill_switches = self.switches(node);
+        let etag = etag(&desired, &kill_switches);
+        NodeDesire {
+            desired,
+            kill_switches,
+            etag,
+        }
+    }
+
+    /// Records a heartbeat in memory and in the running rollouts' observations. Returns
+    /// whether a running rollout planned this node (the driver should look again).
+    pub fn beat(&mut self, node: &str, beat: &Heartbeat, now_ms: u64) -> bool {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.last = Some((now_ms, beat.clone()));
+        }
+        self.pending_beats.insert(
+            node.to_owned(),
+            BeatRecord {
+                node: node.to_owned(),
+                at_ms: now_ms,
+                beat: beat.clone(),
+            },
+        );
+        let converted = to_beat(beat);
+        let mut planned = false;
+        for running in self.running.values_mut() {
+            let stored = &mut running.stored;
+            if let Some(idx) = stored.rollout.plan().index_of(node) {
+                // A node index from the plan is always in range; an error here would be a
+                // mismatch between plan and observations, which `matches` reports as a hold.
+                let _ = stored.observations.absorb(idx, &converted, now_ms);
+                planned = true;
+            }
+        }
+        planned
+    }
+
+    /// The distinct contracts registered nodes enforce.
+    pub fn contracts(&self) -> Vec<ContractSpec> {
+        let mut seen: BTreeMap<String, ContractSpec> = BTreeMap::new();
+        for n in self.nodes.values() {
+            let spec = &n.record.registration.contract;
+            let key = serde_json::to_string(spec).unwrap_or_default();
+            seen.entry(key).or_insert_with(|| spec.clone());
+        }
+        seen.into_values().collect()
+    }
+
+    /// One node as operators see it.
+    pub fn view(
+        &self,
+        kind: &str,
+        node: &str,
+        now_ms: u64,
+        stale_after_ms: u64,
+    ) -> Option<NodeView> {
+        let entry = self.nodes.get(node)?;
+        let desire = self.desire(kind, node);
+        let reg = &entry.record.registration;
+        let (last_beat_ms, beat) = match &entry.last {
+            Some((at, b)) => (Some(*at), Some(b)),
+            None => (None, None),
+        };
+        let health = match (last_beat_ms, beat) {
+            (Some(at), Some(b)) if now_ms.saturating_sub(at) <= stale_after_ms => {
+                let nacked = desire.desired.as_ref().is_some_and(|d| b.nacks(&d.digest));
+                let c = &b.counters;
+                if nacked || c.errors_5xx > 0 || c.module_errors > 0 || c.restarts > 0 {
+                    Health::Degraded
+                } else {
+                    Health::Healthy
+                }
+            }
+            (Some(_), _) => Health::Stale,
+            _ => Health::New,
+        };
+        Some(NodeView {
+            node: reg.node.clone(),
+            labels: reg.labels.clone(),
+            software_version: reg.software_version.clone(),
+            contract: reg.contract.clone(),
+            registered_at_ms: entry.record.registered_at_ms,
+            last_beat_ms,
+            active: beat.and_then(|b| b.active),
+            desired: desire.desired,
+            verdict: beat.and_then(|b| b.verdict.clone()),
+            last_rejection: beat.and_then(|b| b.last_rejection.clone()),
+            module_enabled: beat.map(|b| b.module_enabled),
+            kill_switches: desire.kill_switches,
+            health,
+        })
+    }
+
+    /// Whether `node` beat within `horizon_ms` of `now_ms`.
+    pub fn is_live(&self, node: &str, now_ms: u64, horizon_ms: u64) -> bool {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.last.as_ref())
+            .is_some_and(|(at, _)| now_ms.saturating_sub(*at) <= horizon_ms)
+    }
+}
+
+/// Names a desired state: equal states, equal etags.
+fn etag(desired: &Option<Desired>, switches: &KillSwitches) -> String {
+    let bytes = serde_json::to_vec(&(desired, switches)).unwrap_or_default();
+    Digest::of(&bytes).short()
+}
+
+/// A heartbeat as the rollout machine reads it.
+pub fn to_beat(beat: &Heartbeat) -> Beat {
+    let mut counts = [0u64; rampart_rollout::observation::BUCKETS];
+    let (unscored, scores) = counts.split_at_mut(1);
+    if let Some(u) = unscored.first_mut() {
+        *u = beat.scores.unscored;
+    }
+    for (c, b) in scores.iter_mut().zip(&beat.scores.buckets) {
+        *c = *b;
+    }
+    let apply = beat.verdict.as_ref().map(|v| match v.verdict {
+        Verdict::Ack => Apply::Accepted { digest: v.digest },
+        Verdict::Nack => Apply::Rejected {
+            digest: v.digest,
+            codes: v.issues.clone(),
+        },
+    });
+    Beat {
+        active: beat.active.map(|a: Active| a.digest),
+        apply,
+        counters: Counters {
+            requests: beat.counters.requests,
+            errors_5xx: beat.counters.errors_5xx,
+            module_errors: beat.counters.module_errors,
+            unscored: beat.scores.unscored,
+        },
+        scores: ScoreHistogram::from_counts(counts),
+        restarts: u32::try_from(beat.counters.restarts).unwrap_or(u32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_api::{Labels, Registration};
+
+    fn fleet() -> Fleet {
+        let mut f = Fleet::default();
+        for id in ["a", "b"] {
+            f.apply(&Write::PutNode(Box::new(NodeRecord {
+                registration: Registration {
+                    node: id.into(),
+                    labels: Labels {
+                        pop: "p".into(),
+                        region: "r".into(),
+                        canary: false,
+                    },
+                    contract: ContractSpec::default(),
+                    software_version: "0".into(),
+                },
+                registered_at_ms: 1,
+            })));
+        }
+        f
+    }
+
+    fn target(v: u64) -> Target {
+        Target {
+            version: v,
+            digest: Digest::of(&v.to_le_bytes()),
+        }
+    }
+
+    #[test]
+    fn a_node_follows_the_fleet_unless_it_has_its_own_target() {
+        let mut f = fleet();
+        assert_eq!(f.target("features", "a"), None);
+        f.apply(&Write::SetDesired {
+            kind: "features".into(),
+            node: None,
+            target: Some(target(1)),
+        });
+        f.apply(&Write::SetDesired {
+            kind: "features".into(),
+            node: Some("a".into()),
+            target: Some(target(2)),
+        });
+        assert_eq!(f.target("features", "a"), Some(target(2)));
+        assert_eq!(f.target("features", "b"), Some(target(1)));
+        f.apply(&Write::ClearNodeDesired {
+            kind: "features".into(),
+        });
+        assert_eq!(f.target("features", "a"), Some(target(1)));
+    }
+
+    #[test]
+    fn etags_change_with_the_desired_state_only() {
+        let mut f = fleet();
+        let before = f.desire("features", "a").etag;
+        assert_eq!(before, f.desire("features", "b").etag);
+        f.apply(&Write::SetKillSwitch(KillSwitchEntry {
+            module: Module::Bot,
+            node: Some("a".into()),
+            enabled: false,
+            reason: "drift".into(),
+            set_by: "alice".into(),
+            at_ms: 5,
+        }));
+        let a = f.desire("features", "a");
+        assert_ne!(a.etag, before);
+        assert!(!a.kill_switches.bot.enabled);
+        assert_eq!(a.kill_switches.bot.scope, Scope::Node);
+        assert_eq!(f.desire("features", "b").etag, before);
+        f.apply(&Write::ClearKillSwitch {
+            module: Module::Bot,
+            node: "a".into(),
+        });
+        assert_eq!(f.desire("features", "a").etag, before);
+    }
+
+    #[test]
+    fn a_heartbeat_becomes_a_beat_with_unscored_in_bucket_zero() {
+        let mut hb = Heartbeat::empty(0);
+        hb.scores.record(1);
+        hb.scores.record(99);
+        hb.scores.record_unscored();
+        hb.counters.requests = 3;
+        hb.counters.restarts = 2;
+        let b = to_beat(&hb);
+        assert_eq!(b.scores.counts()[0], 1);
+        assert_eq!(b.scores.counts()[1], 1);
+        assert_eq!(b.scores.counts()[99], 1);
+        assert_eq!(b.counters.unscored, 1);
+        assert_eq!(b.restarts, 2);
+    }
+
+    #[test]
+    fn health_follows_the_last_beat() {
+        let mut f = fleet();
+        assert_eq!(
+            f.view("features", "a", 10, 100).unwrap().health,
+            Health::New
+        );
+        f.beat("a", &Heartbeat::empty(0), 10);
+        assert_eq!(
+            f.view("features", "a", 20, 100).unwrap().health,
+            Health::Healthy
+        );
+        assert_eq!(
+            f.view("features", "a", 200, 100).unwrap().health,
+            Health::Stale
+        );
+        let mut bad = Heartbeat::empty(1);
+        bad.counters.errors_5xx = 1;
+        f.beat("a", &bad, 300);
+        assert_eq!(
+            f.view("features", "a", 300, 100).unwrap().health,
+            Health::Degraded
+        );
+        assert!(f.is_live("a", 300, 100) && !f.is_live("b", 300, 100));
+        assert_eq!(f.pending_beats.len(), 1);
+    }
+}

@@ -1,0 +1,637 @@
+//! The control plane's operations, independent of HTTP: each takes the caller and a typed
+//! request and returns a typed answer or an [`Error`] that maps to one JSON error.
+//!
+//! Writes are serialized by one async lock and follow one path: build a [`Batch`], commit
+//! it to the store, mirror the same writes into the in-memory [`Fleet`], and bump the
+//! revision that wakes long-polling heartbeats. Reads only touch the mirror (or the store,
+//! for artifact bytes and history).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rampart_api::limits::{MAX_IDENT_LEN, MAX_LONG_POLL_MS};
+use rampart_api::{
+    ApiError, ArtifactList, ArtifactMeta, AuditPage, ContractList, DiffView, ErrorCode, Heartbeat,
+    HeartbeatAnswer, KIND_FEATURES, KillSwitchEntry, KillSwitchList, KillSwitchSet, NodeList,
+    NodeView, PublishResult, RegisterAnswer, Registration, check_ident,
+};
+use rampart_artifact::{Contract, ContractSpec, Diff, Digest, Issue, Policy, check};
+use tokio::sync::{Notify, watch};
+
+use crate::auth::Caller;
+use crate::config::{Config, MAX_NODES};
+use crate::fleet::Fleet;
+use crate::store::{ArtifactRecord, Batch, NewAudit, NodeRecord, Store, StoreError, Write};
+
+/// The control plane: config, store, and the in-memory mirror.
+#[derive(Debug)]
+pub struct Service<S> {
+    pub(crate) store: S,
+    pub(crate) config: Config,
+    fleet: Mutex<Fleet>,
+    /// Serializes every commit with its mirror update, so the mirror follows the store's
+    /// order. An async lock: it is held across the store's await.
+    pub(crate) write: tokio::sync::Mutex<()>,
+    /// Bumped after every commit that may change some node's desired state.
+    revision: watch::Sender<u64>,
+    /// Wakes the rollout driver (a heartbeat from a planned node, a new rollout).
+    pub(crate) nudge: Notify,
+    /// `true` once shutdown began: long-polls answer at once.
+    shutdown: watch::Sender<bool>,
+}
+
+/// A refused or failed request: one [`ApiError`] body with its status.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    /// The code (and so the status).
+    pub code: ErrorCode,
+    /// One line for people.
+    pub message: String,
+    /// Artifact issues, for 422.
+    pub issues: Vec<Issue>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed to load.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored rollout cannot be read by this version.
+    #[error("a stored rollout cannot be read: {0}")]
+    Rollout(#[from] serde_json::Error),
+    /// No key to verify artifacts with.
+    #[error("no trusted public key: give at least one --pubkey")]
+    NoKeys,
+}
+
+// === impl Error ===
+
+impl Error {
+    /// An error with a code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    /// 500.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ApiError {
+        if self.issues.is_empty() {
+            ApiError::new(self.code, self.message.clone())
+        } else {
+            ApiError::with_issues(self.code, self.message.clone(), &self.issues)
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::MarkedBad(d) => Error::new(
+                ErrorCode::MarkedBad,
+                format!("artifact {d} is marked bad (a rollout failed with it); publish a new one"),
+            ),
+            StoreError::Conflict(m) => Error::conflict(m),
+            StoreError::Corrupt(_) | StoreError::Backend(_) => {
+                tracing::error!(error = %e, "store failure");
+                Error::internal(format!("the control plane's store failed: {e}"))
+            }
+        }
+    }
+}
+
+impl From<rampart_api::Invalid> for Error {
+    fn from(e: rampart_api::Invalid) -> Self {
+        Error::bad_request(e.to_string())
+    }
+}
+
+// === impl Service ===
+
+impl<S: Store> Service<S> {
+    /// Loads the store and builds the mirror.
+    pub async fn open(config: Config, store: S) -> Result<Arc<Self>, StartError> {
+        if config.keyring.is_empty() {
+            return Err(StartError::NoKeys);
+        }
+        let loaded = store.load().await?;
+        let fleet = Fleet::from_loaded(loaded)?;
+        Ok(Arc::new(Service {
+            store,
+            config,
+            fleet: Mutex::new(fleet),
+            write: tokio::sync::Mutex::new(()),
+            revision: watch::Sender::new(0),
+            nudge: Notify::new(),
+            shutdown: watch::Sender::new(false),
+        }))
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The mirror, locked. Never held across an await (the lints check).
+    pub(crate) fn fleet(&self) -> MutexGuard<'_, Fleet> {
+        // No code panics while holding it; were one to, the mirror is still consistent
+        // (every change is a single insert or remove).
+        self.fleet.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts shutdown: long-polls answer now.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        self.nudge.notify_one();
+    }
+
+    /// A receiver that sees shutdown begin.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Commits a batch and mirrors it. Call with the write lock held.
+    pub(crate) async fn commit(&self, batch: Batch) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.store.commit(batch.clone()).await?;
+        let changed = {
+            let mut fleet = self.fleet();
+            batch
+                .writes
+                .iter()
+                .fold(false, |changed, w| fleet.apply(w) | changed)
+        };
+        if changed {
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// Wakes every long-poll to look at its node's desired state again.
+    pub(crate) fn bump(&self) {
+        self.revision.send_modify(|r| *r = r.wrapping_add(1));
+    }
+
+    // --- artifacts ---
+
+    /// The contracts a publish must satisfy: every registered one and the configured ones,
+    /// or the default contract when there is none.
+    pub fn contracts(&self) -> ContractList {
+        let mut specs = self.fleet().contracts();
+        for c in &self.config.contracts {
+            if !specs.contains(c.spec()) {
+                specs.push(c.spec().clone());
+            }
+        }
+        if specs.is_empty() {
+            specs.push(ContractSpec::default());
+        }
+        ContractList { contracts: specs }
+    }
+
+    /// Verifies `bytes` against the trusted keys and validates it against every contract,
+    /// reporting every distinct issue at once.
+    pub fn validate(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(rampart_artifact::Checked, Vec<String>), Error> {
+        let mut issues: Vec<Issue> = Vec::new();
+        let mut broken: Vec<String> = Vec::new();
+        let mut consumers = Vec::new();
+        let mut passed = None;
+        for spec in self.contracts().contracts {
+            let consumer = spec.consumer.clone();
+            let contract = Contract::try_from(spec)
+                .map_err(|e| Error::internal(format!("contract of {consumer}: {e}")))?;
+            let policy = Policy {
+                contract: &contract,
+                keyring: Some(&self.config.keyring),
+                previous: None,
+            };
+            match check(bytes, &policy) {
+                Ok(checked) => {
+                    passed.get_or_insert(checked);
+                }
+                Err(found) => {
+                    broken.push(consumer.clone());
+                    for i in found {
+                        if !issues.contains(&i) {
+                            issues.push(i);
+                        }
+                    }
+                }
+            }
+            consumers.push(consumer);
+        }
+        if !issues.is_empty() {
+            return Err(Error {
+                code: ErrorCode::Invalid,
+                message: format!(
+                    "refused: the file breaks the contract of {} ({} issues)",
+                    broken.join(", "),
+                    issues.len()
+                ),
+                issues,
+            });
+        }
+        let checked = passed.ok_or_else(|| Error::internal("no contract to check against"))?;
+        Ok((checked, consumers))
+    }
+
+    /// Publishes a signed file (`created` says whether it was stored now).
+    pub async fn publish(&self, caller: &Caller, bytes: Vec<u8>) -> Result<PublishResult, Error> {
+        let (checked, consumers) = self.validate(&bytes)?;
+        let doc = checked.validated.document();
+        let digest = checked.validated.digest();
+        if let Some(existing) = self.store.artifact_meta(digest).await? {
+            if existing.bad.is_some() {
+                return Err(StoreError::MarkedBad(digest).into());
+            }
+            return Ok(PublishResult {
+                artifact: existing,
+                created: false,
+                checked_against: consumers,
+            });
+        }
+        let now = now_ms();
+        let meta = ArtifactMeta {
+            digest,
+            kind: KIND_FEATURES.to_owned(),
+            version: doc.version,
+            features: doc.features.len(),
+            size: bytes.len(),
+            signer: checked
+                .signer
+                .as_ref()
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default(),
+            created_at: doc.created_at.clone(),
+            source: doc.provenance.source.clone(),
+            published_at_ms: now,
+            published_by: caller.name.clone(),
+            bad: None,
+        };
+        let audit = NewAudit {
+            at_ms: now,
+            who: caller.name.clone(),
+            action: "artifact.publish".into(),
+            subject: digest.to_string(),
+            reason: None,
+            detail: serde_json::json!({
+                "version": meta.version,
+                "features": meta.features,
+                "signer": meta.signer,
+                "checked_against": consumers,
+            }),
+        };
+        let mut batch = Batch::one(Write::PutArtifact(Box::new(ArtifactRecord {
+            meta: meta.clone(),
+            bytes,
+        })));
+        batch.push(Write::Audit(audit));
+        let _w = self.write.lock().await;
+        self.commit(batch).await?;
+        Ok(PublishResult {
+            artifact: meta,
+            created: true,
+            checked_against: consumers,
+        })
+    }
+
+    /// The exact bytes of an artifact.
+    pub async fn artifact_bytes(&self, digest: Digest) -> Result<Vec<u8>, Error> {
+        self.store
+            .artifact(digest)
+            .await?
+            .map(|r| r.bytes)
+            .ok_or_else(|| Error::not_found(format!("no artifact {digest}")))
+    }
+
+    /// One artifact's metadata.
+    pub async fn artifact_meta(&self, digest: Digest) -> Result<ArtifactMeta, Error> {
+        self.store
+            .artifact_meta(digest)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no artifact {digest}")))
+    }
+
+    /// Artifacts, newest first.
+    pub async fn artifacts(&self, limit: usize) -> Result<ArtifactList, Error> {
+        Ok(ArtifactList {
+            artifacts: self.store.artifacts(limit).await?,
+        })
+    }
+
+    /// What changed from `against` (default: the stored version just below) to `digest`.
+    pub async fn diff(&self, digest: Digest, against: Option<Digest>) -> Result<DiffView, Error> {
+        let new = self
+            .store
+            .artifact(digest)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no artifact {digest}")))?;
+        let old_digest = match against {
+            Some(d) => d,
+            None => {
+                self.store
+                    .artifact_before(new.meta.kind.clone(), new.meta.version)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::not_found(format!("no artifact before version {}", new.meta.version))
+                    })?
+                    .digest
+            }
+        };
+        let old = self
+            .store
+            .artifact(old_digest)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no artifact {old_digest}")))?;
+        let (old_doc, new_doc) = (document(&old.bytes)?, document(&new.bytes)?);
+        Ok(DiffView::new(
+            old_digest,
+            digest,
+            &Diff::between(&old_doc, &new_doc),
+        ))
+    }
+
+    // --- fleet ---
+
+    /// Registers (or re-registers) a node.
+    pub async fn register(
+        &self,
+        caller: &Caller,
+        reg: Registration,
+    ) -> Result<RegisterAnswer, Error> {
+        reg.check()?;
+        Contract::try_from(reg.contract.clone())
+            .map_err(|e| Error::bad_request(format!("contract: {e}")))?;
+        let _w = self.write.lock().await;
+        let now = now_ms();
+        let (created, registered_at_ms, unchanged) = {
+            let fleet = self.fleet();
+            match fleet.nodes.get(&reg.node) {
+                Some(n) => (
+                    false,
+                    n.record.registered_at_ms,
+                    n.record.registration == reg,
+                ),
+                None if fleet.nodes.len() >= MAX_NODES => {
+                    return Err(Error::conflict(format!(
+                        "the fleet is full ({MAX_NODES} nodes)"
+                    )));
+                }
+                None => (true, now, false),
+            }
+        };
+        if !unchanged {
+            let mut batch = Batch::one(Write::PutNode(Box::new(NodeRecord {
+                registration: reg.clone(),
+                registered_at_ms,
+            })));
+            batch.push(Write::Audit(NewAudit {
+                at_ms: now,
+                who: caller.name.clone(),
+                action: if created {
+                    "node.register"
+                } else {
+                    "node.reregister"
+                }
+                .into(),
+                subject: reg.node.clone(),
+                reason: None,
+                detail: serde_json::json!({
+                    "labels": reg.labels,
+                    "consumer": reg.contract.consumer,
+                    "max_features": reg.contract.max_features,
+                    "software_version": reg.software_version,
+                }),
+            }));
+            self.commit(batch).await?;
+        }
+        Ok(RegisterAnswer {
+            node: reg.node,
+            created,
+            beat_interval_ms: self.config.beat_interval_ms,
+        })
+    }
+
+    /// Takes a heartbeat and answers it: at once when the node's desired state is not the
+    /// one it last saw, else when it changes or `beat.wait_ms` (at most
+    /// [`MAX_LONG_POLL_MS`]) ran out.
+    pub async fn heartbeat(&self, node: &str, beat: Heartbeat) -> Result<HeartbeatAnswer, Error> {
+        check_ident("node", node, MAX_IDENT_LEN)?;
+        beat.check()?;
+        let now = now_ms();
+        // Subscribe before reading the state: a change between the read and the wait is
+        // then seen by the wait.
+        let mut revision = self.revision.subscribe();
+        let mut shutdown = self.shutdown.subscribe();
+        let (desire, planned) = {
+            let mut fleet = self.fleet();
+            if !fleet.nodes.contains_key(node) {
+                return Err(Error::new(
+                    ErrorCode::UnknownNode,
+                    format!("node {node} is not registered; register first"),
+                ));
+            }
+            let planned = fleet.beat(node, &beat, now);
+            (fleet.desire(KIND_FEATURES, node), planned)
+        };
+        if planned {
+            self.nudge.notify_one();
+        }
+        let answer = |desire: crate::fleet::NodeDesire, changed: bool| HeartbeatAnswer {
+            desired: desire.desired,
+            kill_switches: desire.kill_switches,
+            etag: desire.etag,
+            beat_interval_ms: self.config.beat_interval_ms,
+            changed,
+        };
+        let seen = beat.seen.as_deref();
+        if seen != Some(desire.etag.as_str()) {
+            return Ok(answer(desire, true));
+        }
+        let wait = Duration::from_millis(beat.wait_ms.min(MAX_LONG_POLL_MS));
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut current = desire;
+        loop {
+            if *shutdown.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                changed = revision.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => break,
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+            current = self.fleet().desire(KIND_FEATURES, node);
+            if seen != Some(current.etag.as_str()) {
+                return Ok(answer(current, true));
+            }
+        }
+        Ok(answer(current, false))
+    }
+
+    /// The fleet.
+    pub fn nodes(&self) -> NodeList {
+        let now = now_ms();
+        let fleet = self.fleet();
+        NodeList {
+            nodes: fleet
+                .nodes
+                .keys()
+                .filter_map(|id| fleet.view(KIND_FEATURES, id, now, self.config.stale_after_ms))
+                .collect(),
+        }
+    }
+
+    /// One node.
+    pub fn node(&self, node: &str) -> Result<NodeView, Error> {
+        self.fleet()
+            .view(KIND_FEATURES, node, now_ms(), self.config.stale_after_ms)
+            .ok_or_else(|| Error::not_found(format!("no node {node}")))
+    }
+
+    // --- kill switches ---
+
+    /// Sets (or clears) a kill switch; answers every setting.
+    pub async fn set_kill_switch(
+        &self,
+        caller: &Caller,
+        set: KillSwitchSet,
+    ) -> Result<KillSwitchList, Error> {
+        set.check()?;
+        let _w = self.write.lock().await;
+        let now = now_ms();
+        if let Some(node) = &set.node
+            && !self.fleet().nodes.contains_key(node)
+        {
+            return Err(Error::not_found(format!("no node {node}")));
+        }
+        let write = match (&set.node, set.clear) {
+            (Some(node), true) => Write::ClearKillSwitch {
+                module: set.module,
+                node: node.clone(),
+            },
+            _ => Write::SetKillSwitch(KillSwitchEntry {
+                module: set.module,
+                node: set.node.clone(),
+                enabled: set.enabled,
+                reason: set.reason.clone(),
+                set_by: caller.name.clone(),
+                at_ms: now,
+            }),
+        };
+        let mut batch = Batch::one(write);
+        batch.push(Write::Audit(NewAudit {
+            at_ms: now,
+            who: caller.name.clone(),
+            action: if set.clear {
+                "killswitch.clear"
+            } else {
+                "killswitch.set"
+            }
+            .into(),
+            subject: format!(
+                "{}@{}",
+                set.module.as_str(),
+                set.node.as_deref().unwrap_or("fleet")
+            ),
+            reason: Some(set.reason.clone()),
+            detail: serde_json::json!({ "enabled": set.enabled }),
+        }));
+        self.commit(batch).await?;
+        Ok(self.kill_switches())
+    }
+
+    /// Every kill-switch setting.
+    pub fn kill_switches(&self) -> KillSwitchList {
+        let fleet = self.fleet();
+        KillSwitchList {
+            switches: fleet
+                .kill_fleet
+                .values()
+                .chain(fleet.kill_nodes.values())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    // --- audit ---
+
+    /// Audit entries after `after`, oldest first.
+    pub async fn audit(&self, after: u64, limit: usize) -> Result<AuditPage, Error> {
+        let entries = self.store.audit(after, limit).await?;
+        let next_after = (entries.len() == limit)
+            .then(|| entries.last().map(|e| e.seq))
+            .flatten();
+        Ok(AuditPage {
+            entries,
+            next_after,
+        })
+    }
+
+    /// Writes the heartbeats received since the last flush.
+    pub async fn flush_beats(&self) -> Result<usize, Error> {
+        let beats: Vec<_> = {
+            let mut fleet = self.fleet();
+            fleet.pending_beats.drain().map(|(_, b)| b).collect()
+        };
+        let n = beats.len();
+        self.store.record_beats(beats).await?;
+        Ok(n)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The document inside stored bytes (verified when stored; only decoded here).
+fn document(bytes: &[u8]) -> Result<rampart_artifact::Document, Error> {
+    rampart_artifact::decode(bytes, rampart_artifact::limits::HARD_MAX_BYTES)
+        .map(|d| d.document)
+        .map_err(|issues| {
+            Error::internal(format!(
+                "stored artifact does not decode: {}",
+                issues.first().map(ToString::to_string).unwrap_or_default()
+            ))
+        })
+}

@@ -1,0 +1,273 @@
+//! Durable state behind one trait, so the rollout driver and the API never see SQL.
+//!
+//! Every change is a [`Batch`] of [`Write`]s applied atomically: a reconcile's new rollout
+//! state, the desired versions it sets, the digest it marks bad and its audit entry land
+//! together or not at all. An answer is sent only after its batch is durable (SQLite:
+//! `synchronous=FULL`), so nothing acknowledged is lost to a SIGKILL. Heartbeats are the
+//! exception by design: they are level-based (the next beat repeats the state), so they are
+//! written in batches and may lose the last fraction of a second.
+//!
+//! A NATS JetStream backend (object store for artifacts, KV for the rest) can implement the
+//! same trait.
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use rampart_api::{
+    ArtifactMeta, AuditEntry, BadMark, Heartbeat, KillSwitchEntry, Module, Registration,
+};
+use rampart_artifact::Digest;
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteStore;
+
+/// A stored artifact: its metadata and its exact signed bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRecord {
+    /// Metadata (the digest is the key).
+    pub meta: ArtifactMeta,
+    /// The bytes as published.
+    pub bytes: Vec<u8>,
+}
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    /// What it registered.
+    pub registration: Registration,
+    /// When it first registered, ms since the Unix epoch.
+    pub registered_at_ms: u64,
+}
+
+/// A node's latest heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeatRecord {
+    /// The node.
+    pub node: String,
+    /// When it arrived (control plane clock), ms since the Unix epoch.
+    pub at_ms: u64,
+    /// What it said.
+    pub beat: Heartbeat,
+}
+
+/// A version and digest that a node (or the fleet) should serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The version.
+    pub version: u64,
+    /// Its digest.
+    pub digest: Digest,
+}
+
+/// A rollout as stored: the columns the store indexes, and an opaque state that only the
+/// driver reads (the rollout machine's state and its observations, as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    /// Its id, from 1.
+    pub id: u64,
+    /// The artifact kind: at most one rollout per kind is not `done`.
+    pub kind: String,
+    /// The digest rolled out.
+    pub digest: Digest,
+    /// Whether it reached a final phase.
+    pub done: bool,
+    /// Everything else, owned by the driver.
+    pub state: serde_json::Value,
+}
+
+/// An audit entry before the store gives it a sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Who (a token name, or `control`).
+    pub who: String,
+    /// What (a stable verb).
+    pub action: String,
+    /// On what.
+    pub subject: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// The numbers.
+    pub detail: serde_json::Value,
+}
+
+/// One change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Store an artifact; nothing happens when the digest is stored already. Fails the whole
+    /// batch with [`StoreError::MarkedBad`] when the digest is marked bad.
+    PutArtifact(Box<ArtifactRecord>),
+    /// Mark a stored digest bad (idempotent: the first mark stays).
+    MarkBad {
+        /// The digest.
+        digest: Digest,
+        /// Why and when.
+        mark: BadMark,
+    },
+    /// Register or re-register a node.
+    PutNode(Box<NodeRecord>),
+    /// Set what a node (`Some`) or the whole fleet (`None`) should serve; `None` target
+    /// removes a node's own setting so it follows the fleet.
+    SetDesired {
+        /// The artifact kind.
+        kind: String,
+        /// The node, or the fleet.
+        node: Option<String>,
+        /// The target.
+        target: Option<Target>,
+    },
+    /// Remove every node's own desired setting of a kind (a rollout finished: all follow the
+    /// fleet again).
+    ClearNodeDesired {
+        /// The artifact kind.
+        kind: String,
+    },
+    /// Set a kill switch (fleet when `entry.node` is `None`).
+    SetKillSwitch(KillSwitchEntry),
+    /// Remove a node's kill-switch override.
+    ClearKillSwitch {
+        /// The module.
+        module: Module,
+        /// The node.
+        node: String,
+    },
+    /// Create or replace a rollout. Fails the batch with [`StoreError::Conflict`] when
+    /// another rollout of the same kind is not done.
+    PutRollout(Box<RolloutRecord>),
+    /// Append to the audit log.
+    Audit(NewAudit),
+}
+
+/// Writes applied together or not at all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// In order.
+    pub writes: Vec<Write>,
+}
+
+/// Everything the service keeps in memory, read once at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// Registered nodes.
+    pub nodes: Vec<NodeRecord>,
+    /// Each node's latest heartbeat.
+    pub beats: Vec<BeatRecord>,
+    /// Desired targets: (kind, node or fleet, target).
+    pub desired: Vec<(String, Option<String>, Target)>,
+    /// Kill-switch settings.
+    pub kill_switches: Vec<KillSwitchEntry>,
+    /// Rollouts not done.
+    pub active_rollouts: Vec<RolloutRecord>,
+    /// The highest rollout id ever used (0: none).
+    pub last_rollout_id: u64,
+}
+
+/// Why the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The artifact is marked bad.
+    #[error("artifact {0} is marked bad")]
+    MarkedBad(Digest),
+    /// The write conflicts with the stored state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored value cannot be read back (a bug, or a file edited by hand).
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The backend failed (disk full, I/O error, lock).
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// The durable state of a control plane.
+///
+/// Implementations are shared by every request (`Send + Sync`), serialize batches, and
+/// must not block the async runtime (SQLite runs on the blocking pool).
+pub trait Store: Send + Sync + 'static {
+    /// Everything the service keeps in memory.
+    fn load(&self) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
+
+    /// Applies a batch atomically and durably.
+    fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records heartbeats (latest per node, and a bounded window of recent ones per node).
+    /// Not necessarily durable at return (see the module docs).
+    fn record_beats(
+        &self,
+        beats: Vec<BeatRecord>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A node's recent heartbeats, newest first (at most the window).
+    fn recent_beats(
+        &self,
+        node: String,
+    ) -> impl Future<Output = Result<Vec<BeatRecord>, StoreError>> + Send;
+
+    /// One artifact with its bytes.
+    fn artifact(
+        &self,
+        digest: Digest,
+    ) -> impl Future<Output = Result<Option<ArtifactRecord>, StoreError>> + Send;
+
+    /// One artifact's metadata.
+    fn artifact_meta(
+        &self,
+        digest: Digest,
+    ) -> impl Future<Output = Result<Option<ArtifactMeta>, StoreError>> + Send;
+
+    /// The stored artifact of `kind` with the highest version below `version`.
+    fn artifact_before(
+        &self,
+        kind: String,
+        version: u64,
+    ) -> impl Future<Output = Result<Option<ArtifactMeta>, StoreError>> + Send;
+
+    /// Artifacts, newest first.
+    fn artifacts(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ArtifactMeta>, StoreError>> + Send;
+
+    /// One rollout.
+    fn rollout(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Option<RolloutRecord>, StoreError>> + Send;
+
+    /// Rollouts, newest first.
+    fn rollouts(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RolloutRecord>, StoreError>> + Send;
+
+    /// Audit entries with `seq > after`, oldest first.
+    fn audit(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+}
+
+// === impl Batch ===
+
+impl Batch {
+    /// A batch of one write.
+    pub fn one(write: Write) -> Self {
+        Batch {
+            writes: vec![write],
+        }
+    }
+
+    /// Adds a write.
+    pub fn push(&mut self, write: Write) -> &mut Self {
+        self.writes.push(write);
+        self
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}

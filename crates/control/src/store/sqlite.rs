@@ -1,0 +1,728 @@
+//! The SQLite backend: one file `control.sqlite3` in the data dir, WAL mode,
+//! `synchronous=FULL` (a commit is on disk before the answer leaves), schema migrations by
+//! `PRAGMA user_version`, and a lock file so two control planes never drive one fleet.
+//!
+//! Two connections: a writer (every batch, serialized) and a reader (artifact bytes, lists,
+//! audit), so a large fetch never waits behind a commit. Both run on tokio's blocking pool.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rampart_api::{ArtifactMeta, AuditEntry, BadMark, Heartbeat, KillSwitchEntry, Registration};
+use rampart_artifact::Digest;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{
+    ArtifactRecord, Batch, BeatRecord, Loaded, NodeRecord, RolloutRecord, Store, StoreError,
+    Target, Write,
+};
+
+/// The database file in the data dir.
+pub const DB_FILE: &str = "control.sqlite3";
+
+/// The lock file in the data dir, held (advisory, exclusive) while the store is open.
+pub const LOCK_FILE: &str = "control.lock";
+
+/// Recent heartbeats kept per node (the latest is also kept on its own).
+pub const BEAT_WINDOW: usize = 16;
+
+/// How long a connection waits for the other one's lock before failing, in ms.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// The schema, one migration per entry; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE artifacts (
+    digest TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    published_at_ms INTEGER NOT NULL,
+    meta TEXT NOT NULL,
+    bad TEXT,
+    bytes BLOB NOT NULL
+);
+CREATE INDEX artifacts_by_time ON artifacts (published_at_ms DESC, digest);
+CREATE INDEX artifacts_by_version ON artifacts (kind, version);
+CREATE TABLE nodes (
+    node TEXT PRIMARY KEY,
+    registered_at_ms INTEGER NOT NULL,
+    registration TEXT NOT NULL
+);
+CREATE TABLE heartbeats (
+    node TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    beat TEXT NOT NULL
+);
+CREATE TABLE beat_window (
+    id INTEGER PRIMARY KEY,
+    node TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    beat TEXT NOT NULL
+);
+CREATE INDEX beat_window_by_node ON beat_window (node, id);
+CREATE TABLE desired (
+    kind TEXT NOT NULL,
+    node TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (kind, node)
+);
+CREATE TABLE kill_switches (
+    module TEXT NOT NULL,
+    node TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (module, node)
+);
+CREATE TABLE rollouts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    done INTEGER NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE UNIQUE INDEX one_running_rollout_per_kind ON rollouts (kind) WHERE done = 0;
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    reason TEXT,
+    detail TEXT
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#];
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    /// Held for the life of the store; the OS releases it when the process dies, SIGKILL
+    /// included, so a restart never finds a stale lock.
+    _lock: Arc<File>,
+}
+
+// === impl SqliteStore ===
+
+impl SqliteStore {
+    /// Opens (creating when needed) the store in `dir`, migrating the schema. Fails when
+    /// another process holds the data dir.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Backend(format!("open {}: {e}", lock_path.display())))?;
+        lock.try_lock().map_err(|e| {
+            StoreError::Backend(format!(
+                "data dir {} is in use by another control plane ({e})",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        let mut writer = connect(&path)?;
+        migrate(&mut writer)?;
+        let reader = connect(&path)?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+            path,
+            _lock: Arc::new(lock),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn on<T, F>(conn: &Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(conn);
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a panic while holding it, which the lints rule out; were
+            // it to happen, SQLite rolled the open transaction back, so the connection is
+            // usable.
+            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on(&self.writer, f).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on(&self.reader, f).await
+    }
+}
+
+impl Store for SqliteStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        self.read(load).await
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for w in &batch.writes {
+                apply(&tx, w)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn record_beats(&self, beats: Vec<BeatRecord>) -> Result<(), StoreError> {
+        if beats.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut latest = tx
+                    .prepare_cached(
+                        "INSERT INTO heartbeats (node, at_ms, beat) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (node) DO UPDATE SET at_ms = excluded.at_ms,
+                         beat = excluded.beat",
+                    )
+                    .map_err(backend)?;
+                let mut window = tx
+                    .prepare_cached(
+                        "INSERT INTO beat_window (node, at_ms, beat) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(backend)?;
+                let mut prune = tx
+                    .prepare_cached(
+                        "DELETE FROM beat_window WHERE node = ?1 AND id <= (SELECT id FROM \
+                         beat_window WHERE node = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    )
+                    .map_err(backend)?;
+                for b in &beats {
+                    let json = to_json(&b.beat)?;
+                    let at = int(b.at_ms)?;
+                    latest.execute(params![b.node, at, json]).map_err(backend)?;
+                    window.execute(params![b.node, at, json]).map_err(backend)?;
+                    prune
+                        .execute(params![b.node, int(BEAT_WINDOW as u64)?])
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn recent_beats(&self, node: String) -> Result<Vec<BeatRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at_ms, beat FROM beat_window WHERE node = ?1 ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![node, int(BEAT_WINDOW as u64)?], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (at, beat) = row.map_err(backend)?;
+                out.push(BeatRecord {
+                    node: node.clone(),
+                    at_ms: uint(at)?,
+                    beat: from_json::<Heartbeat>(&beat)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn artifact(&self, digest: Digest) -> Result<Option<ArtifactRecord>, StoreError> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT meta, bad, bytes FROM artifacts WHERE digest = ?1",
+                    params![digest.to_string()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(meta, bad, bytes)| {
+                Ok(ArtifactRecord {
+                    meta: meta_from(&meta, bad.as_deref())?,
+                    bytes,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn artifact_meta(&self, digest: Digest) -> Result<Option<ArtifactMeta>, StoreError> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT meta, bad FROM artifacts WHERE digest = ?1",
+                    params![digest.to_string()],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(meta, bad)| meta_from(&meta, bad.as_deref()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn artifact_before(
+        &self,
+        kind: String,
+        version: u64,
+    ) -> Result<Option<ArtifactMeta>, StoreError> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT meta, bad FROM artifacts WHERE kind = ?1 AND version < ?2
+                     ORDER BY version DESC, published_at_ms DESC LIMIT 1",
+                    params![kind, int(version)?],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(meta, bad)| meta_from(&meta, bad.as_deref()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn artifacts(&self, limit: usize) -> Result<Vec<ArtifactMeta>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT meta, bad FROM artifacts ORDER BY published_at_ms DESC, digest LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![int(limit as u64)?], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (meta, bad) = row.map_err(backend)?;
+                out.push(meta_from(&meta, bad.as_deref())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn rollout(&self, id: u64) -> Result<Option<RolloutRecord>, StoreError> {
+        self.read(move |conn| {
+            let state = conn
+                .query_row(
+                    "SELECT state FROM rollouts WHERE id = ?1",
+                    params![int(id)?],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            state.map(|s| from_json::<RolloutRecord>(&s)).transpose()
+        })
+        .await
+    }
+
+    async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.read(move |conn| rollouts(conn, "1 = 1", limit)).await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, at_ms, who, action, subject, reason, detail FROM audit
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![int(after)?, int(limit as u64)?], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at, who, action, subject, reason, detail) = row.map_err(backend)?;
+                out.push(AuditEntry {
+                    seq: uint(seq)?,
+                    at_ms: uint(at)?,
+                    who,
+                    action,
+                    subject,
+                    reason,
+                    detail: detail
+                        .as_deref()
+                        .map(from_json::<serde_json::Value>)
+                        .transpose()?
+                        .unwrap_or(serde_json::Value::Null),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Backend(format!("open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(backend)?;
+    // WAL: readers never block the writer. FULL: a commit is fsynced before it returns,
+    // which is what "acknowledged" means here.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(backend)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "SQLite refused WAL mode (got {mode})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {applied} is newer than this program ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", int(i as u64 + 1)?)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::PutArtifact(record) => {
+            let digest = record.meta.digest.to_string();
+            let existing: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT bad FROM artifacts WHERE digest = ?1",
+                    params![digest],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            match existing {
+                Some(Some(_)) => return Err(StoreError::MarkedBad(record.meta.digest)),
+                Some(None) => {}
+                None => {
+                    let mut meta = record.meta.clone();
+                    meta.bad = None;
+                    tx.execute(
+                        "INSERT INTO artifacts (digest, kind, version, published_at_ms, meta,
+                         bad, bytes) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+                        params![
+                            digest,
+                            meta.kind,
+                            int(meta.version)?,
+                            int(meta.published_at_ms)?,
+                            to_json(&meta)?,
+                            record.bytes
+                        ],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+        }
+        Write::MarkBad { digest, mark } => {
+            tx.execute(
+                "UPDATE artifacts SET bad = ?2 WHERE digest = ?1 AND bad IS NULL",
+                params![digest.to_string(), to_json(mark)?],
+            )
+            .map_err(backend)?;
+        }
+        Write::PutNode(node) => {
+            tx.execute(
+                "INSERT INTO nodes (node, registered_at_ms, registration) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (node) DO UPDATE SET registration = excluded.registration",
+                params![
+                    node.registration.node,
+                    int(node.registered_at_ms)?,
+                    to_json(&node.registration)?
+                ],
+            )
+            .map_err(backend)?;
+        }
+        Write::SetDesired { kind, node, target } => {
+            let node = node.as_deref().unwrap_or("");
+            match target {
+                Some(t) => tx.execute(
+                    "INSERT INTO desired (kind, node, version, digest) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, node) DO UPDATE SET version = excluded.version,
+                     digest = excluded.digest",
+                    params![kind, node, int(t.version)?, t.digest.to_string()],
+                ),
+                None => tx.execute(
+                    "DELETE FROM desired WHERE kind = ?1 AND node = ?2",
+                    params![kind, node],
+                ),
+            }
+            .map_err(backend)?;
+        }
+        Write::ClearNodeDesired { kind } => {
+            tx.execute(
+                "DELETE FROM desired WHERE kind = ?1 AND node != ''",
+                params![kind],
+            )
+            .map_err(backend)?;
+        }
+        Write::SetKillSwitch(entry) => {
+            tx.execute(
+                "INSERT INTO kill_switches (module, node, entry) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (module, node) DO UPDATE SET entry = excluded.entry",
+                params![
+                    entry.module.as_str(),
+                    entry.node.as_deref().unwrap_or(""),
+                    to_json(entry)?
+                ],
+            )
+            .map_err(backend)?;
+        }
+        Write::ClearKillSwitch { module, node } => {
+            tx.execute(
+                "DELETE FROM kill_switches WHERE module = ?1 AND node = ?2",
+                params![module.as_str(), node],
+            )
+            .map_err(backend)?;
+        }
+        Write::PutRollout(r) => {
+            tx.execute(
+                "INSERT INTO rollouts (id, kind, digest, done, state) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET done = excluded.done, state = excluded.state",
+                params![
+                    int(r.id)?,
+                    r.kind,
+                    r.digest.to_string(),
+                    r.done,
+                    to_json(r.as_ref())?
+                ],
+            )
+            .map_err(|e| {
+                if is_constraint(&e) {
+                    StoreError::Conflict(format!("a rollout of kind {} is already running", r.kind))
+                } else {
+                    backend(e)
+                }
+            })?;
+        }
+        Write::Audit(a) => {
+            let detail = if a.detail.is_null() {
+                None
+            } else {
+                Some(to_json(&a.detail)?)
+            };
+            tx.execute(
+                "INSERT INTO audit (at_ms, who, action, subject, reason, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![int(a.at_ms)?, a.who, a.action, a.subject, a.reason, detail],
+            )
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+fn load(conn: &mut Connection) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    {
+        let mut stmt = conn
+            .prepare("SELECT registered_at_ms, registration FROM nodes ORDER BY node")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(backend)?;
+        for row in rows {
+            let (at, reg) = row.map_err(backend)?;
+            loaded.nodes.push(NodeRecord {
+                registration: from_json::<Registration>(&reg)?,
+                registered_at_ms: uint(at)?,
+            });
+        }
+    }
+    {
+        let mut stmt = conn
+            .prepare("SELECT node, at_ms, beat FROM heartbeats ORDER BY node")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (node, at, beat) = row.map_err(backend)?;
+            loaded.beats.push(BeatRecord {
+                node,
+                at_ms: uint(at)?,
+                beat: from_json::<Heartbeat>(&beat)?,
+            });
+        }
+    }
+    {
+        let mut stmt = conn
+            .prepare("SELECT kind, node, version, digest FROM desired ORDER BY kind, node")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (kind, node, version, digest) = row.map_err(backend)?;
+            let digest = digest
+                .parse::<Digest>()
+                .map_err(|e| StoreError::Corrupt(format!("desired digest: {e}")))?;
+            let node = (!node.is_empty()).then_some(node);
+            loaded.desired.push((
+                kind,
+                node,
+                Target {
+                    version: uint(version)?,
+                    digest,
+                },
+            ));
+        }
+    }
+    {
+        let mut stmt = conn
+            .prepare("SELECT entry FROM kill_switches ORDER BY module, node")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        for row in rows {
+            loaded
+                .kill_switches
+                .push(from_json::<KillSwitchEntry>(&row.map_err(backend)?)?);
+        }
+    }
+    loaded.active_rollouts = rollouts(conn, "done = 0", usize::MAX)?;
+    let last: Option<i64> = conn
+        .query_row("SELECT MAX(id) FROM rollouts", [], |r| r.get(0))
+        .map_err(backend)?;
+    loaded.last_rollout_id = last.map(uint).transpose()?.unwrap_or(0);
+    Ok(loaded)
+}
+
+fn rollouts(
+    conn: &Connection,
+    filter: &str,
+    limit: usize,
+) -> Result<Vec<RolloutRecord>, StoreError> {
+    // `filter` is one of two constant strings above, never input.
+    let sql = format!("SELECT state FROM rollouts WHERE {filter} ORDER BY id DESC LIMIT ?1");
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(params![limit], |r| r.get::<_, String>(0))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(from_json::<RolloutRecord>(&row.map_err(backend)?)?);
+    }
+    Ok(out)
+}
+
+fn meta_from(meta: &str, bad: Option<&str>) -> Result<ArtifactMeta, StoreError> {
+    let mut meta = from_json::<ArtifactMeta>(meta)?;
+    meta.bad = bad.map(from_json::<BadMark>).transpose()?;
+    Ok(meta)
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("encode: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
+}
+
+fn int(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Backend(format!("{v} does not fit SQLite's INTEGER")))
+}
+
+fn uint(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative value {v}")))
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
