@@ -12,7 +12,7 @@
 use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{NodeIdx, Plan};
+use crate::plan::NodeIdx;
 use crate::rollout::{Phase, Rollout};
 
 /// Buckets of a [`ScoreHistogram`]: index 0 holds unscored requests, 1..=99 the scores.
@@ -380,15 +380,6 @@ impl Observations {
     /// Requests served by the previous digest in the current wave's PoPs (outside the wave).
     pub fn same_pop_baseline(&self) -> &Pool {
         &self.same_pop_baseline
-    }
-
-    /// Marks every node as having beaten at `now_ms` without traffic (tests and simulator
-    /// warm-up).
-    pub fn touch_all(&mut self, plan: &Plan, active: Option<Digest>, now_ms: u64) {
-        for i in 0..plan.len() {
-            let idx = NodeIdx(u32::try_from(i).unwrap_or(u32::MAX));
-            let _ = self.absorb(idx, &Beat::idle(active), now_ms);
-        }
     }
 }
 
