@@ -1,0 +1,635 @@
+//! The control plane over real sockets: publish, contracts, auth, limits, long-poll, kill
+//! switches, and whole rollouts driven by simulated edges heartbeating through the API.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::{ADMIN, EDGE, Fleet, Harness, PUBLISHER, doc, doubled};
+use rampart_api::{
+    ClientError, ErrorCode, Heartbeat, KillSwitchSet, Module, Registration, StartRollout,
+};
+use rampart_artifact::ContractSpec;
+
+fn code(e: &ClientError) -> (u16, String) {
+    (
+        e.status().unwrap_or(0),
+        e.api().map(|a| a.error.clone()).unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_file_is_stored_once_and_served_byte_for_byte() {
+    let h = Harness::start().await;
+    let bytes = h.sign(&doc(1, 10, 0.5));
+    let first = h.publisher.publish(bytes.clone()).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.artifact.version, 1);
+    assert_eq!(first.artifact.features, 10);
+    assert_eq!(first.artifact.published_by, "gen");
+    let again = h.publisher.publish(bytes.clone()).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.artifact.digest, first.artifact.digest);
+    let fetched = h.anon.fetch(&first.artifact.digest).await.unwrap();
+    assert_eq!(fetched, bytes);
+    let list = h.anon.artifacts(10).await.unwrap();
+    assert_eq!(list.artifacts.len(), 1);
+    let meta = h.anon.artifact_meta(&first.artifact.digest).await.unwrap();
+    assert_eq!(meta.signer, h.key.public().id().as_str());
+
+    // Raw status codes: 201 then 200.
+    let raw = reqwest::Client::new();
+    let resp = raw
+        .post(format!("{}/v1/artifacts", h.url))
+        .bearer_auth(PUBLISHER)
+        .body(h.sign(&doc(2, 10, 0.5)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = raw
+        .post(format!("{}/v1/artifacts", h.url))
+        .bearer_auth(PUBLISHER)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let diff = h
+        .anon
+        .diff(&h.sign_digest(&doc(2, 10, 0.5)), None)
+        .await
+        .unwrap();
+    assert_eq!((diff.old_version, diff.new_version), (1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_breaks_a_registered_contract_is_refused_with_its_issues() {
+    let h = Harness::start().await;
+    let small = ContractSpec {
+        consumer: "edge/small".into(),
+        max_features: 20,
+        ..ContractSpec::default()
+    };
+    h.register_with("edge-1", "fra", "eu", true, small).await;
+    let contracts = h.anon.contracts().await.unwrap();
+    assert_eq!(contracts.contracts.len(), 1);
+    assert_eq!(contracts.contracts[0].max_features, 20);
+
+    // Fine under the default 200, over edge-1's 20.
+    let e = h
+        .publisher
+        .publish(h.sign(&doc(1, 30, 0.5)))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), (422, "invalid".into()));
+    assert_eq!(e.api().unwrap().issue_codes(), vec!["too_many_features"]);
+    assert!(e.api().unwrap().message.contains("edge/small"), "{e}");
+
+    // The 18 November file: every feature twice, over the limit.
+    h.register("edge-2", "fra", "eu", false).await;
+    let e = h
+        .publisher
+        .publish(h.sign(&doubled(2, 120)))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), (422, "invalid".into()));
+    let codes = e.api().unwrap().issue_codes();
+    assert!(codes.contains(&"duplicate_name"), "{codes:?}");
+    assert!(codes.contains(&"too_many_features"), "{codes:?}");
+    let dup = e.api().unwrap().issues.as_ref().unwrap();
+    let too_many = dup.iter().find(|i| i.code == "too_many_features").unwrap();
+    assert_eq!(too_many.detail["count"], 240);
+
+    // Unsigned, and signed by an unknown key.
+    let e = h
+        .publisher
+        .publish(doc(3, 5, 0.5).canonical_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(e.api().unwrap().issue_codes(), vec!["unsigned"]);
+    let stranger = rampart_artifact::SecretKey::from_seed([9; 32]);
+    let forged = rampart_artifact::Envelope::sign(&doc(3, 5, 0.5), &stranger).to_json();
+    let e = h.publisher.publish(forged).await.unwrap_err();
+    assert_eq!(e.api().unwrap().issue_codes(), vec!["unknown_key"]);
+    assert!(h.anon.artifacts(10).await.unwrap().artifacts.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_a_token_with_the_right_role_and_reads_do_not() {
+    let h = Harness::start().await;
+    let raw = reqwest::Client::new();
+    let bytes = h.sign(&doc(1, 5, 0.5));
+    for token in [
+        None,
+        Some("wrong-secret-0123456789abcdef0123456789"),
+        Some(""),
+    ] {
+        let mut req = raw
+            .post(format!("{}/v1/artifacts", h.url))
+            .body(bytes.clone());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{token:?}");
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized");
+    }
+    // An edge token may heartbeat, not publish or start rollouts.
+    let edge = rampart_api::Client::new(&h.url, Some(EDGE.into())).unwrap();
+    let e = edge.publish(bytes.clone()).await.unwrap_err();
+    assert_eq!(code(&e), (403, "forbidden".into()));
+    let e = h
+        .publisher
+        .killswitch_set(&KillSwitchSet {
+            module: Module::Bot,
+            enabled: false,
+            node: None,
+            clear: false,
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), (403, "forbidden".into()));
+    // Reads are open.
+    h.anon.nodes().await.unwrap();
+    h.anon.audit(0, 10).await.unwrap();
+    let resp = raw
+        .get(format!("{}/openapi.json", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Nothing was written by the refused requests.
+    assert!(h.anon.artifacts(10).await.unwrap().artifacts.is_empty());
+    assert!(h.anon.audit(0, 10).await.unwrap().entries.is_empty());
+    let _ = ADMIN;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_json_error() {
+    let h = Harness::start().await;
+    let raw = reqwest::Client::new();
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (raw.get(format!("{}/v1/nope", h.url)), 404, "not_found"),
+        (
+            raw.delete(format!("{}/v1/nodes", h.url)),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            raw.get(format!("{}/v1/artifacts/sha256:zz", h.url)),
+            400,
+            "bad_request",
+        ),
+        (
+            raw.get(format!(
+                "{}/v1/artifacts/{}",
+                h.url,
+                h.sign_digest(&doc(1, 1, 0.0))
+            )),
+            404,
+            "not_found",
+        ),
+        (
+            raw.get(format!("{}/v1/artifacts?limit=x", h.url)),
+            400,
+            "bad_request",
+        ),
+        (
+            raw.get(format!("{}/v1/audit?colour=red", h.url)),
+            400,
+            "bad_request",
+        ),
+        (
+            raw.post(format!("{}/v1/nodes", h.url))
+                .bearer_auth(EDGE)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "bad_request",
+        ),
+        (
+            raw.post(format!("{}/v1/nodes", h.url))
+                .bearer_auth(EDGE)
+                .header("content-type", "text/plain")
+                .body("{}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            raw.post(format!("{}/v1/nodes", h.url))
+                .bearer_auth(EDGE)
+                .header("content-type", "application/json")
+                .body(vec![b' '; rampart_api::limits::MAX_JSON_BODY + 1]),
+            413,
+            "payload_too_large",
+        ),
+        (
+            raw.post(format!("{}/v1/nodes/ghost/heartbeat", h.url))
+                .bearer_auth(EDGE)
+                .json(&Heartbeat::empty(0)),
+            404,
+            "unknown_node",
+        ),
+        (
+            raw.post(format!("{}/v1/rollouts/1/explode", h.url))
+                .bearer_auth(ADMIN),
+            404,
+            "not_found",
+        ),
+    ];
+    for (req, status, error) in cases {
+        let resp = req.send().await.unwrap();
+        let got = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(
+            (got, body["error"].as_str().unwrap()),
+            (status, error),
+            "{body}"
+        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // A histogram of the wrong length, and a node id that is not an identifier.
+    h.register("edge-1", "fra", "eu", false).await;
+    let mut beat = Heartbeat::empty(0);
+    beat.scores.buckets.truncate(10);
+    let e = h.edge.heartbeat("edge-1", &beat).await.unwrap_err();
+    assert_eq!(code(&e), (400, "bad_request".into()));
+    let e = h
+        .edge
+        .register(&Registration {
+            node: "bad id".into(),
+            labels: rampart_api::Labels {
+                pop: "p".into(),
+                region: "r".into(),
+                canary: false,
+            },
+            contract: ContractSpec::default(),
+            software_version: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), (400, "bad_request".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_answers_at_once_when_the_desired_state_changes() {
+    let h = Harness::start().await;
+    h.register("edge-1", "fra", "eu", false).await;
+    // First beat: nothing seen yet, answered at once.
+    let first = h
+        .edge
+        .heartbeat("edge-1", &Heartbeat::empty(0))
+        .await
+        .unwrap();
+    assert!(first.changed);
+    assert!(first.desired.is_none());
+    assert!(first.kill_switches.bot.enabled);
+    // Seen and nothing to wait for: answered at once, unchanged.
+    let mut beat = Heartbeat::empty(1);
+    beat.seen = Some(first.etag.clone());
+    let same = h.edge.heartbeat("edge-1", &beat).await.unwrap();
+    assert!(!same.changed);
+    assert_eq!(same.etag, first.etag);
+    // Now wait the longest a long-poll may; a kill switch set meanwhile ends the wait with
+    // the new state (were the wait not woken, the answer would say `changed: false`).
+    beat.wait_ms = rampart_api::limits::MAX_LONG_POLL_MS;
+    let poll = {
+        let edge = h.edge.clone();
+        let beat = beat.clone();
+        tokio::spawn(async move { edge.heartbeat("edge-1", &beat).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.admin
+        .killswitch_set(&KillSwitchSet {
+            module: Module::Bot,
+            enabled: false,
+            node: None,
+            clear: false,
+            reason: "scores drift on every node".into(),
+        })
+        .await
+        .unwrap();
+    let answer = poll.await.unwrap().unwrap();
+    assert!(answer.changed);
+    assert_ne!(answer.etag, first.etag);
+    assert!(!answer.kill_switches.bot.enabled);
+    assert_eq!(answer.kill_switches.bot.set_by.as_deref(), Some("alice"));
+
+    // Both ways: a node override turns it back on for edge-1 only, then clearing it
+    // follows the fleet again.
+    h.register("edge-2", "fra", "eu", false).await;
+    h.admin
+        .killswitch_set(&KillSwitchSet {
+            module: Module::Bot,
+            enabled: true,
+            node: Some("edge-1".into()),
+            clear: false,
+            reason: "edge-1 verified".into(),
+        })
+        .await
+        .unwrap();
+    let e1 = h
+        .edge
+        .heartbeat("edge-1", &Heartbeat::empty(2))
+        .await
+        .unwrap();
+    let e2 = h
+        .edge
+        .heartbeat("edge-2", &Heartbeat::empty(0))
+        .await
+        .unwrap();
+    assert!(e1.kill_switches.bot.enabled && !e2.kill_switches.bot.enabled);
+    let list = h
+        .admin
+        .killswitch_set(&KillSwitchSet {
+            module: Module::Bot,
+            enabled: true,
+            node: Some("edge-1".into()),
+            clear: true,
+            reason: "back to the fleet setting".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(list.switches.len(), 1);
+    let e1 = h
+        .edge
+        .heartbeat("edge-1", &Heartbeat::empty(3))
+        .await
+        .unwrap();
+    assert!(!e1.kill_switches.bot.enabled);
+    let audit = h.anon.audit(0, 100).await.unwrap();
+    let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("killswitch."))
+            .count(),
+        3,
+        "{actions:?}"
+    );
+}
+
+const NODES: [(&str, &str, &str, bool); 6] = [
+    ("fra-1", "fra", "eu", true),
+    ("fra-2", "fra", "eu", false),
+    ("ams-1", "ams", "eu", false),
+    ("ams-2", "ams", "eu", false),
+    ("iad-1", "iad", "us", false),
+    ("iad-2", "iad", "us", false),
+];
+
+async fn fleet(h: &Harness) -> Fleet {
+    for (id, pop, region, canary) in NODES {
+        h.register(id, pop, region, canary).await;
+    }
+    let ids: Vec<&str> = NODES.iter().map(|n| n.0).collect();
+    let fleet = Fleet::start(h.edge.clone(), &ids);
+    // Every node beats before a rollout plans them (bounded wait).
+    for _ in 0..100 {
+        let nodes = h.anon.nodes().await.unwrap().nodes;
+        if nodes.iter().all(|n| n.last_beat_ms.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fleet
+}
+
+async fn actives(h: &Harness) -> Vec<Option<u64>> {
+    h.anon
+        .nodes()
+        .await
+        .unwrap()
+        .nodes
+        .iter()
+        .map(|n| n.active.map(|a| a.version))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_passes_every_wave_and_the_next_one_is_gated_against_the_baseline() {
+    let h = Harness::start().await;
+    let fleet = fleet(&h).await;
+    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let started = h.start_rollout(v1.artifact.digest, 300).await;
+    assert_eq!(started.phase, "baking");
+    assert_eq!(started.current_wave, Some(0));
+    assert_eq!(
+        started.waves[0].nodes,
+        vec!["fra-1"],
+        "the canary goes first"
+    );
+    assert!(started.waves.len() >= 3, "{:?}", started.waves);
+
+    // One rollout at a time per kind.
+    let v2 = h.publisher.publish(h.sign(&doc(2, 10, 0.6))).await.unwrap();
+    let e = h
+        .admin
+        .rollout_start(&StartRollout {
+            digest: v2.artifact.digest,
+            reason: None,
+            break_glass: false,
+            bake_ms: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), (409, "conflict".into()));
+
+    let done = h.wait_done(started.id, 60).await;
+    assert_eq!(done.phase, "succeeded", "{done:?}");
+    assert!(
+        done.waves.iter().all(|w| w.phase == "passed"),
+        "{:?}",
+        done.waves
+    );
+    assert!(done.waves.iter().all(|w| w.acked == w.nodes.len()));
+    assert!(actives(&h).await.iter().all(|v| *v == Some(1)));
+
+    // v2: now there is a baseline on v1 for every wave but the last.
+    let second = h.start_rollout(v2.artifact.digest, 300).await;
+    assert_eq!(second.previous.map(|p| p.version), Some(1));
+    let done = h.wait_done(second.id, 60).await;
+    assert_eq!(done.phase, "succeeded", "{done:?}");
+    assert!(actives(&h).await.iter().all(|v| *v == Some(2)));
+    let audit = h.anon.audit(0, 1000).await.unwrap();
+    let passed: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| {
+            e.action == "rollout.wave_passed" && e.subject == format!("rollout/{}", second.id)
+        })
+        .collect();
+    assert_eq!(passed.len(), done.waves.len());
+    // The canary was judged on the score distribution against nodes still on v1.
+    let canary = &passed[0].detail["report"];
+    assert_eq!(canary["score_shift"]["verdict"], "pass", "{canary}");
+    assert!(
+        canary["score_shift"]["numbers"]["ks"]["d"]
+            .as_f64()
+            .unwrap()
+            < 0.1
+    );
+    assert!(
+        audit
+            .entries
+            .iter()
+            .any(|e| e.action == "rollout.succeeded")
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_nack_rolls_back_marks_the_digest_bad_and_audits_the_numbers() {
+    let h = Harness::start().await;
+    let fleet = fleet(&h).await;
+    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let first = h.start_rollout(v1.artifact.digest, 200).await;
+    assert_eq!(h.wait_done(first.id, 60).await.phase, "succeeded");
+
+    // Valid for the control plane, refused by the edges (as a file published under a
+    // looser contract than theirs would be).
+    let bad_bytes = h.sign(&doc(2, 10, 0.7));
+    let bad = h.publisher.publish(bad_bytes.clone()).await.unwrap();
+    fleet.refuse.lock().unwrap().insert(bad.artifact.digest);
+    let rollout = h.start_rollout(bad.artifact.digest, 60_000).await;
+    let done = h.wait_done(rollout.id, 30).await;
+    assert_eq!(done.phase, "rolled_back", "{done:?}");
+    assert!(
+        done.outcome.as_deref().unwrap().contains("wave 0"),
+        "{:?}",
+        done.outcome
+    );
+    assert_eq!(done.waves[0].nacked, 1);
+    assert!(done.waves[1..].iter().all(|w| w.phase == "pending"));
+    // Nobody ever served it; everybody is on v1.
+    assert!(actives(&h).await.iter().all(|v| *v == Some(1)));
+    let nodes = h.anon.nodes().await.unwrap().nodes;
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.desired.as_ref().unwrap().version == 1)
+    );
+
+    // Marked bad: refused at publish and at rollout.
+    let meta = h.anon.artifact_meta(&bad.artifact.digest).await.unwrap();
+    let mark = meta.bad.expect("marked bad");
+    assert_eq!(mark.rollout, Some(rollout.id));
+    assert!(mark.reason.contains("nack"), "{}", mark.reason);
+    let e = h.publisher.publish(bad_bytes).await.unwrap_err();
+    assert_eq!(code(&e), (409, ErrorCode::MarkedBad.as_str().into()));
+    let e = h
+        .admin
+        .rollout_start(&StartRollout {
+            digest: bad.artifact.digest,
+            reason: None,
+            break_glass: true,
+            bake_ms: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e),
+        (400, "bad_request".into()),
+        "break glass needs a reason"
+    );
+
+    // The audit log says who, what and why, with the numbers.
+    let audit = h.anon.audit(0, 1000).await.unwrap().entries;
+    let failed = audit
+        .iter()
+        .find(|e| e.action == "rollout.gate_failed")
+        .expect("gate_failed audited");
+    assert_eq!(failed.who, "control");
+    assert_eq!(failed.detail["failure"]["gate"], "nack");
+    assert_eq!(failed.detail["failure"]["numbers"]["nacked"], 1);
+    assert_eq!(
+        failed.detail["failure"]["numbers"]["codes"][0],
+        "too_many_features"
+    );
+    let marked = audit
+        .iter()
+        .find(|e| e.action == "artifact.mark_bad")
+        .expect("mark_bad audited");
+    assert_eq!(marked.subject, bad.artifact.digest.to_string());
+    assert!(audit.iter().any(|e| e.action == "rollout.rolled_back"));
+    let seqs: Vec<u64> = audit.iter().map(|e| e.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gaps: {seqs:?}"
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_pushes_to_every_node_at_once_with_a_reason_and_operators_can_roll_back() {
+    let h = Harness::start().await;
+    let fleet = fleet(&h).await;
+    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let r = h
+        .admin
+        .rollout_start(&StartRollout {
+            digest: v1.artifact.digest,
+            reason: Some("restore a known-good file everywhere".into()),
+            break_glass: true,
+            bake_ms: Some(200),
+        })
+        .await
+        .unwrap();
+    assert!(r.break_glass);
+    assert_eq!(r.waves.len(), 1);
+    assert_eq!(r.waves[0].nodes.len(), NODES.len());
+    assert_eq!(h.wait_done(r.id, 30).await.phase, "succeeded");
+    let audit = h.anon.audit(0, 1000).await.unwrap().entries;
+    let bg = audit
+        .iter()
+        .find(|e| e.action == "rollout.break_glass")
+        .unwrap();
+    assert_eq!(bg.who, "alice");
+    assert_eq!(
+        bg.reason.as_deref(),
+        Some("restore a known-good file everywhere")
+    );
+
+    // A staged v2, paused, then rolled back by the operator: every node back on v1.
+    let v2 = h.publisher.publish(h.sign(&doc(2, 10, 0.6))).await.unwrap();
+    let r2 = h.start_rollout(v2.artifact.digest, 60_000).await;
+    let paused = h
+        .admin
+        .rollout_pause(r2.id, Some("look first".into()))
+        .await
+        .unwrap();
+    assert_eq!(paused.phase, "paused");
+    let e = h.admin.rollout_pause(r2.id, None).await.unwrap_err();
+    assert_eq!(code(&e), (409, "conflict".into()));
+    let back = h
+        .admin
+        .rollout_rollback(r2.id, Some("not today".into()), false)
+        .await
+        .unwrap();
+    assert_eq!(back.phase, "rolling_back");
+    let done = h.wait_done(r2.id, 30).await;
+    assert_eq!(done.phase, "rolled_back");
+    assert!(actives(&h).await.iter().all(|v| *v == Some(1)));
+    assert!(
+        h.anon
+            .artifact_meta(&v2.artifact.digest)
+            .await
+            .unwrap()
+            .bad
+            .is_none()
+    );
+    fleet.stop().await;
+}
