@@ -683,13 +683,17 @@ pub fn shift_gate(
         0 => "unscored".to_owned(),
         s => format!("score {s}"),
     };
+    let p = if ks.p_value < 1e-300 {
+        "< 1e-300".to_owned()
+    } else {
+        format!("= {:.1e}", ks.p_value)
+    };
     let explanation = format!(
-        "score distribution shifted {direction}: KS D = {:.3} (fails from {:.3}), p = {:.1e} \
+        "score distribution shifted {direction}: KS D = {:.3} (fails from {:.3}), p {p} \
          (fails below {}); {:.1}% of new against {:.1}% of baseline requests at or below {at}; \
          unscored {:.1}% against {:.1}%{}",
         ks.d,
         limits.min_d,
-        ks.p_value,
         limits.alpha,
         ks.cdf_new * 100.0,
         ks.cdf_baseline * 100.0,

@@ -16,7 +16,7 @@ pub const DEFAULT_TICK_MS: u64 = 1_000;
 
 /// How long a baked wave may hold (too little traffic, nodes late) before the rollout
 /// pauses as inconclusive and waits for an operator, rather than passing blindly.
-pub const DEFAULT_HOLD_CAP_MS: u64 = 600_000;
+pub const DEFAULT_HOLD_CAP_MS: u64 = 300_000;
 
 /// How long a rollback may take before the rollout is `Failed` (some nodes that still beat
 /// did not return to the previous version). Nodes that stopped beating are reported as

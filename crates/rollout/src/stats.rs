@@ -70,6 +70,9 @@ pub fn wilson_lower(events: u64, n: u64, z: f64) -> Option<f64> {
     if n == 0 {
         return None;
     }
+    if events == 0 {
+        return Some(0.0);
+    }
     let (x, n) = (events.min(n) as f64, n as f64);
     let p = x / n;
     let z2 = z * z;
