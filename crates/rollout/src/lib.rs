@@ -7,7 +7,7 @@
 //! and the fleet simulator run this same code (the simulator on a virtual clock).
 //!
 //! The one decision that matters: **the rollout is a level-driven reconcile.**
-//! [`reconcile`]`(&Rollout, &Observations, now_ms)` returns a [`Decision`] (the next
+//! [`reconcile()`]`(&Rollout, &Observations, now_ms)` returns a [`Decision`] (the next
 //! status, the actions, when to call again) and is a pure function of its inputs, so it can
 //! be called on every heartbeat, after a crash, or twice, with the same result. A failure
 //! in the observations becomes a rollback on the first call that sees it, whatever the
@@ -15,7 +15,7 @@
 //! back within two heartbeat intervals.
 //!
 //! # Layout
-//! - [`plan`]: [`Node`] inventory, [`PlanPolicy`], [`plan()`] into [`Wave`]s.
+//! - [`plan`](mod@plan): [`Node`] inventory, [`PlanPolicy`], [`plan()`] into [`Wave`]s.
 //! - [`observation`]: [`Beat`], [`Counters`], [`ScoreHistogram`], [`Observations`] pooled
 //!   by version.
 //! - [`stats`]: Kolmogorov–Smirnov and Mann–Whitney from histograms, two-proportion z.

@@ -13,7 +13,7 @@ use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::NodeIdx;
-use crate::rollout::{Phase, Rollout};
+use crate::rollout::Rollout;
 
 /// Buckets of a [`ScoreHistogram`]: index 0 holds unscored requests, 1..=99 the scores.
 pub const BUCKETS: usize = 100;
@@ -380,21 +380,5 @@ impl Observations {
     /// Requests served by the previous digest in the current wave's PoPs (outside the wave).
     pub fn same_pop_baseline(&self) -> &Pool {
         &self.same_pop_baseline
-    }
-}
-
-impl Phase {
-    /// The window of the wave this phase is in, if it is in one.
-    pub fn window(&self) -> Option<Window> {
-        match *self {
-            Phase::Baking {
-                wave, started_ms, ..
-            }
-            | Phase::Verifying {
-                wave, started_ms, ..
-            } => Some(Window { wave, started_ms }),
-            Phase::Paused { ref resume, .. } => resume.window(),
-            _ => None,
-        }
     }
 }

@@ -398,7 +398,9 @@ fn share_target(share: f64, total: usize) -> usize {
         return total;
     }
     // `share` is checked finite and in (0, 1); fleets are at most MAX_NODES, exact in f64.
-    let t = (share * total as f64).ceil();
+    // The epsilon keeps a product that should be a whole number of nodes, but lands a hair
+    // above it in binary, from rounding up a node.
+    let t = (share * total as f64 - 1e-9).ceil();
     if t <= 0.0 { 0 } else { (t as usize).min(total) }
 }
 

@@ -579,7 +579,6 @@ fn start_wave(rollout: &Rollout, d: &mut Decision, wave: u16, now_ms: u64) {
         },
         now_ms,
     );
-    d.status.report = None;
     d.requeue_after_ms = Some(rollout.policy().tick_ms.max(1).min(bake.max(1)));
 }
 

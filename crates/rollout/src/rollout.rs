@@ -1,12 +1,12 @@
 //! The rollout: what is rolled out to whom (the spec, fixed at start) and where it stands
-//! (the status, replaced by each [`Decision`](crate::Decision)). Both are plain serde data:
+//! (the status, replaced by each [`Decision`]). Both are plain serde data:
 //! the control plane stores them as JSON and a restarted control plane resumes from them.
 
 use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{Failure, GatePolicy, GateReport, HoldReason};
-use crate::observation::Pool;
+use crate::observation::{Pool, Window};
 use crate::plan::{NodeIdx, Plan};
 use crate::reconcile::{Action, Decision};
 
@@ -467,6 +467,21 @@ impl Phase {
         raw.min(plan.wave_count())
     }
 
+    /// The window of the wave this phase is in, if it is in one (observations pool
+    /// requests per window).
+    pub fn window(&self) -> Option<Window> {
+        match *self {
+            Phase::Baking {
+                wave, started_ms, ..
+            }
+            | Phase::Verifying {
+                wave, started_ms, ..
+            } => Some(Window { wave, started_ms }),
+            Phase::Paused { resume, .. } => resume.window(),
+            _ => None,
+        }
+    }
+
     /// A short name (`baking`, `rolled_back`…).
     pub fn name(&self) -> &'static str {
         match self {
@@ -495,15 +510,13 @@ impl Resume {
     }
 
     /// The window of the paused wave.
-    pub fn window(self) -> Option<crate::observation::Window> {
+    pub fn window(self) -> Option<Window> {
         match self {
             Resume::Pending => None,
             Resume::Baking {
                 wave, started_ms, ..
             }
-            | Resume::Verifying { wave, started_ms } => {
-                Some(crate::observation::Window { wave, started_ms })
-            }
+            | Resume::Verifying { wave, started_ms } => Some(Window { wave, started_ms }),
         }
     }
 }
