@@ -548,6 +548,13 @@ fn every_command_transition() {
             vec!["audit:command"],
         ),
         (
+            "abort while baking",
+            baking(0),
+            Command::Abort,
+            r#""phase":"aborted","touched":1"#,
+            vec!["audit:command"],
+        ),
+        (
             "abort freezes a wave",
             verifying(1),
             Command::Abort,
