@@ -7,6 +7,10 @@ mod artifact;
 mod files;
 mod generate;
 mod keygen;
+// CONTROL: the control plane's client verbs.
+mod killswitch;
+mod remote;
+mod rollout;
 
 use std::process::ExitCode;
 
@@ -36,6 +40,15 @@ enum Command {
     /// The bot model: `rampart model fit`.
     #[command(subcommand)]
     Model(generate::ModelCommand),
+    // CONTROL: `control`, `rollout` and `killswitch`.
+    /// Run the control plane: artifact store, fleet registry, gated rollouts, kill switches.
+    Control(Box<rampart_control::cli::ControlArgs>),
+    /// Start, follow and steer rollouts on a control plane.
+    #[command(subcommand)]
+    Rollout(rollout::Command),
+    /// Turn a module off or on, fleet-wide or on one node, through the control plane.
+    #[command(subcommand)]
+    Killswitch(killswitch::Command),
 }
 
 /// The exit code for "the input is invalid or a check failed".
@@ -52,6 +65,10 @@ fn main() -> ExitCode {
         // GENERATE: dispatch here.
         Command::Generate(args) => generate::run(*args),
         Command::Model(cmd) => generate::model(cmd),
+        // CONTROL: dispatch.
+        Command::Control(args) => rampart_control::cli::run(*args),
+        Command::Rollout(cmd) => rollout::run(cmd),
+        Command::Killswitch(cmd) => killswitch::run(cmd),
     };
     match result {
         Ok(code) => code,

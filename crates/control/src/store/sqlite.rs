@@ -726,3 +726,211 @@ fn backend(e: rusqlite::Error) -> StoreError {
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewAudit;
+    use rampart_api::Module;
+
+    fn meta(v: u64) -> ArtifactMeta {
+        ArtifactMeta {
+            digest: Digest::of(&v.to_le_bytes()),
+            kind: "features".into(),
+            version: v,
+            features: 1,
+            size: 3,
+            signer: "k".into(),
+            created_at: "t".into(),
+            source: "s".into(),
+            published_at_ms: v,
+            published_by: "gen".into(),
+            bad: None,
+        }
+    }
+
+    fn put(v: u64) -> Write {
+        Write::PutArtifact(Box::new(ArtifactRecord {
+            meta: meta(v),
+            bytes: vec![1, 2, 3],
+        }))
+    }
+
+    fn audit(action: &str) -> Write {
+        Write::Audit(NewAudit {
+            at_ms: 1,
+            who: "alice".into(),
+            action: action.into(),
+            subject: "s".into(),
+            reason: None,
+            detail: serde_json::Value::Null,
+        })
+    }
+
+    fn rollout(id: u64, done: bool) -> Write {
+        Write::PutRollout(Box::new(RolloutRecord {
+            id,
+            kind: "features".into(),
+            digest: Digest::of(b"x"),
+            done,
+            state: serde_json::json!({ "n": id }),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_batch_lands_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.commit(Batch::one(put(1))).await.unwrap();
+        s.commit(Batch::one(Write::MarkBad {
+            digest: meta(1).digest,
+            mark: BadMark {
+                at_ms: 2,
+                reason: "nack".into(),
+                rollout: Some(1),
+            },
+        }))
+        .await
+        .unwrap();
+        // The audit entry comes first in the batch; the bad artifact fails the batch.
+        let mut batch = Batch::one(audit("first"));
+        batch.push(put(1));
+        assert_eq!(
+            s.commit(batch).await,
+            Err(StoreError::MarkedBad(meta(1).digest))
+        );
+        assert!(s.audit(0, 10).await.unwrap().is_empty());
+        let m = s.artifact_meta(meta(1).digest).await.unwrap().unwrap();
+        assert_eq!(m.bad.unwrap().reason, "nack");
+    }
+
+    #[tokio::test]
+    async fn one_running_rollout_per_kind_is_enforced_by_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.commit(Batch::one(rollout(1, false))).await.unwrap();
+        assert!(matches!(
+            s.commit(Batch::one(rollout(2, false))).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.commit(Batch::one(rollout(1, true))).await.unwrap();
+        s.commit(Batch::one(rollout(2, false))).await.unwrap();
+        let loaded = s.load().await.unwrap();
+        assert_eq!(loaded.last_rollout_id, 2);
+        assert_eq!(loaded.active_rollouts.len(), 1);
+        assert_eq!(loaded.active_rollouts[0].id, 2);
+        assert_eq!(s.rollouts(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn everything_committed_is_there_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            let mut b = Batch::one(put(1));
+            b.push(Write::SetDesired {
+                kind: "features".into(),
+                node: None,
+                target: Some(Target {
+                    version: 1,
+                    digest: meta(1).digest,
+                }),
+            });
+            b.push(Write::SetKillSwitch(KillSwitchEntry {
+                module: Module::Bot,
+                node: None,
+                enabled: false,
+                reason: "r".into(),
+                set_by: "alice".into(),
+                at_ms: 3,
+            }));
+            b.push(audit("a"));
+            s.commit(b).await.unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let loaded = s.load().await.unwrap();
+        assert_eq!(loaded.desired.len(), 1);
+        assert_eq!(loaded.kill_switches.len(), 1);
+        assert_eq!(s.audit(0, 10).await.unwrap()[0].seq, 1);
+        assert_eq!(
+            s.artifact(meta(1).digest).await.unwrap().unwrap().bytes,
+            vec![1, 2, 3]
+        );
+        let v: i64 = s
+            .writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_cannot_be_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.commit(Batch::one(audit("a"))).await.unwrap();
+        let conn = s.writer.lock().unwrap();
+        assert!(
+            conn.execute("UPDATE audit SET who = 'mallory'", [])
+                .is_err()
+        );
+        assert!(conn.execute("DELETE FROM audit", []).is_err());
+        let who: String = conn
+            .query_row("SELECT who FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(who, "alice");
+    }
+
+    #[tokio::test]
+    async fn the_heartbeat_window_is_bounded_per_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        for round in 0..(BEAT_WINDOW as u64 + 5) {
+            let beats = ["a", "b"]
+                .iter()
+                .map(|n| BeatRecord {
+                    node: (*n).into(),
+                    at_ms: round,
+                    beat: Heartbeat::empty(round),
+                })
+                .collect();
+            s.record_beats(beats).await.unwrap();
+        }
+        let recent = s.recent_beats("a".into()).await.unwrap();
+        assert_eq!(recent.len(), BEAT_WINDOW);
+        assert_eq!(recent[0].beat.seq, BEAT_WINDOW as u64 + 4, "newest first");
+        let rows: i64 = s
+            .writer
+            .lock()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM beat_window", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2 * BEAT_WINDOW as i64);
+        assert_eq!(s.load().await.unwrap().beats.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_second_control_plane_cannot_open_the_same_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let e = SqliteStore::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("in use"), "{e}");
+        drop(first);
+        SqliteStore::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn the_store_runs_in_wal_mode_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let conn = s.writer.lock().unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+    }
+}

@@ -1,0 +1,102 @@
+//! What every verb that talks to a control plane shares: where it is, the token, a runtime,
+//! and how its errors map to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use rampart_api::{Client, ClientError};
+
+use crate::{EXIT_ERROR, EXIT_INVALID};
+
+/// The environment variable read for the token when no `--token-file` is given.
+pub(crate) const TOKEN_ENV: &str = "RAMPART_TOKEN";
+
+/// Where the control plane is, and who we are.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Remote {
+    /// The control plane, e.g. http://127.0.0.1:7700.
+    #[arg(long, value_name = "URL", env = "RAMPART_CONTROL")]
+    pub control: String,
+    /// A file holding the bearer token (a bare secret, or a `NAME ROLE SECRET` line);
+    /// default: $RAMPART_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+// === impl Remote ===
+
+impl Remote {
+    /// A client with the token, when there is one.
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        let token = match &self.token_file {
+            Some(f) => Some(
+                token_from(&crate::files::read_text(f)?)
+                    .with_context(|| format!("{} holds no token", f.display()))?,
+            ),
+            None => std::env::var(TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
+        };
+        Ok(Client::new(&self.control, token)?)
+    }
+}
+
+/// The secret of a token file: the last field of its first line that is not blank or a
+/// comment (so the control plane's own token file works too).
+fn token_from(text: &str) -> anyhow::Result<String> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    match line.and_then(|l| l.split_whitespace().last()) {
+        Some(secret) => Ok(secret.to_owned()),
+        None => bail!("no token line"),
+    }
+}
+
+/// A current-thread runtime for one command.
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    Ok(rt.block_on(f))
+}
+
+/// A refusal by the control plane is "the check failed" (1); anything else (unreachable,
+/// usage, auth) is an error (2). Prints the error.
+pub(crate) fn fail(e: &ClientError) -> ExitCode {
+    eprintln!("rampart: {e}");
+    if let Some(api) = e.api() {
+        for issue in api.issues.iter().flatten() {
+            eprintln!("  {}: {}", issue.code, issue.message);
+        }
+    }
+    match e.status() {
+        Some(409 | 422) => ExitCode::from(EXIT_INVALID),
+        _ => ExitCode::from(EXIT_ERROR),
+    }
+}
+
+/// Writes to stdout, quietly stopping on a closed pipe (`| head`).
+pub(crate) fn out(text: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_file_may_be_bare_or_a_control_plane_line() {
+        assert_eq!(token_from("s3cret\n").unwrap(), "s3cret");
+        assert_eq!(
+            token_from("# ops\n\nalice admin s3cret\nbob edge other\n").unwrap(),
+            "s3cret"
+        );
+        assert!(token_from("# nothing\n").is_err());
+    }
+}
