@@ -15,7 +15,7 @@ use rampart_artifact::{Contract, Keyring, PublicKey};
 
 use crate::config::{
     self, Config, DEFAULT_ADMIN, DEFAULT_LISTEN, DEFAULT_WATCH_POLL, FileConfig, Limits,
-    MAX_CONFIG_FILE_BYTES, Sentinel, Soak,
+    MAX_CONFIG_FILE_BYTES, MAX_WORKERS, Sentinel, Soak,
 };
 use crate::module::{FailPolicy, Rules};
 use crate::node::Node;
@@ -126,7 +126,11 @@ pub struct ServeArgs {
     /// Deaths in the window that boot with the bot module off [default: 6].
     #[arg(long, value_name = "N")]
     pub sentinel_safe_mode_after: Option<u32>,
-    /// Client connections served at once [default: 10000].
+    /// Proxy worker threads, each with its own listener and origin pool
+    /// [default: one per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// Client connections served at once, per worker [default: 10000].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
     /// Origin connect timeout, ms [default: 2000].
@@ -250,6 +254,12 @@ impl ServeArgs {
                     .unwrap_or(sentinel_defaults.safe_mode_after),
             },
             limits: Limits {
+                workers: self
+                    .workers
+                    .map(usize::from)
+                    .or(limits_file.workers)
+                    .unwrap_or(limits_defaults.workers)
+                    .min(MAX_WORKERS),
                 max_connections: self
                     .max_connections
                     .or(limits_file.max_connections)

@@ -28,6 +28,13 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 /// task and two sockets (client and pooled origin), so this bounds file descriptors too.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
+/// Proxy worker threads when not set: one per available core (each runs its own
+/// single-threaded runtime, listener and origin pool).
+pub const DEFAULT_WORKERS: usize = 0;
+
+/// Most proxy worker threads accepted.
+pub const MAX_WORKERS: usize = 256;
+
 /// Admin connections served at once: operators and one scraper, not traffic.
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
@@ -101,7 +108,9 @@ pub struct Sentinel {
 /// Connection and time bounds of the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Client connections served at once.
+    /// Proxy worker threads; 0 means one per available core.
+    pub workers: usize,
+    /// Client connections served at once, per worker.
     pub max_connections: usize,
     /// Idle client connection timeout.
     pub idle_timeout: Duration,
@@ -171,6 +180,8 @@ pub struct SentinelFile {
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
+    /// Proxy worker threads.
+    pub workers: Option<usize>,
     /// Client connections served at once.
     pub max_connections: Option<usize>,
     /// Origin connect timeout, ms.
@@ -265,6 +276,7 @@ impl Default for Sentinel {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            workers: DEFAULT_WORKERS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,

@@ -12,7 +12,9 @@
 //! - [`cli`]: `rampart edge` flags, the config file, the process (tracing, panic hook,
 //!   runtime, signals).
 //! - [`config`]: the merged settings and every default as a named constant.
-//! - [`node`]: one running edge: store boot, listeners, soak ticker, watch loop, shutdown.
+//! - [`node`]: one running edge: store boot, one proxy worker per core (each a
+//!   single-threaded runtime with its own `SO_REUSEPORT` listener and origin pool), the
+//!   admin listener, soak ticker, watch loop, shutdown.
 //! - [`proxy`]: forwarding one request; [`server`]: the accept loop, cap and drain.
 //! - [`module`]: the module seam and its boundary (panics caught, fail policy, block rule).
 //! - [`bot`]: the real module: the ingest store's snapshot and rampart-score's plan.
