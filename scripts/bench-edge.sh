@@ -100,7 +100,7 @@ mkdir -p "$WORK/data" "$WORK/watch"
 RUST_LOG="${RUST_LOG:-warn}" "$RAMPART" edge --listen "127.0.0.1:$P_EDGE" \
   --upstream "http://127.0.0.1:$P_ORIGIN" --admin "127.0.0.1:$P_ADMIN" \
   --data-dir "$WORK/data" --watch-dir "$WORK/watch" --pubkey "$WORK/files/key.pub" \
-  --watch-poll-ms 50 2> "$WORK/edge.log" &
+  2> "$WORK/edge.log" &
 PIDS+=("$!")
 wait_up "http://127.0.0.1:$P_ADMIN/healthz"
 cp "$WORK/files/v1.json" "$WORK/watch/.v1.tmp" && mv "$WORK/watch/.v1.tmp" "$WORK/watch/v1.json"

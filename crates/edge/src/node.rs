@@ -184,6 +184,11 @@ impl Node {
         ));
         let mut background = vec![tokio::spawn(tick_loop(store.clone(), signal))];
         if let Some(dir) = config.watch_dir.clone() {
+            // A missing watch dir is created rather than polled in vain; if that fails the
+            // loop reports it (once) and keeps trying.
+            if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot create the watch dir");
+            }
             background.push(tokio::spawn(watch_loop(
                 admin.clone(),
                 dir,

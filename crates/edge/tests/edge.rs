@@ -608,3 +608,21 @@ async fn shutdown_drains_and_records_a_clean_exit() {
         "{journal}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_watch_dir_is_created_and_watched() {
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let watch = parent.path().join("not/yet/there");
+    let node = Node::start(config(origin.addr, data.path(), &watch))
+        .await
+        .unwrap();
+    assert!(watch.is_dir());
+    std::fs::write(watch.join("v1.json"), signed(&example_document(1))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.store().snapshot().version() != Some(1) {
+        assert!(Instant::now() < deadline, "the file was never applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
