@@ -387,4 +387,14 @@ mod tests {
         assert!(check_admin(remote, false).is_err());
         assert!(check_admin(remote, true).is_ok());
     }
+
+    #[test]
+    fn the_example_config_file_parses() {
+        let text = include_str!("../examples/edge.toml");
+        let f = FileConfig::parse(text, Path::new("/etc/rampart")).unwrap();
+        assert_eq!(f.block_below, Some(20));
+        assert_eq!(f.fail_policy, Some(FailPolicy::Open));
+        assert_eq!(f.limits.unwrap().max_connections, Some(10_000));
+        assert_eq!(f.sentinel.unwrap().safe_mode_after, Some(6));
+    }
 }

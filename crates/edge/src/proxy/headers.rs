@@ -1,7 +1,9 @@
 //! Header rewriting between client and origin: hop-by-hop removal, forwarding headers.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use rampart_score::Score;
 
@@ -57,10 +59,12 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Appends the client to `X-Forwarded-For` and sets `Forwarded` (RFC 7239) to this hop
 /// only: a client-sent `Forwarded` is replaced so it cannot speak for earlier hops.
+///
+/// Each value is built in one `String` whose buffer becomes the header value without a copy
+/// (this runs on every request).
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: IpAddr) {
-    let client_text = client.to_string();
     // Every X-Forwarded-For line is folded into one list, ours last.
-    let mut chain = String::with_capacity(64);
+    let mut chain = String::with_capacity(48);
     for prev in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(text) = prev.to_str()
             && !text.trim().is_empty()
@@ -69,28 +73,31 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: IpAddr) {
             chain.push_str(", ");
         }
     }
-    chain.push_str(&client_text);
+    let _ = write!(chain, "{client}");
     // Header text plus an address is always a valid value; if not, the chain restarts here
     // rather than forwarding junk.
-    if let Ok(v) = HeaderValue::from_str(&chain).or_else(|_| HeaderValue::from_str(&client_text)) {
+    let xff = HeaderValue::from_maybe_shared(Bytes::from(chain))
+        .or_else(|_| HeaderValue::from_maybe_shared(Bytes::from(client.to_string())));
+    if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
-    let node = match client {
-        IpAddr::V4(v4) => format!("for={v4}"),
-        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    let mut forwarded = String::with_capacity(64);
+    let _ = match client {
+        IpAddr::V4(v4) => write!(forwarded, "for={v4}"),
+        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\""),
     };
-    let host = headers
+    if let Some(host) = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| {
             h.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        });
-    let forwarded = match host {
-        Some(h) => format!("{node};host=\"{h}\";proto=http"),
-        None => format!("{node};proto=http"),
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        })
+    {
+        let _ = write!(forwarded, ";host=\"{host}\"");
+    }
+    forwarded.push_str(";proto=http");
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded)) {
         headers.insert(header::FORWARDED, v);
     }
 }
