@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /healthz` | `ok` while the process serves |
-//! | `GET /status` | JSON: the store's status, the proxy's settings, recent watch-dir outcomes |
+//! | `GET /status` | JSON: the store's status (top level), `edge` settings, recent `watch` outcomes |
 //! | `GET /metrics` | Prometheus text |
 //! | `POST /killswitch/bot` | `{"enabled": bool, "reason": "…"}` |
 //! | `POST /break-glass/lkg` | serve last-known-good now |
@@ -107,6 +107,8 @@ struct Pin {
 struct StatusBody<'a> {
     edge: &'a EdgeInfo,
     connections_open: u64,
+    /// The store's fields sit at the top level (`active`, `last_rejection`, `lkg`, …).
+    #[serde(flatten)]
     store: rampart_ingest::Status,
     watch: Vec<WatchEvent>,
 }

@@ -137,7 +137,7 @@ impl Edge {
     }
 
     async fn active_version(&self) -> Option<u64> {
-        self.status().await["store"]["active"]["version"].as_u64()
+        self.status().await["active"]["version"].as_u64()
     }
 }
 
@@ -234,8 +234,8 @@ async fn the_kill_switch_works_both_ways_on_every_surface() {
         get(edge.proxy(), "/").await;
         assert_eq!(last_score(&origin), expected_header, "enabled={enabled}");
         let status = edge.status().await;
-        assert_eq!(status["store"]["module_enabled"], enabled);
-        assert_eq!(status["store"]["kill_switch_reason"], "drill");
+        assert_eq!(status["module_enabled"], enabled);
+        assert_eq!(status["kill_switch_reason"], "drill");
         let m = edge.metrics().await;
         assert_eq!(metric(&m, "rampart_edge_module_enabled"), gauge);
     }
@@ -341,7 +341,7 @@ async fn bad_files_are_refused_with_their_codes_and_not_one_request_fails() {
     let edge = start(origin.addr, |_| {}).await;
     edge.drop_file("v2.json", &signed(&example_document(2)));
     assert_eq!(edge.outcome_of("v2.json").await["outcome"], "applied");
-    let good_digest = edge.status().await["store"]["active"]["digest"].clone();
+    let good_digest = edge.status().await["active"]["digest"].clone();
 
     let traffic = traffic(edge.proxy());
 
@@ -423,7 +423,7 @@ async fn bad_files_are_refused_with_their_codes_and_not_one_request_fails() {
         }
         // The store's own last rejection names the same issue.
         let status = edge.status().await;
-        let last = &status["store"]["last_rejection"];
+        let last = &status["last_rejection"];
         assert_eq!(last["code"], "invalid", "{name}");
         assert!(
             last["issues"]
@@ -433,7 +433,7 @@ async fn bad_files_are_refused_with_their_codes_and_not_one_request_fails() {
                 .any(|i| i["code"] == *issue),
             "{name}: {last:#}"
         );
-        assert_eq!(status["store"]["active"]["digest"], good_digest, "{name}");
+        assert_eq!(status["active"]["digest"], good_digest, "{name}");
     }
 
     // 100 MB, refused by its length before a byte is read (a sparse file: no disk used).
@@ -457,8 +457,8 @@ async fn bad_files_are_refused_with_their_codes_and_not_one_request_fails() {
     assert!(last_score(&origin).parse::<u8>().is_ok(), "still scoring");
 
     let status = edge.status().await;
-    assert_eq!(status["store"]["active"]["version"], 2);
-    assert_eq!(status["store"]["active"]["digest"], good_digest);
+    assert_eq!(status["active"]["version"], 2);
+    assert_eq!(status["active"]["digest"], good_digest);
     let m = edge.metrics().await;
     let rejected = u64::try_from(cases.len() + 1).unwrap();
     assert_eq!(
@@ -508,7 +508,7 @@ async fn break_glass_forces_last_known_good_and_pins_a_version() {
     get(edge.proxy(), "/").await;
     // The ticker promotes v1 to last-known-good once it has served its (tiny) soak.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while edge.status().await["store"]["lkg"]["current"]["version"] != 1 {
+    while edge.status().await["lkg"]["current"]["version"] != 1 {
         assert!(Instant::now() < deadline, "v1 never became last-known-good");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -519,13 +519,13 @@ async fn break_glass_forces_last_known_good_and_pins_a_version() {
     let (s, v) = edge.post("/break-glass/lkg", "").await;
     assert_eq!(s, StatusCode::OK, "{v:#}");
     assert_eq!(edge.active_version().await, Some(1));
-    assert_eq!(edge.status().await["store"]["break_glass"], true);
+    assert_eq!(edge.status().await["break_glass"], true);
 
     let (s, v) = edge.post("/break-glass/pin", r#"{"version": 2}"#).await;
     assert_eq!(s, StatusCode::OK, "{v:#}");
     let status = edge.status().await;
-    assert_eq!(status["store"]["active"]["version"], 2);
-    assert_eq!(status["store"]["pinned"], 2);
+    assert_eq!(status["active"]["version"], 2);
+    assert_eq!(status["pinned"], 2);
     // Pinned: a newer file is refused until unpinned.
     edge.drop_file("v3.json", &signed(&example_document(3)));
     let event = edge.outcome_of("v3.json").await;
@@ -576,7 +576,7 @@ async fn the_admin_api_refuses_what_it_does_not_understand() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
     // Nothing above changed the switch.
-    assert_eq!(edge.status().await["store"]["module_enabled"], true);
+    assert_eq!(edge.status().await["module_enabled"], true);
     let status = edge.status().await;
     assert_eq!(status["edge"]["fail_policy"], "open");
     assert_eq!(status["edge"]["test_hooks"], false);
