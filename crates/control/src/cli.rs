@@ -51,6 +51,10 @@ pub struct ControlArgs {
     /// A node silent this long is stale and left out of new rollouts, in ms.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_STALE_AFTER_MS)]
     pub stale_after_ms: u64,
+    /// Roll out each newly published version by itself (staged and gated, audited), as soon
+    /// as no rollout runs.
+    #[arg(long)]
+    pub auto_rollout: bool,
 }
 
 // === impl ControlArgs ===
@@ -105,6 +109,7 @@ impl ControlArgs {
         }
         config.beat_interval_ms = self.beat_interval_ms;
         config.stale_after_ms = self.stale_after_ms;
+        config.auto_rollout = self.auto_rollout;
         Ok(config)
     }
 }

@@ -28,6 +28,10 @@ pub const MIN_RECONCILE_GAP_MS: u64 = 25;
 /// does not change, so a restarted control plane resumes with recent evidence.
 pub const PERSIST_OBSERVATIONS_MS: u64 = 5_000;
 
+/// Auto-rollout tries a refused version again after this long (the fleet may have come up,
+/// a contract may have changed); a version that started is never started again by it.
+pub const AUTO_ROLLOUT_RETRY_MS: u64 = 30_000;
+
 /// Heartbeats are written to the store in one transaction this often.
 pub const BEAT_FLUSH_MS: u64 = 500;
 
@@ -67,6 +71,9 @@ pub struct Config {
     pub beat_interval_ms: u64,
     /// See [`DEFAULT_STALE_AFTER_MS`].
     pub stale_after_ms: u64,
+    /// Start a rollout by itself whenever the newest published artifact is above the fleet's
+    /// version and nothing runs (staged and gated like any other; audited as `control`).
+    pub auto_rollout: bool,
 }
 
 /// The policy file (TOML): how waves are cut and gates judge.
@@ -94,6 +101,7 @@ impl Config {
             rollout_policy: RolloutPolicy::default(),
             beat_interval_ms: DEFAULT_BEAT_INTERVAL_MS,
             stale_after_ms: DEFAULT_STALE_AFTER_MS,
+            auto_rollout: false,
         }
     }
 }

@@ -25,7 +25,8 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::config::{
-    BEAT_FLUSH_MS, MAX_RECONCILE_INTERVAL_MS, MIN_RECONCILE_GAP_MS, PERSIST_OBSERVATIONS_MS,
+    AUTO_ROLLOUT_RETRY_MS, BEAT_FLUSH_MS, MAX_RECONCILE_INTERVAL_MS, MIN_RECONCILE_GAP_MS,
+    PERSIST_OBSERVATIONS_MS,
 };
 use crate::fleet::{RolloutMeta, Running, StoredRollout, to_beat};
 use crate::service::{Error, Service, now_ms};
@@ -262,6 +263,70 @@ impl<S: Store> Service<S> {
         })
     }
 
+    /// With `auto_rollout`: starts a rollout of the newest published artifact when it is
+    /// above the fleet's version, not bad, and nothing runs. Each digest is tried once.
+    pub async fn auto_rollout(&self) {
+        if !self.config.auto_rollout {
+            return;
+        }
+        let newest = match self.store.artifacts(1).await {
+            Ok(list) => list.into_iter().next(),
+            Err(e) => {
+                tracing::warn!(error = %e, "auto-rollout: cannot list artifacts");
+                return;
+            }
+        };
+        let Some(meta) = newest else { return };
+        {
+            let fleet = self.fleet();
+            let fleet_version = fleet.fleet_desired.get(&meta.kind).map(|t| t.version);
+            let now = now_ms();
+            let tried = match fleet.auto_tried {
+                Some((d, None)) => d == meta.digest,
+                Some((d, Some(at))) => {
+                    d == meta.digest && now.saturating_sub(at) < AUTO_ROLLOUT_RETRY_MS
+                }
+                None => false,
+            };
+            if meta.bad.is_some()
+                || tried
+                || fleet.running.contains_key(&meta.kind)
+                || fleet_version.is_some_and(|v| v >= meta.version)
+            {
+                return;
+            }
+        }
+        let caller = Caller {
+            name: SYSTEM_ACTOR.into(),
+            role: crate::auth::Role::Admin,
+        };
+        let req = StartRollout {
+            digest: meta.digest,
+            reason: Some(format!(
+                "auto-rollout of version {} published by {}",
+                meta.version, meta.published_by
+            )),
+            break_glass: false,
+            bake_ms: None,
+        };
+        let result = self.start_rollout(&caller, req).await;
+        let refused_at = match &result {
+            Ok(v) => {
+                tracing::info!(
+                    rollout = v.id,
+                    version = meta.version,
+                    "auto-rollout started"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(version = meta.version, error = %e, "auto-rollout refused; will retry");
+                Some(now_ms())
+            }
+        };
+        self.fleet().auto_tried = Some((meta.digest, refused_at));
+    }
+
     /// One reconcile of every running rollout. Returns how long until the next is due.
     pub async fn reconcile_all(&self) -> Duration {
         let kinds: Vec<String> = self.fleet().running.keys().cloned().collect();
@@ -426,9 +491,16 @@ pub async fn run<S: Store>(service: Arc<Service<S>>) {
             let _ = service.flush_beats().await;
         })
     };
+    let mut auto_checked = tokio::time::Instant::now();
+    service.auto_rollout().await;
     loop {
         if *shutdown.borrow_and_update() {
             break;
+        }
+        // A store read: once per interval, not on every heartbeat's nudge.
+        if auto_checked.elapsed() >= Duration::from_millis(MAX_RECONCILE_INTERVAL_MS) {
+            auto_checked = tokio::time::Instant::now();
+            service.auto_rollout().await;
         }
         let next = service.reconcile_all().await;
         tokio::select! {

@@ -84,6 +84,9 @@ pub struct Fleet {
     pub pending_beats: HashMap<String, BeatRecord>,
     /// The highest rollout id used.
     pub last_rollout_id: u64,
+    /// Auto-rollout's last attempt: the digest, and when it was refused (`None`: it
+    /// started, and is never tried again).
+    pub auto_tried: Option<(Digest, Option<u64>)>,
 }
 
 /// What a node should do, and its etag.

@@ -633,3 +633,60 @@ async fn break_glass_pushes_to_every_node_at_once_with_a_reason_and_operators_ca
     );
     fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_rollout_rolls_out_each_new_version_by_itself_and_never_a_bad_one_again() {
+    let h = Harness::start_with(|c| {
+        c.auto_rollout = true;
+        c.plan_policy.canary_bake_ms = 200;
+        for w in &mut c.plan_policy.waves {
+            w.bake_ms = 200;
+        }
+    })
+    .await;
+    let fleet = fleet(&h).await;
+    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let mut id = None;
+    for _ in 0..100 {
+        if let Some(r) = h.anon.rollouts(1).await.unwrap().rollouts.first() {
+            id = Some(r.id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = h.wait_done(id.expect("an automatic rollout"), 60).await;
+    assert_eq!(done.phase, "succeeded");
+    assert_eq!(done.target.digest, v1.artifact.digest);
+    assert_eq!(done.started_by, "control");
+
+    // A version the edges refuse: rolled back, marked bad, and not started again.
+    let bad = h.publisher.publish(h.sign(&doc(2, 10, 0.7))).await.unwrap();
+    fleet.refuse.lock().unwrap().insert(bad.artifact.digest);
+    let mut second = None;
+    for _ in 0..100 {
+        let list = h.anon.rollouts(10).await.unwrap().rollouts;
+        if let Some(r) = list.iter().find(|r| r.target.digest == bad.artifact.digest) {
+            second = Some(r.id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = h
+        .wait_done(second.expect("a second automatic rollout"), 30)
+        .await;
+    assert_eq!(done.phase, "rolled_back");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(h.anon.rollouts(10).await.unwrap().rollouts.len(), 2);
+    let creates = h
+        .anon
+        .audit(0, 1000)
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter(|e| e.action == "rollout.create")
+        .inspect(|e| assert_eq!(e.who, "control"))
+        .count();
+    assert_eq!(creates, 2);
+    fleet.stop().await;
+}
