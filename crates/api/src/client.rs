@@ -145,10 +145,20 @@ impl Client {
     /// The exact signed bytes of an artifact. The caller verifies them (the edge does, with
     /// its own keys and contract): the control plane is not trusted for content.
     pub async fn fetch(&self, digest: &Digest) -> Result<Vec<u8>, ClientError> {
+        self.fetch_at_most(digest, MAX_ARTIFACT_BODY).await
+    }
+
+    /// [`fetch`](Self::fetch), refusing more than `limit` bytes before reading them (an edge
+    /// passes `wire_limit` of its own contract: check before parse, at the first hop).
+    pub async fn fetch_at_most(
+        &self,
+        digest: &Digest,
+        limit: usize,
+    ) -> Result<Vec<u8>, ClientError> {
         let req = self.request(Method::GET, &routes::artifact(digest))?;
         let resp = req.send().await.map_err(ClientError::Transport)?;
         let status = resp.status();
-        let body = read_bounded(resp, MAX_ARTIFACT_BODY).await?;
+        let body = read_bounded(resp, limit.min(MAX_ARTIFACT_BODY)).await?;
         if status.is_success() {
             Ok(body)
         } else {

@@ -40,6 +40,12 @@ async fn a_good_file_is_stored_once_and_served_byte_for_byte() {
     assert_eq!(again.artifact.digest, first.artifact.digest);
     let fetched = h.anon.fetch(&first.artifact.digest).await.unwrap();
     assert_eq!(fetched, bytes);
+    let e = h
+        .anon
+        .fetch_at_most(&first.artifact.digest, bytes.len() - 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::TooLarge { .. }), "{e}");
     let list = h.anon.artifacts(10).await.unwrap();
     assert_eq!(list.artifacts.len(), 1);
     let meta = h.anon.artifact_meta(&first.artifact.digest).await.unwrap();
