@@ -1,0 +1,474 @@
+//! The control plane's part: validation at publish, and the distribution of each file,
+//! either to the whole fleet at once or through rampart's rollout engine.
+//!
+//! Validation is the control plane's own call, [`rampart_artifact::check`] against the edge's
+//! contract with the trusted keys. The rollout is [`rampart_rollout`] itself, driven the way
+//! the control plane's driver drives it: one rollout at a time, a plan over the reachable
+//! nodes with the rollout's id as seed, every node's last heartbeat absorbed at the start, a
+//! reconcile every second with the heartbeats of that second, and the actions carried out
+//! (desired versions to nodes, bad marks). A publish while a rollout runs waits; the latest
+//! waiting file starts when the rollout ends.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rampart_artifact::{Contract, Digest, Keyring, Policy, check};
+use rampart_rollout::{
+    Action, ArtifactRef, Beat, Command, Event, Gate, GatePolicy, Node, NodeIdx, Observations,
+    Operator, Phase, PlanPolicy, Rollout, RolloutPolicy, RolloutSpec, command, plan, reconcile,
+};
+
+use crate::clock::MINUTE;
+use crate::fleet::{Delivery, Fleet};
+use crate::mode::{Gates, Layer};
+use crate::producer::Publication;
+use crate::report::Timeline;
+
+/// How long an inconclusive (paused) rollout waits before the simulated operator rolls it
+/// back: the engine never passes a wave blindly, and someone has to look.
+pub const OPERATOR_RESPONSE_MS: u64 = 5 * MINUTE;
+
+/// A value no measured rate or distance can reach: a gate with it as its margin never fails.
+const NEVER: f64 = 2.0;
+/// A timeout no replay reaches.
+const NEVER_MS: u64 = u64::MAX / 4;
+
+/// The control plane of one run.
+#[derive(Debug)]
+pub struct Control {
+    validation: Option<(Contract, Keyring)>,
+    staged: Option<(PlanPolicy, RolloutPolicy)>,
+    propagation_ms: u64,
+    registry: Vec<Node>,
+    index: HashMap<String, usize>,
+    artifacts: HashMap<Digest, Arc<Publication>>,
+    bad: HashSet<Digest>,
+    desired: Option<Arc<Publication>>,
+    waiting: Option<Arc<Publication>>,
+    running: Option<Running>,
+    next_id: u64,
+    /// What happened to each published file.
+    pub fates: Vec<(Arc<Publication>, Fate)>,
+}
+
+/// What became of a file the generator handed over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fate {
+    /// Refused by validation (every issue code, deduplicated).
+    Refused(Vec<String>),
+    /// Sent to the whole fleet at once.
+    Pushed,
+    /// Rolled out to every wave.
+    RolledOut,
+    /// Rolled back by a gate, in a wave.
+    RolledBack {
+        /// The gate.
+        gate: String,
+        /// The wave.
+        wave: u16,
+        /// Its explanation.
+        why: String,
+    },
+    /// Rolled back by the (simulated) operator after an inconclusive pause.
+    RolledBackByOperator,
+    /// Replaced by a later file before its rollout started.
+    Superseded,
+}
+
+#[derive(Debug)]
+struct Running {
+    rollout: Rollout,
+    obs: Observations,
+    plan_of_fleet: Vec<Option<NodeIdx>>,
+    file: Arc<Publication>,
+    paused_since: Option<u64>,
+}
+
+// === impl Control ===
+
+impl Control {
+    /// A control plane for `fleet`: validating with `validation` when given, rolling out
+    /// with `gates` when given (else pushing to every node within `propagation_ms`).
+    pub fn new(
+        fleet: &Fleet,
+        validation: Option<(Contract, Keyring)>,
+        gates: Option<Gates>,
+        propagation_ms: u64,
+    ) -> Control {
+        let registry: Vec<Node> = fleet
+            .nodes()
+            .iter()
+            .map(|n| {
+                let pop = fleet.pops().get(n.pop as usize);
+                Node {
+                    id: n.id.clone(),
+                    pop: pop.map(|p| p.name.clone()).unwrap_or_default(),
+                    region: pop.map(|p| p.region.clone()).unwrap_or_default(),
+                    canary: pop.is_some_and(|p| p.canary),
+                }
+            })
+            .collect();
+        let index = registry
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        Control {
+            validation,
+            staged: gates.map(|g| (PlanPolicy::default(), policy(g))),
+            propagation_ms,
+            registry,
+            index,
+            artifacts: HashMap::new(),
+            bad: HashSet::new(),
+            desired: None,
+            waiting: None,
+            running: None,
+            next_id: 0,
+            fates: Vec::new(),
+        }
+    }
+
+    /// The file the whole fleet should serve before any rollout (sent at once to every node).
+    pub fn seed(&mut self, file: Arc<Publication>, fleet: &mut Fleet, now: u64) {
+        self.artifacts.insert(file.digest, Arc::clone(&file));
+        fleet.broadcast(&Delivery::File(Arc::clone(&file)), now, 0);
+        self.desired = Some(file);
+    }
+
+    /// The file the whole fleet was last sent (pushed, or rolled out to every wave).
+    pub fn desired(&self) -> Option<&Arc<Publication>> {
+        self.desired.as_ref()
+    }
+
+    /// Whether heartbeats are wanted (a rollout runs).
+    pub fn wants_beats(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The generator (or an operator) publishes a file.
+    pub fn publish(
+        &mut self,
+        file: Arc<Publication>,
+        fleet: &mut Fleet,
+        now: u64,
+        timeline: &mut Timeline,
+    ) {
+        if let Some((contract, keyring)) = &self.validation {
+            let policy = Policy {
+                contract,
+                keyring: Some(keyring),
+                previous: None,
+            };
+            if let Err(issues) = check(&file.bytes, &policy) {
+                let mut codes: Vec<String> = issues.iter().map(|i| i.code().to_owned()).collect();
+                codes.sort();
+                codes.dedup();
+                timeline.push(
+                    now,
+                    Some(Layer::ControlValidation),
+                    format!(
+                        "control plane refuses version {} ({} issues: {})",
+                        file.version,
+                        issues.len(),
+                        codes.join(", ")
+                    ),
+                );
+                self.fates.push((file, Fate::Refused(codes)));
+                return;
+            }
+        }
+        if self.bad.contains(&file.digest) {
+            self.fates
+                .push((file, Fate::Refused(vec!["marked_bad".to_owned()])));
+            return;
+        }
+        self.artifacts.insert(file.digest, Arc::clone(&file));
+        if self.staged.is_some() {
+            if let Some(old) = self.waiting.replace(Arc::clone(&file)) {
+                self.fates.push((old, Fate::Superseded));
+            }
+            self.start_if_idle(fleet, now, timeline);
+        } else {
+            fleet.broadcast(&Delivery::File(Arc::clone(&file)), now, self.propagation_ms);
+            self.desired = Some(Arc::clone(&file));
+            self.fates.push((file, Fate::Pushed));
+        }
+    }
+
+    /// One reconcile with the heartbeats of the last step.
+    pub fn step(
+        &mut self,
+        beats: &[(usize, Beat)],
+        fleet: &mut Fleet,
+        now: u64,
+        timeline: &mut Timeline,
+    ) {
+        let Some(mut run) = self.running.take() else {
+            self.start_if_idle(fleet, now, timeline);
+            return;
+        };
+        for (i, beat) in beats {
+            if let Some(Some(idx)) = run.plan_of_fleet.get(*i) {
+                // Indices come from this rollout's plan: absorb cannot refuse them.
+                let _ = run.obs.absorb(*idx, beat, now);
+            }
+        }
+        run.obs.sync(&run.rollout);
+        let decision = reconcile(&run.rollout, &run.obs, now);
+        let actions = run.rollout.apply(decision);
+        self.carry_out(&actions, &run, fleet, now, timeline);
+        run.obs.sync(&run.rollout);
+        if let Phase::Paused { since_ms, .. } = run.rollout.status().phase {
+            let since = *run.paused_since.get_or_insert(since_ms);
+            if now.saturating_sub(since) >= OPERATOR_RESPONSE_MS {
+                let by = Operator {
+                    who: "operator".to_owned(),
+                    reason: "inconclusive rollout: roll back and investigate".to_owned(),
+                };
+                if let Ok(d) = command(
+                    &run.rollout,
+                    Command::Rollback { mark_bad: false },
+                    &by,
+                    now,
+                ) {
+                    let actions = run.rollout.apply(d);
+                    self.carry_out(&actions, &run, fleet, now, timeline);
+                    self.fates
+                        .push((Arc::clone(&run.file), Fate::RolledBackByOperator));
+                }
+            }
+        }
+        if run.rollout.is_active() {
+            self.running = Some(run);
+            return;
+        }
+        match run.rollout.status().phase {
+            Phase::Succeeded { .. } => {
+                timeline.push(
+                    now,
+                    None,
+                    format!("version {} rolled out to every wave", run.file.version),
+                );
+                self.desired = Some(Arc::clone(&run.file));
+                self.fates.push((run.file, Fate::RolledOut));
+            }
+            ref phase => {
+                if !self.fates.iter().any(|(f, fate)| {
+                    f.digest == run.file.digest && !matches!(fate, Fate::Superseded)
+                }) {
+                    self.fates.push((
+                        Arc::clone(&run.file),
+                        Fate::RolledBack {
+                            gate: phase.name().to_owned(),
+                            wave: 0,
+                            why: String::new(),
+                        },
+                    ));
+                }
+            }
+        }
+        self.start_if_idle(fleet, now, timeline);
+    }
+
+    fn start_if_idle(&mut self, fleet: &mut Fleet, now: u64, timeline: &mut Timeline) {
+        if self.running.is_some() {
+            return;
+        }
+        let Some((plan_policy, rollout_policy)) = &self.staged else {
+            return;
+        };
+        let Some(file) = self.waiting.take() else {
+            return;
+        };
+        if self
+            .desired
+            .as_ref()
+            .is_some_and(|d| d.digest == file.digest)
+            || self.bad.contains(&file.digest)
+        {
+            return;
+        }
+        self.next_id += 1;
+        let nodes: Vec<Node> = self
+            .registry
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| fleet.reachable(*i, now))
+            .map(|(_, n)| n.clone())
+            .collect();
+        let mut plan_policy = plan_policy.clone();
+        plan_policy.seed = self.next_id;
+        let plan = match plan(&nodes, &plan_policy) {
+            Ok(p) => p,
+            Err(e) => {
+                timeline.push(now, None, format!("cannot plan a rollout: {e}"));
+                return;
+            }
+        };
+        let spec = RolloutSpec {
+            id: self.next_id.to_string(),
+            from: self.desired.as_ref().map(|d| ArtifactRef {
+                version: d.version,
+                digest: d.digest,
+            }),
+            to: ArtifactRef {
+                version: file.version,
+                digest: file.digest,
+            },
+            plan,
+            policy: rollout_policy.clone(),
+            break_glass: None,
+        };
+        let rollout = match Rollout::new(spec, now) {
+            Ok(r) => r,
+            Err(e) => {
+                timeline.push(now, None, format!("cannot start a rollout: {e}"));
+                return;
+            }
+        };
+        let plan_of_fleet: Vec<Option<NodeIdx>> = self
+            .registry
+            .iter()
+            .map(|n| rollout.plan().index_of(&n.id))
+            .collect();
+        let mut obs = Observations::new(&rollout);
+        for (i, idx) in plan_of_fleet.iter().enumerate() {
+            if let Some(idx) = idx {
+                // The registry's last word from each node, so the heartbeat gate knows who
+                // is alive before the first beat of this rollout.
+                let _ = obs.absorb(*idx, &Beat::idle(fleet.active_digest(i)), now);
+            }
+        }
+        let mut run = Running {
+            rollout,
+            obs,
+            plan_of_fleet,
+            file,
+            paused_since: None,
+        };
+        let decision = reconcile(&run.rollout, &run.obs, now);
+        let actions = run.rollout.apply(decision);
+        self.carry_out(&actions, &run, fleet, now, timeline);
+        run.obs.sync(&run.rollout);
+        self.running = Some(run);
+    }
+
+    fn carry_out(
+        &mut self,
+        actions: &[Action],
+        run: &Running,
+        fleet: &mut Fleet,
+        now: u64,
+        timeline: &mut Timeline,
+    ) {
+        for action in actions {
+            match action {
+                Action::SetDesired { nodes, version, .. } => {
+                    let file = version
+                        .as_ref()
+                        .and_then(|v| self.artifacts.get(&v.digest))
+                        .cloned();
+                    if let Some(file) = file {
+                        for id in nodes {
+                            if let Some(i) = self.index.get(id) {
+                                fleet.send(*i, Delivery::File(Arc::clone(&file)), now);
+                            }
+                        }
+                    }
+                }
+                Action::MarkBad { digest, .. } => {
+                    self.bad.insert(*digest);
+                }
+                Action::Audit(record) => match &record.event {
+                    Event::Started { from, to, waves, nodes, .. } => timeline.push(
+                        now,
+                        None,
+                        format!(
+                            "rollout {} of version {} starts ({} waves over {nodes} nodes, from version {})",
+                            run.rollout.id(),
+                            to.version,
+                            waves,
+                            from.map_or("none".to_owned(), |f| f.version.to_string())
+                        ),
+                    ),
+                    Event::GateFailed { wave, failure } => {
+                        let layer = if failure.gate == Gate::ScoreShift {
+                            Layer::ScoreShiftGate
+                        } else {
+                            Layer::CanaryGates
+                        };
+                        timeline.push(
+                            now,
+                            Some(layer),
+                            format!(
+                                "rollout {} of version {}: gate {} fails in wave {wave}: {}",
+                                run.rollout.id(),
+                                run.file.version,
+                                gate_name(failure.gate),
+                                failure.explanation
+                            ),
+                        );
+                        self.fates.push((
+                            Arc::clone(&run.file),
+                            Fate::RolledBack {
+                                gate: gate_name(failure.gate).to_owned(),
+                                wave: *wave,
+                                why: failure.explanation.clone(),
+                            },
+                        ));
+                    }
+                    Event::RolledBack { unconfirmed } => timeline.push(
+                        now,
+                        None,
+                        format!(
+                            "rollout {} rolled back ({unconfirmed} nodes unconfirmed)",
+                            run.rollout.id()
+                        ),
+                    ),
+                    Event::Inconclusive { wave, .. } => timeline.push(
+                        now,
+                        None,
+                        format!(
+                            "rollout {} paused as inconclusive in wave {wave}",
+                            run.rollout.id()
+                        ),
+                    ),
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+/// The rollout policy for a set of gates: rampart's defaults, with the gates left out given
+/// thresholds they cannot reach.
+pub fn policy(gates: Gates) -> RolloutPolicy {
+    let mut p = RolloutPolicy::default();
+    match gates {
+        Gates::All => {}
+        Gates::Health => p.gates.shift.min_d = NEVER,
+        Gates::ScoreShift => {
+            let g: &mut GatePolicy = &mut p.gates;
+            g.errors_5xx.abs_margin = NEVER;
+            g.module_errors.abs_margin = NEVER;
+            g.max_restarts_per_node = u32::MAX;
+            g.missing_fail_after_ms = NEVER_MS;
+            g.converge_timeout_ms = NEVER_MS;
+        }
+    }
+    p
+}
+
+/// A gate's stable name.
+pub fn gate_name(gate: Gate) -> &'static str {
+    match gate {
+        Gate::Nack => "nack",
+        Gate::Restarts => "restarts",
+        Gate::Errors5xx => "errors_5xx",
+        Gate::ModuleErrors => "module_errors",
+        Gate::ScoreShift => "score_shift",
+        Gate::Heartbeat => "heartbeat",
+        Gate::Convergence => "convergence",
+    }
+}

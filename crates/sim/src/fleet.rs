@@ -1,0 +1,544 @@
+//! The fleet: PoPs of nodes, the files and switches travelling to them, and their traffic.
+//!
+//! Each step (one virtual second) every node boots if its restart is over, takes what reached
+//! it, and serves its share of the traffic: a node's request rate for the step, split into
+//! humans and bots by its PoP's mix, scored by the distribution of the plan it serves (see
+//! [`crate::traffic`]). The step's counts go to the report's [`Tally`]; while a rollout runs,
+//! each reachable node also sends a heartbeat ([`Beat`]) with the same counts.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rampart_artifact::{Digest, Keyring};
+use rampart_ingest::{BootError, SentinelConfig};
+use rampart_rollout::{Beat, Counters, ScoreHistogram};
+use rampart_traffic::Rng;
+
+use crate::clock::{Calendar, SECOND};
+use crate::node::guarded::Edge;
+use crate::node::naive::{Kind, Loads, Proxy, Supervisor};
+use crate::node::{Node, Serving};
+use crate::producer::Publication;
+use crate::scenario::{RestartTarget, Scenario};
+use crate::traffic::{Dist, HISTOGRAM_BUCKETS, Plans};
+
+/// Salt of the fleet's random stream (PoP sizes and mixes, wedge-prone nodes, push delays).
+const FLEET_SALT: u64 = 0xf1ee_7000;
+
+/// Which edge software the fleet runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// The naive proxies (FL2 and FL), optionally under rampart's crash-loop sentinel.
+    Naive {
+        /// Supervise each process with the sentinel.
+        sentinel: bool,
+    },
+    /// rampart's edge: a real ingest store per node.
+    Guarded,
+}
+
+/// One node of the fleet.
+#[derive(Debug)]
+pub struct SimNode {
+    /// Its id, as the control plane's registry knows it.
+    pub id: String,
+    /// Index of its PoP.
+    pub pop: u32,
+    /// Its software.
+    pub node: Node,
+    /// Whether a request of it ever failed, or a human was blocked by a faulty file.
+    pub affected: bool,
+}
+
+/// A point of presence.
+#[derive(Debug, Clone)]
+pub struct Pop {
+    /// Its name.
+    pub name: String,
+    /// Its region.
+    pub region: String,
+    /// Requests per second of each of its nodes.
+    pub rate: f64,
+    /// Share of its requests sent by bots.
+    pub bot_share: f64,
+    /// Its nodes are canaries.
+    pub canary: bool,
+    /// Cut off from the control plane until then.
+    pub partitioned_until: u64,
+}
+
+/// Counts of one step (or summed over a minute, a bucket, a run). Requests are scaled to the
+/// fleet's rate, so they are fractional.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tally {
+    /// Requests served or failed.
+    pub requests: f64,
+    /// Requests answered with a 5xx (node down or failing).
+    pub failed: f64,
+    /// Requests from people.
+    pub humans: f64,
+    /// People blocked by a "block bots" rule, for any reason (the model's own mistakes too).
+    pub humans_blocked: f64,
+    /// People blocked because of the fault: a score 0 from a file the proxy could not load, or
+    /// a score from a faulty file.
+    pub humans_blocked_by_fault: f64,
+    /// Requests passed unscored.
+    pub unscored: f64,
+}
+
+/// Something on its way to a node.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A feature file.
+    File(Arc<Publication>),
+    /// The bot module's kill switch.
+    KillSwitch(bool),
+}
+
+#[derive(Debug)]
+struct Pending {
+    at: u64,
+    seq: u64,
+    node: usize,
+    delivery: Delivery,
+}
+
+/// The fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    nodes: Vec<SimNode>,
+    pops: Vec<Pop>,
+    queue: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    rng: Rng,
+    plans: Plans,
+    loads: Loads,
+    calendar: Calendar,
+    block_rule_share: f64,
+}
+
+// === impl Fleet ===
+
+impl Fleet {
+    /// Builds the scenario's fleet running `kind`, every node up with nothing loaded.
+    /// Guarded nodes get a data dir each under `data_root`.
+    pub fn new(
+        scenario: &Scenario,
+        kind: EdgeKind,
+        plans: Plans,
+        keyring: &Keyring,
+        data_root: &Path,
+        now: u64,
+    ) -> Result<Fleet, BootError> {
+        let f = &scenario.fleet;
+        let mut rng = Rng::new(scenario.seed ^ FLEET_SALT);
+        let pops: Vec<Pop> = (0..f.pops)
+            .map(|p| {
+                let weight = 1.0 + f.pop_weight_spread * (2.0 * rng.unit() - 1.0);
+                let bot = f.bot_share + f.bot_share_spread * (2.0 * rng.unit() - 1.0);
+                Pop {
+                    name: format!("pop-{p:04}"),
+                    region: format!("region-{}", p % f.regions),
+                    rate: f.requests_per_node * weight,
+                    bot_share: bot.clamp(0.0, 1.0),
+                    canary: p < f.canary_pops,
+                    partitioned_until: 0,
+                }
+            })
+            .collect();
+        let total = scenario.node_count();
+        // Old-proxy nodes are spread over PoPs: node 0 of every PoP first, then node 1…, so
+        // every PoP (a canary PoP too) has its share of them.
+        let fl_nodes = (scenario.proxy.fl_share * total as f64).round() as usize;
+        let mut nodes = Vec::with_capacity(total);
+        for (p, pop) in pops.iter().enumerate() {
+            for j in 0..f.nodes_per_pop as usize {
+                let rank = j * f.pops as usize + p;
+                let id = format!("{}-n{j:03}", pop.name);
+                let node = match kind {
+                    EdgeKind::Naive { sentinel } => {
+                        let proxy_kind = if rank < fl_nodes { Kind::Fl } else { Kind::Fl2 };
+                        let wedge = (proxy_kind == Kind::Fl2
+                            && rng.chance(scenario.proxy.wedge_share))
+                        .then_some(scenario.proxy.wedge_after_ms);
+                        Node::Naive(Box::new(Proxy::new(
+                            proxy_kind,
+                            scenario.proxy.restart_ms,
+                            scenario.proxy.fl_module_off,
+                            wedge,
+                            sentinel.then(|| Supervisor::new(SentinelConfig::default())),
+                        )))
+                    }
+                    EdgeKind::Guarded => Node::Guarded(Box::new(Edge::boot(
+                        data_root.join(&id),
+                        keyring.clone(),
+                        scenario.calendar,
+                        scenario.proxy.restart_ms,
+                        now,
+                    )?)),
+                };
+                nodes.push(SimNode {
+                    id,
+                    pop: p as u32,
+                    node,
+                    affected: false,
+                });
+            }
+        }
+        Ok(Fleet {
+            nodes,
+            pops,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng,
+            plans,
+            loads: Loads::default(),
+            calendar: scenario.calendar,
+            block_rule_share: scenario.customers.block_rule_share,
+        })
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.nodes
+    }
+
+    /// The PoPs.
+    pub fn pops(&self) -> &[Pop] {
+        &self.pops
+    }
+
+    /// The plans and their distributions.
+    pub fn plans_mut(&mut self) -> &mut Plans {
+        &mut self.plans
+    }
+
+    /// Sends `delivery` to node `node`, arriving at `at`.
+    pub fn send(&mut self, node: usize, delivery: Delivery, at: u64) {
+        self.seq += 1;
+        self.queue.push(Reverse(Pending {
+            at,
+            seq: self.seq,
+            node,
+            delivery,
+        }));
+    }
+
+    /// Sends `delivery` to every node, each at `now` plus a random delay below `spread`.
+    pub fn broadcast(&mut self, delivery: &Delivery, now: u64, spread: u64) {
+        for node in 0..self.nodes.len() {
+            let delay = if spread == 0 {
+                0
+            } else {
+                self.rng.below(spread)
+            };
+            self.send(node, delivery.clone(), now.saturating_add(delay));
+        }
+    }
+
+    /// Cuts the last `pops` PoPs off from the control plane until `until`.
+    pub fn partition(&mut self, pops: u32, until: u64) {
+        let n = self.pops.len();
+        for pop in self.pops.iter_mut().skip(n.saturating_sub(pops as usize)) {
+            pop.partitioned_until = pop.partitioned_until.max(until);
+        }
+    }
+
+    /// Whether node `i` can reach the control plane at `now`.
+    pub fn reachable(&self, i: usize, now: u64) -> bool {
+        self.nodes
+            .get(i)
+            .and_then(|n| self.pops.get(n.pop as usize))
+            .is_some_and(|p| p.partitioned_until <= now)
+    }
+
+    /// Operator restarts: `share` (rounded up) of the nodes `target` names, first ids first.
+    /// Returns how many.
+    pub fn restart(&mut self, target: RestartTarget, share: f64, now: u64) -> usize {
+        let chosen: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| match target {
+                RestartTarget::All => true,
+                RestartTarget::Unhealthy => match &n.node {
+                    Node::Naive(p) => p.unhealthy(),
+                    Node::Guarded(e) => e.unhealthy(),
+                },
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let count = (share * chosen.len() as f64).ceil() as usize;
+        for &i in chosen.iter().take(count) {
+            if let Some(n) = self.nodes.get_mut(i) {
+                match &mut n.node {
+                    Node::Naive(p) => p.restart(now),
+                    Node::Guarded(e) => e.restart(now),
+                }
+            }
+        }
+        count.min(chosen.len())
+    }
+
+    /// One step of `dt` ending at `now`: deliveries that arrived, boots, and traffic. With
+    /// `beats`, every reachable node that is up also reports a heartbeat `(node, beat)`.
+    pub fn step(
+        &mut self,
+        now: u64,
+        dt: u64,
+        tally: &mut Tally,
+        mut beats: Option<&mut Vec<(usize, Beat)>>,
+    ) -> Result<(), BootError> {
+        self.deliver(now);
+        let secs = dt as f64 / SECOND as f64;
+        let rule = self.block_rule_share;
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            let Some(pop) = self.pops.get(n.pop as usize) else {
+                continue;
+            };
+            let requests = pop.rate * secs;
+            match &mut n.node {
+                Node::Naive(p) => p.advance(now, &mut self.loads, &mut self.plans),
+                Node::Guarded(e) => e.advance(now, requests.round() as u64, &mut self.plans)?,
+            }
+            let serving = match &n.node {
+                Node::Naive(p) => p.serving(),
+                Node::Guarded(e) => e.serving(),
+            };
+            let human_share = 1.0 - pop.bot_share;
+            let humans = requests * human_share;
+            tally.requests += requests;
+            let mut dist: Option<&Dist> = None;
+            match serving {
+                Serving::Down | Serving::Failing => {
+                    tally.failed += requests;
+                    n.affected = true;
+                }
+                Serving::Scored(id) => {
+                    let faulty = self.plans.is_faulty(id);
+                    dist = self.plans.dist(id);
+                    let blocked = humans * rule * dist.map_or(0.0, |d| d.human_blocked);
+                    tally.humans += humans;
+                    tally.humans_blocked += blocked;
+                    if faulty && blocked > 0.0 {
+                        tally.humans_blocked_by_fault += blocked;
+                        n.affected = true;
+                    }
+                }
+                Serving::ScoreZero => {
+                    let blocked = humans * rule;
+                    tally.humans += humans;
+                    tally.humans_blocked += blocked;
+                    tally.humans_blocked_by_fault += blocked;
+                    n.affected = true;
+                }
+                Serving::Unscored => {
+                    tally.humans += humans;
+                    tally.unscored += requests;
+                }
+            }
+            if let Some(out) = beats.as_deref_mut()
+                && serving != Serving::Down
+                && pop.partitioned_until <= now
+            {
+                let zero;
+                let d = match serving {
+                    Serving::ScoreZero => {
+                        zero = Dist::zero();
+                        Some(&zero)
+                    }
+                    _ => dist,
+                };
+                out.push((i, beat(n, serving, requests, human_share, d)));
+            }
+        }
+        Ok(())
+    }
+
+    /// How many nodes serve each version now (`None`: nothing or down), with how many are
+    /// down, wedged and unhealthy.
+    pub fn census(&self) -> Census {
+        let mut c = Census::default();
+        for n in &self.nodes {
+            let version = match &n.node {
+                Node::Naive(p) => {
+                    if p.wedged() {
+                        c.wedged += 1;
+                    }
+                    p.active().map(|f| f.version)
+                }
+                Node::Guarded(e) => e.active_version().map(|(v, _)| v),
+            };
+            let serving = match &n.node {
+                Node::Naive(p) => p.serving(),
+                Node::Guarded(e) => e.serving(),
+            };
+            if serving == Serving::Down {
+                c.down += 1;
+            } else {
+                match c.versions.iter_mut().find(|(v, _)| *v == version) {
+                    Some((_, count)) => *count += 1,
+                    None => c.versions.push((version, 1)),
+                }
+            }
+        }
+        c.versions.sort();
+        c
+    }
+
+    /// Totals over every node: crashes, NACKs, sentinel poisonings, nodes ever affected.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for n in &self.nodes {
+            if n.affected {
+                t.affected += 1;
+            }
+            match &n.node {
+                Node::Naive(p) => {
+                    t.crashes += p.crashes();
+                    t.poisonings += p.poisonings();
+                }
+                Node::Guarded(e) => {
+                    t.nacks += e.nacks();
+                    t.rollbacks += e.rollbacks();
+                }
+            }
+        }
+        t
+    }
+
+    /// The fleet's calendar.
+    pub fn calendar(&self) -> Calendar {
+        self.calendar
+    }
+
+    /// The active digest of node `i`, as its heartbeat would say.
+    pub fn active_digest(&self, i: usize) -> Option<Digest> {
+        self.nodes.get(i).and_then(|n| match &n.node {
+            Node::Naive(p) => p.active().map(|f| f.digest),
+            Node::Guarded(e) => e.active_version().map(|(_, d)| d),
+        })
+    }
+
+    fn deliver(&mut self, now: u64) {
+        while self.queue.peek().is_some_and(|Reverse(p)| p.at <= now) {
+            let Some(Reverse(p)) = self.queue.pop() else {
+                break;
+            };
+            let partitioned_until = self
+                .nodes
+                .get(p.node)
+                .and_then(|n| self.pops.get(n.pop as usize))
+                .map_or(0, |pop| pop.partitioned_until);
+            if partitioned_until > now {
+                // The node fetches it when the link is back.
+                self.send(p.node, p.delivery, partitioned_until);
+                continue;
+            }
+            let Some(n) = self.nodes.get_mut(p.node) else {
+                continue;
+            };
+            match (&mut n.node, p.delivery) {
+                (Node::Naive(proxy), Delivery::File(f)) => {
+                    proxy.offer(f, now, &mut self.loads, &mut self.plans);
+                }
+                (Node::Naive(proxy), Delivery::KillSwitch(on)) => proxy.set_module_enabled(on),
+                (Node::Guarded(edge), Delivery::File(f)) => edge.offer(f, now, &mut self.plans),
+                (Node::Guarded(edge), Delivery::KillSwitch(on)) => {
+                    edge.set_module_enabled(on, &mut self.plans);
+                }
+            }
+        }
+    }
+}
+
+/// Nodes by what they serve.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    /// `(version, nodes)`, ascending; `None` is nodes up with nothing loaded.
+    pub versions: Vec<(Option<u64>, usize)>,
+    /// Nodes down.
+    pub down: usize,
+    /// Nodes wedged (a subset of down).
+    pub wedged: usize,
+}
+
+/// Per-node counters summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Proxy crashes.
+    pub crashes: u64,
+    /// Files edges refused.
+    pub nacks: u64,
+    /// Rollbacks edges took through their archive.
+    pub rollbacks: u64,
+    /// Versions the sentinel poisoned (node × version).
+    pub poisonings: u64,
+    /// Nodes whose requests ever failed or whose users were blocked by the fault.
+    pub affected: u64,
+}
+
+fn beat(
+    n: &mut SimNode,
+    serving: Serving,
+    requests: f64,
+    human_share: f64,
+    dist: Option<&Dist>,
+) -> Beat {
+    let total = requests.round() as u64;
+    let mut counters = Counters {
+        requests: total,
+        ..Counters::default()
+    };
+    let mut counts = [0u64; HISTOGRAM_BUCKETS];
+    match (serving, dist) {
+        (Serving::Failing, _) => counters.errors_5xx = total,
+        (Serving::Unscored, _) => {
+            counters.unscored = total;
+            if let Some(c) = counts.first_mut() {
+                *c = total;
+            }
+        }
+        (Serving::Scored(_) | Serving::ScoreZero, Some(d)) => {
+            for ((c, h), b) in counts.iter_mut().zip(&d.human).zip(&d.bot) {
+                *c = (requests * (human_share * h + (1.0 - human_share) * b)).round() as u64;
+            }
+        }
+        _ => {}
+    }
+    let (active, report) = match &mut n.node {
+        Node::Naive(p) => (p.active().map(|f| f.digest), p.take_report()),
+        Node::Guarded(e) => (e.active_version().map(|(_, d)| d), e.take_report()),
+    };
+    Beat {
+        active,
+        apply: report.apply,
+        counters,
+        scores: ScoreHistogram::from_counts(counts),
+        restarts: report.restarts,
+    }
+}
+
+// === impl Pending ===
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}

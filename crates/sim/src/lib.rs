@@ -1,0 +1,47 @@
+//! The rampart fleet simulator: replays an incident (18 November 2025 by default) on a
+//! virtual clock against the naive pipeline, against rampart with every layer, and against
+//! each layer alone, and reports what the fleet's users saw.
+//!
+//! Every layer is the real code: the generator's [`Job`](rampart_generate::Job) with its
+//! guards, [`rampart_artifact::check`] for the control plane's validation, the rollout engine
+//! ([`rampart_rollout::reconcile`]) with its gates, one [`rampart_ingest::Store`] per edge node
+//! with the real [`rampart_score::Plan`], the crash-loop sentinel's
+//! [`decide`](rampart_ingest::sentinel::decide). What is modelled is what is not rampart: the
+//! ClickHouse cluster, the naive proxies (FL2 panics, FL scores 0), traffic volume, operators.
+//!
+//! # Layout
+//! - [`clock`]: virtual time, the scenario's calendar.
+//! - [`scenario`]: the TOML format and the built-in scenarios (`scenarios/*.toml`).
+//! - [`source`]: the ClickHouse cluster and the retrained model.
+//! - [`producer`]: the naive generator and rampart's.
+//! - [`control`]: validation, instant push or staged rollout.
+//! - [`node`]: the naive proxy and rampart's edge; [`fleet`]: PoPs, deliveries, traffic.
+//! - [`traffic`]: the scored request sample.
+//! - [`mode`]: naive, rampart, ablation, and the layers.
+//! - [`replay`]: the loop; [`report`]: summary.json, SVG charts, report.html.
+//!
+//! # The decision that matters
+//! **Sample the traffic, not the fleet.** Every node is a full instance (its own store on its
+//! own data dir, its own sentinel journal, its own heartbeats), because the layers under test
+//! are per node and their failures are per node. What is sampled is the traffic: a few
+//! thousand realistic requests per 5-minute bucket, scored once by each plan in use, scaled to
+//! each node's rate and its PoP's bot share. A score is a pure function of the plan and the
+//! request, so this is exact for the sample and costs nothing per node.
+
+pub mod clock;
+pub mod control;
+pub mod fleet;
+pub mod mode;
+pub mod node;
+pub mod producer;
+pub mod replay;
+pub mod report;
+pub mod scenario;
+pub mod source;
+pub mod traffic;
+
+pub use mode::{Layer, Layers, Mode, Variant};
+pub use replay::{Progress, SimError, replay};
+pub use report::Report;
+pub use report::summary::Summary;
+pub use scenario::{Scenario, ScenarioError};

@@ -1,0 +1,267 @@
+//! What runs: the naive pipeline, rampart with every layer, or each layer alone.
+
+use serde::Serialize;
+
+/// The `--mode` of a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The pipeline of 18 November 2025.
+    Naive,
+    /// Every layer of rampart on (with the naive run beside it, for the charts).
+    Rampart,
+    /// Each layer alone on top of the naive pipeline (with the naive run beside them).
+    Ablation,
+}
+
+/// A layer of defence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// The generator's query names its database.
+    ScopedQuery,
+    /// The producer guards (duplicates, contracts, delta, flapping).
+    GeneratorGuards,
+    /// The control plane validates every published file against every contract.
+    ControlValidation,
+    /// Waves by fault domain with health gates (NACK, restarts, 5xx, module errors,
+    /// heartbeats, convergence).
+    CanaryGates,
+    /// The edge's ingest store: verify, validate, compile or NACK and keep last-known-good.
+    EdgeIngestion,
+    /// The crash-loop sentinel: poison a version the process keeps dying after.
+    Sentinel,
+    /// The score-distribution gate of the rollout.
+    ScoreShiftGate,
+}
+
+/// Which gates a staged rollout uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gates {
+    /// Every gate.
+    All,
+    /// Every gate but the score shift.
+    Health,
+    /// Only the score shift.
+    ScoreShift,
+}
+
+/// The layers of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Layers {
+    /// See [`Layer::ScopedQuery`].
+    pub scoped_query: bool,
+    /// See [`Layer::GeneratorGuards`].
+    pub generator_guards: bool,
+    /// See [`Layer::ControlValidation`].
+    pub control_validation: bool,
+    /// A staged rollout with these gates (`None`: every file goes to the whole fleet at once).
+    pub rollout: Option<Gates>,
+    /// See [`Layer::EdgeIngestion`].
+    pub edge_ingestion: bool,
+    /// See [`Layer::Sentinel`] (on a guarded edge the store's own sentinel always runs).
+    pub sentinel: bool,
+}
+
+/// One run of a replay: a name and its layers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Variant {
+    /// Short key (`naive`, `rampart`, `only_edge_ingestion`…).
+    pub key: String,
+    /// For people.
+    pub label: String,
+    /// The single layer it adds to the naive pipeline (ablation rows).
+    pub layer: Option<Layer>,
+    /// Its layers.
+    pub layers: Layers,
+}
+
+// === impl Mode ===
+
+impl Mode {
+    /// Parses `naive`, `rampart` or `ablation`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "naive" => Some(Mode::Naive),
+            "rampart" => Some(Mode::Rampart),
+            "ablation" => Some(Mode::Ablation),
+            _ => None,
+        }
+    }
+
+    /// The mode's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Naive => "naive",
+            Mode::Rampart => "rampart",
+            Mode::Ablation => "ablation",
+        }
+    }
+
+    /// The runs of this mode, the naive one first.
+    pub fn variants(self) -> Vec<Variant> {
+        let mut out = vec![Variant::naive()];
+        match self {
+            Mode::Naive => {}
+            Mode::Rampart => out.push(Variant::rampart()),
+            Mode::Ablation => out.extend(Layer::ALL.iter().map(|l| Variant::only(*l))),
+        }
+        out
+    }
+}
+
+// === impl Layer ===
+
+impl Layer {
+    /// Every layer, in the order a file meets them.
+    pub const ALL: &[Layer] = &[
+        Layer::ScopedQuery,
+        Layer::GeneratorGuards,
+        Layer::ControlValidation,
+        Layer::CanaryGates,
+        Layer::ScoreShiftGate,
+        Layer::EdgeIngestion,
+        Layer::Sentinel,
+    ];
+
+    /// A stable snake_case key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Layer::ScopedQuery => "scoped_query",
+            Layer::GeneratorGuards => "generator_guards",
+            Layer::ControlValidation => "control_validation",
+            Layer::CanaryGates => "canary_gates",
+            Layer::EdgeIngestion => "edge_ingestion",
+            Layer::Sentinel => "sentinel",
+            Layer::ScoreShiftGate => "score_shift_gate",
+        }
+    }
+
+    /// For people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Layer::ScopedQuery => "generator: query names its database",
+            Layer::GeneratorGuards => "generator: producer guards",
+            Layer::ControlValidation => "control plane: validation",
+            Layer::CanaryGates => "rollout: canary and health gates",
+            Layer::EdgeIngestion => "edge: ingestion with last-known-good",
+            Layer::Sentinel => "edge: crash-loop sentinel",
+            Layer::ScoreShiftGate => "rollout: score-shift gate",
+        }
+    }
+}
+
+// === impl Layers ===
+
+impl Layers {
+    /// Nothing on: the pipeline of 18 November.
+    pub const NAIVE: Layers = Layers {
+        scoped_query: false,
+        generator_guards: false,
+        control_validation: false,
+        rollout: None,
+        edge_ingestion: false,
+        sentinel: false,
+    };
+
+    /// Everything on.
+    pub const ALL: Layers = Layers {
+        scoped_query: true,
+        generator_guards: true,
+        control_validation: true,
+        rollout: Some(Gates::All),
+        edge_ingestion: true,
+        sentinel: true,
+    };
+
+    /// The naive pipeline plus `layer`.
+    pub fn only(layer: Layer) -> Layers {
+        let mut l = Layers::NAIVE;
+        match layer {
+            Layer::ScopedQuery => l.scoped_query = true,
+            Layer::GeneratorGuards => l.generator_guards = true,
+            Layer::ControlValidation => l.control_validation = true,
+            Layer::CanaryGates => l.rollout = Some(Gates::Health),
+            Layer::EdgeIngestion => l.edge_ingestion = true,
+            Layer::Sentinel => l.sentinel = true,
+            Layer::ScoreShiftGate => l.rollout = Some(Gates::ScoreShift),
+        }
+        l
+    }
+
+    /// Whether `layer` is on.
+    pub fn has(&self, layer: Layer) -> bool {
+        match layer {
+            Layer::ScopedQuery => self.scoped_query,
+            Layer::GeneratorGuards => self.generator_guards,
+            Layer::ControlValidation => self.control_validation,
+            Layer::CanaryGates => matches!(self.rollout, Some(Gates::All | Gates::Health)),
+            Layer::EdgeIngestion => self.edge_ingestion,
+            Layer::Sentinel => self.sentinel || self.edge_ingestion,
+            Layer::ScoreShiftGate => matches!(self.rollout, Some(Gates::All | Gates::ScoreShift)),
+        }
+    }
+}
+
+// === impl Variant ===
+
+impl Variant {
+    /// The naive pipeline.
+    pub fn naive() -> Variant {
+        Variant {
+            key: "naive".to_owned(),
+            label: "naive pipeline (18 November 2025)".to_owned(),
+            layer: None,
+            layers: Layers::NAIVE,
+        }
+    }
+
+    /// Every layer.
+    pub fn rampart() -> Variant {
+        Variant {
+            key: "rampart".to_owned(),
+            label: "rampart, every layer".to_owned(),
+            layer: None,
+            layers: Layers::ALL,
+        }
+    }
+
+    /// The naive pipeline plus one layer.
+    pub fn only(layer: Layer) -> Variant {
+        Variant {
+            key: format!("only_{}", layer.key()),
+            label: format!("only {}", layer.label()),
+            layer: Some(layer),
+            layers: Layers::only(layer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ablation_row_has_exactly_its_layer() {
+        for layer in Layer::ALL {
+            let l = Layers::only(*layer);
+            for other in Layer::ALL {
+                assert_eq!(l.has(*other), other == layer, "{layer:?} / {other:?}");
+            }
+        }
+        for layer in Layer::ALL {
+            assert!(Layers::ALL.has(*layer));
+            assert!(!Layers::NAIVE.has(*layer));
+        }
+    }
+
+    #[test]
+    fn modes_parse_and_list_their_runs() {
+        assert_eq!(Mode::parse("rampart"), Some(Mode::Rampart));
+        assert_eq!(Mode::parse("x"), None);
+        assert_eq!(Mode::Naive.variants().len(), 1);
+        assert_eq!(Mode::Rampart.variants().len(), 2);
+        assert_eq!(Mode::Ablation.variants().len(), 1 + Layer::ALL.len());
+    }
+}

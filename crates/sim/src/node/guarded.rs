@@ -1,0 +1,261 @@
+//! rampart's edge: a real ingest [`Store`] per node, compiling with the real scorer's
+//! [`Plan`], on the node's own data dir.
+//!
+//! Everything the edge does with a file is the store's doing: the bounded read, the signature,
+//! the contract, the poisoned list, the compile into 200 preallocated slots, the atomic swap,
+//! the journal, last-known-good after a soak, the kill switch. The node only carries files to
+//! it, feeds its soak meter and ticks it, and reads its snapshot.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rampart_artifact::{Keyring, Validated};
+use rampart_ingest::{ApplyOutcome, BootError, Compiler, Config, Origin, Store};
+use rampart_rollout::Apply;
+use rampart_rollout::observation::MAX_NACK_CODES;
+use rampart_score::{CompileError, Plan, edge_contract};
+
+use crate::clock::{Calendar, SECOND};
+use crate::node::{Report, Serving};
+use crate::producer::Publication;
+use crate::traffic::Plans;
+
+/// Applied files each node keeps for `pin` (the store's minimum is 1; a replay never pins,
+/// and a small archive keeps a 16,500-node fleet's data dirs small).
+pub const ARCHIVE_LEN: usize = 2;
+/// Requests recorded into the soak meter per step at most: the meter needs a count, not every
+/// request of a scaled-up rate.
+pub const SOAK_RECORDS_PER_STEP: u64 = 2_000;
+/// Ticks continue this long past the soak, so the promotion tick is not missed.
+const SOAK_MARGIN_MS: u64 = 2 * SECOND;
+
+/// Compiles a validated file into a [`Plan`] with room for `room` features, as the edge does.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanCompiler {
+    room: usize,
+}
+
+/// One rampart edge.
+#[derive(Debug)]
+pub struct Edge {
+    config: Config,
+    calendar: Calendar,
+    store: Option<Store<PlanCompiler>>,
+    down_until: Option<u64>,
+    restart_ms: u64,
+    desired: Option<Arc<Publication>>,
+    serving: Serving,
+    soak_left: u64,
+    tick_until: u64,
+    report: Report,
+    nacks: u64,
+    rollbacks: u64,
+}
+
+// === impl PlanCompiler ===
+
+impl Compiler for PlanCompiler {
+    type Plan = Plan;
+    type Error = CompileError;
+
+    fn compile(&self, validated: &Validated) -> Result<Plan, CompileError> {
+        Plan::compile(validated, self.room)
+    }
+}
+
+// === impl Edge ===
+
+impl Edge {
+    /// Boots a store on `data_dir` trusting `keyring`.
+    pub fn boot(
+        data_dir: PathBuf,
+        keyring: Keyring,
+        calendar: Calendar,
+        restart_ms: u64,
+        now: u64,
+    ) -> Result<Edge, BootError> {
+        let mut config = Config::new(data_dir, edge_contract(), keyring);
+        config.archive_len = ARCHIVE_LEN;
+        let mut edge = Edge {
+            config,
+            calendar,
+            store: None,
+            down_until: None,
+            restart_ms,
+            desired: None,
+            serving: Serving::Unscored,
+            soak_left: 0,
+            tick_until: 0,
+            report: Report::default(),
+            nacks: 0,
+            rollbacks: 0,
+        };
+        edge.start(now)?;
+        Ok(edge)
+    }
+
+    /// NACKs so far.
+    pub fn nacks(&self) -> u64 {
+        self.nacks
+    }
+
+    /// Rollbacks taken through the archive.
+    pub fn rollbacks(&self) -> u64 {
+        self.rollbacks
+    }
+
+    /// A file from the control plane (or the naive push).
+    pub fn offer(&mut self, p: Arc<Publication>, now: u64, plans: &mut Plans) {
+        self.desired = Some(Arc::clone(&p));
+        if self.store.is_some() {
+            self.apply(&p, now, plans);
+        }
+    }
+
+    /// The kill switch (delivered with heartbeats, or set locally).
+    pub fn set_module_enabled(&mut self, enabled: bool, plans: &mut Plans) {
+        if let Some(store) = &self.store {
+            let reason = if enabled {
+                "kill switch cleared"
+            } else {
+                "kill switch set fleet-wide"
+            };
+            store.set_module_enabled(enabled, reason);
+        }
+        self.refresh(plans, false);
+    }
+
+    /// Boots after a restart; feeds the soak meter and ticks the store while a soak runs.
+    pub fn advance(&mut self, now: u64, requests: u64, plans: &mut Plans) -> Result<(), BootError> {
+        if let Some(until) = self.down_until
+            && now >= until
+        {
+            self.down_until = None;
+            self.start(now)?;
+            self.report.restarts = self.report.restarts.saturating_add(1);
+            if let Some(p) = self.desired.clone() {
+                self.apply(&p, now, plans);
+            }
+            self.refresh(plans, false);
+        }
+        if let Some(store) = &self.store
+            && now <= self.tick_until
+        {
+            let n = self.soak_left.min(requests).min(SOAK_RECORDS_PER_STEP);
+            for _ in 0..n {
+                store.record_request(false);
+            }
+            self.soak_left -= n;
+            store.tick(self.calendar.unix_ms(now));
+        }
+        Ok(())
+    }
+
+    /// An operator restart: a clean exit, down for the restart time, then a boot on
+    /// last-known-good and the desired file again.
+    pub fn restart(&mut self, now: u64) {
+        if let Some(store) = self.store.take() {
+            store.clean_exit(self.calendar.unix_ms(now));
+        }
+        self.down_until = Some(now.saturating_add(self.restart_ms));
+        self.serving = Serving::Down;
+    }
+
+    /// How requests are answered now.
+    pub fn serving(&self) -> Serving {
+        self.serving
+    }
+
+    /// The version being served, if any.
+    pub fn active_version(&self) -> Option<(u64, rampart_artifact::Digest)> {
+        let store = self.store.as_ref()?;
+        let snap = store.snapshot();
+        snap.active.as_ref().map(|a| (a.version, a.digest))
+    }
+
+    /// Whether an operator would count it as unhealthy.
+    pub fn unhealthy(&self) -> bool {
+        self.serving.fails()
+    }
+
+    /// What happened since the last heartbeat (and resets it).
+    pub fn take_report(&mut self) -> Report {
+        std::mem::take(&mut self.report)
+    }
+
+    fn start(&mut self, now: u64) -> Result<(), BootError> {
+        let compiler = PlanCompiler {
+            room: self.config.contract.max_features(),
+        };
+        let store = Store::boot(self.config.clone(), compiler, self.calendar.unix_ms(now))?;
+        self.store = Some(store);
+        Ok(())
+    }
+
+    fn apply(&mut self, p: &Arc<Publication>, now: u64, plans: &mut Plans) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let unix = self.calendar.unix_ms(now);
+        let older = store
+            .snapshot()
+            .version()
+            .is_some_and(|active| p.version < active);
+        let outcome = if older {
+            // A rollback: the store refuses a version below the one it serves (by design),
+            // so the previous version comes back from the store's own archive, re-verified,
+            // the way break glass does it, and new files are taken again at once.
+            let o = store.pin(p.version, unix);
+            store.unpin();
+            self.rollbacks += 1;
+            o
+        } else {
+            store.apply(&p.bytes, Origin::Control, unix)
+        };
+        let apply = match &outcome {
+            ApplyOutcome::Applied { digest, .. } => {
+                self.soak_left = self.config.soak.requests;
+                self.tick_until = now
+                    .saturating_add(self.config.soak.secs.saturating_mul(SECOND))
+                    .saturating_add(SOAK_MARGIN_MS);
+                Apply::Accepted { digest: *digest }
+            }
+            ApplyOutcome::Unchanged { digest, .. } => Apply::Accepted { digest: *digest },
+            ApplyOutcome::Rejected { rejection, .. } => {
+                self.nacks += 1;
+                let mut codes: Vec<String> = rejection
+                    .issues()
+                    .iter()
+                    .map(|i| i.code().to_owned())
+                    .collect();
+                codes.dedup();
+                if codes.is_empty() {
+                    codes.push(rejection.code().to_owned());
+                }
+                codes.truncate(MAX_NACK_CODES);
+                Apply::Rejected {
+                    digest: p.digest,
+                    codes,
+                }
+            }
+        };
+        self.report.apply = Some(apply);
+        self.refresh(plans, p.faulty);
+    }
+
+    /// Reads the snapshot once after anything that may change it.
+    fn refresh(&mut self, plans: &mut Plans, faulty_if_new: bool) {
+        let Some(store) = &self.store else {
+            self.serving = Serving::Down;
+            return;
+        };
+        let snap = store.snapshot();
+        self.serving = match (snap.scoring_plan(), snap.active.as_ref()) {
+            (Some(_), Some(active)) => {
+                let plan = Arc::clone(&active.plan);
+                Serving::Scored(plans.register(active.digest, || plan, faulty_if_new))
+            }
+            _ => Serving::Unscored,
+        };
+    }
+}

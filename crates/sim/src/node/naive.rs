@@ -1,0 +1,362 @@
+//! The naive proxy: Cloudflare's FL2 and FL as they met the file of 18 November.
+//!
+//! Loading a file appends its features into room preallocated for
+//! [`ROOM`](rampart_artifact::limits::DEFAULT_MAX_FEATURES) of them. FL2 `unwrap()`s the
+//! error of a file that does not fit: the simulator records a crash (an event, never a panic
+//! of its own), keeps the node down for the restart time, and boots it into whatever file the
+//! distribution left on disk, which is the same file. The old FL keeps running and scores
+//! every request 0. A wedge-prone FL2 node that crash-loops long enough stays down until an
+//! operator restarts it: the long tail of the day.
+//!
+//! With a [`Supervisor`], boots go through rampart's crash-loop sentinel: the journal holds
+//! the events rampart's ingest store writes (boot, activated, clean exit), and
+//! [`decide`](rampart_ingest::sentinel::decide) poisons a version the process keeps dying
+//! after, so the next boot serves the last file that had served its soak.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rampart_artifact::limits::{DEFAULT_MAX_FEATURES, HARD_MAX_FEATURES};
+use rampart_artifact::{Contract, ContractSpec, Digest, validate};
+use rampart_ingest::sentinel::{Event, SentinelConfig, decide};
+use rampart_rollout::Apply;
+use rampart_score::Plan;
+
+use crate::clock::SECOND;
+use crate::node::{Report, Serving};
+use crate::producer::Publication;
+use crate::scenario::ModuleOff;
+use crate::traffic::{PlanId, Plans};
+
+/// Features the naive proxy preallocates room for.
+pub const ROOM: usize = DEFAULT_MAX_FEATURES;
+/// Seconds a file must serve without a crash before the supervisor keeps it as last known
+/// good (rampart's default soak).
+pub const SOAK_MS: u64 = rampart_ingest::config::DEFAULT_SOAK_SECS * SECOND;
+/// Journal events a supervisor keeps (rampart compacts its journal the same way: old runs
+/// cannot matter to a decision whose window is a minute).
+pub const MAX_JOURNAL_EVENTS: usize = 64;
+
+/// Which proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The old proxy: survives a bad file, scores 0.
+    Fl,
+    /// The new proxy: panics on a bad file.
+    Fl2,
+}
+
+/// One naive proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    kind: Kind,
+    state: State,
+    desired: Option<Arc<Publication>>,
+    loaded: Loaded,
+    module_enabled: bool,
+    module_off: ModuleOff,
+    restart_ms: u64,
+    wedge: Option<u64>,
+    crash_loop_since: Option<u64>,
+    supervisor: Option<Supervisor>,
+    report: Report,
+    crashes: u64,
+}
+
+/// rampart's crash-loop sentinel around a naive process.
+#[derive(Debug)]
+pub struct Supervisor {
+    config: SentinelConfig,
+    journal: Vec<Event>,
+    poisoned: Vec<u64>,
+    safe_mode: bool,
+    lkg: Option<Arc<Publication>>,
+    serving_since: Option<u64>,
+    poisonings: u64,
+}
+
+/// Loads of naive proxies, shared by the fleet: every node that loads a digest gets the same
+/// result, so it is computed once.
+#[derive(Debug, Default)]
+pub struct Loads {
+    results: HashMap<Digest, Result<PlanId, usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Up,
+    Down { until: u64 },
+    Wedged,
+}
+
+#[derive(Debug, Clone)]
+enum Loaded {
+    Nothing,
+    Plan(PlanId, Arc<Publication>),
+    Broken(Arc<Publication>),
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// A proxy of `kind`, up, with nothing loaded. `wedge_after` makes it wedge-prone.
+    pub fn new(
+        kind: Kind,
+        restart_ms: u64,
+        module_off: ModuleOff,
+        wedge_after: Option<u64>,
+        supervisor: Option<Supervisor>,
+    ) -> Proxy {
+        Proxy {
+            kind,
+            state: State::Up,
+            desired: None,
+            loaded: Loaded::Nothing,
+            module_enabled: true,
+            module_off,
+            restart_ms,
+            wedge: wedge_after,
+            crash_loop_since: None,
+            supervisor,
+            report: Report::default(),
+            crashes: 0,
+        }
+    }
+
+    /// Which proxy this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Crashes so far.
+    pub fn crashes(&self) -> u64 {
+        self.crashes
+    }
+
+    /// Versions the supervisor poisoned so far.
+    pub fn poisonings(&self) -> u64 {
+        self.supervisor.as_ref().map_or(0, |s| s.poisonings)
+    }
+
+    /// The distribution writes a new file to the node's disk; a running proxy loads it.
+    pub fn offer(&mut self, p: Arc<Publication>, now: u64, loads: &mut Loads, plans: &mut Plans) {
+        self.desired = Some(Arc::clone(&p));
+        if self.state == State::Up {
+            if let Some(sup) = &self.supervisor
+                && sup.poisoned.contains(&p.version)
+            {
+                return;
+            }
+            self.load(p, now, loads, plans);
+        }
+    }
+
+    /// The bot module's kill switch.
+    pub fn set_module_enabled(&mut self, enabled: bool) {
+        self.module_enabled = enabled;
+    }
+
+    /// Boots a node whose restart time is over.
+    pub fn advance(&mut self, now: u64, loads: &mut Loads, plans: &mut Plans) {
+        if let State::Down { until } = self.state
+            && now >= until
+        {
+            self.boot(now, loads, plans);
+        }
+        if let Some(sup) = self.supervisor.as_mut()
+            && self.state == State::Up
+            && let Loaded::Plan(_, p) = &self.loaded
+            && sup
+                .serving_since
+                .is_some_and(|t| now.saturating_sub(t) >= SOAK_MS)
+            && sup.lkg.as_ref().is_none_or(|l| l.digest != p.digest)
+        {
+            sup.lkg = Some(Arc::clone(p));
+        }
+    }
+
+    /// An operator restart: down for the restart time, then a fresh boot (wedge cleared).
+    pub fn restart(&mut self, now: u64) {
+        self.state = State::Down {
+            until: now.saturating_add(self.restart_ms),
+        };
+        self.crash_loop_since = None;
+    }
+
+    /// How requests are answered now.
+    pub fn serving(&self) -> Serving {
+        if self.state != State::Up {
+            return Serving::Down;
+        }
+        let safe_mode = self.supervisor.as_ref().is_some_and(|s| s.safe_mode);
+        if !self.module_enabled || safe_mode {
+            return match (self.kind, self.module_off, safe_mode) {
+                (Kind::Fl, ModuleOff::Error, false) => Serving::Failing,
+                _ => Serving::Unscored,
+            };
+        }
+        match &self.loaded {
+            Loaded::Nothing => Serving::Unscored,
+            Loaded::Plan(id, _) => Serving::Scored(*id),
+            Loaded::Broken(_) => Serving::ScoreZero,
+        }
+    }
+
+    /// The file being served (or failing to be), if up.
+    pub fn active(&self) -> Option<&Arc<Publication>> {
+        if self.state != State::Up {
+            return None;
+        }
+        match &self.loaded {
+            Loaded::Nothing => None,
+            Loaded::Plan(_, p) | Loaded::Broken(p) => Some(p),
+        }
+    }
+
+    /// Whether an operator would count it as unhealthy.
+    pub fn unhealthy(&self) -> bool {
+        self.state != State::Up || matches!(self.serving(), Serving::Failing | Serving::ScoreZero)
+    }
+
+    /// Whether it is wedged.
+    pub fn wedged(&self) -> bool {
+        self.state == State::Wedged
+    }
+
+    /// What happened since the last heartbeat (and resets it).
+    pub fn take_report(&mut self) -> Report {
+        std::mem::take(&mut self.report)
+    }
+
+    fn boot(&mut self, now: u64, loads: &mut Loads, plans: &mut Plans) {
+        if let (Some(wedge_after), Some(since)) = (self.wedge, self.crash_loop_since)
+            && now.saturating_sub(since) >= wedge_after
+        {
+            // The crash loop's error reports and core dumps have eaten the machine.
+            self.state = State::Wedged;
+            return;
+        }
+        self.state = State::Up;
+        self.report.restarts = self.report.restarts.saturating_add(1);
+        self.loaded = Loaded::Nothing;
+        let mut file = self.desired.clone();
+        if let Some(sup) = self.supervisor.as_mut() {
+            sup.boot(now);
+            if let Some(f) = &file
+                && sup.poisoned.contains(&f.version)
+            {
+                file = sup.lkg.clone();
+            }
+        }
+        if let Some(f) = file {
+            self.load(f, now, loads, plans);
+        }
+    }
+
+    fn load(&mut self, p: Arc<Publication>, now: u64, loads: &mut Loads, plans: &mut Plans) {
+        if let Some(sup) = self.supervisor.as_mut() {
+            sup.activated(&p, now);
+        }
+        match loads.load(&p, plans) {
+            Ok(id) => {
+                self.loaded = Loaded::Plan(id, Arc::clone(&p));
+                self.crash_loop_since = None;
+                self.report.apply = Some(Apply::Accepted { digest: p.digest });
+            }
+            Err(_count) => match self.kind {
+                Kind::Fl => {
+                    self.loaded = Loaded::Broken(Arc::clone(&p));
+                    self.report.apply = Some(Apply::Accepted { digest: p.digest });
+                }
+                Kind::Fl2 => {
+                    // `features.append_with_names(..).unwrap()`: the worker panics. The
+                    // process dies; it comes back after the restart time, into the same file.
+                    self.crashes += 1;
+                    self.loaded = Loaded::Nothing;
+                    self.crash_loop_since.get_or_insert(now);
+                    self.state = State::Down {
+                        until: now.saturating_add(self.restart_ms),
+                    };
+                }
+            },
+        }
+    }
+}
+
+// === impl Supervisor ===
+
+impl Supervisor {
+    /// A sentinel with rampart's default thresholds.
+    pub fn new(config: SentinelConfig) -> Supervisor {
+        Supervisor {
+            config,
+            journal: Vec::new(),
+            poisoned: Vec::new(),
+            safe_mode: false,
+            lkg: None,
+            serving_since: None,
+            poisonings: 0,
+        }
+    }
+
+    /// The sentinel's journal runs on virtual time: `decide` only compares the times in it
+    /// with the `now` it is given.
+    fn boot(&mut self, now: u64) {
+        let decision = decide(&self.journal, now, &self.config);
+        for suspect in decision.poison() {
+            if !self.poisoned.contains(&suspect.version) {
+                self.poisoned.push(suspect.version);
+                self.poisonings += 1;
+            }
+        }
+        self.safe_mode = decision.is_safe_mode();
+        self.journal.push(Event::Boot { at_ms: now });
+        self.serving_since = None;
+        if self.journal.len() > MAX_JOURNAL_EVENTS {
+            let cut = self.journal.len() - MAX_JOURNAL_EVENTS;
+            self.journal.drain(..cut);
+        }
+    }
+
+    fn activated(&mut self, p: &Publication, now: u64) {
+        self.journal.push(Event::Activated {
+            at_ms: now,
+            version: p.version,
+            digest: p.digest,
+        });
+        self.serving_since = Some(now);
+    }
+}
+
+// === impl Loads ===
+
+impl Loads {
+    /// What loading `p` into room for [`ROOM`] features gives: a plan, or the feature count
+    /// that did not fit (or did not compile: the unwrap fails either way).
+    pub fn load(&mut self, p: &Publication, plans: &mut Plans) -> Result<PlanId, usize> {
+        if let Some(r) = self.results.get(&p.digest) {
+            return *r;
+        }
+        let doc = &p.document;
+        let count = doc.features.len();
+        let result = if count > ROOM {
+            Err(count)
+        } else {
+            // The naive proxy checks nothing; the contract here is only what a plan needs.
+            let permissive = Contract::try_from(ContractSpec {
+                max_features: HARD_MAX_FEATURES,
+                ..ContractSpec::default()
+            })
+            .unwrap_or_default();
+            match validate(doc, &permissive, None)
+                .ok()
+                .and_then(|v| Plan::compile(&v, ROOM).ok())
+            {
+                Some(plan) => Ok(plans.register(p.digest, || Arc::new(plan), p.faulty)),
+                None => Err(count),
+            }
+        };
+        self.results.insert(p.digest, result);
+        result
+    }
+}

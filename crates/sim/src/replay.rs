@@ -1,0 +1,421 @@
+//! The replay loop: one run of a scenario with a set of layers, on a virtual clock.
+//!
+//! Time advances in steps of one second from a short warm-up before the scenario's start (so
+//! every node serves the first file, and has kept it as last-known-good, when the report
+//! starts). Each step: the timeline's events that are due, a generator run when one is due,
+//! one control-plane reconcile with the last step's heartbeats, then the fleet's step (files
+//! and switches arriving, boots, traffic, heartbeats).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rampart_artifact::{Keyring, SecretKey};
+use rampart_generate::source::{ClickHouse, Endpoint};
+use rampart_ingest::BootError;
+use rampart_score::edge_contract;
+use rampart_traffic::{ProfileError, Rng};
+
+use crate::clock::{MINUTE, SECOND, format_time};
+use crate::control::{Control, Fate};
+use crate::fleet::{EdgeKind, Fleet, Tally};
+use crate::mode::{Layer, Mode, Variant};
+use crate::producer::{Producer, ProducerError, Publication, RunResult, key_seed};
+use crate::report::{Bucket, Report, Run, Stops, Timeline};
+use crate::scenario::{Action, Scenario};
+use crate::source::{Source, SourceError, UNSCOPED_QUERY};
+use crate::traffic::{BUCKET_MS, POOL_SIZE, Plans, Pool};
+
+/// One step of the virtual clock: the heartbeat interval and the reconcile cadence.
+pub const STEP_MS: u64 = SECOND;
+/// Warm-up before the scenario's start: the first file is served and soaked by then.
+pub const WARMUP_MS: u64 = 2 * MINUTE;
+/// Salt of the stream that picks the ClickHouse node of each generator run.
+const GENERATOR_SALT: u64 = 0x6e_6e72;
+
+/// Why a replay failed (never because of what it simulates: a crash in the scenario is an
+/// event, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The traffic profiles are broken (a build problem).
+    #[error("traffic profiles: {0}")]
+    Profiles(#[from] ProfileError),
+    /// The data source is broken (a build problem).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The generator's dir.
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+    /// A node's data dir.
+    #[error("a node's store cannot boot: {0}")]
+    Boot(#[from] BootError),
+    /// The scratch dir.
+    #[error("scratch dir {}: {source}", path.display())]
+    Scratch {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The first file of the day could not be published.
+    #[error("the first feature file could not be generated: {0}")]
+    FirstFile(String),
+}
+
+/// Where a replay stands, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Virtual milliseconds simulated so far, over all runs.
+    pub done_ms: u64,
+    /// Virtual milliseconds to simulate in all.
+    pub total_ms: u64,
+    /// The run under way (0-based).
+    pub run: usize,
+    /// Runs in all.
+    pub runs: usize,
+}
+
+/// What every run of a replay shares: the scored traffic sample and the data source.
+#[derive(Debug)]
+pub struct Shared {
+    pool: Arc<Pool>,
+    source: Source,
+}
+
+/// A scratch dir removed when dropped (node data dirs, generator state).
+#[derive(Debug)]
+struct Scratch {
+    path: PathBuf,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    /// The traffic pool and the source of `scenario`.
+    pub fn new(scenario: &Scenario) -> Result<Shared, SimError> {
+        Ok(Shared {
+            pool: Arc::new(Pool::new(scenario.seed, POOL_SIZE)?),
+            source: Source::new(scenario)?,
+        })
+    }
+}
+
+/// Replays `scenario` in `mode`: every run of the mode, one after the other.
+pub fn replay(
+    scenario: &Scenario,
+    mode: Mode,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Report, SimError> {
+    let shared = Shared::new(scenario)?;
+    let variants = mode.variants();
+    let per_run = scenario.end - scenario.start;
+    let mut runs = Vec::with_capacity(variants.len());
+    for (i, v) in variants.iter().enumerate() {
+        let mut on_step = |done: u64| {
+            progress(Progress {
+                done_ms: per_run * i as u64 + done,
+                total_ms: per_run * variants.len() as u64,
+                run: i,
+                runs: variants.len(),
+            });
+        };
+        runs.push(run(scenario, v, &shared, &mut on_step)?);
+    }
+    Ok(Report {
+        scenario: scenario.clone(),
+        mode,
+        runs,
+    })
+}
+
+/// One run of `scenario` with `variant`'s layers. `on_step` hears the virtual time done.
+pub fn run(
+    scenario: &Scenario,
+    variant: &Variant,
+    shared: &Shared,
+    on_step: &mut dyn FnMut(u64),
+) -> Result<Run, SimError> {
+    let scratch = Scratch::new()?;
+    let layers = variant.layers;
+    let seed = key_seed(scenario.seed);
+    let keyring = Keyring::new([SecretKey::from_seed(seed).public()]);
+    let scoped = scoped_query();
+    let query = if layers.scoped_query {
+        scoped.as_str()
+    } else {
+        UNSCOPED_QUERY
+    };
+    let mut producer = if layers.generator_guards {
+        Producer::guarded(seed, query, &scratch.path.join("generator"))?
+    } else {
+        Producer::naive(seed, query)
+    };
+    let kind = if layers.edge_ingestion {
+        EdgeKind::Guarded
+    } else {
+        EdgeKind::Naive {
+            sentinel: layers.sentinel,
+        }
+    };
+    let boot_at = scenario.start.saturating_sub(WARMUP_MS);
+    let plans = Plans::new(Arc::clone(&shared.pool), scenario.customers.block_below);
+    let mut fleet = Fleet::new(
+        scenario,
+        kind,
+        plans,
+        &keyring,
+        &scratch.path.join("nodes"),
+        boot_at,
+    )?;
+    let validation = layers
+        .control_validation
+        .then(|| (edge_contract(), keyring.clone()));
+    let mut control = Control::new(
+        &fleet,
+        validation,
+        layers.rollout,
+        scenario.generator.propagation_ms,
+    );
+    let mut timeline = Timeline::default();
+    let source = &shared.source;
+    let calendar = scenario.calendar;
+
+    // The file the fleet serves when the day starts.
+    let first = match producer.run(
+        &source.answer(query, 0, boot_at),
+        calendar.datetime(boot_at),
+    ) {
+        RunResult::Published(p) => p,
+        other => return Err(SimError::FirstFile(format!("{other:?}"))),
+    };
+    control.seed(Arc::clone(&first), &mut fleet, boot_at);
+    let mut last_good: Arc<Publication> = first;
+    let mut published = 1u32;
+
+    let mut rng = Rng::new(scenario.seed ^ GENERATOR_SALT);
+    let mut generating = true;
+    let mut next_run = scenario.generator.from;
+    let mut events = scenario.events.iter().peekable();
+    let mut stops = Stops::default();
+    let mut beats = Vec::new();
+    let mut minutes: Vec<Tally> = Vec::new();
+    let mut buckets: Vec<Bucket> = Vec::new();
+    let mut minute = Tally::default();
+    let mut bucket = Tally::default();
+
+    let mut t = boot_at;
+    while t < scenario.end {
+        while let Some(e) = events.next_if(|e| e.at <= t) {
+            if let Some(note) = &e.note {
+                timeline.push(e.at, None, note.clone());
+            }
+            match &e.action {
+                Action::Note => {}
+                Action::StopGeneration => generating = false,
+                Action::ResumeGeneration => {
+                    generating = true;
+                    next_run = next_run.max(t);
+                }
+                Action::PushLastGood => {
+                    let by_hand = producer.by_hand(
+                        &last_good.document,
+                        calendar.datetime(t),
+                        last_good.epoch,
+                    );
+                    published += 1;
+                    timeline.push(
+                        t,
+                        None,
+                        format!(
+                            "operator publishes the last good file by hand as version {}",
+                            by_hand.version
+                        ),
+                    );
+                    let by_hand = Arc::new(by_hand);
+                    control.publish(by_hand, &mut fleet, t, &mut timeline);
+                }
+                Action::Restart { target, share } => {
+                    let n = fleet.restart(*target, *share, t);
+                    timeline.push(t, None, format!("operator restarts {n} nodes ({target:?})"));
+                }
+                Action::KillSwitch { enabled } => {
+                    fleet.broadcast(
+                        &crate::fleet::Delivery::KillSwitch(*enabled),
+                        t,
+                        scenario.generator.propagation_ms,
+                    );
+                }
+                Action::Partition { pops, duration_ms } => {
+                    fleet.partition(*pops, t.saturating_add(*duration_ms));
+                }
+            }
+        }
+        if generating && t >= next_run {
+            next_run = next_run.saturating_add(scenario.generator.every_ms);
+            let node = rng.below(u64::from(source.nodes())) as u32;
+            let answer = source.answer(query, node, t);
+            if source.changed(node, t) {
+                stops.runs_on_changed_nodes += 1;
+                if !answer.faulty {
+                    stops.scoped_query += 1;
+                }
+            }
+            match producer.run(&answer, calendar.datetime(t)) {
+                RunResult::Published(p) => {
+                    published += 1;
+                    timeline.push(
+                        t,
+                        None,
+                        format!(
+                            "generator publishes version {} ({} features, ClickHouse node {node}){}",
+                            p.version,
+                            p.document.features.len(),
+                            if p.faulty { ": the doubled file" } else { "" }
+                        ),
+                    );
+                    control.publish(p, &mut fleet, t, &mut timeline);
+                }
+                RunResult::Unchanged => {}
+                RunResult::Held { refusals } => {
+                    if answer.faulty {
+                        stops.generator_guards += 1;
+                    }
+                    let guards: Vec<&str> = refusals.iter().map(|r| r.guard()).collect();
+                    timeline.push(
+                        t,
+                        Some(Layer::GeneratorGuards),
+                        format!(
+                            "generator holds a {}-feature candidate from ClickHouse node {node}: {}",
+                            answer.features.len(),
+                            guards.join(", ")
+                        ),
+                    );
+                }
+                RunResult::Failed(e) => {
+                    timeline.push(t, None, format!("generator run failed: {e}"))
+                }
+            }
+        }
+        control.step(&beats, &mut fleet, t, &mut timeline);
+        beats.clear();
+        // What an operator calls the last good file: the newest one the fleet was sent whole
+        // that did not carry the fault.
+        if let Some(d) = control.desired()
+            && !d.faulty
+            && d.version > last_good.version
+        {
+            last_good = Arc::clone(d);
+        }
+        let index = t.saturating_sub(scenario.start) / BUCKET_MS;
+        fleet.plans_mut().set_bucket(index);
+        let mut tally = Tally::default();
+        let want = control.wants_beats();
+        fleet.step(t, STEP_MS, &mut tally, want.then_some(&mut beats))?;
+        if t >= scenario.start {
+            minute.add(&tally);
+            bucket.add(&tally);
+            let next = t + STEP_MS;
+            if (next - scenario.start).is_multiple_of(MINUTE) {
+                minutes.push(std::mem::take(&mut minute));
+                on_step(next - scenario.start);
+            }
+            if (next - scenario.start).is_multiple_of(BUCKET_MS) || next >= scenario.end {
+                buckets.push(Bucket {
+                    start: scenario.start + index * BUCKET_MS,
+                    tally: std::mem::take(&mut bucket),
+                    census: fleet.census(),
+                });
+            }
+        }
+        t += STEP_MS;
+    }
+    if minute.requests > 0.0 {
+        minutes.push(minute);
+    }
+
+    let totals = fleet.totals();
+    let mut rollouts = (0u32, 0u32);
+    for (file, fate) in &control.fates {
+        match fate {
+            Fate::RolledOut => rollouts.0 += 1,
+            Fate::RolledBack { .. } | Fate::RolledBackByOperator => {
+                rollouts.0 += 1;
+                rollouts.1 += 1;
+            }
+            _ => {}
+        }
+        if !file.faulty {
+            continue;
+        }
+        match fate {
+            Fate::Refused(_) => stops.control_validation += 1,
+            Fate::RolledBack { gate, .. } if gate == "score_shift" => stops.score_shift_gate += 1,
+            Fate::RolledBack { .. } | Fate::RolledBackByOperator | Fate::Superseded => {
+                stops.canary_gates += 1;
+            }
+            Fate::Pushed | Fate::RolledOut => stops.reached_fleet += 1,
+        }
+    }
+    stops.edge_nacks = totals.nacks;
+    stops.sentinel_poisonings = totals.poisonings;
+    if totals.crashes > 0 {
+        timeline.push(
+            scenario.end,
+            None,
+            format!("{} proxy crashes in all", totals.crashes),
+        );
+    }
+    let _ = format_time;
+    Ok(Run {
+        key: variant.key.clone(),
+        label: variant.label.clone(),
+        layer: variant.layer,
+        layers,
+        minutes,
+        buckets,
+        totals,
+        stops,
+        rollouts,
+        published,
+        timeline,
+    })
+}
+
+/// The generator's real feature query (scoped by database and table).
+pub fn scoped_query() -> String {
+    match Endpoint::parse(crate::producer::SOURCE_URL) {
+        Ok(e) => ClickHouse::new(e).columns_query(),
+        // The constant URL parses; should it not, any scoped query keeps the model honest.
+        Err(_) => "SELECT name, type FROM system.columns WHERE database = 'default' AND table = 'http_requests_features' ORDER BY name".to_owned(),
+    }
+}
+
+// === impl Scratch ===
+
+impl Scratch {
+    /// A fresh dir under `/dev/shm` when there is one (the stores' fsyncs cost nothing on
+    /// tmpfs), else under the system's temp dir.
+    fn new() -> Result<Scratch, SimError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_owned()
+        } else {
+            std::env::temp_dir()
+        };
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = base.join(format!("rampart-sim-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).map_err(|source| SimError::Scratch {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Scratch { path })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

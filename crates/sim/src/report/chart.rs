@@ -1,0 +1,1 @@
+//! Hand-written SVG charts: lines over time and stacked areas, no dependency, no script.
