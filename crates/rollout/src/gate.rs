@@ -107,8 +107,9 @@ pub struct RateLimits {
     pub min_z: f64,
 }
 
-/// Thresholds of the score-shift gate.
+/// Thresholds of the score-shift gate. A policy file may set any subset of them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ShiftLimits {
     /// See [`DEFAULT_MIN_SCORES`].
     pub min_scores: u64,
@@ -800,6 +801,16 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 // === impl GatePolicy ===
 
+impl Default for ShiftLimits {
+    fn default() -> Self {
+        ShiftLimits {
+            min_scores: DEFAULT_MIN_SCORES,
+            alpha: DEFAULT_SHIFT_ALPHA,
+            min_d: DEFAULT_SHIFT_MIN_D,
+        }
+    }
+}
+
 impl Default for GatePolicy {
     fn default() -> Self {
         GatePolicy {
@@ -815,11 +826,7 @@ impl Default for GatePolicy {
                 min_z: DEFAULT_MIN_Z,
             },
             max_restarts_per_node: DEFAULT_MAX_RESTARTS_PER_NODE,
-            shift: ShiftLimits {
-                min_scores: DEFAULT_MIN_SCORES,
-                alpha: DEFAULT_SHIFT_ALPHA,
-                min_d: DEFAULT_SHIFT_MIN_D,
-            },
+            shift: ShiftLimits::default(),
             heartbeat_timeout_ms: DEFAULT_HEARTBEAT_TIMEOUT_MS,
             missing_fail_after_ms: DEFAULT_MISSING_FAIL_AFTER_MS,
             max_missing_share: DEFAULT_MAX_MISSING_SHARE,
@@ -974,5 +981,18 @@ impl Listed {
         self.iter()
             .filter_map(|i| plan.node(i).map(|n| n.id.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_may_set_part_of_the_shift_limits() {
+        let p: GatePolicy = serde_json::from_str(r#"{"shift":{"min_d":0.2}}"#).unwrap();
+        assert_eq!(p.shift.min_d, 0.2);
+        assert_eq!(p.shift.alpha, DEFAULT_SHIFT_ALPHA);
+        assert_eq!(p.shift.min_scores, DEFAULT_MIN_SCORES);
     }
 }
