@@ -10,6 +10,8 @@ mod keygen;
 // CONTROL: the control plane's client verbs.
 mod killswitch;
 mod remote;
+// REPLAY: the fleet simulator's verb.
+mod replay;
 mod rollout;
 
 use std::process::ExitCode;
@@ -49,6 +51,10 @@ enum Command {
     /// Turn a module off or on, fleet-wide or on one node, through the control plane.
     #[command(subcommand)]
     Killswitch(killswitch::Command),
+    // REPLAY: `replay`.
+    /// Replay an incident (nov18, dec5, or a scenario file) on a simulated fleet: naive,
+    /// rampart, or each layer alone; writes summary.json and report.html.
+    Replay(Box<replay::Args>),
 }
 
 /// The exit code for "the input is invalid or a check failed".
@@ -69,6 +75,8 @@ fn main() -> ExitCode {
         Command::Control(args) => rampart_control::cli::run(*args),
         Command::Rollout(cmd) => rollout::run(cmd),
         Command::Killswitch(cmd) => killswitch::run(cmd),
+        // REPLAY: dispatch.
+        Command::Replay(args) => replay::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -16,7 +16,7 @@ use rampart_ingest::BootError;
 use rampart_score::edge_contract;
 use rampart_traffic::{ProfileError, Rng};
 
-use crate::clock::{MINUTE, SECOND, format_time};
+use crate::clock::{MINUTE, SECOND};
 use crate::control::{Control, Fate};
 use crate::fleet::{EdgeKind, Fleet, Tally};
 use crate::mode::{Layer, Mode, Variant};
@@ -334,6 +334,14 @@ pub fn run(
     }
 
     let totals = fleet.totals();
+    let mut faulty_versions: Vec<u64> = control
+        .fates
+        .iter()
+        .filter(|(f, _)| f.faulty)
+        .map(|(f, _)| f.version)
+        .collect();
+    faulty_versions.sort_unstable();
+    faulty_versions.dedup();
     let mut rollouts = (0u32, 0u32);
     for (file, fate) in &control.fates {
         match fate {
@@ -365,7 +373,6 @@ pub fn run(
             format!("{} proxy crashes in all", totals.crashes),
         );
     }
-    let _ = format_time;
     Ok(Run {
         key: variant.key.clone(),
         label: variant.label.clone(),
@@ -377,6 +384,7 @@ pub fn run(
         stops,
         rollouts,
         published,
+        faulty_versions,
         timeline,
     })
 }

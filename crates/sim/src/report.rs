@@ -16,6 +16,10 @@ use crate::fleet::{Census, Tally, Totals};
 use crate::mode::{Layer, Layers, Mode};
 use crate::scenario::Scenario;
 
+/// A run contains a part of the fault (failures, or people blocked) when it keeps that part
+/// under this share of the naive run's.
+pub const CONTAINED_SHARE_OF_NAIVE: f64 = 0.05;
+
 /// A minute counts as impact when at least this share of requests failed, or of people was
 /// blocked because of the fault (a node or two restarting is not an outage).
 pub const IMPACT_MIN_SHARE: f64 = 0.001;
@@ -98,6 +102,8 @@ pub struct Run {
     pub rollouts: (u32, u32),
     /// Files published by the generator (and by hand).
     pub published: u32,
+    /// Versions that carried the fault.
+    pub faulty_versions: Vec<u64>,
     /// The timeline.
     pub timeline: Timeline,
 }
@@ -111,6 +117,24 @@ pub struct Report {
     pub mode: Mode,
     /// The runs, the naive one first.
     pub runs: Vec<Run>,
+}
+
+/// How a run fared against the fault, compared with the naive run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The naive run itself.
+    Baseline,
+    /// No impact minute.
+    NoImpact,
+    /// Failures and blocked people both under 5% of the naive run's.
+    Contained,
+    /// Failures contained, blocked people not.
+    FailuresOnly,
+    /// Blocked people contained, failures not.
+    BlockedOnly,
+    /// Neither.
+    NotStopped,
 }
 
 /// The headline numbers of a run.
@@ -166,6 +190,27 @@ impl Timeline {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+// === impl Verdict ===
+
+impl Verdict {
+    /// Whether the fault was stopped (no impact, or contained to the layer's cost).
+    pub fn stopped(self) -> bool {
+        matches!(self, Verdict::NoImpact | Verdict::Contained)
+    }
+
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verdict::Baseline => "the day as it was",
+            Verdict::NoImpact => "no impact",
+            Verdict::Contained => "contained",
+            Verdict::FailuresOnly => "stops the failures, not the blocked people",
+            Verdict::BlockedOnly => "stops the blocked people, not the failures",
+            Verdict::NotStopped => "not stopped",
+        }
     }
 }
 
@@ -243,6 +288,38 @@ impl Run {
         }
     }
 
+    /// How this run fared against the fault, compared with the naive run of `runs`.
+    pub fn verdict(&self, runs: &[Run]) -> Verdict {
+        let Some(naive) = runs.iter().find(|r| r.layers == Layers::NAIVE) else {
+            return Verdict::NotStopped;
+        };
+        if self.layers == Layers::NAIVE {
+            return Verdict::Baseline;
+        }
+        let (mine, theirs) = (self.total(), naive.total());
+        if !self.minutes.iter().any(Tally::is_impact) {
+            return Verdict::NoImpact;
+        }
+        let failed = mine.failed <= theirs.failed * CONTAINED_SHARE_OF_NAIVE;
+        let blocked = mine.humans_blocked_by_fault
+            <= theirs.humans_blocked_by_fault * CONTAINED_SHARE_OF_NAIVE;
+        match (failed, blocked) {
+            (true, true) => Verdict::Contained,
+            (true, false) => Verdict::FailuresOnly,
+            (false, true) => Verdict::BlockedOnly,
+            (false, false) => Verdict::NotStopped,
+        }
+    }
+
+    /// Every minute summed.
+    pub fn total(&self) -> Tally {
+        let mut t = Tally::default();
+        for m in &self.minutes {
+            t.add(m);
+        }
+        t
+    }
+
     /// The layers that stopped faulty files, most first, as `(layer, files or runs)`.
     pub fn stopped_by(&self) -> Vec<(Layer, u64)> {
         let s = &self.stops;
@@ -262,6 +339,15 @@ impl Run {
         v.sort_by_key(|(l, _)| Layer::ALL.iter().position(|x| x == l));
         v
     }
+}
+
+/// Writes `summary.json` and `report.html` into `dir` (created if needed).
+pub fn write(report: &Report, dir: &std::path::Path) -> std::io::Result<summary::Summary> {
+    std::fs::create_dir_all(dir)?;
+    let summary = summary::Summary::of(report);
+    std::fs::write(dir.join("summary.json"), summary.to_json())?;
+    std::fs::write(dir.join("report.html"), html::render(report, &summary))?;
+    Ok(summary)
 }
 
 fn ratio(a: f64, b: f64) -> f64 {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::clock::{MINUTE, format_time};
 use crate::fleet::Totals;
 use crate::mode::{Layer, Layers, Mode};
-use crate::report::{Entry, Report, Run, Stops};
+use crate::report::{Entry, Report, Run, Stops, Verdict};
 use crate::traffic::BUCKET_MS;
 
 /// The schema id of `summary.json`.
@@ -112,6 +112,17 @@ pub struct HeadlineSummary {
     pub crashes: u64,
     /// Whether the fault caused no impact minute at all.
     pub no_impact: bool,
+    /// How the run fared against the fault, compared with the naive run.
+    pub verdict: Verdict,
+}
+
+// === impl HeadlineSummary ===
+
+impl HeadlineSummary {
+    /// The verdict for people.
+    pub fn verdict_text(&self) -> &'static str {
+        self.verdict.describe()
+    }
 }
 
 /// One layer's stops.
@@ -176,7 +187,11 @@ impl Summary {
             },
             mode: report.mode,
             bucket_minutes: BUCKET_MS / MINUTE,
-            runs: report.runs.iter().map(|r| run(r, s.start)).collect(),
+            runs: report
+                .runs
+                .iter()
+                .map(|r| run(r, s.start, r.verdict(&report.runs)))
+                .collect(),
         }
     }
 
@@ -188,7 +203,7 @@ impl Summary {
     }
 }
 
-fn run(r: &Run, start: u64) -> RunSummary {
+fn run(r: &Run, start: u64, verdict: Verdict) -> RunSummary {
     let h = r.headline(start);
     let totals: &Totals = &r.totals;
     RunSummary {
@@ -214,6 +229,7 @@ fn run(r: &Run, start: u64) -> RunSummary {
             nodes_ever_affected: totals.affected,
             crashes: totals.crashes,
             no_impact: h.impact_minutes == 0,
+            verdict,
         },
         stopped_by: r
             .stopped_by()

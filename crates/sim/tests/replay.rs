@@ -1,0 +1,199 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Whole replays on a smaller fleet (40 PoPs × 4: the same shape, fast in a debug build).
+
+use rampart_sim::clock::parse_time_of_day;
+use rampart_sim::report::Verdict;
+use rampart_sim::{Layer, Mode, Scenario, Summary, replay, report};
+
+/// PoPs of the test fleet (4 nodes each, as the scenarios say).
+const POPS: u32 = 40;
+/// PoPs of the ablation's test fleet: eight runs, so smaller, still several waves.
+const ABLATION_POPS: u32 = 12;
+
+fn scenario(name: &str) -> Scenario {
+    sized(name, POPS)
+}
+
+fn sized(name: &str, pops: u32) -> Scenario {
+    Scenario::load(name)
+        .unwrap()
+        .resized(Some(pops), None)
+        .unwrap()
+}
+
+fn summary(name: &str, mode: Mode) -> Summary {
+    Summary::of(&replay(&scenario(name), mode, &mut |_| {}).unwrap())
+}
+
+fn minutes(hm: &str) -> u64 {
+    parse_time_of_day(hm).unwrap() / 60_000
+}
+
+#[test]
+fn the_same_seed_writes_the_same_summary_bytes() {
+    let s = scenario("nov18");
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    report::write(&replay(&s, Mode::Rampart, &mut |_| {}).unwrap(), a.path()).unwrap();
+    report::write(&replay(&s, Mode::Rampart, &mut |_| {}).unwrap(), b.path()).unwrap();
+    let read = |d: &tempfile::TempDir| std::fs::read(d.path().join("summary.json")).unwrap();
+    assert_eq!(read(&a), read(&b));
+    let html = std::fs::read_to_string(a.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Layer by layer"));
+    assert!(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"));
+    // Another seed is another day.
+    let mut other = s.clone();
+    other.seed += 1;
+    let c = Summary::of(&replay(&other, Mode::Naive, &mut |_| {}).unwrap());
+    let a_naive: serde_json::Value = serde_json::from_slice(&read(&a)).unwrap();
+    assert_ne!(
+        serde_json::to_value(&c.runs[0].timeline).unwrap(),
+        a_naive["runs"][0]["timeline"]
+    );
+}
+
+#[test]
+fn naive_has_the_shape_of_the_day_and_rampart_has_no_impact() {
+    let sum = summary("nov18", Mode::Rampart);
+    let naive = &sum.runs[0];
+    let h = &naive.headline;
+    assert!(h.impact_minutes > 200, "{h:?}");
+    assert!(h.peak_failed_share > 0.5, "{h:?}");
+    assert!(h.peak_blocked_human_share > 0.1, "{h:?}");
+    assert!(h.crashes > 1000);
+    // The first bad file reaches the fleet around 11:20.
+    let first = minutes(h.first_impact.as_deref().unwrap());
+    assert!(
+        (minutes("11:15")..=minutes("11:35")).contains(&first),
+        "{h:?}"
+    );
+    // Good, bad, good: a bucket without failures after one with them, before 13:00.
+    let shares: Vec<(u64, f64)> = naive
+        .buckets
+        .iter()
+        .map(|b| (minutes(&b.start), b.failed_share))
+        .collect();
+    let flap = shares
+        .windows(3)
+        .any(|w| w[2].0 < minutes("13:00") && w[0].1 > 0.3 && w[1].1 < 0.05 && w[2].1 > 0.3);
+    assert!(flap, "no good/bad/good alternation: {shares:?}");
+    // Steady failure until the manual fix, recovery after 14:30, a tail until 17:06.
+    let at = |hm: &str| shares.iter().find(|(m, _)| *m == minutes(hm)).unwrap().1;
+    assert!(at("14:00") > 0.5);
+    assert!(at("14:35") < 0.2 && at("14:35") > 0.001);
+    assert!(at("16:30") > 0.001, "the long tail");
+    assert!(at("17:15") < 0.0001);
+    let last = minutes(h.last_impact.as_deref().unwrap());
+    assert!(
+        (minutes("17:00")..=minutes("17:10")).contains(&last),
+        "{h:?}"
+    );
+
+    let rampart = &sum.runs[1];
+    let r = &rampart.headline;
+    assert_eq!(r.impact_minutes, 0, "{r:?}");
+    assert_eq!(r.failed_requests, 0);
+    assert_eq!(r.blocked_humans, 0);
+    assert_eq!(r.nodes_ever_affected, 0);
+    assert_eq!(r.crashes, 0);
+    assert_eq!(rampart.stops.reached_fleet, 0);
+    assert!(rampart.stops.scoped_query > 10, "{:?}", rampart.stops);
+    assert_eq!(rampart.stopped_by[0].layer, Layer::ScopedQuery);
+    // Good files still roll out, in waves, every retrain.
+    assert!(rampart.rollouts_started >= 3);
+    assert_eq!(rampart.rollouts_rolled_back, 0);
+}
+
+#[test]
+fn every_ablation_row_stops_the_fault_it_can_see() {
+    let sum =
+        Summary::of(&replay(&sized("nov18", ABLATION_POPS), Mode::Ablation, &mut |_| {}).unwrap());
+    assert_eq!(sum.runs.len(), 1 + Layer::ALL.len());
+    for run in &sum.runs[1..] {
+        let layer = run.layer.unwrap();
+        let v = run.headline.verdict;
+        // The sentinel only sees processes that die: it ends every FL2 crash loop, but the old
+        // proxy never dies, so its zero scores keep blocking people. That is the score-shift
+        // gate's job (and the edge's, which never loads the file).
+        if layer == Layer::Sentinel {
+            assert_eq!(v, Verdict::FailuresOnly, "{}: {:?}", run.key, run.headline);
+            assert!(run.stops.sentinel_poisonings > 0);
+        } else {
+            assert!(
+                matches!(v, Verdict::NoImpact | Verdict::Contained),
+                "{}: {v:?} {:?}",
+                run.key,
+                run.headline
+            );
+        }
+        assert!(
+            run.stopped_by.iter().any(|s| s.layer == layer),
+            "{} stopped by {:?}",
+            run.key,
+            run.stopped_by
+        );
+        // Whatever a layer costs, it is at most a twentieth of the day's failures.
+        assert!(run.headline.failed_requests * 20 < sum.runs[0].headline.failed_requests);
+    }
+}
+
+#[test]
+fn dec5_the_kill_switch_fails_old_proxies_and_passes_unscored_on_rampart() {
+    let sum = summary("dec5", Mode::Rampart);
+    let naive = &sum.runs[0].headline;
+    assert!((20..=30).contains(&naive.impact_minutes), "{naive:?}");
+    assert!((0.2..0.35).contains(&naive.peak_failed_share), "{naive:?}");
+    let rampart = &sum.runs[1];
+    assert_eq!(rampart.headline.impact_minutes, 0);
+    let unscored = rampart
+        .buckets
+        .iter()
+        .find(|b| b.start == "09:00")
+        .unwrap()
+        .unscored_share;
+    assert!(
+        unscored > 0.9,
+        "the module is off: requests pass unscored ({unscored})"
+    );
+}
+
+#[test]
+fn a_scenario_of_ones_own_runs() {
+    let text = r#"
+name = "tiny"
+title = "A tiny fleet"
+date = "2025-11-18"
+start = "11:00"
+end = "11:40"
+[fleet]
+pops = 6
+nodes_per_pop = 2
+regions = 2
+[clickhouse]
+nodes = 2
+r0_only_columns = 90
+change_from = "11:00"
+change_every = "1m"
+[[event]]
+at = "11:30"
+action = "restart"
+target = "all"
+share = 0.5
+note = "half the fleet restarts"
+"#;
+    let s = Scenario::from_toml(text).unwrap();
+    let sum = Summary::of(&replay(&s, Mode::Naive, &mut |_| {}).unwrap());
+    assert_eq!(sum.runs[0].buckets.len(), 8);
+    assert!(sum.runs[0].headline.impact_minutes > 0);
+    assert!(
+        sum.runs[0]
+            .timeline
+            .iter()
+            .any(|e| e.what == "half the fleet restarts")
+    );
+}
