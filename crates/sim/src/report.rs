@@ -303,6 +303,22 @@ impl Run {
         let failed = mine.failed <= theirs.failed * CONTAINED_SHARE_OF_NAIVE;
         let blocked = mine.humans_blocked_by_fault
             <= theirs.humans_blocked_by_fault * CONTAINED_SHARE_OF_NAIVE;
+        // A part of the fault the day did not have (no one blocked on 5 December) is not one
+        // a layer can be said to stop.
+        if theirs.humans_blocked_by_fault <= 0.0 {
+            return if failed {
+                Verdict::Contained
+            } else {
+                Verdict::NotStopped
+            };
+        }
+        if theirs.failed <= 0.0 {
+            return if blocked {
+                Verdict::Contained
+            } else {
+                Verdict::NotStopped
+            };
+        }
         match (failed, blocked) {
             (true, true) => Verdict::Contained,
             (true, false) => Verdict::FailuresOnly,
