@@ -56,6 +56,7 @@ pub fn router<S: Store>(service: Arc<Service<S>>) -> Router {
             get(kill_switches::<S>).put(set_kill_switch::<S>),
         )
         .route(routes::AUDIT, get(audit::<S>))
+        .merge(crate::dashboard::router::<S>())
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn(

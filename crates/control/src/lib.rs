@@ -11,6 +11,7 @@
 //!   audit), HTTP-free.
 //! - [`driver`]: rollouts: start, commands, and the reconcile loop around `rampart-rollout`.
 //! - [`api`]: axum routes under `/v1`; [`openapi`]: `/openapi.json`.
+//! - [`dashboard`]: the operators' web page under `/ui/`, embedded in the binary.
 //! - [`auth`]: named bearer tokens with roles, compared in constant time.
 //! - [`config`]: settings and their defaults; [`server`]: one running control plane;
 //!   [`cli`]: `rampart control`.
@@ -27,6 +28,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod driver;
 pub mod fleet;
 pub mod openapi;
