@@ -266,6 +266,10 @@ async function main() {
     await page.click('#diff-submit');
     await waitText('the diff shows the doubling', '#diff-body', '×2.00');
     check((await text('#diff-body')).includes('Added (64)'), 'and lists the added names');
+    const failedRow = '#audit-table tbody tr[data-action="rollout.gate_failed"]';
+    await page.click(`${failedRow} details > summary`);
+    const failedDetail = await text(`${failedRow} details pre`);
+    check(failedDetail.includes('"gate": "nack"') && failedDetail.includes('"nacked": 1'), 'the audit entry of the failed gate carries its numbers');
     await page.click('#killswitch-panel > summary');
     await page.selectOption('#ks-node', 'iad-2');
     await page.selectOption('#ks-state', 'off');
@@ -274,6 +278,8 @@ async function main() {
     await waitText('the switch is set', '#ks-result', 'off on iad-2');
     await waitFor('iad-2 shows its bot module off', () => document.querySelector('#fleet-body li.node[data-node="iad-2"]')?.textContent.includes('switched off (node)'));
     check(await page.evaluate(() => window.__xss === undefined), 'a hostile switch reason stays text');
+    await waitText('the switch is audited', '#audit-table tbody tr:first-child', 'killswitch.set');
+    check(await page.locator(`${failedRow} details`).evaluate((d) => d.open), 'an opened audit entry stays open as new entries arrive');
 
     // --- keyboard: every control is reachable by Tab ---
     await page.evaluate(() => window.scrollTo(0, 0));

@@ -706,6 +706,22 @@
     });
   }
 
+  const auditRows = new Map();
+
+  function auditRow(e) {
+    return h('tr', { 'data-seq': e.seq, 'data-action': e.action },
+      h('td', { 'data-label': '#', class: 'num', text: e.seq }),
+      h('td', { 'data-label': 'When', class: 'when', text: utc(e.at_ms) }),
+      h('td', { 'data-label': 'Who', text: e.who }),
+      h('td', { 'data-label': 'Action' }, h('code', { class: 'action', text: e.action })),
+      h('td', { 'data-label': 'Subject' }, h('code', { class: 'subject', text: e.subject })),
+      h('td', { 'data-label': 'Reason' },
+        e.reason ? h('p', { class: 'reason', text: e.reason }) : null,
+        e.detail !== undefined && e.detail !== null
+          ? h('details', {}, h('summary', { text: 'details' }), h('pre', { text: JSON.stringify(e.detail, null, 2) }))
+          : null));
+  }
+
   function renderAudit() {
     const filter = $('audit-filter').value.trim().toLowerCase();
     const rows = [];
@@ -717,19 +733,15 @@
       }
       rows.push(e);
     }
+    // Rows are built once per entry and moved, so an opened <details> stays open.
+    const seen = new Set(state.audit.map((e) => e.seq));
+    for (const seq of [...auditRows.keys()]) if (!seen.has(seq)) auditRows.delete(seq);
     renderInto($('audit-table').tBodies[0], { seqs: rows.map((e) => e.seq) }, () =>
       rows.length
-        ? rows.map((e) => h('tr', { 'data-seq': e.seq, 'data-action': e.action },
-          h('td', { 'data-label': '#', class: 'num', text: e.seq }),
-          h('td', { 'data-label': 'When', class: 'when', text: utc(e.at_ms) }),
-          h('td', { 'data-label': 'Who', text: e.who }),
-          h('td', { 'data-label': 'Action' }, h('code', { text: e.action })),
-          h('td', { 'data-label': 'Subject' }, h('code', { class: 'subject', text: e.subject })),
-          h('td', { 'data-label': 'Reason' },
-            e.reason ? h('p', { class: 'reason', text: e.reason }) : null,
-            e.detail !== undefined && e.detail !== null
-              ? h('details', {}, h('summary', { text: 'details' }), h('pre', { text: JSON.stringify(e.detail, null, 2) }))
-              : null)))
+        ? rows.map((e) => {
+          if (!auditRows.has(e.seq)) auditRows.set(e.seq, auditRow(e));
+          return auditRows.get(e.seq);
+        })
         : h('tr', {}, h('td', { colspan: 6, class: 'empty', text: filter ? 'No entry matches.' : 'The audit log is empty.' })));
     $('audit-summary').textContent = state.audit.length
       ? `${state.audit.length} newest entries loaded (up to ${AUDIT_KEPT}); ${rows.length} shown.`
