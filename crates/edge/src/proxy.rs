@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -44,6 +45,10 @@ pub const ORIGIN_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most idle connections kept to the origin (one per client connection at full load is
 /// plenty; more would only hold file descriptors).
 pub const ORIGIN_POOL_MAX_IDLE: usize = 1024;
+
+/// At most one log line per this interval for origin failures; the rest are counted and the
+/// count goes in the next line. A dead origin under load must not become a log flood.
+pub const ORIGIN_LOG_INTERVAL_MS: u64 = 1_000;
 
 /// Where requests go: `http://host:port`, no path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +90,15 @@ pub struct Proxy {
     boundary: Boundary,
     metrics: Arc<Metrics>,
     timeouts: OriginTimeouts,
+    origin_log: LogGate,
+}
+
+/// Lets one log line through per interval and counts the others; lock-free, so it can sit
+/// on the request path.
+#[derive(Debug, Default)]
+struct LogGate {
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
 }
 
 // === impl Upstream ===
@@ -167,6 +181,7 @@ impl Proxy {
             boundary,
             metrics,
             timeouts,
+            origin_log: LogGate::default(),
         }
     }
 
@@ -226,14 +241,40 @@ impl Proxy {
             }
             Ok(Err(e)) => {
                 self.metrics.origin_error();
-                tracing::debug!(error = %e, "origin request failed");
+                if let Some(suppressed) = self.origin_log.admit(now_ms(), ORIGIN_LOG_INTERVAL_MS) {
+                    tracing::warn!(error = %e, upstream = %self.upstream, suppressed, "origin request failed: 502");
+                }
                 short(StatusCode::BAD_GATEWAY, "origin unreachable\n")
             }
             Err(_) => {
                 self.metrics.origin_timeout();
+                if let Some(suppressed) = self.origin_log.admit(now_ms(), ORIGIN_LOG_INTERVAL_MS) {
+                    tracing::warn!(upstream = %self.upstream, suppressed, timeout = ?self.timeouts.response_header, "origin sent no response head in time: 504");
+                }
                 short(StatusCode::GATEWAY_TIMEOUT, "origin timed out\n")
             }
         }
+    }
+}
+
+// === impl LogGate ===
+
+impl LogGate {
+    /// `Some(failures suppressed since the last line)` when a line may be logged now.
+    fn admit(&self, now_ms: u64, interval_ms: u64) -> Option<u64> {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now_ms.saturating_sub(last) >= interval_ms;
+        // One thread wins the interval; the others count themselves as suppressed.
+        if due
+            && self
+                .last_ms
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
     }
 }
 
@@ -296,5 +337,18 @@ mod tests {
         assert_eq!(u.uri_for(&absolute).unwrap(), "http://10.0.0.1:81/p?q");
         let authority_only: Uri = "evil.example:443".parse().unwrap();
         assert_eq!(u.uri_for(&authority_only).unwrap(), "http://10.0.0.1:81/");
+    }
+
+    #[test]
+    fn the_log_gate_lets_one_line_per_interval_and_counts_the_rest() {
+        let gate = LogGate::default();
+        assert_eq!(gate.admit(10_000, 1_000), Some(0));
+        assert_eq!(gate.admit(10_001, 1_000), None);
+        assert_eq!(gate.admit(10_500, 1_000), None);
+        assert_eq!(gate.admit(11_000, 1_000), Some(2));
+        assert_eq!(gate.admit(11_001, 1_000), None);
+        // A clock that goes backwards does not open the gate.
+        assert_eq!(gate.admit(5_000, 1_000), None);
+        assert_eq!(gate.admit(12_000, 1_000), Some(2));
     }
 }
