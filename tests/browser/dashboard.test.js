@@ -129,12 +129,12 @@ async function main() {
       return Boolean(el && el.textContent.includes(n));
     }, [sel, needle]);
     // The whole page, or one section of it (easier to read).
-    const shoot = async (name, selector) => {
+    const shoot = async (name, selector, fullPage = true) => {
       const file = path.join(shotDir, `${name}.png`);
       if (selector) await page.locator(selector).screenshot({ path: file });
       else {
         await page.evaluate(() => window.scrollTo(0, 0));
-        await page.screenshot({ path: file, fullPage: true });
+        await page.screenshot({ path: file, fullPage });
       }
       shots.push(file);
     };
@@ -329,6 +329,7 @@ async function main() {
       const box = await pause.boundingBox();
       check(box && box.x >= 0 && box.x + box.width <= size.width, `the command buttons fit at ${name} px`);
       await shoot(`${name}-dashboard`);
+      await shoot(`${name}-first-screen`, null, false);
       for (const section of ['fleet', 'rollouts', 'artifacts', 'audit']) await shoot(`${name}-${section}`, `#${section}`);
     }
 

@@ -54,6 +54,7 @@
   };
   let timer = null;
   let polling = false;
+  let again = false; // a write asked for a poll while one ran
 
   // === DOM helpers ===
 
@@ -211,14 +212,12 @@
 
   /** Polls now (after a write), unless a poll is running: then it follows at once. */
   function pollSoon() {
-    schedule(0);
+    if (polling) again = true;
+    else schedule(0);
   }
 
   async function poll() {
-    if (polling) {
-      schedule(POLL_MS);
-      return;
-    }
+    if (polling) return;
     if (document.hidden) {
       schedule(POLL_MS);
       return;
@@ -252,7 +251,8 @@
     const wait = state.failures
       ? Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** Math.min(state.failures, 10))
       : POLL_MS;
-    schedule(wait);
+    schedule(again && !state.failures ? 0 : wait);
+    again = false;
   }
 
   function setLive(ok, err) {
