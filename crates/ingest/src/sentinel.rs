@@ -207,6 +207,20 @@ pub fn decide(events: &[Event], now_ms: u64, config: &SentinelConfig) -> BootDec
     }
 }
 
+/// Whether the last run in `events` (oldest first, this boot not included) died: it booted
+/// and has no clean exit. Unlike [`decide`], it counts a death before any activation and
+/// outside the window too: it is what the edge reports as a restart in its first heartbeat,
+/// and the control plane judges whether a restart matters.
+pub fn last_run_died(events: &[Event]) -> bool {
+    let Some(start) = events.iter().rposition(|e| matches!(e, Event::Boot { .. })) else {
+        return false;
+    };
+    !events
+        .iter()
+        .skip(start)
+        .any(|e| matches!(e, Event::CleanExit { .. }))
+}
+
 /// One run of the process as the journal tells it.
 #[derive(Debug, Default)]
 struct Run {
@@ -254,6 +268,32 @@ mod tests {
     use super::*;
 
     const SEC: u64 = 1000;
+
+    #[test]
+    fn the_last_run_died_unless_it_exited_cleanly() {
+        let boot = |at_ms| Event::Boot { at_ms };
+        let clean = |at_ms| Event::CleanExit { at_ms };
+        let activated = Event::Activated {
+            at_ms: 2,
+            version: 1,
+            digest: digest(1),
+        };
+        assert!(!last_run_died(&[]), "a first boot is no restart");
+        assert!(!last_run_died(&[boot(1), activated.clone(), clean(3)]));
+        assert!(last_run_died(&[boot(1), activated.clone()]));
+        assert!(
+            last_run_died(&[boot(1), clean(2), boot(3)]),
+            "died before activating"
+        );
+        assert!(
+            !last_run_died(&[boot(1), boot(2), clean(3)]),
+            "only the last run counts"
+        );
+        assert!(
+            !last_run_died(&[activated]),
+            "a compacted journal without a boot"
+        );
+    }
 
     fn digest(n: u8) -> Digest {
         Digest::of(&[n])

@@ -73,6 +73,8 @@ struct Writer {
     kill_reason: Option<String>,
     decision: BootDecision,
     boot_at_ms: u64,
+    /// Whether the run before this boot died (no clean exit in the journal).
+    restarted_after_death: bool,
 }
 
 #[derive(Debug)]
@@ -123,6 +125,7 @@ impl<C: Compiler> Store<C> {
                 }
             };
         let decision = sentinel::decide(&events, now_ms, &config.sentinel);
+        let restarted_after_death = sentinel::last_run_died(&events);
         let (mut poisoned, poisoned_err) = journal::read_poisoned(&layout.poisoned());
         if let Some(e) = poisoned_err {
             problems.push(("read poisoned list".to_owned(), e));
@@ -212,6 +215,7 @@ impl<C: Compiler> Store<C> {
                 kill_reason,
                 decision,
                 boot_at_ms: now_ms,
+                restarted_after_death,
             }),
             layout,
             compiler,
@@ -241,6 +245,22 @@ impl<C: Compiler> Store<C> {
     pub fn apply(&self, bytes: &[u8], origin: Origin, now_ms: u64) -> ApplyOutcome {
         let mut w = self.lock();
         let (outcome, version) = self.apply_locked(&mut w, bytes, origin, now_ms);
+        self.finish(&mut w, &outcome, origin, version, now_ms);
+        outcome
+    }
+
+    /// Offers a file the control plane sends a node back to when a rollout rolls back.
+    ///
+    /// [`apply`](Self::apply) refuses any version not above the one serving (a replayed old
+    /// file must not win). A rollback needs exactly that, so here a version **below** the
+    /// one serving is accepted only when this node served that very file before: its digest
+    /// is last-known-good (current or previous) or it is archived under its version. It is
+    /// verified again (signature, contract, poisoned list, compile) like any file. Any other
+    /// lower version is refused as `version_not_above`, as `apply` would. A version that is
+    /// not below the one serving (or a node serving nothing) goes through `apply` unchanged.
+    pub fn apply_rollback(&self, bytes: &[u8], origin: Origin, now_ms: u64) -> ApplyOutcome {
+        let mut w = self.lock();
+        let (outcome, version) = self.rollback_locked(&mut w, bytes, origin, now_ms);
         self.finish(&mut w, &outcome, origin, version, now_ms);
         outcome
     }
@@ -451,6 +471,18 @@ impl<C: Compiler> Store<C> {
         was
     }
 
+    /// The last file refused, from any origin (cheap: no disk access, unlike
+    /// [`status`](Self::status)); the edge agent reports it in every heartbeat.
+    pub fn last_rejection(&self) -> Option<LastRejection> {
+        self.lock().last_rejection.clone()
+    }
+
+    /// Whether the process run before this one died (booted and never recorded a clean
+    /// exit), as the boot journal tells. The edge agent reports it as a restart.
+    pub fn restarted_after_death(&self) -> bool {
+        self.lock().restarted_after_death
+    }
+
     /// The counters as plain numbers, for `/metrics`.
     pub fn metrics(&self) -> Metrics {
         self.counters.read()
@@ -561,6 +593,70 @@ impl<C: Compiler> Store<C> {
                         archive::store(&self.layout, version, bytes, self.config.archive_len)
                 {
                     self.disk_failed(w, "archive", &e, now_ms);
+                }
+                (outcome, Some(version))
+            }
+            Err((rejection, v)) => reject(w, rejection, v),
+        }
+    }
+
+    fn rollback_locked(
+        &self,
+        w: &mut Writer,
+        bytes: &[u8],
+        origin: Origin,
+        now_ms: u64,
+    ) -> (ApplyOutcome, Option<u64>) {
+        let reject = |w: &Writer, rejection, version| {
+            (
+                ApplyOutcome::Rejected {
+                    kept: kept(w),
+                    rejection,
+                },
+                version,
+            )
+        };
+        if let Some(pinned) = w.pinned {
+            return reject(w, Rejection::Pinned { pinned }, None);
+        }
+        let Some(serving) = w.active.as_ref().map(|h| h.validated.version()) else {
+            return self.apply_locked(w, bytes, origin, now_ms);
+        };
+        let validated = match check(bytes, &self.policy(None)) {
+            Ok(checked) => checked.validated,
+            Err(issues) => return reject(w, Rejection::Invalid(issues), None),
+        };
+        let version = validated.version();
+        if version >= serving {
+            return self.apply_locked(w, bytes, origin, now_ms);
+        }
+        let digest = validated.digest();
+        let in_lkg = [w.lkg.current, w.lkg.previous]
+            .iter()
+            .flatten()
+            .any(|vd| vd.digest == digest);
+        let archived = || {
+            matches!(
+                self.candidate(&self.layout.version_file(version), Some(version)),
+                Candidate::Good(archived, _) if archived.digest() == digest
+            )
+        };
+        if !(in_lkg || archived()) {
+            // Never served here: an old file replayed, not a rollback this node can vouch for.
+            let issue = Issue::VersionNotAbove {
+                version,
+                previous: serving,
+            };
+            return reject(w, Rejection::Invalid(vec![issue]), Some(version));
+        }
+        match self.activate_checked(w, validated, bytes.to_vec(), origin, now_ms, in_lkg) {
+            Ok(outcome) => {
+                if matches!(outcome, ApplyOutcome::Applied { .. }) {
+                    tracing::warn!(
+                        version,
+                        from = serving,
+                        "rolled back to a version served before"
+                    );
                 }
                 (outcome, Some(version))
             }
