@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /healthz` | `ok` while the process serves |
-//! | `GET /status` | JSON: the store's status (top level), `edge` settings, recent `watch` outcomes |
+//! | `GET /status` | JSON: the store's status (top level), `edge` settings, recent `watch` outcomes, the `control` plane agent's report |
 //! | `GET /metrics` | Prometheus text |
 //! | `POST /killswitch/bot` | `{"enabled": bool, "reason": "…"}` |
 //! | `POST /break-glass/lkg` | serve last-known-good now |
@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use rampart_ingest::{ApplyOutcome, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::agent::AgentReport;
 use crate::bot::PlanCompiler;
 use crate::metrics::{Metrics, family};
 use crate::proxy::now_ms;
@@ -45,6 +46,7 @@ pub struct Admin {
     metrics: Arc<Metrics>,
     info: EdgeInfo,
     recent: Mutex<VecDeque<WatchEvent>>,
+    agent: Option<tokio::sync::watch::Receiver<AgentReport>>,
 }
 
 /// The proxy's settings, for `/status`.
@@ -111,6 +113,8 @@ struct StatusBody<'a> {
     #[serde(flatten)]
     store: rampart_ingest::Status,
     watch: Vec<WatchEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    control: Option<AgentReport>,
 }
 
 // === impl Admin ===
@@ -123,7 +127,14 @@ impl Admin {
             metrics,
             info,
             recent: Mutex::new(VecDeque::with_capacity(MAX_RECENT_EVENTS)),
+            agent: None,
         }
+    }
+
+    /// Shows the edge agent's report on `/status` under `control`.
+    pub fn with_agent(mut self, report: tokio::sync::watch::Receiver<AgentReport>) -> Self {
+        self.agent = Some(report);
+        self
     }
 
     /// The store.
@@ -206,6 +217,7 @@ impl Admin {
                 connections_open: self.metrics.connections_open(),
                 store: status,
                 watch: self.recent_watch(),
+                control: self.agent.as_ref().map(|r| r.borrow().clone()),
             },
         )
     }

@@ -13,9 +13,13 @@ use anyhow::{Context as _, bail};
 use rampart_artifact::limits::{ReadError, read_bounded};
 use rampart_artifact::{Contract, Keyring, PublicKey};
 
+use rampart_api::Labels;
+use rampart_api::limits::MAX_IDENT_LEN;
+
+use crate::agent::AgentConfig;
 use crate::config::{
-    self, Config, DEFAULT_ADMIN, DEFAULT_LISTEN, DEFAULT_WATCH_POLL, FileConfig, Limits,
-    MAX_CONFIG_FILE_BYTES, MAX_WORKERS, Sentinel, Soak,
+    self, Config, ControlFile, DEFAULT_ADMIN, DEFAULT_LISTEN, DEFAULT_WATCH_POLL, FileConfig,
+    Limits, MAX_CONFIG_FILE_BYTES, MAX_WORKERS, Sentinel, Soak,
 };
 use crate::module::{FailPolicy, Rules};
 use crate::node::Node;
@@ -27,6 +31,12 @@ pub const TEST_HOOKS_ENV: &str = "RAMPART_TEST_HOOKS";
 
 /// Largest key or contract file read.
 const MAX_SMALL_FILE_BYTES: usize = 1024 * 1024;
+
+/// The `pop` and `region` of a node that does not say.
+const DEFAULT_LABEL: &str = "local";
+
+/// Where the host name is read for the default node id.
+const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
 /// At most one panic message per this interval reaches the log; the rest are counted.
 const PANIC_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -145,6 +155,35 @@ pub struct ServeArgs {
     /// Drain bound at shutdown, seconds [default: 10].
     #[arg(long, value_name = "SECS")]
     pub drain_timeout_secs: Option<u64>,
+    /// Follow this control plane (http://host:port): register, heartbeat, take the versions
+    /// and kill switches it sends. Without it: the watch dir and the admin API only.
+    #[arg(long, value_name = "URL")]
+    pub control: Option<String>,
+    /// This node's id in the fleet [default: the host name].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+    /// The node's point of presence, a rollout fault domain [default: local].
+    #[arg(long, value_name = "POP")]
+    pub pop: Option<String>,
+    /// The region holding the PoP [default: local].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Take canary waves.
+    #[arg(long)]
+    pub canary: bool,
+    /// A file with the control plane's `edge` token (a bare secret, or the last field of its
+    /// first line, as in the control plane's token file).
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+    /// How long each heartbeat long-polls, ms [default: the control plane's interval].
+    #[arg(long, value_name = "MS")]
+    pub beat_interval_ms: Option<u64>,
+}
+
+/// SIGTERM and SIGINT, watched from creation on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
 // === impl ServeArgs ===
@@ -164,6 +203,7 @@ impl ServeArgs {
         let soak_file = file.soak.unwrap_or_default();
         let sentinel_file = file.sentinel.unwrap_or_default();
         let limits_file = file.limits.unwrap_or_default();
+        let control_file = file.control.unwrap_or_default();
 
         let upstream_text = self
             .upstream
@@ -285,6 +325,7 @@ impl ServeArgs {
                 },
             },
             test_hooks: false,
+            control: self.agent(control_file)?,
         };
         if let Some(b) = config.rules.block_below
             && !(1..=99).contains(&b)
@@ -293,6 +334,88 @@ impl ServeArgs {
         }
         Ok(config)
     }
+}
+
+// === impl ServeArgs (control plane) ===
+
+impl ServeArgs {
+    /// The agent's settings when `--control` (or `[control] url`) is given.
+    fn agent(&self, file: ControlFile) -> anyhow::Result<Option<AgentConfig>> {
+        let Some(url) = self.control.clone().or(file.url) else {
+            return Ok(None);
+        };
+        let node = match self.node_id.clone().or(file.node_id) {
+            Some(id) => id,
+            None => default_node_id(),
+        };
+        let labels = Labels {
+            pop: self
+                .pop
+                .clone()
+                .or(file.pop)
+                .unwrap_or_else(|| DEFAULT_LABEL.to_owned()),
+            region: self
+                .region
+                .clone()
+                .or(file.region)
+                .unwrap_or_else(|| DEFAULT_LABEL.to_owned()),
+            canary: self.canary || file.canary.unwrap_or(false),
+        };
+        rampart_api::check_ident("--node-id", &node, MAX_IDENT_LEN)?;
+        labels.check()?;
+        let token = match self.control_token_file.clone().or(file.token_file) {
+            Some(path) => Some(
+                token_from(&read_text(&path, MAX_SMALL_FILE_BYTES)?)
+                    .with_context(|| format!("no token in {}", path.display()))?,
+            ),
+            None => {
+                tracing::warn!(
+                    "--control without --control-token-file: registration will be refused (401)"
+                );
+                None
+            }
+        };
+        // Checked now, so a bad URL stops the start instead of a retry loop.
+        rampart_api::Client::new(&url, None).with_context(|| format!("--control {url:?}"))?;
+        let beat_interval = match self.beat_interval_ms.or(file.beat_interval_ms) {
+            Some(0) => bail!("--beat-interval-ms must be at least 1"),
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => None,
+        };
+        Ok(Some(AgentConfig {
+            control: url,
+            token,
+            node,
+            labels,
+            beat_interval,
+        }))
+    }
+}
+
+/// The token in a token file: a bare secret, or the last field of the first line that has
+/// one (`NAME ROLE SECRET`).
+fn token_from(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.split_whitespace().last())
+        .map(str::to_owned)
+}
+
+/// The host name, made a valid node id; `edge` when there is none.
+fn default_node_id() -> String {
+    let host = read_text(Path::new(HOSTNAME_FILE), MAX_IDENT_LEN * 4).unwrap_or_default();
+    let id: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_IDENT_LEN)
+        .collect();
+    if id.is_empty() { "edge".to_owned() } else { id }
 }
 
 /// Runs `rampart edge`: serves until SIGTERM or SIGINT, drains, records a clean exit.
@@ -406,12 +529,6 @@ fn install_quiet_panic_hook() {
     }));
 }
 
-/// SIGTERM and SIGINT, watched from creation on.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
 // === impl Signals ===
 
 impl Signals {
@@ -508,6 +625,60 @@ mod tests {
         assert!(format!("{e:#}").contains("--admin-allow-remote"), "{e:#}");
         args.push("--admin-allow-remote");
         assert!(parse(&args).unwrap().serve.resolve().is_ok());
+    }
+
+    #[test]
+    fn control_flags_make_the_agent_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("edge.token");
+        std::fs::write(
+            &token,
+            "edges edge s3cret-0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        let base = ["--upstream", "http://o:1", "--data-dir", "/tmp/x"];
+        let c = parse(&base).unwrap().serve.resolve().unwrap();
+        assert!(c.control.is_none());
+        let mut args = base.to_vec();
+        args.extend([
+            "--control",
+            "http://127.0.0.1:7700",
+            "--node-id",
+            "fra-1",
+            "--pop",
+            "fra",
+            "--canary",
+            "--control-token-file",
+            token.to_str().unwrap(),
+            "--beat-interval-ms",
+            "250",
+        ]);
+        let a = parse(&args)
+            .unwrap()
+            .serve
+            .resolve()
+            .unwrap()
+            .control
+            .unwrap();
+        assert_eq!(a.node, "fra-1");
+        assert_eq!(
+            (a.labels.pop.as_str(), a.labels.region.as_str()),
+            ("fra", DEFAULT_LABEL)
+        );
+        assert!(a.labels.canary);
+        assert_eq!(
+            a.token.as_deref(),
+            Some("s3cret-0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(a.beat_interval, Some(Duration::from_millis(250)));
+        let mut bad = base.to_vec();
+        bad.extend(["--control", "http://h:1", "--node-id", "a/b"]);
+        assert!(parse(&bad).unwrap().serve.resolve().is_err());
+        let mut bad = base.to_vec();
+        bad.extend(["--control", "ftp://h:1"]);
+        assert!(parse(&bad).unwrap().serve.resolve().is_err());
+        assert!(!default_node_id().is_empty());
+        assert_eq!(token_from("\n  bare  \n"), Some("bare".into()));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use rampart_ingest::sentinel::{
 };
 use serde::Deserialize;
 
+use crate::agent::AgentConfig;
 use crate::module::{FailPolicy, Rules};
 use crate::proxy::{OriginTimeouts, Upstream};
 
@@ -81,6 +82,8 @@ pub struct Config {
     /// Whether the test hooks (a module panic on request) are on. Off unless the process
     /// started with `RAMPART_TEST_HOOKS=1`.
     pub test_hooks: bool,
+    /// The control plane this edge follows (`--control`); `None`: watch dir and admin only.
+    pub control: Option<AgentConfig>,
 }
 
 /// Soak settings (seconds and requests without a module error).
@@ -152,6 +155,28 @@ pub struct FileConfig {
     pub sentinel: Option<SentinelFile>,
     /// `--max-connections` and the timeouts.
     pub limits: Option<LimitsFile>,
+    /// `--control` and the node's identity.
+    pub control: Option<ControlFile>,
+}
+
+/// `[control]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlFile {
+    /// `--control`.
+    pub url: Option<String>,
+    /// `--node-id`.
+    pub node_id: Option<String>,
+    /// `--pop`.
+    pub pop: Option<String>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--canary`.
+    pub canary: Option<bool>,
+    /// `--control-token-file`.
+    pub token_file: Option<PathBuf>,
+    /// `--beat-interval-ms`.
+    pub beat_interval_ms: Option<u64>,
 }
 
 /// `[soak]` in the config file.
@@ -242,6 +267,9 @@ impl FileConfig {
         for p in file.pubkeys.iter_mut().flatten() {
             rebase(p);
         }
+        if let Some(p) = file.control.as_mut().and_then(|c| c.token_file.as_mut()) {
+            rebase(p);
+        }
         Ok(file)
     }
 }
@@ -310,6 +338,7 @@ impl Config {
             sentinel: Sentinel::default(),
             limits: Limits::default(),
             test_hooks: false,
+            control: None,
         }
     }
 }

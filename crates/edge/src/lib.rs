@@ -19,6 +19,8 @@
 //! - [`module`]: the module seam and its boundary (panics caught, fail policy, block rule).
 //! - [`bot`]: the real module: the ingest store's snapshot and rampart-score's plan.
 //! - [`admin`]: health, status, metrics, kill switch, break glass.
+//! - [`agent`]: the control plane's side of the edge: register, heartbeat (long-poll),
+//!   fetch and apply desired versions (ACK/NACK), kill switches; fail stale when it is gone.
 //! - [`metrics`]: request-path counters (atomics). [`watch`]: the watch dir's debounce.
 //!
 //! # The decision that matters
@@ -30,6 +32,7 @@
 //! serving stays.
 
 pub mod admin;
+pub mod agent;
 pub mod bot;
 pub mod cli;
 pub mod config;

@@ -12,6 +12,10 @@ use http::StatusCode;
 /// bucket is everything; 1 = surely automated, 99 = surely human.
 pub const SCORE_BUCKETS: [u8; 10] = [9, 19, 29, 39, 49, 59, 69, 79, 89, 99];
 
+/// Slots of the exact score histogram the edge agent reports in heartbeats: slot 0 counts
+/// unscored requests, slot `s` counts score `s` (1 to 99).
+pub const SCORE_SLOTS: usize = 100;
+
 /// Why a request went to the origin (or was answered) without a score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnscoredReason {
@@ -53,14 +57,50 @@ pub struct Metrics {
     /// Non-cumulative counts per [`SCORE_BUCKETS`] entry.
     score_buckets: [AtomicU64; SCORE_BUCKETS.len()],
     score_sum: AtomicU64,
+    /// Every score exactly, and unscored, for the heartbeat's histogram.
+    slots: ScoreSlots,
     connections_open: AtomicU64,
     connections_total: AtomicU64,
     in_flight: AtomicU64,
 }
 
+/// The exact score histogram: [`SCORE_SLOTS`] counters, incremented with one relaxed add
+/// per request (no lock, no allocation), read by the edge agent once per beat.
+#[derive(Debug)]
+struct ScoreSlots([AtomicU64; SCORE_SLOTS]);
+
+/// The cumulative counts the edge agent turns into a heartbeat's deltas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// Responses sent to clients.
+    pub requests: u64,
+    /// Of those, 5xx.
+    pub errors_5xx: u64,
+    /// Bot-module failures (errors and caught panics).
+    pub module_errors: u64,
+    /// Slot 0: unscored requests; slot `s`: requests scored `s`.
+    pub scores: [u64; SCORE_SLOTS],
+}
+
 /// Counts one request in flight for as long as it lives (also when its future is dropped).
 #[derive(Debug)]
 pub struct InFlight<'a>(&'a Metrics);
+
+// === impl ScoreSlots ===
+
+impl Default for ScoreSlots {
+    fn default() -> Self {
+        ScoreSlots(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl ScoreSlots {
+    fn add(&self, slot: usize) {
+        if let Some(c) = self.0.get(slot) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 // === impl InFlight ===
 
@@ -121,6 +161,7 @@ impl Metrics {
         }
         self.score_sum
             .fetch_add(u64::from(score), Ordering::Relaxed);
+        self.slots.add(usize::from(score.clamp(1, 99)));
     }
 
     /// Counts a request that went on without a score.
@@ -131,6 +172,7 @@ impl Metrics {
             UnscoredReason::Failed => &self.unscored_failed,
         }
         .fetch_add(1, Ordering::Relaxed);
+        self.slots.add(0);
     }
 
     /// Counts an accepted connection.
@@ -171,6 +213,20 @@ impl Metrics {
             .checked_sub(1)
             .and_then(|i| self.responses.get(i))
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The cumulative counts since start, for the edge agent's heartbeat deltas.
+    pub fn totals(&self) -> Totals {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Totals {
+            requests: self
+                .responses
+                .iter()
+                .fold(0u64, |n, c| n.saturating_add(get(c))),
+            errors_5xx: self.responses.get(4).map_or(0, get),
+            module_errors: get(&self.module_errors).saturating_add(get(&self.module_panics)),
+            scores: std::array::from_fn(|i| self.slots.0.get(i).map_or(0, get)),
+        }
     }
 
     /// Appends the request-path metrics in Prometheus text format.
@@ -381,6 +437,27 @@ mod tests {
         let text = rendered(&m);
         assert!(text.contains("rampart_edge_bot_score_bucket{le=\"9\"} 1\n"));
         assert!(text.contains("rampart_edge_bot_score_bucket{le=\"99\"} 2\n"));
+    }
+
+    #[test]
+    fn totals_hold_every_score_exactly_and_unscored_in_slot_0() {
+        let m = Metrics::default();
+        for s in [1, 1, 50, 99, 0, 200] {
+            m.score(s);
+        }
+        m.unscored(UnscoredReason::NoPlan);
+        m.unscored(UnscoredReason::Failed);
+        m.response(StatusCode::OK);
+        m.response(StatusCode::SERVICE_UNAVAILABLE);
+        m.module_failure(ModuleFailure::Panic);
+        m.module_failure(ModuleFailure::Error);
+        let t = m.totals();
+        assert_eq!(t.scores[0], 2);
+        assert_eq!(t.scores[1], 3, "0 is clamped to 1");
+        assert_eq!(t.scores[50], 1);
+        assert_eq!(t.scores[99], 2, "200 is clamped to 99");
+        assert_eq!(t.scores.iter().sum::<u64>(), 8);
+        assert_eq!((t.requests, t.errors_5xx, t.module_errors), (2, 1, 2));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::admin::{Admin, EdgeInfo};
+use crate::agent::{Agent, AgentError};
 use crate::bot::{BotModule, PlanCompiler};
 use crate::config::{ADMIN_MAX_CONNECTIONS, Config};
 use crate::metrics::Metrics;
@@ -66,6 +67,25 @@ pub enum StartError {
     /// A proxy worker thread could not start.
     #[error("proxy worker could not start: {0}")]
     Worker(String),
+    /// The control plane agent could not be set up (its URL).
+    #[error("control plane agent: {0}")]
+    Agent(#[from] AgentError),
+}
+
+/// One proxy worker: a thread with a single-threaded runtime, its own listener (the
+/// kernel spreads connections over the workers' `SO_REUSEPORT` sockets) and its own origin
+/// pool. A request never leaves the thread that accepted it: no work stealing, no
+/// cross-thread wake-ups on the request path (measured here with wrk, nginx origin on the
+/// same 2 cores: about 47k req/s on one work-stealing runtime, about 61k this way).
+struct Worker {
+    index: usize,
+    listener: std::net::TcpListener,
+    upstream: Upstream,
+    boundary: Boundary,
+    metrics: Arc<Metrics>,
+    origin: OriginTimeouts,
+    options: ServeOptions,
+    signal: ShutdownSignal,
 }
 
 // === impl Node ===
@@ -133,7 +153,16 @@ impl Node {
             test_hooks: config.test_hooks,
             started_at_ms: now_ms(),
         };
-        let admin = Arc::new(Admin::new(store.clone(), metrics.clone(), info));
+        // Built before anything listens: a bad control-plane URL stops the start.
+        let agent = match config.control.clone() {
+            Some(c) => Some(Agent::new(c, store.clone(), metrics.clone())?),
+            None => None,
+        };
+        let mut admin = Admin::new(store.clone(), metrics.clone(), info);
+        if let Some(a) = &agent {
+            admin = admin.with_agent(a.report());
+        }
+        let admin = Arc::new(admin);
 
         let (trigger, signal) = ShutdownSignal::new();
         let options = ServeOptions {
@@ -183,6 +212,13 @@ impl Node {
             move |req, peer| admin_handler.clone().handle(req, peer),
         ));
         let mut background = vec![tokio::spawn(tick_loop(store.clone(), signal))];
+        if let Some(agent) = agent {
+            // Its own task: the request path only ever reads the store's snapshot.
+            let mut stop = trigger.signal();
+            background.push(tokio::spawn(async move {
+                agent.run(async move { stop.wait().await }).await;
+            }));
+        }
         if let Some(dir) = config.watch_dir.clone() {
             // A missing watch dir is created rather than polled in vain; if that fails the
             // loop reports it (once) and keeps trying.
@@ -257,22 +293,6 @@ impl Node {
         tracing::info!(?drained, "edge stopped");
         drained
     }
-}
-
-/// One proxy worker: a thread with a single-threaded runtime, its own listener (the
-/// kernel spreads connections over the workers' `SO_REUSEPORT` sockets) and its own origin
-/// pool. A request never leaves the thread that accepted it: no work stealing, no
-/// cross-thread wake-ups on the request path (measured here with wrk, nginx origin on the
-/// same 2 cores: about 47k req/s on one work-stealing runtime, about 61k this way).
-struct Worker {
-    index: usize,
-    listener: std::net::TcpListener,
-    upstream: Upstream,
-    boundary: Boundary,
-    metrics: Arc<Metrics>,
-    origin: OriginTimeouts,
-    options: ServeOptions,
-    signal: ShutdownSignal,
 }
 
 // === impl Worker ===
