@@ -56,7 +56,7 @@ impl BotModule {
 impl Module for BotModule {
     fn evaluate(&self, request: &Inbound<'_>) -> Verdict {
         // One load: the plan, the kill switch and the mode of this request belong together.
-        let snapshot = self.store.snapshot();
+        let snapshot = self.store.load();
         if !snapshot.module_enabled || snapshot.mode != Mode::Normal {
             return Verdict::Unscored(UnscoredReason::Disabled);
         }

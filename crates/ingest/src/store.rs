@@ -234,9 +234,16 @@ impl<C: Compiler> Store<C> {
         Ok(store)
     }
 
-    /// What the request path reads: one atomic load, never blocked by a writer.
+    /// The current snapshot as an owned `Arc` (admin and agent paths).
     pub fn snapshot(&self) -> Arc<Snapshot<C::Plan>> {
         self.current.load_full()
+    }
+
+    /// What the request path reads: one atomic load, never blocked by a writer, and no
+    /// reference-count increment (arc-swap's guard), so worker threads do not contend on
+    /// the snapshot's counter. Hold it for one request, not longer.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot<C::Plan>>> {
+        self.current.load()
     }
 
     /// Offers a file's bytes: verified, validated against the contract, refused if
