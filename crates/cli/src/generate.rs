@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rampart_artifact::{Contract, SecretKey};
+use rampart_generate::publish::Target;
 use rampart_generate::schedule::{parse_interval, run_every, stop_on_signals};
 use rampart_generate::source::clickhouse::Credentials;
 use rampart_generate::source::{
@@ -15,7 +16,7 @@ use rampart_generate::source::{
 use rampart_generate::{Catalog, FitOptions, Job, Output, Source, Weights};
 use time::OffsetDateTime;
 
-use crate::{artifact, files};
+use crate::{artifact, files, remote};
 
 /// Generate a signed feature file from ClickHouse or the embedded catalog, through the
 /// producer guards. Exit 0 published or unchanged, 1 held by a guard, 2 error.
@@ -62,9 +63,15 @@ pub(crate) struct Args {
         conflicts_with = "publish"
     )]
     out: Option<PathBuf>,
-    /// Publish to the control plane (not yet available: issue 5).
-    #[arg(long)]
+    /// Publish to the control plane at this URL (`POST /v1/artifacts`); recorded as
+    /// published only once it accepted the file. A refusal (422) exits 1 with its issues, an
+    /// unreachable control plane exits 2.
+    #[arg(long, value_name = "URL")]
     publish: Option<String>,
+    /// The publisher's bearer token for --publish (a bare secret, or a `NAME ROLE SECRET`
+    /// line); default: $RAMPART_TOKEN.
+    #[arg(long, value_name = "FILE", requires = "publish")]
+    publish_token_file: Option<PathBuf>,
     /// Let through a file the delta guard holds (this run only).
     #[arg(long)]
     approve_delta: bool,
@@ -170,7 +177,21 @@ fn job(args: &Args) -> anyhow::Result<Job> {
         .with_context(|| format!("key {}", args.key.display()))?;
     let output = match (&args.out, &args.publish) {
         (Some(path), _) => Output::File(path.clone()),
-        (None, Some(url)) => Output::Publish(url.clone()),
+        (None, Some(url)) => {
+            let token = match &args.publish_token_file {
+                Some(f) => Some(
+                    remote::token_from(&files::read_text(f)?)
+                        .with_context(|| format!("{} holds no token", f.display()))?,
+                ),
+                None => std::env::var(remote::TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.trim().is_empty()),
+            };
+            Output::Publish(Target {
+                url: url.clone(),
+                token,
+            })
+        }
         (None, None) => anyhow::bail!("give -o FILE or --publish URL"),
     };
     Ok(Job {

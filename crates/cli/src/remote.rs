@@ -44,7 +44,7 @@ impl Remote {
 
 /// The secret of a token file: the last field of its first line that is not blank or a
 /// comment (so the control plane's own token file works too).
-fn token_from(text: &str) -> anyhow::Result<String> {
+pub(crate) fn token_from(text: &str) -> anyhow::Result<String> {
     let line = text
         .lines()
         .map(str::trim)

@@ -452,6 +452,18 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         // instead of killing the process mid-boot.
         let signals = Signals::watch()?;
         let node = Node::start(config).await?;
+        {
+            // The addresses on stdout, one line, so a supervisor (`rampart up`, a test) that
+            // asked for port 0 learns the ports, as with `rampart control`.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "rampart edge listening on http://{} admin http://{}",
+                node.listen_addr(),
+                node.admin_addr()
+            );
+            let _ = out.flush();
+        }
         signals.wait().await;
         tracing::info!("shutdown requested: draining");
         node.shutdown();

@@ -75,6 +75,18 @@ pub enum Refusal {
         /// Why.
         reason: String,
     },
+    /// The control plane refused the file (`--publish`): it checks every registered edge's
+    /// contract, which the generator may not know.
+    ControlPlane {
+        /// The HTTP status (422 invalid, 409 marked bad, 413 too large).
+        status: u16,
+        /// The API's error code.
+        error: String,
+        /// Its message.
+        message: String,
+        /// Every issue it found.
+        issues: Vec<rampart_api::IssueReport>,
+    },
 }
 
 // === impl Refusal ===
@@ -89,6 +101,7 @@ impl Refusal {
             Refusal::Delta { .. } => "delta",
             Refusal::Flapping { .. } => "flapping",
             Refusal::Frozen { .. } => "frozen",
+            Refusal::ControlPlane { .. } => "control_plane",
         }
     }
 }
@@ -154,6 +167,18 @@ impl fmt::Display for Refusal {
                 f,
                 "frozen: publishing has been frozen since {since} ({reason}); run with --unfreeze once the source is stable"
             ),
+            Refusal::ControlPlane {
+                status,
+                error,
+                message,
+                issues,
+            } => {
+                write!(f, "control plane: refused ({status} {error}): {message}")?;
+                for issue in issues {
+                    write!(f, "\n      {}: {}", issue.code, issue.message)?;
+                }
+                Ok(())
+            }
         }
     }
 }

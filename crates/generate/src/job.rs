@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::guard::{self, Refusal};
+use crate::publish::{PublishError, Target};
 use crate::source::{Candidate, Source, SourceError};
 use crate::state::{Freeze, Published, Run, StateDir, StateError, write_atomic};
 
@@ -32,8 +33,8 @@ pub const EXIT_ERROR: u8 = 2;
 pub enum Output {
     /// A file, written atomically.
     File(PathBuf),
-    /// The control plane (issue 5; not available yet).
-    Publish(String),
+    /// The control plane: recorded as published only once it accepted the file.
+    Publish(Target),
 }
 
 /// Everything one run needs.
@@ -100,14 +101,10 @@ pub enum GenerateError {
         /// Why.
         source: std::io::Error,
     },
-    /// `--publish` before the control plane exists.
-    #[error(
-        "--publish {url}: not yet available: the control plane lands in issue 5; write the file with -o FILE"
-    )]
-    PublishUnavailable {
-        /// The URL given.
-        url: String,
-    },
+    /// The control plane could not be reached, or failed (a refusal of the file itself is a
+    /// held run, not this).
+    #[error(transparent)]
+    Publish(PublishError),
     /// The clock gave a time that cannot be formatted.
     #[error("cannot format the current time: {0}")]
     Time(#[from] time::error::Format),
@@ -118,9 +115,6 @@ pub enum GenerateError {
 impl Job {
     /// Runs once at `now`. Returns the outcome (exit 0 or 1) or an error (exit 2).
     pub fn run_once(&self, now: OffsetDateTime) -> Result<Outcome, GenerateError> {
-        if let Output::Publish(url) = &self.output {
-            return Err(GenerateError::PublishUnavailable { url: url.clone() });
-        }
         let at = now.format(&Rfc3339)?;
         let dir = StateDir::open(&self.state_dir)?;
         let mut state = dir.load()?;
@@ -168,18 +162,43 @@ impl Job {
             return Ok(Outcome::Unchanged { version });
         }
 
-        let Output::File(path) = &self.output else {
-            return Err(GenerateError::PublishUnavailable { url: String::new() });
-        };
         let envelope = Envelope::sign(&document, &self.key);
-        if let Err(source) = write_atomic(path, &envelope.to_json()) {
-            state.counters.failed += 1;
-            let _ = dir.save(&state);
-            return Err(GenerateError::Output {
-                path: path.clone(),
-                source,
-            });
-        }
+        let output = match &self.output {
+            Output::File(path) => {
+                if let Err(source) = write_atomic(path, &envelope.to_json()) {
+                    state.counters.failed += 1;
+                    let _ = dir.save(&state);
+                    return Err(GenerateError::Output {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+                path.display().to_string()
+            }
+            // Recorded as published only once the control plane took it: a refused or lost
+            // publish leaves the previous file as the one the guards compare against.
+            Output::Publish(target) => match target.publish(&envelope.to_json()) {
+                Ok(_) => target.url.clone(),
+                Err(PublishError::Refused { status, error }) => {
+                    state.counters.held += 1;
+                    dir.save(&state)?;
+                    return Ok(Outcome::Held {
+                        version,
+                        refusals: vec![Refusal::ControlPlane {
+                            status,
+                            error: error.error,
+                            message: error.message,
+                            issues: error.issues.unwrap_or_default(),
+                        }],
+                    });
+                }
+                Err(e) => {
+                    state.counters.failed += 1;
+                    let _ = dir.save(&state);
+                    return Err(GenerateError::Publish(e));
+                }
+            },
+        };
         let digest = document.digest();
         dir.save_published(&document)?;
         state.published = Some(Published {
@@ -187,7 +206,7 @@ impl Job {
             digest,
             content,
             at,
-            output: path.display().to_string(),
+            output: output.clone(),
         });
         state.counters.published += 1;
         dir.save(&state)?;
@@ -195,7 +214,7 @@ impl Job {
             version,
             digest,
             features: document.features.len(),
-            output: path.display().to_string(),
+            output,
         })
     }
 
@@ -506,12 +525,19 @@ mod tests {
     }
 
     #[test]
-    fn publish_is_not_available_yet() {
+    fn an_unreachable_control_plane_fails_the_run_and_records_nothing() {
         let fx = Fixture::new();
         let mut job = fx.job(Source::Catalog(CatalogSource::Embedded));
-        job.output = Output::Publish("http://127.0.0.1:1/".into());
+        job.output = Output::Publish(Target {
+            url: "http://127.0.0.1:1/".into(),
+            token: None,
+        });
         let err = job.run_once(now(0)).unwrap_err();
-        assert!(err.to_string().contains("issue 5"), "{err}");
+        assert!(matches!(err, GenerateError::Publish(_)), "{err}");
+        let state = StateDir::open(&job.state_dir).unwrap().load().unwrap();
+        assert!(state.published.is_none());
+        assert_eq!(state.counters.failed, 1);
+        assert_eq!(state.next_version(), 1, "the version is not used up");
     }
 
     #[test]

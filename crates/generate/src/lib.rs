@@ -14,6 +14,7 @@
 //! - [`guard`]: the producer guards, pure functions → [`Refusal`]s.
 //! - [`state`]: the state directory (last published file, run history, freeze, counters).
 //! - [`job`]: [`Job::run_once`]: one run, source to signed file, and its [`Outcome`].
+//! - [`publish`]: `--publish URL`: the signed file to the control plane (`POST /v1/artifacts`).
 //! - [`schedule`]: `--every`: runs on a cadence until a signal.
 //! - [`mod@fit`]: `rampart model fit`: the logistic model over the extractor catalogue.
 //!
@@ -26,6 +27,7 @@ pub mod catalog;
 pub mod fit;
 pub mod guard;
 pub mod job;
+pub mod publish;
 pub mod schedule;
 pub mod source;
 pub mod state;
