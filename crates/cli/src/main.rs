@@ -29,6 +29,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    // UP: the one command that runs everything.
+    /// Run everything on this machine: control plane, origin, edges, generator, traffic.
+    Up(Box<rampart_up::UpArgs>),
     /// Write a new ed25519 key pair for signing feature files.
     Keygen(keygen::Args),
     /// Inspect, validate, sign, verify and diff feature files.
@@ -65,6 +68,8 @@ pub(crate) const EXIT_ERROR: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // UP: dispatch.
+        Command::Up(args) => rampart_up::run(&args),
         Command::Keygen(args) => keygen::run(&args),
         Command::Artifact(cmd) => artifact::run(cmd),
         Command::Edge(args) => rampart_edge::cli::run(args),

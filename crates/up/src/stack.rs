@@ -1,0 +1,235 @@
+//! Starting the real processes of a stack: `rampart control` and `rampart edge` children of
+//! one binary, each with its data dir and log in a [`Workdir`], each stopped by PID.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::child::{Child, ChildError};
+use crate::workdir::Workdir;
+
+/// What `rampart control` prints first, before its URL.
+const CONTROL_LINE: &str = "rampart control listening on ";
+
+/// What `rampart edge` prints first: `… on http://PROXY admin http://ADMIN`.
+const EDGE_LINE: &str = "rampart edge listening on http://";
+
+/// How to start a control plane.
+#[derive(Debug, Clone)]
+pub struct ControlSpec {
+    /// The `rampart` binary.
+    pub exe: PathBuf,
+    /// A fixed address (so edges find it again after a restart).
+    pub listen: SocketAddr,
+    /// Trusted keys.
+    pub pubkeys: Vec<PathBuf>,
+    /// The heartbeat interval told to edges.
+    pub beat_interval_ms: u64,
+    /// `--auto-rollout`.
+    pub auto_rollout: bool,
+    /// Extra arguments.
+    pub extra: Vec<String>,
+}
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlProc {
+    /// The process.
+    pub child: Child,
+    /// Its URL.
+    pub url: String,
+}
+
+/// How to start one edge.
+#[derive(Debug, Clone)]
+pub struct EdgeSpec {
+    /// The `rampart` binary.
+    pub exe: PathBuf,
+    /// Node id.
+    pub id: String,
+    /// PoP label.
+    pub pop: String,
+    /// Region label.
+    pub region: String,
+    /// Takes canary waves.
+    pub canary: bool,
+    /// The origin.
+    pub upstream: SocketAddr,
+    /// The control plane's URL.
+    pub control: String,
+    /// Trusted keys.
+    pub pubkeys: Vec<PathBuf>,
+    /// Extra arguments (`--soak-secs`, `--contract`…).
+    pub extra: Vec<String>,
+}
+
+/// A running edge.
+#[derive(Debug)]
+pub struct EdgeProc {
+    /// The process.
+    pub child: Child,
+    /// Its spec.
+    pub spec: EdgeSpec,
+    /// Where its proxy listens.
+    pub proxy: SocketAddr,
+    /// Where its admin API listens.
+    pub admin: SocketAddr,
+    /// Its watch dir.
+    pub watch_dir: PathBuf,
+}
+
+/// Why a process of the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// The child did not start.
+    #[error(transparent)]
+    Child(#[from] ChildError),
+    /// It printed something else than its address.
+    #[error("{name}: unexpected first line {line:?}")]
+    Line {
+        /// The child.
+        name: String,
+        /// What it printed.
+        line: String,
+    },
+    /// The work dir failed.
+    #[error(transparent)]
+    Workdir(#[from] crate::workdir::WorkdirError),
+    /// No free port.
+    #[error("no free port on loopback: {0}")]
+    Port(std::io::Error),
+}
+
+/// A free port on 127.0.0.1, for a process that must keep its address across restarts.
+pub fn free_addr() -> Result<SocketAddr, StackError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(StackError::Port)?;
+    listener.local_addr().map_err(StackError::Port)
+}
+
+/// Starts `rampart control` with the work dir's tokens and policy, its store in
+/// `DIR/control/data`.
+pub fn start_control(spec: &ControlSpec, work: &Workdir) -> Result<ControlProc, StackError> {
+    let mut cmd = Command::new(&spec.exe);
+    cmd.arg("control")
+        .arg("--listen")
+        .arg(spec.listen.to_string())
+        .arg("--data-dir")
+        .arg(work.dir("control/data")?)
+        .arg("--token-file")
+        .arg(&work.tokens)
+        .arg("--policy")
+        .arg(&work.policy)
+        .arg("--beat-interval-ms")
+        .arg(spec.beat_interval_ms.to_string());
+    for key in &spec.pubkeys {
+        cmd.arg("--pubkey").arg(key);
+    }
+    if spec.auto_rollout {
+        cmd.arg("--auto-rollout");
+    }
+    cmd.args(&spec.extra).env("RUST_LOG", log_filter());
+    let child = Child::start("control", cmd, &work.log("control"))?;
+    let url = child
+        .first_line()
+        .trim()
+        .strip_prefix(CONTROL_LINE)
+        .map(str::to_owned)
+        .ok_or_else(|| StackError::Line {
+            name: "control".into(),
+            line: child.first_line().to_owned(),
+        })?;
+    Ok(ControlProc { child, url })
+}
+
+/// Starts `rampart edge` following the control plane, with its data and watch dirs under
+/// `DIR/edges/<id>/`, one proxy worker, proxy and admin on free ports.
+pub fn start_edge(spec: &EdgeSpec, work: &Workdir) -> Result<EdgeProc, StackError> {
+    let base = format!("edges/{}", spec.id);
+    let watch_dir = work.dir(&format!("{base}/watch"))?;
+    let mut cmd = Command::new(&spec.exe);
+    cmd.arg("edge")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ])
+        .arg("--upstream")
+        .arg(format!("http://{}", spec.upstream))
+        .arg("--data-dir")
+        .arg(work.dir(&format!("{base}/data"))?)
+        .arg("--watch-dir")
+        .arg(&watch_dir)
+        .arg("--control")
+        .arg(&spec.control)
+        .arg("--control-token-file")
+        .arg(&work.edge_token)
+        .args([
+            "--node-id",
+            &spec.id,
+            "--pop",
+            &spec.pop,
+            "--region",
+            &spec.region,
+        ]);
+    if spec.canary {
+        cmd.arg("--canary");
+    }
+    for key in &spec.pubkeys {
+        cmd.arg("--pubkey").arg(key);
+    }
+    cmd.args(&spec.extra).env("RUST_LOG", log_filter());
+    let name = format!("edge-{}", spec.id);
+    let child = Child::start(&name, cmd, &work.log(&name))?;
+    let (proxy, admin) = parse_edge_line(child.first_line()).ok_or_else(|| StackError::Line {
+        name: name.clone(),
+        line: child.first_line().to_owned(),
+    })?;
+    Ok(EdgeProc {
+        child,
+        spec: spec.clone(),
+        proxy,
+        admin,
+        watch_dir,
+    })
+}
+
+/// `rampart edge listening on http://A admin http://B` → (A, B).
+pub fn parse_edge_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.trim().strip_prefix(EDGE_LINE)?;
+    let (proxy, admin) = rest.split_once(" admin http://")?;
+    Some((proxy.parse().ok()?, admin.parse().ok()?))
+}
+
+/// Writes `bytes` into an edge's watch dir the way a publisher should: aside, then renamed.
+pub fn drop_into(watch_dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let aside = watch_dir.join(format!(".{name}.tmp"));
+    std::fs::write(&aside, bytes)?;
+    std::fs::rename(&aside, watch_dir.join(name))
+}
+
+/// The children's log level: `RUST_LOG` if set, else `info`.
+fn log_filter() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_edge_line_gives_both_addresses() {
+        assert_eq!(
+            parse_edge_line(
+                "rampart edge listening on http://127.0.0.1:8080 admin http://127.0.0.1:9901\n"
+            ),
+            Some((
+                "127.0.0.1:8080".parse().unwrap(),
+                "127.0.0.1:9901".parse().unwrap()
+            ))
+        );
+        assert_eq!(parse_edge_line("something else"), None);
+    }
+}
