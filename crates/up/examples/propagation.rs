@@ -1,0 +1,310 @@
+//! Load script: N real edge agents (the `rampart-edge` agent code, each with its own ingest
+//! store on /dev/shm and its own metrics) follow one in-process control plane on loopback.
+//!
+//! 1. Propagation: a file is published and pushed to every node at once (break glass); the
+//!    time from the publish call to each agent's ACK heartbeat (p50, p99, max).
+//! 2. Rollback: a second file reaches every node, but a few nodes do not trust its key and
+//!    NACK it; the time from the first NACK heartbeat to every other node of the wave serving
+//!    the previous version again, in ms and in heartbeat intervals.
+//! 3. Propagation again, on a warm fleet.
+//!
+//! `cargo run --release -p rampart-up --example propagation -- [AGENTS] [NACKERS]`
+//!
+//! Bounded: at most 5,000 agents; every wait gives up after 120 s.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use rampart_api::{Client, Labels, StartRollout, Verdict};
+use rampart_artifact::{Digest, Envelope, Keyring, SecretKey};
+use rampart_control::auth::Tokens;
+use rampart_control::{Config, Server};
+use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
+use rampart_edge::bot::PlanCompiler;
+use rampart_edge::metrics::Metrics;
+use rampart_ingest::{SoakConfig, Store};
+use rampart_up::inject::catalog_document;
+use tokio::sync::watch;
+
+const ADMIN: &str = "admin-secret-0123456789abcdef0123456789";
+const EDGE: &str = "edge-secret-0123456789abcdef0123456789ab";
+const PUBLISHER: &str = "publisher-secret-0123456789abcdef01234";
+const MAX_AGENTS: usize = 5_000;
+const WAIT: Duration = Duration::from_secs(120);
+/// The heartbeat interval (the control plane's default).
+const BEAT_MS: u64 = 1_000;
+/// Synthetic requests each agent's metrics count per 100 ms, so the gates have evidence.
+const REQUESTS_PER_TICK: u64 = 5;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let agents: usize = args.next().map_or(Ok(1000), |a| a.parse())?;
+    let nackers: usize = args.next().map_or(Ok(5), |a| a.parse())?;
+    let agents = agents.clamp(2, MAX_AGENTS);
+    let nackers = nackers.clamp(1, agents - 1);
+
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm")?
+    } else {
+        tempfile::tempdir()?
+    };
+    let key = SecretKey::from_seed([1; 32]);
+    let rotated = SecretKey::from_seed([2; 32]);
+    let mut tokens = Tokens::default();
+    tokens.add_file(&format!(
+        "bench admin {ADMIN}\nedges edge {EDGE}\ngen publisher {PUBLISHER}\n"
+    ))?;
+    let mut config = Config::new(
+        base.path().join("control"),
+        tokens,
+        Keyring::new([key.public(), rotated.public()]),
+    );
+    config.listen = "127.0.0.1:0".parse()?;
+    config.beat_interval_ms = BEAT_MS;
+    config.rollout_policy.gates.min_requests = 100;
+    let server = Server::start(config).await?;
+    let url = format!("http://{}", server.addr());
+    let admin = Client::new(&url, Some(ADMIN.into()))?;
+    let publisher = Client::new(&url, Some(PUBLISHER.into()))?;
+    let edge_client = Client::new(&url, Some(EDGE.into()))?;
+
+    // The agents: the first `nackers` trust only the first key.
+    let contract = rampart_score::edge_contract();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut reports = Vec::with_capacity(agents);
+    let mut metrics_all = Vec::with_capacity(agents);
+    let mut tasks = Vec::with_capacity(agents);
+    for i in 0..agents {
+        let keys = if i < nackers {
+            Keyring::new([key.public()])
+        } else {
+            Keyring::new([key.public(), rotated.public()])
+        };
+        let mut store_config =
+            rampart_ingest::Config::new(base.path().join(format!("n{i}")), contract.clone(), keys);
+        store_config.soak = SoakConfig {
+            secs: 3600,
+            requests: u64::MAX,
+        };
+        let store = Arc::new(Store::boot(
+            store_config,
+            PlanCompiler::new(contract.max_features()),
+            now_ms(),
+        )?);
+        let metrics = Arc::new(Metrics::default());
+        let agent = Agent::with_client(
+            AgentConfig {
+                control: url.clone(),
+                token: Some(EDGE.into()),
+                node: format!("n{i:04}"),
+                labels: Labels {
+                    pop: format!("pop{}", i % 100),
+                    region: format!("r{}", i % 5),
+                    canary: i == 0,
+                },
+                beat_interval: None,
+            },
+            edge_client.clone(),
+            store,
+            metrics.clone(),
+        );
+        reports.push(agent.report());
+        metrics_all.push(metrics);
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(agent.run(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })));
+    }
+    // Synthetic traffic into every agent's counters (a fixed, healthy score mix).
+    let traffic = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            for (i, m) in metrics_all.iter().enumerate() {
+                for r in 0..REQUESTS_PER_TICK {
+                    m.response(http::StatusCode::OK);
+                    m.score(u8::try_from(20 + (i as u64 * 7 + r * 13) % 79).unwrap_or(50));
+                }
+            }
+        }
+    });
+    wait_registered(&admin, agents).await?;
+    println!("{agents} agents registered and beating (beat interval {BEAT_MS} ms)");
+
+    // 1. Propagation from nothing.
+    let v1 = catalog_document(1)?;
+    let (d1, lat) = propagate(
+        &publisher,
+        &admin,
+        &reports,
+        Envelope::sign(&v1, &key).to_json(),
+    )
+    .await?;
+    print_latencies("propagation, publish -> ACK (first file)", &lat);
+    wait_done(&admin, "succeeded").await?;
+
+    // 2. Rollback: v2 signed with the rotated key; the first `nackers` refuse it.
+    let v2 = catalog_document(2)?;
+    let t0 = now_ms();
+    let d2 = publisher
+        .publish(Envelope::sign(&v2, &rotated).to_json())
+        .await?
+        .artifact
+        .digest;
+    start(&admin, d2).await?;
+    let mut first_nack = u64::MAX;
+    for r in reports.iter().take(nackers) {
+        let mut rx = r.clone();
+        let got = tokio::time::timeout(
+            WAIT,
+            rx.wait_for(|r| verdict_is(r, d2, Verdict::Nack) && r.verdict_sent_ms.is_some()),
+        )
+        .await
+        .context("a NACK")??
+        .verdict_sent_ms
+        .unwrap_or(u64::MAX);
+        first_nack = first_nack.min(got);
+    }
+    // Rolled back means every touched node that beats is on v1 again; a node the rollback
+    // overtook before it switched never left v1 and is not counted.
+    let view = wait_done(&admin, "rolled_back").await?;
+    let back: Vec<u64> = reports
+        .iter()
+        .skip(nackers)
+        .filter_map(|r| {
+            let r = r.borrow();
+            r.verdict
+                .as_ref()
+                .filter(|v| v.digest == d1 && v.verdict == Verdict::Ack && v.at_ms >= t0)
+                .map(|v| v.at_ms)
+        })
+        .collect();
+    let last_back = back.iter().copied().max().unwrap_or(0);
+    println!(
+        "rollback: {} of {agents} nodes NACKed; the {} that had switched are back on v1 {} ms after the first NACK heartbeat ({:.2} heartbeat intervals); rollout {}: {}",
+        nackers,
+        back.len(),
+        last_back.saturating_sub(first_nack),
+        last_back.saturating_sub(first_nack) as f64 / BEAT_MS as f64,
+        view.id,
+        view.outcome.unwrap_or_default()
+    );
+
+    // 3. Propagation on a warm fleet.
+    let v3 = catalog_document(3)?;
+    let (_, lat) = propagate(
+        &publisher,
+        &admin,
+        &reports,
+        Envelope::sign(&v3, &key).to_json(),
+    )
+    .await?;
+    print_latencies("propagation, publish -> ACK (warm fleet)", &lat);
+
+    stop_tx.send_replace(true);
+    traffic.abort();
+    for t in tasks {
+        let _ = t.await;
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Publishes, pushes to every node (break glass) and returns each agent's ACK latency from
+/// the publish call, ms.
+async fn propagate(
+    publisher: &Client,
+    admin: &Client,
+    reports: &[watch::Receiver<AgentReport>],
+    signed: Vec<u8>,
+) -> anyhow::Result<(Digest, Vec<u64>)> {
+    let t0 = now_ms();
+    let digest = publisher.publish(signed).await?.artifact.digest;
+    start(admin, digest).await?;
+    let mut lat = Vec::with_capacity(reports.len());
+    for r in reports {
+        let mut rx = r.clone();
+        let report = tokio::time::timeout(
+            WAIT,
+            rx.wait_for(|r| verdict_is(r, digest, Verdict::Ack) && r.verdict_sent_ms.is_some()),
+        )
+        .await
+        .context("an ACK")??
+        .clone();
+        lat.push(report.verdict_sent_ms.unwrap_or(0).saturating_sub(t0));
+    }
+    Ok((digest, lat))
+}
+
+async fn start(admin: &Client, digest: Digest) -> anyhow::Result<()> {
+    admin
+        .rollout_start(&StartRollout {
+            digest,
+            reason: Some("propagation bench".into()),
+            break_glass: true,
+            bake_ms: Some(2_000),
+        })
+        .await?;
+    Ok(())
+}
+
+fn verdict_is(r: &AgentReport, digest: Digest, verdict: Verdict) -> bool {
+    r.verdict
+        .as_ref()
+        .is_some_and(|v| v.digest == digest && v.verdict == verdict)
+}
+
+async fn wait_registered(admin: &Client, agents: usize) -> anyhow::Result<()> {
+    for _ in 0..WAIT.as_millis() / 100 {
+        let nodes = admin.nodes().await?.nodes;
+        if nodes.len() == agents && nodes.iter().all(|n| n.last_beat_ms.is_some()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the agents did not all register")
+}
+
+async fn wait_done(admin: &Client, phase: &str) -> anyhow::Result<rampart_api::RolloutView> {
+    for _ in 0..WAIT.as_millis() / 100 {
+        if let Some(v) = admin.rollouts(1).await?.rollouts.into_iter().next()
+            && v.done
+        {
+            if v.phase != phase {
+                bail!(
+                    "rollout {} ended {} (wanted {phase}): {:?}",
+                    v.id,
+                    v.phase,
+                    v.outcome
+                );
+            }
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("no rollout ended {phase}")
+}
+
+fn print_latencies(what: &str, lat: &[u64]) {
+    let mut sorted = lat.to_vec();
+    sorted.sort_unstable();
+    let at = |q: f64| {
+        let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted.get(i).copied().unwrap_or(0)
+    };
+    println!(
+        "{what}: {} agents, p50 {} ms, p99 {} ms, max {} ms",
+        sorted.len(),
+        at(0.5),
+        at(0.99),
+        sorted.last().copied().unwrap_or(0)
+    );
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

