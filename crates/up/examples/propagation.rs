@@ -13,6 +13,7 @@
 //! Bounded: at most 5,000 agents; every wait gives up after 120 s.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
@@ -154,19 +155,28 @@ async fn main() -> anyhow::Result<()> {
         .artifact
         .digest;
     start(&admin, d2).await?;
-    let mut first_nack = u64::MAX;
-    for r in reports.iter().take(nackers) {
-        let mut rx = r.clone();
-        let got = tokio::time::timeout(
-            WAIT,
-            rx.wait_for(|r| verdict_is(r, d2, Verdict::Nack) && r.verdict_sent_ms.is_some()),
-        )
-        .await
-        .context("a NACK")??
-        .verdict_sent_ms
-        .unwrap_or(u64::MAX);
-        first_nack = first_nack.min(got);
-    }
+    // The rollback may overtake a NACKer before it even fetched v2: record each NACK heartbeat
+    // as it goes out, and take the first.
+    let first_nack = Arc::new(AtomicU64::new(u64::MAX));
+    let watchers: Vec<_> = reports
+        .iter()
+        .take(nackers)
+        .map(|r| {
+            let (mut rx, first) = (r.clone(), first_nack.clone());
+            tokio::spawn(async move {
+                if let Ok(Ok(r)) = tokio::time::timeout(
+                    WAIT,
+                    rx.wait_for(|r| {
+                        verdict_is(r, d2, Verdict::Nack) && r.verdict_sent_ms.is_some()
+                    }),
+                )
+                .await
+                {
+                    first.fetch_min(r.verdict_sent_ms.unwrap_or(u64::MAX), Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
     // Rolled back means every touched node that beats is on v1 again; a node the rollback
     // overtook before it switched never left v1 and is not counted.
     let view = wait_done(&admin, "rolled_back").await?;
@@ -182,6 +192,13 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     let last_back = back.iter().copied().max().unwrap_or(0);
+    for w in watchers {
+        w.abort();
+    }
+    let first_nack = first_nack.load(Ordering::Relaxed);
+    if first_nack == u64::MAX {
+        bail!("no NACK heartbeat was seen");
+    }
     println!(
         "rollback: {} of {agents} nodes NACKed; the {} that had switched are back on v1 {} ms after the first NACK heartbeat ({:.2} heartbeat intervals); rollout {}: {}",
         nackers,
