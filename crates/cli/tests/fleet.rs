@@ -322,6 +322,14 @@ async fn ten_real_edges_take_good_files_and_stop_bad_ones_at_the_canary() {
     let rollouts = fleet.anon.rollouts(10).await.unwrap().rollouts;
     assert_eq!(rollouts.len(), 4, "resumed, not started again");
 
+    let metrics = status::get_text(fleet.edge("fra-1").admin, "/metrics")
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rampart_edge_control_connected 1\n"),
+        "{metrics}"
+    );
+
     // No request failed from start to end, and the origin saw them.
     let total = load.stats().totals();
     assert_eq!(total.failures(), 0, "{total:?}");

@@ -345,6 +345,32 @@ impl Admin {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some(agent) = &self.agent {
+            let r = agent.borrow().clone();
+            for (name, kind, help, value) in [
+                (
+                    "rampart_edge_control_connected",
+                    "gauge",
+                    "1 when the last call to the control plane succeeded.",
+                    u64::from(r.connected),
+                ),
+                (
+                    "rampart_edge_control_beats_total",
+                    "counter",
+                    "Heartbeats the control plane answered.",
+                    r.beats,
+                ),
+                (
+                    "rampart_edge_control_failures",
+                    "gauge",
+                    "Calls to the control plane that failed since the last success.",
+                    r.failures,
+                ),
+            ] {
+                family(&mut out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
         let mut resp = text(StatusCode::OK, out);
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -31,6 +31,21 @@ pub enum StatusError {
 
 /// `GET http://addr{path}` as JSON.
 pub async fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value, StatusError> {
+    let body = get(addr, path).await?;
+    serde_json::from_slice(&body).map_err(|e| StatusError::Request {
+        addr,
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// `GET http://addr{path}` as text (`/metrics`).
+pub async fn get_text(addr: SocketAddr, path: &str) -> Result<String, StatusError> {
+    let body = get(addr, path).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Result<Bytes, StatusError> {
     let fail = |detail: String| StatusError::Request {
         addr,
         path: path.to_owned(),
@@ -47,7 +62,7 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value,
             .await
             .map_err(|e| fail(e.to_string()))?
             .to_bytes();
-        serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))
+        Ok(body)
     };
     tokio::time::timeout(ADMIN_TIMEOUT, fetch)
         .await
