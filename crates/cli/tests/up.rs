@@ -1,0 +1,113 @@
+//! `rampart up` as a user runs it: it prints the URLs, the edges proxy traffic to its origin,
+//! and SIGINT (Ctrl-C) stops every child it started before it exits 0.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Lines `rampart up` may take to print its URLs and first summary.
+const START: Duration = Duration::from_secs(60);
+
+#[test]
+fn up_starts_everything_and_ctrl_c_stops_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "up", "--edges", "2", "--pops", "2", "--rate", "50", "--every", "1h",
+        ])
+        .arg("--dir")
+        .arg(dir.path().join("stack"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let deadline = Instant::now() + START;
+    // Until a summary line shows traffic through the edges.
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no traffic summary; got:\n{}", seen.join("\n")));
+        if let Some(rest) = line.trim().strip_prefix("control plane   http://") {
+            addrs.push(rest.split_whitespace().next().unwrap().parse().unwrap());
+        }
+        if line.trim().starts_with("edge ") {
+            for part in line.split_whitespace() {
+                if let Some(a) = part.strip_prefix("http://") {
+                    addrs.push(a.trim_end_matches("/status").parse().unwrap());
+                }
+            }
+        }
+        let traffic = line
+            .split("traffic ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok());
+        seen.push(line);
+        if traffic.is_some_and(|n| n > 0) {
+            break;
+        }
+    }
+    let text = seen.join("\n");
+    assert!(text.contains("dashboard"), "{text}");
+    assert!(text.contains("(canary)"), "{text}");
+    assert!(text.contains(", 0 failed"), "{text}");
+    assert_eq!(
+        addrs.len(),
+        5,
+        "control, and proxy and admin of 2 edges: {text}"
+    );
+    for a in &addrs {
+        assert!(TcpStream::connect(a).is_ok(), "{a} listens");
+    }
+
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "rampart up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Everything it printed up to its exit (the reader ends at the pipe's end).
+    let mut rest: Vec<String> = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        rest.push(line);
+    }
+    assert!(exit.success(), "{exit:?}: {}", rest.join("\n"));
+    let rest = rest.join("\n");
+    assert!(rest.contains("stopped control"), "{rest}");
+    assert!(rest.contains("stopped edge-"), "{rest}");
+    for a in &addrs {
+        assert!(
+            TcpStream::connect(a).is_err(),
+            "{a} still listens after the stop"
+        );
+    }
+    // The work dir keeps the logs.
+    assert!(dir.path().join("stack/logs/control.log").exists());
+}
