@@ -438,14 +438,16 @@ async fn summary_line(
             t.blocked
         ));
     }
+    // Of the requests the edges scored, the share they called likely automated (<30).
     let scores = origin.counts().scores();
-    let total: u64 = scores.iter().sum();
+    let scored: u64 = scores.iter().skip(1).sum();
     let low: u64 = scores.iter().skip(1).take(29).sum();
     line.push_str(&format!(
-        " | origin {} requests, {:.0}% scored <30",
+        " | origin {} requests, {} unscored, {:.0}% of scored <30",
         origin.counts().requests(),
-        if total > 0 {
-            100.0 * low as f64 / total as f64
+        scores.first().copied().unwrap_or(0),
+        if scored > 0 {
+            100.0 * low as f64 / scored as f64
         } else {
             0.0
         }

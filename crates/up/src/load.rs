@@ -2,7 +2,7 @@
 //! `rampart-traffic` (real browsers and bots from the embedded sample), spread round-robin
 //! over the edges' proxy addresses, with every answer counted from the client's side.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,6 +29,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Highest rate accepted, requests per second.
 pub const MAX_RATE: u32 = 20_000;
+
+/// Loopback source addresses the requests come from (127.0.1.1 and up; on Linux every
+/// 127/8 address is local). Each generated client address maps to one of them, so the
+/// edges' per-client rate features see many clients, as they would in front of real
+/// traffic, instead of one client sending everything.
+pub const SOURCES: u8 = 64;
 
 /// What the clients saw.
 #[derive(Debug, Default)]
@@ -117,8 +123,8 @@ impl Load {
             if targets.is_empty() || rate == 0 {
                 return;
             }
-            let client: Client<HttpConnector, Empty<Bytes>> =
-                Client::builder(TokioExecutor::new()).build_http();
+            let clients: Vec<Client<HttpConnector, Empty<Bytes>>> =
+                (0..SOURCES).map(source_client).collect();
             let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
             let mut traffic = Traffic::new(&profiles, Mix::default(), seed);
             let start = tokio::time::Instant::now();
@@ -144,6 +150,9 @@ impl Load {
                         continue;
                     };
                     let r = labelled.request;
+                    let Some(client) = clients.get(source_of(r.client)).cloned() else {
+                        return;
+                    };
                     let uri = match &r.query {
                         Some(q) => format!("http://{target}{}?{q}", r.path),
                         None => format!("http://{target}{}", r.path),
@@ -159,7 +168,6 @@ impl Load {
                         shared.skipped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let client = client.clone();
                     let stats = shared.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
@@ -190,6 +198,30 @@ impl Load {
     pub fn stats(&self) -> &Arc<LoadStats> {
         &self.stats
     }
+}
+
+/// A client whose connections leave from loopback source `i` (Linux), or from the default
+/// address elsewhere.
+fn source_client(i: u8) -> Client<HttpConnector, Empty<Bytes>> {
+    let mut connector = HttpConnector::new();
+    if cfg!(target_os = "linux") {
+        connector.set_local_address(Some(IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            1,
+            i.saturating_add(1),
+        ))));
+    }
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// The source a generated client address sends from.
+fn source_of(client: IpAddr) -> usize {
+    let n = match client {
+        IpAddr::V4(v4) => u32::from(v4),
+        IpAddr::V6(v6) => (u128::from(v6) % u128::from(u32::MAX)) as u32,
+    };
+    usize::try_from(n % u32::from(SOURCES)).unwrap_or(0)
 }
 
 impl Drop for Load {
