@@ -1,5 +1,6 @@
 //! `rampart up` as a user runs it: it prints the URLs, the edges proxy traffic to its origin,
-//! and SIGINT (Ctrl-C) stops every child it started before it exits 0.
+//! and SIGINT (Ctrl-C) stops every child it started before it exits 0. With `--inject nov18`
+//! (and a fast policy), each layer stops its file and says so.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -110,4 +111,97 @@ fn up_starts_everything_and_ctrl_c_stops_everything() {
     }
     // The work dir keeps the logs.
     assert!(dir.path().join("stack/logs/control.log").exists());
+}
+
+/// Bakes of a fraction of a second and small samples: the demo's story in about 20 s.
+const FAST_POLICY: &str = "\
+[plan]
+canary_bake_ms = 1000
+[[plan.waves]]
+share = 0.5
+bake_ms = 500
+[[plan.waves]]
+share = 1.0
+bake_ms = 500
+[rollout]
+tick_ms = 100
+baseline_wait_ms = 1000
+[rollout.gates]
+min_requests = 100
+[rollout.gates.shift]
+min_scores = 100
+";
+
+#[test]
+fn up_inject_nov18_shows_each_layer_stopping_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, FAST_POLICY).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["up", "--inject", "nov18", "--rate", "400", "--every", "1h"])
+        .args(["--beat-interval-ms", "200", "--policy"])
+        .arg(&policy)
+        .arg("--dir")
+        .arg(dir.path().join("stack"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(110);
+    let mut table = Vec::new();
+    let mut in_table = false;
+    while table.len() < 5 {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no inject table; got:\n{}", seen.join("\n")));
+        if in_table {
+            table.push(line.clone());
+        }
+        in_table |= line.starts_with("inject nov18: who stopped what");
+        seen.push(line);
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "rampart up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = table.join("\n");
+    let row = |layer: &str| {
+        table
+            .iter()
+            .find(|l| l.contains(layer))
+            .unwrap_or_else(|| panic!("no {layer} row in\n{text}"))
+            .clone()
+    };
+    assert!(
+        row("generator").contains("duplicates (105 names)"),
+        "{text}"
+    );
+    assert!(
+        row("control plane").contains("422 too_many_features"),
+        "{text}"
+    );
+    assert!(row("edge fra-1").contains("invalid"), "{text}");
+    assert!(row("(nack)").contains("unknown_key"), "{text}");
+    assert!(row("(score_shift)").contains("rolled_back"), "{text}");
+    assert!(exit.success(), "{exit:?}");
+    let all = seen.join("\n");
+    assert!(!all.contains("inject: stopped"), "{all}");
 }

@@ -62,6 +62,9 @@ pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often rollout changes and generator lines are looked for.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Largest policy file read (the control plane reads it again with its own bound).
+const MAX_POLICY_BYTES: u64 = 64 * 1024;
+
 /// Largest piece of the generator's log read per look.
 const MAX_LOG_READ: u64 = 64 * 1024;
 
@@ -121,6 +124,10 @@ pub struct UpArgs {
     /// The heartbeat interval the control plane tells the edges, ms.
     #[arg(long, default_value_t = 1000)]
     pub beat_interval_ms: u64,
+    /// A rollout policy file (`[plan]`, `[rollout]`, as for `rampart control --policy`)
+    /// [default: the production defaults with bakes of 20 s and 10 s].
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 /// A bad file to inject.
@@ -173,7 +180,21 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             std::env::temp_dir().join(format!("rampart-up-{}-{}", std::process::id(), now_ms()))
         }
     };
-    let work = Workdir::create(&root, POLICY).context("cannot create the work dir")?;
+    let policy = match &args.policy {
+        Some(path) => {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            anyhow::ensure!(
+                meta.len() <= MAX_POLICY_BYTES,
+                "{} is over {MAX_POLICY_BYTES} bytes",
+                path.display()
+            );
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => POLICY.to_owned(),
+    };
+    let work = Workdir::create(&root, &policy).context("cannot create the work dir")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
