@@ -41,7 +41,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::bot::PlanCompiler;
-use crate::metrics::{Metrics, Totals};
+use crate::metrics::{Metrics, SCORE_SLOTS, Totals};
 
 use self::backoff::Backoff;
 
@@ -207,7 +207,13 @@ impl Agent {
             seen: None,
             verdict: None,
             verdict_sent: false,
-            delivered: self.metrics.totals(),
+            // From zero: the first beat reports everything counted since the edge started.
+            delivered: Totals {
+                requests: 0,
+                errors_5xx: 0,
+                module_errors: 0,
+                scores: [0; SCORE_SLOTS],
+            },
             restart_pending: self.store.restarted_after_death(),
             switch: None,
             backoff: Backoff::new(seed(&self.config.node)),

@@ -257,3 +257,117 @@ async fn the_agent_follows_its_control_plane() {
     e.task.await.unwrap();
     server.shutdown().await;
 }
+
+/// A recording stand-in for the control plane's two edge routes: every heartbeat body is
+/// kept, registration always succeeds, and a beat that saw the current etag is held for its
+/// `wait_ms` (at most 100 ms), like the real long-poll.
+async fn recorder() -> (
+    SocketAddr,
+    Arc<std::sync::Mutex<Vec<rampart_api::Heartbeat>>>,
+) {
+    use http_body_util::{BodyExt as _, Full};
+    let beats = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let kept = beats.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: http::Request<hyper::body::Incoming>| {
+                        let kept = kept.clone();
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let answer = if path.ends_with("/heartbeat") {
+                                let beat: rampart_api::Heartbeat =
+                                    serde_json::from_slice(&body).unwrap();
+                                let seen = beat.seen.clone();
+                                let wait = beat.wait_ms.min(100);
+                                kept.lock().unwrap().push(beat);
+                                if seen.as_deref() == Some("e1") {
+                                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                                }
+                                serde_json::json!({
+                                    "desired": null,
+                                    "kill_switches": { "bot": { "enabled": true, "scope": "default" } },
+                                    "etag": "e1",
+                                    "beat_interval_ms": 50,
+                                    "changed": seen.as_deref() != Some("e1"),
+                                })
+                            } else {
+                                serde_json::json!({ "node": "fra-1", "created": true, "beat_interval_ms": 50 })
+                            };
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                bytes::Bytes::from(answer.to_string()),
+                            )))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, beats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beats_carry_a_restart_once_and_every_request_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("edge");
+    {
+        // A run that booted and never recorded a clean exit: it died.
+        let contract = rampart_score::edge_contract();
+        let config =
+            rampart_ingest::Config::new(data.clone(), contract, Keyring::new([key().public()]));
+        drop(Store::boot(config, PlanCompiler::new(200), 1).unwrap());
+    }
+    let (addr, beats) = recorder().await;
+    let e = edge(&format!("http://{addr}"), &data);
+    assert!(e.store.restarted_after_death());
+    // Requests while the agent beats: 30 rounds of 3 scored, 1 unscored, 1 5xx.
+    for _ in 0..30 {
+        for s in [10u8, 50, 90] {
+            e.metrics.response(http::StatusCode::OK);
+            e.metrics.score(s);
+        }
+        e.metrics
+            .unscored(rampart_edge::metrics::UnscoredReason::Disabled);
+        e.metrics.response(http::StatusCode::BAD_GATEWAY);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Two more long-polls deliver the last counts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    e.stop.send_replace(true);
+    e.task.await.unwrap();
+    let beats = beats.lock().unwrap().clone();
+    assert!(beats.len() >= 3, "{}", beats.len());
+    assert_eq!(
+        beats[0].counters.restarts, 1,
+        "the first beat reports the death"
+    );
+    assert!(beats.iter().skip(1).all(|b| b.counters.restarts == 0));
+    assert_eq!((beats[0].seen.as_deref(), beats[0].wait_ms), (None, 0));
+    assert_eq!(
+        (beats[1].seen.as_deref(), beats[1].wait_ms),
+        (Some("e1"), 50)
+    );
+    let sum = |f: &dyn Fn(&rampart_api::Heartbeat) -> u64| beats.iter().map(f).sum::<u64>();
+    assert_eq!(sum(&|b| b.counters.requests), 120);
+    assert_eq!(sum(&|b| b.counters.errors_5xx), 30);
+    assert_eq!(
+        sum(&|b| b.scores.buckets[49]),
+        30,
+        "score 50, exactly once each"
+    );
+    assert_eq!(sum(&|b| b.scores.unscored), 30);
+    assert_eq!(sum(&|b| b.scores.total()), 120);
+    assert!(
+        beats.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "seq counts beats"
+    );
+}
