@@ -25,6 +25,22 @@ fn corpus(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Times `check` on `bytes` under the default contract, with `keys` when given; `ok` says
+/// whether the input must pass.
+fn bench_check(b: Bencher, bytes: &[u8], keys: Option<&Keyring>, ok: bool) {
+    let contract = Contract::default();
+    b.bench(|| {
+        let policy = Policy {
+            contract: &contract,
+            keyring: keys,
+            previous: None,
+        };
+        let r = check(black_box(bytes), &policy);
+        assert_eq!(r.is_ok(), ok);
+        r
+    });
+}
+
 fn keyring() -> Keyring {
     let pem = std::fs::read_to_string(format!(
         "{}/tests/keys/test.pub",
@@ -37,77 +53,37 @@ fn keyring() -> Keyring {
 /// Verify + parse + validate a signed 60-feature file (goal: median ≤ 100 µs).
 #[divan::bench]
 fn check_signed_60(b: Bencher) {
-    let bytes = corpus("good/signed-features-60.json");
-    let contract = Contract::default();
     let keys = keyring();
-    b.bench(|| {
-        let policy = Policy {
-            contract: &contract,
-            keyring: Some(&keys),
-            previous: None,
-        };
-        check(black_box(&bytes), &policy).unwrap()
-    });
+    bench_check(
+        b,
+        &corpus("good/signed-features-60.json"),
+        Some(&keys),
+        true,
+    );
 }
 
 /// Parse + validate a bare 60-feature file (no signature): the share of the signature.
 #[divan::bench]
 fn check_bare_60(b: Bencher) {
-    let bytes = corpus("good/features-60.json");
-    let contract = Contract::default();
-    b.bench(|| {
-        let policy = Policy {
-            contract: &contract,
-            keyring: None,
-            previous: None,
-        };
-        check(black_box(&bytes), &policy).unwrap()
-    });
+    bench_check(b, &corpus("good/features-60.json"), None, true);
 }
 
 /// The 18 November file is rejected with all 106 issues.
 #[divan::bench]
 fn reject_nov18(b: Bencher) {
-    let bytes = corpus("bad/nov18.json");
-    let contract = Contract::default();
-    b.bench(|| {
-        let policy = Policy {
-            contract: &contract,
-            keyring: None,
-            previous: None,
-        };
-        check(black_box(&bytes), &policy).unwrap_err()
-    });
+    bench_check(b, &corpus("bad/nov18.json"), None, false);
 }
 
 /// A 100 MB input is rejected (goal: ≤ 5 ms, peak heap ≤ 4 MiB).
 #[divan::bench]
 fn reject_100mb(b: Bencher) {
-    let bytes = vec![b'{'; 100 * 1024 * 1024];
-    let contract = Contract::default();
-    b.bench(|| {
-        let policy = Policy {
-            contract: &contract,
-            keyring: None,
-            previous: None,
-        };
-        check(black_box(&bytes), &policy).unwrap_err()
-    });
+    bench_check(b, &vec![b'{'; 100 * 1024 * 1024], None, false);
 }
 
 /// A 1 MiB file of nesting is rejected (goal: ≤ 5 ms, peak heap ≤ 4 MiB).
 #[divan::bench]
 fn reject_deep_1mib(b: Bencher) {
-    let bytes = vec![b'['; 1024 * 1024];
-    let contract = Contract::default();
-    b.bench(|| {
-        let policy = Policy {
-            contract: &contract,
-            keyring: None,
-            previous: None,
-        };
-        check(black_box(&bytes), &policy).unwrap_err()
-    });
+    bench_check(b, &vec![b'['; 1024 * 1024], None, false);
 }
 
 /// A 1 MiB well-formed-looking file (a long string): the worst case that must be parsed.
@@ -116,13 +92,5 @@ fn reject_1mib_string(b: Bencher) {
     let mut bytes = b"{\"schema\":\"".to_vec();
     bytes.resize(1024 * 1024 - 2, b'a');
     bytes.extend_from_slice(b"\"}");
-    let contract = Contract::default();
-    b.bench(|| {
-        let policy = Policy {
-            contract: &contract,
-            keyring: None,
-            previous: None,
-        };
-        check(black_box(&bytes), &policy).unwrap_err()
-    });
+    bench_check(b, &bytes, None, false);
 }
