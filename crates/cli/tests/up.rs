@@ -1,5 +1,6 @@
 //! `rampart up` as a user runs it: it prints the URLs, the edges proxy traffic to its origin,
-//! and SIGINT (Ctrl-C) stops every child it started before it exits 0. With `--inject nov18`
+//! `DIR/up.json` names the same URLs and every child's PID while it runs, and SIGINT (Ctrl-C)
+//! stops every child it started (up.json is then gone) before it exits 0. With `--inject nov18`
 //! (and a fast policy), each layer stops its file and says so.
 #![allow(
     clippy::unwrap_used,
@@ -80,6 +81,39 @@ fn up_starts_everything_and_ctrl_c_stops_everything() {
     for a in &addrs {
         assert!(TcpStream::connect(a).is_ok(), "{a} listens");
     }
+    // The state file says the same, for scripts.
+    let state_path = dir.path().join("stack/up.json");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    assert_eq!(state["pid"], child.id());
+    assert_eq!(
+        state["control"].as_str().unwrap(),
+        format!("http://{}", addrs[0])
+    );
+    assert_eq!(
+        std::fs::read_to_string(state["files"]["admin_token"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        48,
+        "the admin token file"
+    );
+    let edges = state["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2);
+    assert_eq!(edges[0]["canary"], true);
+    assert!(text.contains(edges[1]["admin"].as_str().unwrap()), "{text}");
+    let pids: Vec<u64> = state["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 4, "control, 2 edges, generator: {state}");
+    for pid in &pids {
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} runs"
+        );
+    }
 
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -109,6 +143,14 @@ fn up_starts_everything_and_ctrl_c_stops_everything() {
             "{a} still listens after the stop"
         );
     }
+    // Every child was waited for (no process, not even a zombie), and the state file is gone.
+    for pid in &pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} is left after the stop"
+        );
+    }
+    assert!(!state_path.exists(), "up.json outlived the stack");
     // The work dir keeps the logs.
     assert!(dir.path().join("stack/logs/control.log").exists());
 }
@@ -204,4 +246,31 @@ fn up_inject_nov18_shows_each_layer_stopping_its_file() {
     assert!(exit.success(), "{exit:?}");
     let all = seen.join("\n");
     assert!(!all.contains("inject: stopped"), "{all}");
+}
+
+#[test]
+fn up_removes_an_old_state_file_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    // Left by a run that was killed: it names processes that are gone.
+    std::fs::write(stack.join("up.json"), r#"{"pid": 1, "children": []}"#).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[rollout]\ntick_ms = \"not a number\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["up", "--no-traffic", "--edges", "1", "--policy"])
+        .arg(&policy)
+        .arg("--dir")
+        .arg(&stack)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a policy the control plane refuses stops rampart up"
+    );
+    assert!(
+        !stack.join("up.json").exists(),
+        "the old up.json is gone, and no new one was written"
+    );
 }

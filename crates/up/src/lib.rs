@@ -11,6 +11,7 @@
 //! - [`load`]: realistic traffic at a bounded rate against the edges.
 //! - [`inject`]: `--inject nov18`, each layer stopping its file.
 //! - [`status`]: reading an edge's admin API.
+//! - [`state`]: `DIR/up.json`, the running stack for scripts (URLs, token files, PIDs).
 //!
 //! # The decision that matters
 //! **Every part is the real binary.** The control plane, each edge and the generator are
@@ -23,6 +24,7 @@ pub mod inject;
 pub mod load;
 pub mod origin;
 pub mod stack;
+pub mod state;
 pub mod status;
 pub mod workdir;
 
@@ -148,6 +150,42 @@ struct Running {
 // === impl Running ===
 
 impl Running {
+    /// What `DIR/up.json` says about this stack.
+    fn state(&self, origin: &Origin) -> state::State {
+        let mut children = vec![state::ChildState {
+            name: self.control.child.name().to_owned(),
+            pid: self.control.child.pid(),
+        }];
+        children.extend(self.edges.iter().map(|e| state::ChildState {
+            name: e.child.name().to_owned(),
+            pid: e.child.pid(),
+        }));
+        children.push(state::ChildState {
+            name: self.generator.name().to_owned(),
+            pid: self.generator.pid(),
+        });
+        state::State {
+            pid: std::process::id(),
+            control: self.control.url.clone(),
+            origin: origin.addr(),
+            children,
+            edges: self
+                .edges
+                .iter()
+                .map(|e| state::EdgeState {
+                    id: e.spec.id.clone(),
+                    pop: e.spec.pop.clone(),
+                    region: e.spec.region.clone(),
+                    canary: e.spec.canary,
+                    proxy: e.proxy,
+                    admin: e.admin,
+                    pid: e.child.pid(),
+                    watch_dir: e.watch_dir.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// Stops every child by PID: SIGTERM to all edges at once (they drain in parallel), then
     /// the generator and the control plane; each is waited for.
     fn stop(self) {
@@ -195,6 +233,8 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         None => POLICY.to_owned(),
     };
     let work = Workdir::create(&root, &policy).context("cannot create the work dir")?;
+    // One left by a run that was killed would name processes that are gone.
+    state::remove(&root).context("cannot remove an old up.json")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -241,7 +281,12 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         edges,
         generator,
     };
-    print_urls(&running, &origin, &work);
+    // Once it exists, every URL in it answers. A stack a script cannot find is not started.
+    let state_file = running
+        .state(&origin)
+        .write(&work)
+        .with_context(|| format!("cannot write {}", root.join(state::FILE).display()))?;
+    print_urls(&running, &origin, &work, &state_file);
 
     let load = if args.no_traffic {
         None
@@ -299,6 +344,9 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     println!("rampart up: stopping");
     drop(load);
     running.stop();
+    if let Err(e) = state::remove(&root) {
+        println!("  cannot remove {}: {e}", state::FILE);
+    }
     drop(origin);
     runtime.shutdown_timeout(Duration::from_secs(2));
     println!(
@@ -383,7 +431,7 @@ fn inject_target(running: &Running, work: &Workdir) -> anyhow::Result<inject::Ta
     })
 }
 
-fn print_urls(running: &Running, origin: &Origin, work: &Workdir) {
+fn print_urls(running: &Running, origin: &Origin, work: &Workdir, state_file: &Path) {
     let url = &running.control.url;
     println!();
     println!("  control plane   {url}          (API under /v1, /openapi.json)");
@@ -404,6 +452,10 @@ fn print_urls(running: &Running, origin: &Origin, work: &Workdir) {
         work.admin_token.display()
     );
     println!("  logs: {}/logs/   stop: Ctrl-C", work.root.display());
+    println!(
+        "  state: {} (URLs, token files, PIDs as JSON; removed when stopped)",
+        state_file.display()
+    );
     println!();
 }
 
