@@ -1,9 +1,15 @@
-// The dashboard in a real browser: Debian's chromium driven by playwright-core (which never
-// downloads a browser of its own). Starts the stack, opens the dashboard, sees the fleet,
-// publishes a file the edges reject and watches the rollout halt at the canary and roll
-// back, checks the gate numbers and the audit entries, exercises the buttons with and
-// without the operator token, checks the layout at 1280 and 390 px wide, and saves
-// screenshots (their paths are printed).
+// The dashboard in a real browser, over the real stack: Debian's chromium driven by
+// playwright-core (which never downloads a browser of its own) against `rampart up` (a
+// control plane with --auto-rollout, real `rampart edge` processes with their agents in three
+// PoPs, one canary, the generator and traffic).
+//
+// It opens the dashboard, sees the real nodes in their PoPs with the canary marked and the
+// generator's first version rolled out, publishes a file the edges reject (signed with a key
+// only the control plane trusts) and watches the rollout halt at the canary with its NACK and
+// roll back, checks the gate numbers and the audit entries, exercises the buttons with and
+// without the operator token, checks that hostile text stays text, walks the page with the
+// keyboard, checks the layout at 1280 and 390 px wide, saves screenshots (their paths are
+// printed), and stops `rampart up` by its PID, checking that every process it started is gone.
 //
 //   node dashboard.test.js            (after `cargo build --bin rampart` and `npm ci`)
 //
@@ -17,10 +23,9 @@ const path = require('node:path');
 const { chromium } = require('playwright-core');
 
 const stackLib = require('./stack');
-const { Fleet } = require('./fleet');
 
 /** The whole test, start to finish. */
-const OVERALL_TIMEOUT_MS = 240_000;
+const OVERALL_TIMEOUT_MS = 200_000;
 /** One wait for the page to show something. */
 const WAIT_MS = 30_000;
 /** Tab presses to walk the page with the keyboard. */
@@ -32,15 +37,12 @@ const CHROMIUM_ARGS = [
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
 ];
 const XSS = '<img src=x onerror="window.__xss=1">restore v1 <b>now</b>';
-
-const NODES = [
-  { id: 'fra-1', pop: 'fra', region: 'eu', canary: true },
-  { id: 'fra-2', pop: 'fra', region: 'eu', canary: false },
-  { id: 'ams-1', pop: 'ams', region: 'eu', canary: false },
-  { id: 'ams-2', pop: 'ams', region: 'eu', canary: false },
-  { id: 'iad-1', pop: 'iad', region: 'us', canary: false },
-  { id: 'iad-2', pop: 'iad', region: 'us', canary: false },
-];
+/** `rampart up`: six edges over fra (canary fra-1), iad and sin; requests a second. */
+const EDGES = 6;
+const POPS = { fra: 'eu', iad: 'us', sin: 'ap' };
+const RATE = 200;
+/** The operator's name in the tokens file `rampart up` writes. */
+const OPERATOR = 'operator';
 
 let passed = 0;
 let failed = 0;
@@ -52,54 +54,62 @@ function check(cond, what) {
   console.log(`  ok ${passed} - ${what}`);
 }
 
-function documents() {
-  const base = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'examples', 'features.json'), 'utf8'));
-  const good = (version, tweak) => ({
-    ...base,
-    version,
-    created_at: `2025-11-18T11:0${version}:00Z`,
-    provenance: { ...base.provenance, source: `catalog:browser-test v${version}` },
-    features: base.features.map((f, i) => ({ ...f, weight: i === 0 ? f.weight + tweak : f.weight })),
-  });
-  // The 18 November shape without tripping the control plane's own checks: the r0 columns
-  // came back under other names, so the file is valid and under 200 features, and only the
-  // edges (whose extractors do not know the names) refuse it.
-  const leaked = {
-    ...good(2, 0),
-    provenance: { ...base.provenance, source: 'clickhouse:default+r0 (no database filter)' },
-    features: [...base.features, ...base.features.map((f) => ({ ...f, name: `r0_${f.name}` }))],
-  };
-  return { v1: good(1, 0), v2: leaked, v3: good(3, 0.001), catalogue: base.features.map((f) => f.name) };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` (async) until it returns a truthy value; fails after WAIT_MS. */
+async function until(what, fn) {
+  const end = Date.now() + WAIT_MS;
+  let last = null;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`waited ${WAIT_MS} ms for ${what}${last ? ` (${last.message})` : ''}`);
 }
 
 async function main() {
   const started = Date.now();
   const shotDir = process.env.SCREENSHOT_DIR || path.join(__dirname, 'screenshots');
   fs.mkdirSync(shotDir, { recursive: true });
-  const docs = documents();
   let stack = null;
-  let fleet = null;
   let context = null;
   const userData = fs.mkdtempSync(path.join(os.tmpdir(), 'rampart-chromium-'));
   const cleanup = async () => {
     if (context) await context.close().catch(() => {});
-    if (fleet) await fleet.stop().catch(() => {});
-    if (stack) await stack.stop().catch(() => {});
+    context = null;
+    if (stack) {
+      const result = await stack.dispose().catch((e) => ({ error: e.message }));
+      for (const p of result.leftovers || []) console.error(`  killed leftover ${p.pid}: ${p.cmd}`);
+    }
     fs.rmSync(userData, { recursive: true, force: true });
   };
   const deadline = setTimeout(async () => {
     console.error(`browser test: over its ${OVERALL_TIMEOUT_MS / 1000} s budget, stopping`);
-    await Promise.race([cleanup(), new Promise((r) => setTimeout(r, 10_000))]);
+    if (stack) console.error(`rampart up said, last:\n${stack.output().split('\n').slice(-30).join('\n')}`);
+    await Promise.race([cleanup(), sleep(60_000)]);
     console.log(`browser: ${passed} passed, ${failed + 1} failed`);
     process.exit(1);
   }, OVERALL_TIMEOUT_MS);
 
   try {
-    // --- the stack ---
-    stack = await stackLib.start();
-    console.log(`control plane at ${stack.url} (pid ${stack.pid})`);
-    fleet = new Fleet(stack, NODES, docs.catalogue);
-    await fleet.start();
+    // --- the stack: the real `rampart up` ---
+    stack = await stackLib.start({ edges: EDGES, pops: Object.keys(POPS).length, rate: RATE });
+    const st = stack.state;
+    console.log(`rampart up (pid ${stack.pid}): dashboard ${st.dashboard}, work dir ${st.dir}`);
+    check(st.pid === stack.pid, 'up.json names the rampart up process');
+    check(st.edges.length === EDGES && st.children.length === EDGES + 2,
+      `up.json lists ${EDGES} edges and ${EDGES + 2} children (control, edges, generator)`);
+    const loopback = (hostPort) => /^127\.0\.0\.1:\d+$/.test(hostPort);
+    check(loopback(new URL(st.control).host) && loopback(new URL(st.origin).host) &&
+      st.edges.every((e) => loopback(e.proxy) && loopback(e.admin)), 'everything listens on 127.0.0.1');
+    check(st.children.every((c) => stackLib.alive(c.pid)), 'every child process runs');
+    const canaryEdge = st.edges.find((e) => e.canary);
+    check(canaryEdge && canaryEdge.id === 'fra-1' && st.edges.filter((e) => e.canary).length === 1, 'fra-1 is the one canary');
 
     context = await chromium.launchPersistentContext(userData, {
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -110,7 +120,7 @@ async function main() {
     const page = context.pages()[0] || (await context.newPage());
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    // Chromium logs every non-2xx answer; the two 401s this test provokes are expected.
+    // Chromium logs every non-2xx answer; the 401s this test provokes are expected.
     page.on('console', (m) => {
       if (m.type() === 'error' && !/status of 401/.test(m.text())) pageErrors.push(m.text());
     });
@@ -128,6 +138,10 @@ async function main() {
       const el = document.querySelector(s);
       return Boolean(el && el.textContent.includes(n));
     }, [sel, needle]);
+    const allServe = (what, v) => waitFor(what, (want) => {
+      const nodes = [...document.querySelectorAll('#fleet-body li.node')];
+      return nodes.length > 0 && nodes.every((n) => n.querySelector('dd').textContent.startsWith(`v${want} `));
+    }, v);
     // The whole page, or one section of it (easier to read).
     const shoot = async (name, selector, fullPage = true) => {
       const file = path.join(shotDir, `${name}.png`);
@@ -141,143 +155,197 @@ async function main() {
     const setToken = async (value) => {
       await page.fill('#token', value);
       await page.press('#token', 'Enter');
+      await waitText('the token is taken', '#token-state', 'A token is set');
     };
-    const forgetToken = () => page.click('#token-forget');
+    const forgetToken = async () => {
+      await page.click('#token-forget');
+      await waitText('the token is forgotten', '#token-state', 'No token');
+    };
+    const rolloutOf = (digest) => until(`a rollout of ${digest.slice(0, 15)}…`, async () => {
+      const list = await stack.call('GET', '/v1/rollouts?limit=20');
+      return list.rollouts.find((r) => r.target.digest === digest);
+    });
 
     // --- the page itself ---
     const resp = await page.goto(`${stack.url}/`);
-    check(page.url().endsWith('/ui/'), '/ redirects to the dashboard at /ui/');
+    check(page.url() === st.dashboard, `/ redirects to the dashboard at ${st.dashboard}`);
     const headers = resp.headers();
     check(headers['content-type'] === 'text/html; charset=utf-8', `served as text/html (${headers['content-type']})`);
     check(/script-src 'self'/.test(headers['content-security-policy'] || ''), 'a Content-Security-Policy allows only its own script');
     check(headers['x-content-type-options'] === 'nosniff', 'nosniff');
 
-    // --- the fleet ---
-    await waitFor('all six nodes are shown', () => document.querySelectorAll('#fleet-body li.node').length === 6);
-    await waitFor('every node is healthy', () => document.querySelectorAll('#fleet-body li.node[data-health="healthy"]').length === 6);
+    // --- the fleet: the real edges, registered by their agents ---
+    await waitFor('all six edges are shown', (n) => document.querySelectorAll('#fleet-body li.node').length === n, EDGES);
+    const shown = await page.locator('#fleet-body li.node').evaluateAll((els) => els.map((e) => e.getAttribute('data-node')).sort());
+    check(JSON.stringify(shown) === JSON.stringify(st.edges.map((e) => e.id).sort()), `the nodes are the edges rampart up started (${shown.join(', ')})`);
+    await waitFor('every node is healthy', (n) => document.querySelectorAll('#fleet-body li.node[data-health="healthy"]').length === n, EDGES);
+    for (const [pop, region] of Object.entries(POPS)) {
+      const section = page.locator(`#fleet-body section.pop[aria-label="PoP ${pop} in region ${region}"]`);
+      check((await section.locator('li.node').count()) === 2, `PoP ${pop} (region ${region}) holds its two edges`);
+    }
     check((await page.locator('#fleet-body section.pop').count()) === 3, 'nodes are grouped into their three PoPs');
     check((await text('#fleet-body li.node[data-node="fra-1"]')).includes('canary'), 'the canary is marked');
-    check(!(await text('#fleet-body li.node[data-node="fra-2"]')).includes('canary'), 'other nodes are not marked canary');
-    const eu = await page.locator('#fleet-body section.pop[aria-label*="region eu"]').count();
-    check(eu === 2, 'PoPs carry their region');
+    check((await page.locator('#fleet-body li.node.canary').count()) === 1, 'no other node is marked canary');
+    check((await text('#fleet-body li.node[data-node="iad-2"]')).includes('0.1.0'), 'a node shows the software the real edge reports');
 
-    // --- v1 through the dashboard's start form: refused without the token, then with it ---
-    const v1 = await stack.publish(docs.v1);
-    await waitText('the published artifact is listed', '#artifact-table', 'v1');
+    // --- v1: the generator published it, the auto-rollout takes it through every wave ---
+    await waitText('the generator\'s v1 is listed', '#artifact-table', 'v1');
     await waitFor('v1 passes the edges\' contract', () => {
-      const row = document.querySelector('#artifact-table tbody tr');
-      return Boolean(row && row.textContent.includes('passes'));
+      const row = document.querySelector('#artifact-table tbody tr:last-child');
+      return Boolean(row && row.textContent.includes('passes') && row.textContent.includes('by generator'));
     });
-    await page.click('#start-panel > summary');
-    await page.selectOption('#start-digest', v1.digest);
-    await page.fill('#start-reason', 'first version');
-    await page.fill('#start-bake', '0.3');
-    await page.click('#start-submit');
-    await waitText('a start without the token is refused visibly (401)', '#start-result', '401');
-    check(await page.locator('#start-result.error').isVisible(), 'the refusal is shown as an error');
-    check((await stack.call('GET', '/v1/rollouts')).rollouts.length === 0, 'the refused start changed nothing');
-    await setToken(stack.tokens.admin);
-    await waitText('the token is taken', '#token-state', 'A token is set');
-    check(await page.evaluate(() => Object.keys(sessionStorage).length === 1), 'the token lives in sessionStorage');
-    check((await page.inputValue('#token')) === '', 'the token field is emptied after use');
-    await page.click('#start-submit');
-    await waitText('with the token the rollout starts', '#start-result', 'started');
-    await waitText('v1 reaches every wave', '#rollout-head', 'succeeded');
-    await waitFor('every node serves v1', () => [...document.querySelectorAll('#fleet-body li.node')].every((n) => n.textContent.includes('v1 ')));
+    await waitText('the auto-rollout of v1 is shown', '#rollout-head', 'auto-rollout of version 1');
+    await waitText('v1 goes through every wave', '#rollout-head', 'succeeded');
+    await allServe('every node serves v1', 1);
+    const v1 = (await stack.call('GET', '/v1/artifacts?limit=1')).artifacts[0];
+    check(v1.version === 1 && v1.published_by === 'generator', 'v1 came from the generator');
+    const doc = await stack.document(v1.digest);
+    await shoot('1280-fleet-on-v1', '#fleet');
 
-    // --- v2: the edges refuse it; the canary halts it and it rolls back ---
-    const v2 = await stack.publish(docs.v2);
-    const bad = await stack.call('POST', '/v1/rollouts', {
-      role: 'admin',
-      body: { digest: v2.digest, reason: XSS, bake_ms: 60_000 },
-    });
+    // --- v2: signed with a key only the control plane trusts; the canary NACKs it ---
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const publishedAt = Date.now();
+    const v2 = await stack.publish({
+      ...doc,
+      version: 2,
+      created_at: now,
+      provenance: { ...doc.provenance, generator: 'browser test: a key the edges do not trust yet' },
+    }, stack.keys.rotated);
+    check(v2.version === 2, 'the control plane accepts v2 (it trusts the rotated key)');
+    const bad = await rolloutOf(v2.digest);
     console.log(`rollout #${bad.id} of the file the edges reject`);
-    await waitFor('the bad rollout is selected', (id) => document.querySelector('#rollout-head')?.textContent.includes(`Rollout #${id}`), bad.id);
+    await waitFor('the auto-rollout of v2 is shown', (id) => document.querySelector('#rollout-head')?.textContent.includes(`Rollout #${id}`), bad.id);
     await waitText('it rolls back by itself', '#rollout-head', 'rolled back');
     check((await text('#rollout-waves li[data-wave="0"]')).includes('1 nacked'), 'the canary wave shows its NACK');
     check((await text('#rollout-waves li[data-wave="0"]')).includes('rolled back'), 'the canary wave is rolled back');
     const later = await page.locator('#rollout-waves li.wave').allInnerTexts();
-    check(later.length >= 3 && later.slice(1).every((t) => t.includes('pending')), 'no wave after the canary started');
+    check(later.length === 3 && later.slice(1).every((t) => t.includes('pending')), 'no wave after the canary started');
     const nackRow = await text('#rollout-gates tr[data-gate="nack"]');
-    check(nackRow.includes('fail') && nackRow.includes('fra-1') && nackRow.includes('unknown_name'), `the NACK gate fails with its numbers (${nackRow.replace(/\s+/g, ' ')})`);
+    check(nackRow.includes('fail') && nackRow.includes('fra-1') && nackRow.includes('unknown_key'), `the NACK gate fails with its numbers (${nackRow.replace(/\s+/g, ' ')})`);
     check((await text('#rollout-head')).includes('wave 0'), 'the outcome names the wave');
     await waitText('the timeline shows the failed gate', '#rollout-timeline', 'rollout.gate_failed');
     await waitText('the timeline shows the rollback', '#rollout-timeline', 'rollout.rolled_back');
-    await waitFor('the audit log shows gate_failed and mark_bad', () => {
+    await waitFor('the audit log shows gate_failed, mark_bad and rolled_back', () => {
       const t = document.querySelector('#audit-table')?.textContent || '';
       return t.includes('rollout.gate_failed') && t.includes('artifact.mark_bad') && t.includes('rollout.rolled_back');
     });
     await waitText('the artifact is marked bad', '#artifact-table', 'marked bad');
     await waitFor('v2 is not offered for a new rollout', (d) => ![...document.querySelectorAll('#start-digest option')].some((o) => o.value === d), v2.digest);
     await waitFor('the canary shows its last rejection', () => {
-      const t = document.querySelector('#fleet-body li.node[data-node="fra-1"]')?.textContent || '';
-      return t.includes('unknown_name') && t.includes('invalid');
+      const t = document.querySelector('#fleet-body li.node[data-node="fra-1"] dd.rejection')?.textContent || '';
+      return t.includes('invalid') && t.includes('unknown_key');
     });
-    await waitFor('every node still serves v1', () => [...document.querySelectorAll('#fleet-body li.node')].every((n) => n.textContent.includes('v1 ')));
-    check((await text('#rollout-head')).includes(XSS), 'a hostile reason is shown as text');
-    check(await page.evaluate(() => window.__xss === undefined && !document.querySelector('#main img, #main b')), 'and never runs or becomes markup');
+    await allServe('every node still serves v1', 1);
+    // The real processes agree with the page.
+    const canary = await stack.admin('fra-1', '/status');
+    const issues = ((canary.last_rejection && canary.last_rejection.issues) || []).map((i) => i.code);
+    const rejection = canary.last_rejection || {};
+    check(rejection.origin === 'control' && rejection.code === 'invalid' && rejection.at_ms >= publishedAt &&
+      issues.includes('unknown_key') && canary.active.version === 1,
+      `the canary edge refused the file from the control plane (${rejection.code}: ${issues.join(', ')}) and serves v1 (its /status)`);
+    for (const e of st.edges.filter((x) => !x.canary)) {
+      const s = await stack.admin(e.id, '/status');
+      check(s.last_rejection === null && s.active.version === 1 && s.control.verdict.version === 1,
+        `${e.id} was never told to serve v2 (its /status)`);
+    }
     await shoot('1280-rolled-back');
     await shoot('1280-rollouts-rolled-back', '#rollouts');
     await shoot('1280-fleet-after-rejection', '#fleet');
 
-    // --- v3 through the form, baking at the canary: gate numbers against the baseline ---
-    const v3 = await stack.publish(docs.v3);
-    await waitFor('v3 is offered', (d) => [...document.querySelectorAll('#start-digest option')].some((o) => o.value === d), v3.digest);
-    await page.selectOption('#start-digest', v3.digest);
-    await page.fill('#start-reason', 'v3: one weight nudged');
-    await page.fill('#start-bake', '60');
-    await page.click('#start-submit');
-    await waitText('v3 starts', '#start-result', 'started');
+    // --- v3: a good file; the auto-rollout bakes it at the canary; pause, then roll back ---
+    const features = doc.features.map((f, i) => (i === 0 ? { ...f, weight: Number((f.weight + 0.001).toFixed(6)) } : f));
+    const v3 = await stack.publish({
+      ...doc,
+      version: 3,
+      created_at: now,
+      provenance: { ...doc.provenance, generator: 'browser test: one weight nudged' },
+      features,
+    }, stack.keys.signing);
+    const good = await rolloutOf(v3.digest);
+    await waitFor('the auto-rollout of v3 is shown', (id) => document.querySelector('#rollout-head')?.textContent.includes(`Rollout #${id}`), good.id);
     await waitText('v3 bakes at the canary', '#rollout-head', 'baking');
+    await page.click('#command-form button[data-command="pause"]');
+    await waitText('pause without the token is refused visibly (401)', '#command-result', '401');
+    check(await page.locator('#command-result.error').isVisible(), 'the refusal is shown as an error');
+    check((await stack.call('GET', `/v1/rollouts/${good.id}`)).phase === 'baking', 'and the rollout kept baking');
+    await setToken(stack.tokens.admin);
+    check(await page.evaluate(() => Object.keys(sessionStorage).length === 1), 'the token lives in sessionStorage');
+    check((await page.inputValue('#token')) === '', 'the token field is emptied after use');
+    await page.fill('#cmd-reason', 'look at the canary first');
+    await page.click('#command-form button[data-command="pause"]');
+    await waitText('pause with the token', '#rollout-head', 'paused');
+    await waitFor('resume is offered once paused', () => !document.querySelector('#command-form button[data-command="resume"]').disabled);
+    // Paused stops progress, not the gates: they keep judging the canary against fra-2.
     await waitFor('the score-shift gate passes with its statistic', () => {
       const t = document.querySelector('#rollout-gates tr[data-gate="score_shift"]')?.textContent || '';
       return t.includes('pass') && t.includes('KS D') && t.includes('Mann–Whitney AUC');
     });
     const rate = await text('#rollout-gates tr[data-gate="errors_5xx"]');
-    check(/new 0\.000% \(0 of \d+\) vs baseline 0\.000% \(0 of \d+\)/.test(rate), `5xx against the baseline is shown (${rate.replace(/\s+/g, ' ')})`);
+    check(/new 0\.000% \(0 of [1-9]\d*\) vs baseline 0\.000% \(0 of [1-9]\d*\)/.test(rate), `5xx against the baseline is shown (${rate.replace(/\s+/g, ' ')})`);
     check((await text('#rollout-gates tr[data-gate="errors_5xx"] td.num')) === '0.000%', 'the 5xx gate shows its measured rate');
-    check((await text('#rollout-gates tr[data-gate="score_shift"] td.num')) === 'D = 0.000', 'the shift gate shows its KS distance');
-    check((await text('#rollout-report')).includes('same PoPs'), 'the baseline is named');
-    await shoot('1280-rollouts-baking', '#rollouts');
-
-    // Pause without the token: refused, visibly; with it: paused; then a rollback.
-    await forgetToken();
-    await waitText('the token is forgotten', '#token-state', 'No token');
-    await page.click('#command-form button[data-command="pause"]');
-    await waitText('pause without the token is refused visibly (401)', '#command-result', '401');
-    check((await text('#rollout-head')).includes('baking'), 'and the rollout kept baking');
-    await setToken(stack.tokens.admin);
-    await page.fill('#cmd-reason', 'look at the canary first');
-    await page.click('#command-form button[data-command="pause"]');
-    await waitText('pause with the token', '#rollout-head', 'paused');
-    await waitFor('resume is offered once paused', () => !document.querySelector('#command-form button[data-command="resume"]').disabled);
+    check(/^D = 0\.\d{3}$/.test(await text('#rollout-gates tr[data-gate="score_shift"] td.num')), 'the shift gate shows its KS distance');
+    check((await text('#rollout-report')).includes('same PoPs'), 'the baseline is named (the canary\'s PoP-mate)');
+    await shoot('1280-rollouts-paused', '#rollouts');
     await page.fill('#cmd-reason', 'not today');
     await page.click('#command-form button[data-command="rollback"]');
-    await waitText('the operator\'s rollback completes', '#rollout-head', 'rolled back by alice');
-    await waitFor('the audit log shows the commands by alice', () => {
+    await waitText('the operator\'s rollback completes', '#rollout-head', `rolled back by ${OPERATOR}`);
+    await waitFor('the audit log shows both commands by the operator', (who) => {
       const rows = [...document.querySelectorAll('#audit-table tbody tr[data-action="rollout.command"]')];
-      return rows.length >= 2 && rows.every((r) => r.textContent.includes('alice'));
-    });
-    await waitFor('every node is back on v1', () => [...document.querySelectorAll('#fleet-body li.node')].every((n) => n.textContent.includes('v1 ')));
+      return rows.length >= 2 && rows.every((r) => r.textContent.includes(who));
+    }, OPERATOR);
+    await allServe('every node is back on v1', 1);
 
-    // --- artifacts: a diff, and the switch form ---
+    // --- v3 again, from the start form, with a hostile reason: refused without the token ---
+    await forgetToken();
+    await page.click('#start-panel > summary');
+    await waitFor('v3 is offered', (d) => [...document.querySelectorAll('#start-digest option')].some((o) => o.value === d), v3.digest);
+    await page.selectOption('#start-digest', v3.digest);
+    await page.fill('#start-reason', XSS);
+    await page.fill('#start-bake', '0.3');
+    await page.click('#start-submit');
+    await waitText('a start without the token is refused visibly (401)', '#start-result', '401');
+    check(await page.locator('#start-result.error').isVisible(), 'the refusal is shown as an error');
+    check((await stack.call('GET', '/v1/rollouts?limit=1')).rollouts[0].id === good.id, 'the refused start changed nothing');
+    await setToken(stack.tokens.admin);
+    await page.click('#start-submit');
+    await waitText('with the token the rollout starts', '#start-result', 'started');
+    await waitFor('the new rollout is shown', (id) => {
+      const m = /Rollout #(\d+)/.exec(document.querySelector('#rollout-head')?.textContent || '');
+      return m && Number(m[1]) > id;
+    }, good.id);
+    check((await text('#rollout-head')).includes(XSS), 'a hostile reason is shown as text');
+    check(await page.evaluate(() => window.__xss === undefined && !document.querySelector('#main img, #main b')), 'and never runs or becomes markup');
+    await waitText('v3 goes through every wave', '#rollout-head', 'succeeded');
+    await allServe('every node serves v3', 3);
+    const edgesOnV3 = await Promise.all(st.edges.map((e) => stack.admin(e.id, '/status')));
+    check(edgesOnV3.every((s) => s.active.version === 3 && s.active.digest === v3.digest), 'every real edge serves v3 (their /status)');
+
+    // --- artifacts: a diff, an audit entry's numbers, and the kill switch ---
     await page.selectOption('#diff-old', v1.digest);
-    await page.selectOption('#diff-new', v2.digest);
+    await page.selectOption('#diff-new', v3.digest);
     await page.click('#diff-submit');
-    await waitText('the diff shows the doubling', '#diff-body', '×2.00');
-    check((await text('#diff-body')).includes('Added (64)'), 'and lists the added names');
+    await waitText('the diff shows v1 → v3', '#diff-body', 'v1 → v3');
+    const diff = await text('#diff-body');
+    check(diff.includes('(×1.00)') && diff.includes('Added (0)') && diff.includes('Removed (0)') && diff.includes('Changed (1)') &&
+      diff.includes(features[0].name), 'the diff lists the one changed weight');
     const failedRow = '#audit-table tbody tr[data-action="rollout.gate_failed"]';
     await page.click(`${failedRow} details > summary`);
     const failedDetail = await text(`${failedRow} details pre`);
-    check(failedDetail.includes('"gate": "nack"') && failedDetail.includes('"nacked": 1'), 'the audit entry of the failed gate carries its numbers');
+    check(failedDetail.includes('"gate": "nack"') && failedDetail.includes('"nacked": 1') && failedDetail.includes('unknown_key'),
+      'the audit entry of the failed gate carries its numbers');
     await page.click('#killswitch-panel > summary');
     await page.selectOption('#ks-node', 'iad-2');
     await page.selectOption('#ks-state', 'off');
     await page.fill('#ks-reason', 'drill: <script>window.__xss=2</script>');
     await page.click('#ks-set');
     await waitText('the switch is set', '#ks-result', 'off on iad-2');
-    await waitFor('iad-2 shows its bot module off', () => document.querySelector('#fleet-body li.node[data-node="iad-2"]')?.textContent.includes('switched off (node)'));
+    await waitText('iad-2 shows its switch', '#fleet-body li.node[data-node="iad-2"]', 'switched off (node)');
+    await until('iad-2\'s agent to report its bot module off', async () => (await stack.call('GET', '/v1/nodes/iad-2')).module_enabled === false);
+    check(true, 'iad-2\'s agent reports its bot module off');
     check(await page.evaluate(() => window.__xss === undefined), 'a hostile switch reason stays text');
+    const iad2 = await stack.admin('iad-2', '/status');
+    check(iad2.module_enabled === false && (iad2.kill_switch_reason || '').includes('drill'), 'the real edge iad-2 turned its bot module off (its /status)');
+    check((await stack.admin('iad-1', '/status')).module_enabled === true, 'and iad-1 did not');
     await waitText('the switch is audited', '#audit-table tbody tr:first-child', 'killswitch.set');
     check(await page.locator(`${failedRow} details`).evaluate((d) => d.open), 'an opened audit entry stays open as new entries arrive');
 
@@ -334,7 +402,21 @@ async function main() {
     }
 
     check(pageErrors.length === 0, `no script error in the page (${pageErrors.join(' | ') || 'none'})`);
-    check(fleet.errors.length === 0, `the simulated edges saw no API error (${fleet.errors.slice(0, 3).join(' | ') || 'none'})`);
+    await context.close();
+    context = null;
+
+    // --- stop: SIGINT to rampart up by its PID; every process it started is gone ---
+    const stopAt = Date.now();
+    const stop = await stack.stop();
+    const stopS = ((Date.now() - stopAt) / 1000).toFixed(1);
+    check(stop.clean && stop.exit && stop.exit.code === 0, `rampart up stops on SIGINT and exits 0 in ${stopS} s (${JSON.stringify(stop.exit)})`);
+    check(/stopped control/.test(stop.output) && /stopped edge-fra-1/.test(stop.output) && /stopped generator/.test(stop.output),
+      'it says it stopped the control plane, the edges and the generator');
+    check(stop.leftovers.length === 0, `no process it started is left (${stop.leftovers.map((p) => `${p.pid} ${p.cmd}`).join('; ') || 'none'})`);
+    check(!stop.stateLeft, 'up.json is removed');
+    const refused = await fetch(`${stack.url}/v1/health`, { signal: AbortSignal.timeout(2000) }).then(() => false, () => true);
+    const edgeRefused = await Promise.all(st.edges.map((e) => fetch(`http://${e.admin}/status`, { signal: AbortSignal.timeout(2000) }).then(() => false, () => true)));
+    check(refused && edgeRefused.every(Boolean), 'the control plane and every edge admin port are closed');
     console.log(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (e) {
     failed += 1;
@@ -347,6 +429,7 @@ async function main() {
         shots.push(file);
       }
     }
+    if (stack) console.error(`rampart up said, last:\n${stack.output().split('\n').slice(-30).join('\n')}`);
   } finally {
     clearTimeout(deadline);
     await cleanup();

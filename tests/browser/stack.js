@@ -1,37 +1,64 @@
-// The stack the dashboard test looks at: a real `rampart control` process on 127.0.0.1:0,
-// signing keys and tokens made for this run, and files signed by the real binary.
+// The stack the dashboard test looks at: the real `rampart up` (a control plane with
+// --auto-rollout, an origin, real `rampart edge` processes with their agents across PoPs, one
+// canary, the generator on the embedded catalog, and traffic), on 127.0.0.1 with ports it
+// picks itself, in a work dir made for this run.
 //
-// `rampart up` does not exist yet. When it does, `start()` becomes: spawn `rampart up` with
-// its flags, read the control-plane URL and the admin token it prints, and return the same
-// object with `fleet: null` (its real edges heartbeat by themselves). The test only uses
-// what `start()` returns.
+// Where everything is comes from `DIR/up.json`, which `rampart up` writes once every process
+// has started: the control plane's URL, the token and key files, every child's PID. The
+// test signs its own files with the real `rampart artifact sign` and publishes them with
+// the publisher token, as `rampart up --inject` does.
+//
+// Stopping: SIGINT to `rampart up` by its PID (it stops its children in order and waits for
+// them), a bounded wait, then SIGKILL to it and to whatever of its children is left: every
+// PID in up.json and every process whose command line names this run's work dir (the
+// children run in their own process groups, so nothing else would reach them).
 'use strict';
 
 const { spawn, execFileSync } = require('node:child_process');
-const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-/** How long the control plane may take to print its address. */
-const START_TIMEOUT_MS = 30_000;
-/** How long it may take to stop after SIGTERM before it is SIGKILLed. */
-const STOP_TIMEOUT_MS = 10_000;
+/** How long `rampart up` may take to write up.json. */
+const START_TIMEOUT_MS = 60_000;
+/** How long it may take to stop after SIGINT (each child has 10 s after SIGTERM; edges stop together). */
+const STOP_TIMEOUT_MS = 45_000;
+/** How long processes killed with SIGKILL may take to vanish. */
+const KILL_WAIT_MS = 5_000;
 /** A request to the API that takes longer fails the test. */
 const REQUEST_TIMEOUT_MS = 10_000;
-/** The heartbeat interval told to edges (fast, so the test is too). */
-const BEAT_INTERVAL_MS = 200;
+/** A call to `rampart artifact sign` that takes longer fails the test. */
+const SIGN_TIMEOUT_MS = 30_000;
+/** Lines of `rampart up`'s output kept to print when something fails. */
+const KEPT_LINES = 400;
 
-/** Fast gates, as the Rust socket tests use: 100 ms ticks, 100 requests judge a rate. */
-const POLICY = `[rollout]
+/**
+ * The rollout policy of the run. The canary bakes 10 s, long enough for the test to pause
+ * it from the page; the later waves 0.5 s. 100 ms ticks, 100 requests judge a rate.
+ */
+const POLICY = `[plan]
+canary_bake_ms = 10000
+
+[[plan.waves]]
+share = 0.5
+bake_ms = 500
+
+[[plan.waves]]
+share = 1.0
+bake_ms = 500
+
+[rollout]
 tick_ms = 100
+baseline_wait_ms = 3000
+
 [rollout.gates]
 min_requests = 100
+
 [rollout.gates.shift]
 min_scores = 100
-alpha = 0.001
-min_d = 0.1
 `;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function binary() {
   if (process.env.RAMPART_BIN) return process.env.RAMPART_BIN;
@@ -39,56 +66,137 @@ function binary() {
   return path.join(target, 'debug', 'rampart');
 }
 
-/** Starts the control plane; resolves to the stack the test drives. */
-async function start() {
+/** Whether `pid` runs (a zombie has ended). */
+function alive(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ...": the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Live processes whose command line mentions `needle` (this run's work dir). */
+function processesNaming(needle) {
+  const found = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let cmd;
+    try {
+      cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmd.includes(needle) && alive(Number(entry))) {
+      found.push({ pid: Number(entry), cmd: cmd.split('\0').join(' ').trim() });
+    }
+  }
+  return found;
+}
+
+/**
+ * Starts `rampart up` with `args` added to the run's own (work dir, policy, fast beats);
+ * resolves to the stack once up.json is written.
+ */
+async function start({ edges = 6, pops = 3, rate = 200 } = {}) {
   const bin = binary();
   if (!fs.existsSync(bin)) {
     throw new Error(`no rampart binary at ${bin}: run \`cargo build --bin rampart\` (or set RAMPART_BIN)`);
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rampart-dashboard-'));
-  const secret = () => crypto.randomBytes(24).toString('hex');
-  const tokens = { admin: secret(), publisher: secret(), edge: secret() };
-  fs.writeFileSync(
-    path.join(dir, 'tokens'),
-    `alice admin ${tokens.admin}\ngen publisher ${tokens.publisher}\nedges edge ${tokens.edge}\n`,
-    { mode: 0o600 },
-  );
-  fs.writeFileSync(path.join(dir, 'policy.toml'), POLICY);
-  execFileSync(bin, ['keygen', '--out', path.join(dir, 'keys')], { stdio: ['ignore', 'ignore', 'inherit'] });
-
-  const child = spawn(bin, [
-    'control',
-    '--listen', '127.0.0.1:0',
-    '--data-dir', path.join(dir, 'data'),
-    '--token-file', path.join(dir, 'tokens'),
-    '--pubkey', path.join(dir, 'keys', 'rampart.pub'),
-    '--policy', path.join(dir, 'policy.toml'),
-    '--beat-interval-ms', String(BEAT_INTERVAL_MS),
-  ], { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
-
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`rampart control printed no address in ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const m = /rampart control listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`rampart control exited early (${code ?? signal})`));
-    });
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'rampart-browser-'));
+  const dir = path.join(base, 'up');
+  const policy = path.join(base, 'policy.toml');
+  fs.writeFileSync(policy, POLICY);
+  const args = [
+    'up', '--dir', dir,
+    '--edges', String(edges), '--pops', String(pops), '--rate', String(rate),
+    '--every', '1h', '--beat-interval-ms', '200', '--policy', policy,
+  ];
+  const child = spawn(bin, args, {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const lines = [];
+  const keep = (chunk) => {
+    for (const line of String(chunk).split('\n')) {
+      if (line.trim()) lines.push(line);
+    }
+    lines.splice(0, Math.max(0, lines.length - KEPT_LINES));
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  let exit = null;
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    exit = { code, signal };
+    resolve(exit);
+  }));
+
+  let state = null;
+  let stopped = null;
+
+  /** Stops `rampart up` and everything it started; resolves to what happened. Idempotent. */
+  const stop = () => {
+    if (!stopped) stopped = stopOnce();
+    return stopped;
+  };
+  const stopOnce = async () => {
+    let clean = false;
+    if (exit === null) {
+      child.kill('SIGINT');
+      clean = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+      if (!clean) {
+        child.kill('SIGKILL');
+        await Promise.race([exited, sleep(KILL_WAIT_MS)]);
+      }
+    }
+    // What is still running now is a leftover: the test fails on it, and it is killed.
+    const pids = new Set(state ? state.children.map((c) => c.pid) : []);
+    const leftovers = [
+      ...[...pids].filter(alive).map((pid) => ({ pid, cmd: '(from up.json)' })),
+      ...processesNaming(dir).filter((p) => !pids.has(p.pid)),
+    ];
+    for (const p of leftovers) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // Gone in between.
+      }
+    }
+    const until = Date.now() + KILL_WAIT_MS;
+    while (Date.now() < until && leftovers.some((p) => alive(p.pid))) await sleep(50);
+    const stateLeft = fs.existsSync(path.join(dir, 'up.json'));
+    return { clean, exit, leftovers, stateLeft, output: lines.join('\n') };
+  };
+
+  try {
+    const file = path.join(dir, 'up.json');
+    const until = Date.now() + START_TIMEOUT_MS;
+    while (!fs.existsSync(file)) {
+      if (exit !== null) throw new Error(`rampart up exited early (${exit.code ?? exit.signal}):\n${lines.join('\n')}`);
+      if (Date.now() > until) throw new Error(`rampart up wrote no up.json in ${START_TIMEOUT_MS} ms:\n${lines.join('\n')}`);
+      await sleep(100);
+    }
+    state = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    await stop();
+    fs.rmSync(base, { recursive: true, force: true });
+    throw e;
+  }
+
+  const read = (p) => fs.readFileSync(p, 'utf8').trim();
+  const tokens = { admin: read(state.files.admin_token), publisher: read(state.files.publisher_token) };
+  const url = state.control;
 
   const stack = {
     url,
     dir,
     pid: child.pid,
+    state,
     tokens,
-    beatIntervalMs: BEAT_INTERVAL_MS,
+    keys: { signing: state.files.signing_key, rotated: state.files.rotated_key },
+    /** The last lines `rampart up` printed. */
+    output: () => lines.join('\n'),
     /** Calls the API; `role` picks the token (none: an anonymous read). */
     async call(method, route, { role, body, raw } = {}) {
       const headers = {};
@@ -101,35 +209,46 @@ async function start() {
       }
       const resp = await fetch(url + route, { method, headers, body: payload, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       const text = await resp.text();
-      const json = text ? JSON.parse(text) : null;
       if (!resp.ok) throw new Error(`${method} ${route}: ${resp.status} ${text}`);
-      return json;
+      return text ? JSON.parse(text) : null;
     },
-    /** Signs a document with the run's key (the real `rampart artifact sign`) and publishes it. */
-    async publish(doc) {
-      const name = `v${doc.version}-${crypto.randomBytes(4).toString('hex')}`;
-      const docPath = path.join(dir, `${name}.json`);
-      const envPath = path.join(dir, `${name}.signed.json`);
+    /** The document inside a stored artifact. */
+    async document(digest) {
+      const resp = await fetch(`${url}/v1/artifacts/${digest}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      if (!resp.ok) throw new Error(`GET artifact ${digest}: ${resp.status}`);
+      const env = JSON.parse(await resp.text());
+      return JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
+    },
+    /** Signs `doc` with `key` (the real `rampart artifact sign`) and publishes it as the publisher. */
+    async publish(doc, key) {
+      const name = `v${doc.version}-${path.basename(key, '.key')}`;
+      const docPath = path.join(base, `${name}.json`);
+      const envPath = path.join(base, `${name}.signed.json`);
       fs.writeFileSync(docPath, JSON.stringify(doc, null, 2));
-      execFileSync(bin, ['artifact', 'sign', '--key', path.join(dir, 'keys', 'rampart.key'), '--out', envPath, docPath], {
+      execFileSync(bin, ['artifact', 'sign', '--key', key, '--out', envPath, docPath], {
         stdio: ['ignore', 'ignore', 'inherit'],
+        timeout: SIGN_TIMEOUT_MS,
       });
       const result = await stack.call('POST', '/v1/artifacts', { role: 'publisher', raw: fs.readFileSync(envPath) });
       return result.artifact;
     },
-    /** SIGTERM, then SIGKILL if it does not stop in time; removes the run's directory. */
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
+    /** An edge's admin API, as JSON. */
+    async admin(id, route) {
+      const e = state.edges.find((x) => x.id === id);
+      if (!e) throw new Error(`no edge ${id} in up.json`);
+      const resp = await fetch(`http://${e.admin}${route}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      if (!resp.ok) throw new Error(`GET ${e.admin}${route}: ${resp.status}`);
+      return resp.json();
+    },
+    stop,
+    /** Stops (if not yet) and removes the run's directories. */
+    async dispose() {
+      const result = await stop();
+      fs.rmSync(base, { recursive: true, force: true });
+      return result;
     },
   };
   return stack;
 }
 
-module.exports = { start };
+module.exports = { start, alive, POLICY };
