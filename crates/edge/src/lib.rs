@@ -41,6 +41,7 @@ pub mod module;
 pub mod node;
 pub mod proxy;
 pub mod server;
+pub mod timer;
 pub mod watch;
 
 pub use cli::{EdgeArgs, run};

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
+use rampart_ingest::shard::{self, Padded, SHARDS};
 
 /// Upper bounds (inclusive) of the score histogram's buckets. Scores are 1..=99, so the last
 /// bucket is everything; 1 = surely automated, 99 = surely human.
@@ -36,9 +37,17 @@ pub enum ModuleFailure {
     Panic,
 }
 
-/// Every counter of the edge's request path.
-#[derive(Debug, Default)]
+/// Every counter of the edge's request path, one copy per thread shard
+/// ([`rampart_ingest::shard`]): a request bumps only its worker's copy, so workers never
+/// share a cache line on the request path; readers add the copies up.
+#[derive(Debug)]
 pub struct Metrics {
+    shards: Box<[Padded<Shard>; SHARDS]>,
+}
+
+/// One shard's counters.
+#[derive(Debug, Default)]
+struct Shard {
     /// Responses by status class: index 0 is 1xx … index 4 is 5xx.
     responses: [AtomicU64; 5],
     /// Origin refused, reset or otherwise failed: answered 502.
@@ -86,6 +95,11 @@ pub struct Totals {
 #[derive(Debug)]
 pub struct InFlight<'a>(&'a Metrics);
 
+/// Adds `from` into `into` (both relaxed; wrapping, like the atomics themselves).
+fn add_into(into: &AtomicU64, from: &AtomicU64) {
+    into.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
 // === impl ScoreSlots ===
 
 impl Default for ScoreSlots {
@@ -106,48 +120,109 @@ impl ScoreSlots {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.local().in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// === impl Shard ===
+
+impl Shard {
+    /// Adds every counter of `other` into this one.
+    fn add(&self, other: &Shard) {
+        for (a, b) in self.responses.iter().zip(&other.responses) {
+            add_into(a, b);
+        }
+        for (a, b) in self.score_buckets.iter().zip(&other.score_buckets) {
+            add_into(a, b);
+        }
+        for (a, b) in self.slots.0.iter().zip(&other.slots.0) {
+            add_into(a, b);
+        }
+        for (a, b) in [
+            (&self.origin_errors, &other.origin_errors),
+            (&self.origin_timeouts, &other.origin_timeouts),
+            (&self.module_errors, &other.module_errors),
+            (&self.module_panics, &other.module_panics),
+            (&self.blocked, &other.blocked),
+            (&self.failed_closed, &other.failed_closed),
+            (&self.unscored_disabled, &other.unscored_disabled),
+            (&self.unscored_no_plan, &other.unscored_no_plan),
+            (&self.unscored_failed, &other.unscored_failed),
+            (&self.score_sum, &other.score_sum),
+            (&self.connections_open, &other.connections_open),
+            (&self.connections_total, &other.connections_total),
+            (&self.in_flight, &other.in_flight),
+        ] {
+            add_into(a, b);
+        }
     }
 }
 
 // === impl Metrics ===
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            shards: Box::new(std::array::from_fn(|_| Padded(Shard::default()))),
+        }
+    }
+}
+
 impl Metrics {
+    /// This thread's shard.
+    fn local(&self) -> &Shard {
+        let [first, rest @ ..] = &*self.shards;
+        match shard::current().checked_sub(1) {
+            Some(i) => rest.get(i).map_or(&first.0, |p| &p.0),
+            None => &first.0,
+        }
+    }
+
+    /// Every shard added up, for reading.
+    fn summed(&self) -> Shard {
+        let total = Shard::default();
+        for s in self.shards.iter() {
+            total.add(&s.0);
+        }
+        total
+    }
+
     /// Counts a response sent to a client.
     pub fn response(&self, status: StatusCode) {
         let class = usize::from(status.as_u16() / 100).saturating_sub(1);
-        if let Some(c) = self.responses.get(class) {
+        if let Some(c) = self.local().responses.get(class) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Counts a 502.
     pub fn origin_error(&self) {
-        self.origin_errors.fetch_add(1, Ordering::Relaxed);
+        self.local().origin_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a 504.
     pub fn origin_timeout(&self) {
-        self.origin_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.local().origin_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a module failure.
     pub fn module_failure(&self, failure: ModuleFailure) {
+        let s = self.local();
         match failure {
-            ModuleFailure::Error => &self.module_errors,
-            ModuleFailure::Panic => &self.module_panics,
+            ModuleFailure::Error => &s.module_errors,
+            ModuleFailure::Panic => &s.module_panics,
         }
         .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a request blocked by the score rule.
     pub fn blocked(&self) {
-        self.blocked.fetch_add(1, Ordering::Relaxed);
+        self.local().blocked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a request refused because the module failed under `fail-policy closed`.
     pub fn failed_closed(&self) {
-        self.failed_closed.fetch_add(1, Ordering::Relaxed);
+        self.local().failed_closed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a scored request.
@@ -156,89 +231,96 @@ impl Metrics {
             .iter()
             .position(|&le| score <= le)
             .unwrap_or(SCORE_BUCKETS.len().saturating_sub(1));
-        if let Some(b) = self.score_buckets.get(i) {
+        let s = self.local();
+        if let Some(b) = s.score_buckets.get(i) {
             b.fetch_add(1, Ordering::Relaxed);
         }
-        self.score_sum
-            .fetch_add(u64::from(score), Ordering::Relaxed);
-        self.slots.add(usize::from(score.clamp(1, 99)));
+        s.score_sum.fetch_add(u64::from(score), Ordering::Relaxed);
+        s.slots.add(usize::from(score.clamp(1, 99)));
     }
 
     /// Counts a request that went on without a score.
     pub fn unscored(&self, reason: UnscoredReason) {
+        let s = self.local();
         match reason {
-            UnscoredReason::Disabled => &self.unscored_disabled,
-            UnscoredReason::NoPlan => &self.unscored_no_plan,
-            UnscoredReason::Failed => &self.unscored_failed,
+            UnscoredReason::Disabled => &s.unscored_disabled,
+            UnscoredReason::NoPlan => &s.unscored_no_plan,
+            UnscoredReason::Failed => &s.unscored_failed,
         }
         .fetch_add(1, Ordering::Relaxed);
-        self.slots.add(0);
+        s.slots.add(0);
     }
 
     /// Counts an accepted connection.
     pub fn connection_opened(&self) {
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
-        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        let s = self.local();
+        s.connections_open.fetch_add(1, Ordering::Relaxed);
+        s.connections_total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a closed connection.
     pub fn connection_closed(&self) {
-        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.local()
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Panics caught at the module boundary so far.
     pub fn panics_caught(&self) -> u64 {
-        self.module_panics.load(Ordering::Relaxed)
+        self.summed().module_panics.load(Ordering::Relaxed)
     }
 
     /// Counts a request in flight until the guard is dropped.
     pub fn in_flight(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.local().in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self)
     }
 
     /// Requests being served now.
     pub fn requests_in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.summed().in_flight.load(Ordering::Relaxed)
     }
 
     /// Client connections open now.
     pub fn connections_open(&self) -> u64 {
-        self.connections_open.load(Ordering::Relaxed)
+        self.summed().connections_open.load(Ordering::Relaxed)
     }
 
     /// Responses sent with a status in `class` (1 to 5) so far.
     pub fn responses_in_class(&self, class: u16) -> u64 {
+        let t = self.summed();
         usize::from(class)
             .checked_sub(1)
-            .and_then(|i| self.responses.get(i))
+            .and_then(|i| t.responses.get(i))
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// The cumulative counts since start, for the edge agent's heartbeat deltas.
     pub fn totals(&self) -> Totals {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let t = self.summed();
         Totals {
-            requests: self
+            requests: t
                 .responses
                 .iter()
                 .fold(0u64, |n, c| n.saturating_add(get(c))),
-            errors_5xx: self.responses.get(4).map_or(0, get),
-            module_errors: get(&self.module_errors).saturating_add(get(&self.module_panics)),
-            scores: std::array::from_fn(|i| self.slots.0.get(i).map_or(0, get)),
+            errors_5xx: t.responses.get(4).map_or(0, get),
+            module_errors: get(&t.module_errors).saturating_add(get(&t.module_panics)),
+            scores: std::array::from_fn(|i| t.slots.0.get(i).map_or(0, get)),
         }
     }
 
     /// Appends the request-path metrics in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let t = self.summed();
         family(
             out,
             "rampart_edge_requests_total",
             "counter",
             "Responses sent to clients, by status class.",
         );
-        for (i, c) in self.responses.iter().enumerate() {
+        for (i, c) in t.responses.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "rampart_edge_requests_total{{class=\"{}xx\"}} {}",
@@ -255,12 +337,12 @@ impl Metrics {
         let _ = writeln!(
             out,
             "rampart_edge_origin_errors_total{{status=\"502\"}} {}",
-            get(&self.origin_errors)
+            get(&t.origin_errors)
         );
         let _ = writeln!(
             out,
             "rampart_edge_origin_errors_total{{status=\"504\"}} {}",
-            get(&self.origin_timeouts)
+            get(&t.origin_timeouts)
         );
         family(
             out,
@@ -271,12 +353,12 @@ impl Metrics {
         let _ = writeln!(
             out,
             "rampart_edge_module_errors_total{{kind=\"error\"}} {}",
-            get(&self.module_errors)
+            get(&t.module_errors)
         );
         let _ = writeln!(
             out,
             "rampart_edge_module_errors_total{{kind=\"panic\"}} {}",
-            get(&self.module_panics)
+            get(&t.module_panics)
         );
         family(
             out,
@@ -287,7 +369,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "rampart_edge_module_panics_caught_total {}",
-            get(&self.module_panics)
+            get(&t.module_panics)
         );
         family(
             out,
@@ -295,7 +377,7 @@ impl Metrics {
             "counter",
             "Requests answered 403 by the block-below rule.",
         );
-        let _ = writeln!(out, "rampart_edge_blocked_total {}", get(&self.blocked));
+        let _ = writeln!(out, "rampart_edge_blocked_total {}", get(&t.blocked));
         family(
             out,
             "rampart_edge_failed_closed_total",
@@ -305,7 +387,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "rampart_edge_failed_closed_total {}",
-            get(&self.failed_closed)
+            get(&t.failed_closed)
         );
         family(
             out,
@@ -314,9 +396,9 @@ impl Metrics {
             "Requests without a score, by reason.",
         );
         for (reason, c) in [
-            ("disabled", &self.unscored_disabled),
-            ("no_plan", &self.unscored_no_plan),
-            ("module_failed", &self.unscored_failed),
+            ("disabled", &t.unscored_disabled),
+            ("no_plan", &t.unscored_no_plan),
+            ("module_failed", &t.unscored_failed),
         ] {
             let _ = writeln!(
                 out,
@@ -331,7 +413,7 @@ impl Metrics {
             "Bot scores given (1 = surely automated, 99 = surely human).",
         );
         let mut cumulative = 0u64;
-        for (le, c) in SCORE_BUCKETS.iter().zip(&self.score_buckets) {
+        for (le, c) in SCORE_BUCKETS.iter().zip(&t.score_buckets) {
             cumulative = cumulative.saturating_add(get(c));
             let _ = writeln!(
                 out,
@@ -342,7 +424,7 @@ impl Metrics {
             out,
             "rampart_edge_bot_score_bucket{{le=\"+Inf\"}} {cumulative}"
         );
-        let _ = writeln!(out, "rampart_edge_bot_score_sum {}", get(&self.score_sum));
+        let _ = writeln!(out, "rampart_edge_bot_score_sum {}", get(&t.score_sum));
         let _ = writeln!(out, "rampart_edge_bot_score_count {cumulative}");
         family(
             out,
@@ -353,7 +435,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "rampart_edge_connections_open {}",
-            get(&self.connections_open)
+            get(&t.connections_open)
         );
         family(
             out,
@@ -361,11 +443,7 @@ impl Metrics {
             "gauge",
             "Requests being served now.",
         );
-        let _ = writeln!(
-            out,
-            "rampart_edge_requests_in_flight {}",
-            get(&self.in_flight)
-        );
+        let _ = writeln!(out, "rampart_edge_requests_in_flight {}", get(&t.in_flight));
         family(
             out,
             "rampart_edge_connections_total",
@@ -375,7 +453,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "rampart_edge_connections_total {}",
-            get(&self.connections_total)
+            get(&t.connections_total)
         );
     }
 }

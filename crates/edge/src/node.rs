@@ -209,7 +209,10 @@ impl Node {
             },
             None,
             trigger.signal(),
-            move |req, peer| admin_handler.clone().handle(req, peer),
+            move |peer| {
+                let admin = admin_handler.clone();
+                move |req| admin.clone().handle(req, peer)
+            },
         ));
         let mut background = vec![tokio::spawn(tick_loop(store.clone(), signal))];
         if let Some(agent) = agent {
@@ -300,6 +303,8 @@ impl Node {
 impl Worker {
     /// Serves until shutdown and the drain; tells `ready` once it accepts.
     fn run(self, ready: tokio::sync::oneshot::Sender<Result<(), String>>) -> Drained {
+        // Per-request counters go to this worker's own shard (shard 0 is everyone else's).
+        rampart_ingest::shard::enter(self.index.saturating_add(1));
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -330,13 +335,10 @@ impl Worker {
             };
             let proxy = Arc::new(Proxy::new(upstream, boundary, metrics.clone(), origin));
             let _ = ready.send(Ok(()));
-            let drained = serve(
-                listener,
-                options,
-                Some(metrics),
-                signal,
-                move |req, peer| proxy.clone().handle(req, peer),
-            )
+            let drained = serve(listener, options, Some(metrics), signal, move |peer| {
+                let conn = proxy.connection(peer);
+                move |req| conn.clone().handle(req)
+            })
             .await;
             tracing::debug!(worker = index, ?drained, "proxy worker stopped");
             drained

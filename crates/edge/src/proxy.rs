@@ -2,17 +2,19 @@
 //! module's decision in between.
 //!
 //! Bodies stream both ways (the client's [`Incoming`] body is the origin request's body and
-//! the origin's is the client response's), connections to the origin are pooled and kept
-//! alive, and every way the origin can fail ends in a status: refused or reset → 502, no
-//! response head within the timeout → 504.
+//! the origin's is the client response's), connections to the origin are kept alive and
+//! pooled per worker (each client connection leases one, see [`origin`]), and every way the
+//! origin can fail ends in a status: refused or reset → 502, no response head within the
+//! timeout → 504.
 
 mod headers;
+mod origin;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -20,14 +22,13 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use headers::{SCORE_HEADER, X_FORWARDED_FOR};
 
 use crate::metrics::Metrics;
 use crate::module::{Boundary, Decision, Inbound};
+use crate::proxy::origin::{OriginPool, Sender};
+use crate::timer::LazyTimer;
 
 /// The body of a proxied response: the origin's, streamed, or a short one of our own.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -42,8 +43,8 @@ pub const DEFAULT_RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an idle pooled connection to the origin is kept.
 pub const ORIGIN_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Most idle connections kept to the origin (one per client connection at full load is
-/// plenty; more would only hold file descriptors).
+/// Most idle connections each worker keeps to the origin (a client connection holds its
+/// own while it lives; these are the ones left by closed client connections).
 pub const ORIGIN_POOL_MAX_IDLE: usize = 1024;
 
 /// At most one log line per this interval for origin failures; the rest are counted and the
@@ -82,15 +83,35 @@ pub struct OriginTimeouts {
     pub response_header: Duration,
 }
 
-/// The proxy's shared state; one per listener, shared by every connection.
+/// The proxy's shared state; one per worker, shared by every connection it serves.
 #[derive(Debug)]
 pub struct Proxy {
-    client: Client<HttpConnector, Incoming>,
+    origin: OriginPool,
     upstream: Upstream,
     boundary: Boundary,
     metrics: Arc<Metrics>,
     timeouts: OriginTimeouts,
     origin_log: LogGate,
+}
+
+/// One client connection: who it is and the origin connection it leases.
+///
+/// Dropped when the client connection ends; the origin connection then goes back to the
+/// worker's pool.
+#[derive(Debug)]
+pub struct ClientConn {
+    proxy: Arc<Proxy>,
+    client: IpAddr,
+    state: Mutex<ConnState>,
+}
+
+/// What a client connection carries from one request to the next.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// The origin connection it leases.
+    lease: Option<Sender>,
+    /// The response-header timeout's timer, made on the first request.
+    timer: Option<LazyTimer>,
 }
 
 /// Lets one log line through per interval and counts the others; lock-free, so it can sit
@@ -132,17 +153,28 @@ impl std::fmt::Display for Upstream {
 }
 
 impl Upstream {
-    /// The origin URI for a request URI (origin-form or absolute-form).
-    fn uri_for(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let pq = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
+    /// The origin-form request target sent to the origin for a client's request target
+    /// (origin-form or absolute-form; an authority-form target becomes `/`).
+    fn target_for(uri: &Uri) -> Uri {
+        Uri::from(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        )
+    }
+
+    /// `host:port` to open TCP connections to (port 80 when the URL has none).
+    fn connect_addr(&self) -> String {
+        format!(
+            "{}:{}",
+            self.authority.host(),
+            self.authority.port_u16().unwrap_or(80)
+        )
+    }
+
+    /// The `Host` header value for requests that came without one (HTTP/1.0).
+    fn host_value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(self.authority.as_str()).ok()
     }
 }
 
@@ -167,16 +199,14 @@ impl Proxy {
         metrics: Arc<Metrics>,
         timeouts: OriginTimeouts,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(ORIGIN_POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(ORIGIN_POOL_MAX_IDLE)
-            .build(connector);
+        let origin = OriginPool::new(
+            upstream.connect_addr(),
+            timeouts.connect,
+            ORIGIN_POOL_IDLE_TIMEOUT,
+            ORIGIN_POOL_MAX_IDLE,
+        );
         Proxy {
-            client,
+            origin,
             upstream,
             boundary,
             metrics,
@@ -185,19 +215,32 @@ impl Proxy {
         }
     }
 
-    /// Serves one request from `peer`. Never fails: every problem is a status.
+    /// The state of a new client connection from `peer`; its requests go to
+    /// [`ClientConn::handle`].
+    pub fn connection(self: &Arc<Self>, peer: SocketAddr) -> Arc<ClientConn> {
+        Arc::new(ClientConn {
+            proxy: self.clone(),
+            client: peer.ip(),
+            state: Mutex::default(),
+        })
+    }
+
+    /// Serves one request from `peer` on a connection of its own (tests and one-off
+    /// callers; the listener uses [`Proxy::connection`] once per client connection).
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, Infallible> {
-        let _in_flight = self.metrics.in_flight();
-        let response = self.forward(request, peer.ip()).await;
-        self.metrics.response(response.status());
-        Ok(response)
+        self.connection(peer).handle(request).await
     }
 
-    async fn forward(&self, request: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        client: IpAddr,
+        state: &mut ConnState,
+    ) -> Response<ProxyBody> {
         if request.method() == Method::CONNECT {
             // A tunnel would carry traffic past the bot module; this is a reverse proxy.
             return short(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
@@ -226,33 +269,70 @@ impl Proxy {
         headers::remove_hop_by_hop(&mut parts.headers);
         headers::set_forwarding(&mut parts.headers, client);
         parts.headers.insert(SCORE_HEADER, score);
-        parts.uri = match self.upstream.uri_for(&parts.uri) {
-            Ok(uri) => uri,
-            Err(_) => return short(StatusCode::BAD_REQUEST, "bad request target\n"),
-        };
-        // HTTP/1.0 clients still get a pooled HTTP/1.1 connection to the origin.
+        parts.uri = Upstream::target_for(&parts.uri);
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(host) = self.upstream.host_value()
+        {
+            parts.headers.insert(header::HOST, host);
+        }
+        // HTTP/1.0 clients still get a kept-alive HTTP/1.1 connection to the origin.
         parts.version = Version::HTTP_11;
-        let sent = self.client.request(Request::from_parts(parts, body));
-        match tokio::time::timeout(self.timeouts.response_header, sent).await {
-            Ok(Ok(response)) => {
+        let sent = self
+            .origin
+            .send(&mut state.lease, Request::from_parts(parts, body));
+        let limit = self.timeouts.response_header;
+        let timer = state.timer.get_or_insert_with(|| LazyTimer::new(limit));
+        match timer.run(limit, sent).await {
+            Some(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, Either::Left(body))
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 self.metrics.origin_error();
                 if let Some(suppressed) = self.origin_log.admit(now_ms(), ORIGIN_LOG_INTERVAL_MS) {
                     tracing::warn!(error = %e, upstream = %self.upstream, suppressed, "origin request failed: 502");
                 }
                 short(StatusCode::BAD_GATEWAY, "origin unreachable\n")
             }
-            Err(_) => {
+            None => {
                 self.metrics.origin_timeout();
                 if let Some(suppressed) = self.origin_log.admit(now_ms(), ORIGIN_LOG_INTERVAL_MS) {
                     tracing::warn!(upstream = %self.upstream, suppressed, timeout = ?self.timeouts.response_header, "origin sent no response head in time: 504");
                 }
                 short(StatusCode::GATEWAY_TIMEOUT, "origin timed out\n")
             }
+        }
+    }
+}
+
+// === impl ClientConn ===
+
+impl ClientConn {
+    /// Serves one request of this connection. Never fails: every problem is a status.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let metrics = &self.proxy.metrics;
+        let _in_flight = metrics.in_flight();
+        // Requests on one connection come one at a time: the lock is never contended.
+        let mut state = std::mem::take(&mut *self.lock());
+        let response = self.proxy.forward(request, self.client, &mut state).await;
+        *self.lock() = state;
+        metrics.response(response.status());
+        Ok(response)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for ClientConn {
+    fn drop(&mut self) {
+        if let Some(sender) = self.lock().lease.take() {
+            self.proxy.origin.give_back(sender);
         }
     }
 }
@@ -327,16 +407,23 @@ mod tests {
 
     #[test]
     fn request_targets_are_rewritten_to_the_origin() {
-        let u: Upstream = "http://10.0.0.1:81".parse().unwrap();
         let origin_form: Uri = "/a/b?x=1".parse().unwrap();
-        assert_eq!(
-            u.uri_for(&origin_form).unwrap(),
-            "http://10.0.0.1:81/a/b?x=1"
-        );
+        assert_eq!(Upstream::target_for(&origin_form), "/a/b?x=1");
         let absolute: Uri = "http://evil.example/p?q".parse().unwrap();
-        assert_eq!(u.uri_for(&absolute).unwrap(), "http://10.0.0.1:81/p?q");
+        assert_eq!(Upstream::target_for(&absolute), "/p?q");
         let authority_only: Uri = "evil.example:443".parse().unwrap();
-        assert_eq!(u.uri_for(&authority_only).unwrap(), "http://10.0.0.1:81/");
+        assert_eq!(Upstream::target_for(&authority_only), "/");
+    }
+
+    #[test]
+    fn upstreams_give_a_connect_address_and_a_host() {
+        let u: Upstream = "http://10.0.0.1:81".parse().unwrap();
+        assert_eq!(u.connect_addr(), "10.0.0.1:81");
+        assert_eq!(u.host_value().unwrap(), "10.0.0.1:81");
+        let u: Upstream = "http://origin.internal".parse().unwrap();
+        assert_eq!(u.connect_addr(), "origin.internal:80");
+        let u: Upstream = "http://[::1]:8080".parse().unwrap();
+        assert_eq!(u.connect_addr(), "[::1]:8080");
     }
 
     #[test]

@@ -95,7 +95,10 @@ async fn edge(upstream: SocketAddr, setup: Setup) -> Edge {
         setup.options,
         Some(metrics.clone()),
         signal,
-        move |req, peer| proxy.clone().handle(req, peer),
+        move |peer| {
+            let conn = proxy.connection(peer);
+            move |req| conn.clone().handle(req)
+        },
     ));
     Edge {
         addr,

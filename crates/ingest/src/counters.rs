@@ -6,6 +6,7 @@ use rampart_artifact::Issue;
 use serde::Serialize;
 
 use crate::outcome::{ApplyOutcome, Rejection};
+use crate::shard::ShardedCounter;
 
 /// Monotonic counters. Relaxed atomics: each is an independent count, read for metrics.
 #[derive(Debug)]
@@ -17,8 +18,8 @@ pub struct Counters {
     rejections: Box<[AtomicU64]>,
     /// Indexed like [`Issue::CODES`]; one count per issue reported.
     issues: Box<[AtomicU64]>,
-    requests: AtomicU64,
-    module_errors: AtomicU64,
+    requests: ShardedCounter,
+    module_errors: ShardedCounter,
     lkg_writes: AtomicU64,
     disk_errors: AtomicU64,
     log_lines: AtomicU64,
@@ -75,8 +76,8 @@ impl Default for Counters {
             rejected: AtomicU64::new(0),
             rejections: zeros(Rejection::CODES.len()),
             issues: zeros(Issue::CODES.len()),
-            requests: AtomicU64::new(0),
-            module_errors: AtomicU64::new(0),
+            requests: ShardedCounter::default(),
+            module_errors: ShardedCounter::default(),
             lkg_writes: AtomicU64::new(0),
             disk_errors: AtomicU64::new(0),
             log_lines: AtomicU64::new(0),
@@ -106,9 +107,10 @@ impl Counters {
     }
 
     pub(crate) fn request(&self, module_error: bool) {
-        bump(&self.requests);
+        // Every request: on this thread's shard, so workers do not share a cache line.
+        self.requests.add(1);
         if module_error {
-            bump(&self.module_errors);
+            self.module_errors.add(1);
         }
     }
 
@@ -151,8 +153,8 @@ impl Counters {
             rejected: get(&self.rejected),
             rejections: list(Rejection::CODES, &self.rejections),
             issues: list(Issue::CODES, &self.issues),
-            requests: get(&self.requests),
-            module_errors: get(&self.module_errors),
+            requests: self.requests.sum(),
+            module_errors: self.module_errors.sum(),
             lkg_writes: get(&self.lkg_writes),
             disk_errors: get(&self.disk_errors),
             log_lines: get(&self.log_lines),

@@ -40,6 +40,7 @@ pub mod journal;
 pub mod limiter;
 pub mod outcome;
 pub mod sentinel;
+pub mod shard;
 pub mod snapshot;
 pub mod soak;
 pub mod status;

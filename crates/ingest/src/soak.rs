@@ -3,18 +3,17 @@
 //! The request path only bumps two atomics (`Meter`); the decision (`Soak::due`) runs
 //! once a second on the edge's tick, under the writer lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use rampart_artifact::Digest;
 use serde::Serialize;
 
 use crate::config::SoakConfig;
+use crate::shard::ShardedCounter;
 
 /// Requests and module errors since the active version was swapped in.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
-    requests: AtomicU64,
-    errors: AtomicU64,
+    requests: ShardedCounter,
+    errors: ShardedCounter,
 }
 
 /// The soak of the active version.
@@ -40,24 +39,25 @@ pub struct Soak {
 // === impl Meter ===
 
 impl Meter {
-    /// One request served; `module_error` when the module failed on it. Two relaxed adds.
+    /// One request served; `module_error` when the module failed on it. Relaxed adds on
+    /// this thread's shard.
     pub(crate) fn record(&self, module_error: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.requests.add(1);
         if module_error {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            self.errors.add(1);
         }
     }
 
     /// Starts counting for a new version.
     pub(crate) fn reset(&self) {
-        self.requests.store(0, Ordering::Relaxed);
-        self.errors.store(0, Ordering::Relaxed);
+        self.requests.reset();
+        self.errors.reset();
     }
 
     /// Requests so far, and the errors since the last call.
     pub(crate) fn take(&self) -> (u64, u64) {
-        let errors = self.errors.swap(0, Ordering::Relaxed);
-        (self.requests.load(Ordering::Relaxed), errors)
+        let errors = self.errors.take();
+        (self.requests.sum(), errors)
     }
 }
 
