@@ -5,8 +5,12 @@
 #   baseline: nginx proxy_pass in front of it (keepalive upstream)
 #   edge:     rampart edge with the bot module scoring (the example plan), and with the kill
 #             switch off (unscored), same process, switched through the admin API
+#   bare:     the least hyper proxy (crates/edge/examples/bare_proxy.rs: the edge's threading,
+#             nothing else), the ceiling of what hyper gives on this machine
 #
-# Rounds are interleaved (nginx, edge on, edge off, repeated) so drift hits all three alike.
+# Rounds are interleaved (nginx, edge on, edge off, bare, repeated) so drift hits all alike;
+# the ratios are computed per round (each against the nginx run of its own round) and the
+# median over rounds is reported, which a noisy shared machine moves least.
 # Then a hot-swap run: while wrk runs, 1,000 files (valid versions alternating with invalid
 # ones) are renamed into the watch dir; non-2xx, socket errors and p99 are compared with a
 # run without swaps just before it.
@@ -15,7 +19,8 @@
 # the ratios are the result.
 #
 # Usage: scripts/bench-edge.sh [ROUNDS] [SECONDS]      (defaults: 3 rounds of 10 s)
-# Env:   WRK_THREADS (2), WRK_CONNECTIONS (64), SWAP_FILES (1000), CARGO_TARGET_DIR
+# Env:   WRK_THREADS (2), WRK_CONNECTIONS (64), SWAP_FILES (1000), EDGE_WORKERS (one per
+#        core), CARGO_TARGET_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +42,11 @@ NGINX="$(command -v nginx)"
 TARGET="${CARGO_TARGET_DIR:-target}"
 echo "== building (release)"
 cargo build --release -q -p rampart-cli
-cargo build --release -q -p rampart-edge --example bench_files
+cargo build --release -q -p rampart-edge --example bench_files --example bare_proxy
 RAMPART="$TARGET/release/rampart"
 BENCH_FILES="$TARGET/release/examples/bench_files"
+BARE="$TARGET/release/examples/bare_proxy"
+WORKERS="${EDGE_WORKERS:-$(nproc)}"
 
 WORK="$(mktemp -d /tmp/rampart-bench-edge.XXXXXX)"
 PIDS=()
@@ -56,6 +63,7 @@ trap cleanup EXIT
 # Free loopback ports, chosen by the kernel.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 P_ORIGIN="$(free_port)"; P_NGINX="$(free_port)"; P_EDGE="$(free_port)"; P_ADMIN="$(free_port)"
+P_BARE="$(free_port)"
 
 # Waits (bounded) until a URL answers 200.
 wait_up() {
@@ -100,8 +108,15 @@ mkdir -p "$WORK/data" "$WORK/watch"
 RUST_LOG="${RUST_LOG:-warn}" "$RAMPART" edge --listen "127.0.0.1:$P_EDGE" \
   --upstream "http://127.0.0.1:$P_ORIGIN" --admin "127.0.0.1:$P_ADMIN" \
   --data-dir "$WORK/data" --watch-dir "$WORK/watch" --pubkey "$WORK/files/key.pub" \
-  2> "$WORK/edge.log" &
-PIDS+=("$!")
+  --workers "$WORKERS" 2> "$WORK/edge.log" &
+EDGE_PID=$!
+PIDS+=("$EDGE_PID")
+"$BARE" "127.0.0.1:$P_BARE" "127.0.0.1:$P_ORIGIN" "$WORKERS" 2> "$WORK/bare.log" &
+BARE_PID=$!
+PIDS+=("$BARE_PID")
+# The proxy nginx's worker processes (its master only supervises).
+NGINX_WORKERS="$(pgrep -P "$(cat "$WORK/proxy/nginx.pid")" | tr '\n' ' ')"
+wait_up "http://127.0.0.1:$P_BARE/"
 wait_up "http://127.0.0.1:$P_ADMIN/healthz"
 cp "$WORK/files/v1.json" "$WORK/watch/.v1.tmp" && mv "$WORK/watch/.v1.tmp" "$WORK/watch/v1.json"
 for _ in $(seq 1 100); do
@@ -118,44 +133,61 @@ killswitch() {
 
 # A browser-like request, so the extractors have something to chew on.
 UA='Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
-# Prints "req_per_sec p99_ms non2xx socket_errors" for one wrk run.
+# CPU time (user + system, clock ticks) used so far by the given processes.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do
+    t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+  done
+  echo "$t"
+}
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+
+# Prints "req_per_sec p99_ms non2xx socket_errors cpu_us_per_request" for one wrk run
+# against URL; the CPU is that of the PIDs after the URL (the proxy under test), which is
+# steadier than req/s on a shared machine.
 run_wrk() {
-  local out
+  local out url="$1" before after
+  shift
+  before="$(cpu_ticks "$@")"
   out="$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --timeout 5s --latency \
     -H "User-Agent: $UA" -H 'Accept: text/html,application/xhtml+xml' \
-    -H 'Accept-Language: en-US,en;q=0.9' -H 'Accept-Encoding: gzip, br' "$1")"
+    -H 'Accept-Language: en-US,en;q=0.9' -H 'Accept-Encoding: gzip, br' "$url")"
+  after="$(cpu_ticks "$@")"
   echo "$out" >> "$WORK/wrk.log"
-  echo "$out" | awk '
+  echo "$out" | awk -v cpu_us=$(( (after - before) * TICK_US )) '
     /Requests\/sec:/ { rps = $2 }
+    /requests in/ { n = $1 }
     $1 == "99%" { v = $2; unit = v; gsub(/[0-9.]/, "", unit); gsub(/[a-z]/, "", v);
                   p99 = (unit == "us") ? v / 1000 : (unit == "s") ? v * 1000 : v }
     /Non-2xx or 3xx responses:/ { non2xx = $5 }
     /Socket errors:/ { gsub(/,/, ""); sock = $4 + $6 + $8 + $10 }
-    END { printf "%s %.3f %d %d\n", rps, p99, non2xx, sock }'
+    END { printf "%s %.3f %d %d %.2f\n", rps, p99, non2xx, sock, (n > 0 ? cpu_us / n : 0) }'
 }
 
-declare -A RPS P99 BAD
-record() { # name, "rps p99 non2xx sock"
-  read -r rps p99 non2xx sock <<< "$2"
-  RPS[$1]+="$rps "; P99[$1]+="$p99 "; BAD[$1]=$(( ${BAD[$1]:-0} + non2xx + sock ))
-  printf '  %-14s %10.0f req/s   p99 %7.3f ms   non-2xx %d   socket errors %d\n' "$1" "$rps" "$p99" "$non2xx" "$sock"
+declare -A RPS P99 BAD CPU
+record() { # name, "rps p99 non2xx sock cpu"
+  read -r rps p99 non2xx sock cpu <<< "$2"
+  RPS[$1]+="$rps "; P99[$1]+="$p99 "; CPU[$1]+="$cpu "; BAD[$1]=$(( ${BAD[$1]:-0} + non2xx + sock ))
+  printf '  %-14s %10.0f req/s   p99 %7.3f ms   cpu %6.2f us/req   non-2xx %d   socket errors %d\n' "$1" "$rps" "$p99" "$cpu" "$non2xx" "$sock"
 }
 
-echo "== $ROUNDS interleaved rounds of ${SECS}s, wrk -t$THREADS -c$CONNS"
+echo "== $ROUNDS interleaved rounds of ${SECS}s, wrk -t$THREADS -c$CONNS, edge and bare with $WORKERS workers"
 for r in $(seq 1 "$ROUNDS"); do
   echo " round $r"
-  record nginx "$(run_wrk "http://127.0.0.1:$P_NGINX/")"
+  record nginx "$(run_wrk "http://127.0.0.1:$P_NGINX/" $NGINX_WORKERS)"
   killswitch true
-  record edge-scoring "$(run_wrk "http://127.0.0.1:$P_EDGE/")"
+  record edge-scoring "$(run_wrk "http://127.0.0.1:$P_EDGE/" "$EDGE_PID")"
   killswitch false
-  record edge-unscored "$(run_wrk "http://127.0.0.1:$P_EDGE/")"
+  record edge-unscored "$(run_wrk "http://127.0.0.1:$P_EDGE/" "$EDGE_PID")"
+  record bare "$(run_wrk "http://127.0.0.1:$P_BARE/" "$BARE_PID")"
 done
 killswitch true
 
 echo "== hot swap: $SWAP_FILES files renamed into the watch dir while wrk runs ${SECS}s"
 # The run without swaps it is compared with comes right before it, so both see the same
 # machine (other processes on a shared machine move p99 more than anything measured here).
-record no-swap "$(run_wrk "http://127.0.0.1:$P_EDGE/")"
+record no-swap "$(run_wrk "http://127.0.0.1:$P_EDGE/" "$EDGE_PID")"
 applied_before="$(curl -fsS "http://127.0.0.1:$P_ADMIN/metrics" | awk '/^rampart_edge_applies_total/ { s += $2 } END { print s }')"
 ( # Spread the files over ~80% of the run; bounded by the file count.
   pause="$(python3 -c "print(max(0.0, $SECS * 0.8 / $SWAP_FILES))")"
@@ -166,7 +198,7 @@ applied_before="$(curl -fsS "http://127.0.0.1:$P_ADMIN/metrics" | awk '/^rampart
 ) &
 SWAPPER=$!
 PIDS+=("$SWAPPER")
-record hot-swap "$(run_wrk "http://127.0.0.1:$P_EDGE/")"
+record hot-swap "$(run_wrk "http://127.0.0.1:$P_EDGE/" "$EDGE_PID")"
 wait "$SWAPPER" || true
 # Let the watcher finish what arrived at the end (bounded).
 for _ in $(seq 1 100); do
@@ -188,16 +220,26 @@ EOF
 }
 echo
 echo "== summary (mean req/s, median p99 over rounds)"
-for k in nginx edge-scoring edge-unscored no-swap hot-swap; do
-  printf '  %-14s %10.0f req/s   p99 %7.3f ms   failed %d\n' "$k" "$(stats mean "${RPS[$k]}")" "$(stats median "${P99[$k]}")" "${BAD[$k]}"
+for k in nginx edge-scoring edge-unscored bare no-swap hot-swap; do
+  printf '  %-14s %10.0f req/s   p99 %7.3f ms   cpu %6.2f us/req   failed %d\n' "$k" "$(stats mean "${RPS[$k]}")" "$(stats median "${P99[$k]}")" "$(stats median "${CPU[$k]}")" "${BAD[$k]}"
 done
+# Median over rounds of the ratio within each round.
+paired() { python3 - "$1" "$2" <<'EOF'
+import statistics, sys
+a = [float(x) for x in sys.argv[1].split()]
+b = [float(x) for x in sys.argv[2].split()]
+r = sorted(x / y for x, y in zip(a, b))
+print(f"{statistics.median(r):.3f}  (rounds {r[0]:.2f}..{r[-1]:.2f})")
+EOF
+}
 ratio() { python3 -c "print(f'{$1 / $2:.3f}')"; }
-N_RPS="$(stats mean "${RPS[nginx]}")"; N_P99="$(stats median "${P99[nginx]}")"
-ON_RPS="$(stats mean "${RPS[edge-scoring]}")"; ON_P99="$(stats median "${P99[edge-scoring]}")"
-OFF_RPS="$(stats mean "${RPS[edge-unscored]}")"
 HS_P99="$(stats median "${P99[hot-swap]}")"; NS_P99="$(stats median "${P99[no-swap]}")"
-echo "  edge scoring / nginx req/s : $(ratio "$ON_RPS" "$N_RPS")   (goal >= 0.9)"
-echo "  edge scoring / nginx p99   : $(ratio "$ON_P99" "$N_P99")   (goal <= 1.5)"
-echo "  scoring on / off req/s     : $(ratio "$ON_RPS" "$OFF_RPS")   (goal >= 0.95)"
+echo "  edge scoring / nginx req/s : $(paired "${RPS[edge-scoring]}" "${RPS[nginx]}")   (goal >= 0.9)"
+echo "  edge scoring / nginx p99   : $(paired "${P99[edge-scoring]}" "${P99[nginx]}")   (goal <= 1.5)"
+echo "  scoring on / off req/s     : $(paired "${RPS[edge-scoring]}" "${RPS[edge-unscored]}")   (goal >= 0.95)"
+echo "  bare hyper / nginx req/s   : $(paired "${RPS[bare]}" "${RPS[nginx]}")   (the ceiling hyper leaves)"
+echo "  edge scoring / bare req/s  : $(paired "${RPS[edge-scoring]}" "${RPS[bare]}")   (what rampart's work costs)"
+echo "  CPU per request, edge scoring / nginx : $(paired "${CPU[edge-scoring]}" "${CPU[nginx]}")   (lower is better)"
+echo "  CPU per request, bare / nginx         : $(paired "${CPU[bare]}" "${CPU[nginx]}")"
 echo "  hot-swap / no-swap p99     : $(ratio "$HS_P99" "$NS_P99")   (goal <= 1.10)"
 echo "  hot-swap failed requests   : ${BAD[hot-swap]}   (goal 0)"

@@ -18,12 +18,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: the edge's request path allocates a few small
-/// buffers per request (hyper's), and glibc's malloc cost several times more there
-/// (docs/BENCHMARKS.md, "allocator").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// rampart: ship machine-generated bot-scoring feature files to a fleet of edge proxies so
 /// that a bad file fails small.
 #[derive(Debug, Parser)]

@@ -73,7 +73,13 @@ impl Module for BotModule {
             client: request.client,
             now_ms: request.now_ms,
         };
-        match self.scorer.score(Some(plan), &view) {
+        // The connection's memo, unless a panic left it borrowed (then just scan again).
+        let memo = request.agent_memo.and_then(|m| m.try_borrow_mut().ok());
+        let score = match memo {
+            Some(mut memo) => self.scorer.score_memo(Some(plan), &view, &mut memo),
+            None => self.scorer.score(Some(plan), &view),
+        };
+        match score {
             Score::Scored(score) => Verdict::Scored(score),
             Score::Unscored(Unscored::NoPlan) => Verdict::Unscored(UnscoredReason::NoPlan),
             Score::Unscored(Unscored::ModuleOff) => Verdict::Unscored(UnscoredReason::Disabled),

@@ -5,12 +5,14 @@
 //! runs under `catch_unwind` ([`Boundary::evaluate`]), so a panic in the module (the
 //! 18 November `unwrap()`) fails that one request by the fail policy instead of the worker.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use http::request::Parts;
+use rampart_score::AgentMemo;
 
 use crate::metrics::{Metrics, ModuleFailure, UnscoredReason};
 
@@ -28,6 +30,9 @@ pub struct Inbound<'a> {
     pub client: IpAddr,
     /// Wall-clock milliseconds since the Unix epoch.
     pub now_ms: u64,
+    /// The client connection's user-agent memo, when there is one (the proxy keeps one per
+    /// connection; the module may reuse its last user-agent scan).
+    pub agent_memo: Option<&'a RefCell<AgentMemo>>,
 }
 
 /// What the module says about one request.
@@ -264,6 +269,7 @@ mod tests {
             parts: &p,
             client: IpAddr::from([127, 0, 0, 1]),
             now_ms: 0,
+            agent_memo: None,
         });
         (d, metrics)
     }
@@ -350,6 +356,7 @@ mod tests {
                 parts: p,
                 client: IpAddr::from([127, 0, 0, 1]),
                 now_ms: 0,
+                agent_memo: None,
             });
         }
         assert_eq!(ok.1.load(Ordering::Relaxed), 2);

@@ -10,6 +10,7 @@
 mod headers;
 mod origin;
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -22,7 +23,9 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use rampart_score::AgentMemo;
 
+use headers::{Forwarding, Scan};
 pub use headers::{SCORE_HEADER, X_FORWARDED_FOR};
 
 use crate::metrics::Metrics;
@@ -102,7 +105,7 @@ pub struct Proxy {
 pub struct ClientConn {
     proxy: Arc<Proxy>,
     client: IpAddr,
-    state: Mutex<ConnState>,
+    state: Mutex<Option<Box<ConnState>>>,
 }
 
 /// What a client connection carries from one request to the next.
@@ -112,6 +115,10 @@ struct ConnState {
     lease: Option<Sender>,
     /// The response-header timeout's timer, made on the first request.
     timer: Option<LazyTimer>,
+    /// The forwarding header values of this client, built on the first request.
+    forwarding: Option<Forwarding>,
+    /// The bot module's memo of this client's user agent (a connection sends one agent).
+    agent_memo: RefCell<AgentMemo>,
 }
 
 /// Lets one log line through per interval and counts the others; lock-free, so it can sit
@@ -246,13 +253,18 @@ impl Proxy {
             return short(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
         }
         let (mut parts, body) = request.into_parts();
-        // A client must not be able to pick its own score.
-        parts.headers.remove(SCORE_HEADER);
+        // One pass over the names says what needs removing or replacing.
+        let scan = Scan::of(&parts.headers);
+        if scan.score {
+            // A client must not be able to pick its own score.
+            parts.headers.remove(SCORE_HEADER);
+        }
         // The module sees the headers as the client sent them (count and order are features).
         let decision = self.boundary.evaluate(&Inbound {
             parts: &parts,
             client,
             now_ms: now_ms(),
+            agent_memo: Some(&state.agent_memo),
         });
         let score = match decision {
             Decision::Forward(Some(score)) => headers::score_value(score),
@@ -266,8 +278,11 @@ impl Proxy {
                 return short(StatusCode::SERVICE_UNAVAILABLE, "bot module unavailable\n");
             }
         };
-        headers::remove_hop_by_hop(&mut parts.headers);
-        headers::set_forwarding(&mut parts.headers, client);
+        headers::remove_hop_by_hop_scanned(&mut parts.headers, scan);
+        state
+            .forwarding
+            .get_or_insert_with(|| Forwarding::new(client))
+            .apply(&mut parts.headers, scan);
         parts.headers.insert(SCORE_HEADER, score);
         parts.uri = Upstream::target_for(&parts.uri);
         if !parts.headers.contains_key(header::HOST)
@@ -317,21 +332,24 @@ impl ClientConn {
         let metrics = &self.proxy.metrics;
         let _in_flight = metrics.in_flight();
         // Requests on one connection come one at a time: the lock is never contended.
-        let mut state = std::mem::take(&mut *self.lock());
-        let response = self.proxy.forward(request, self.client, &mut state).await;
-        *self.lock() = state;
+        // The state is boxed and the forwarding future too: both are large, and moving them
+        // by value (in and out of the lock, into hyper's dispatcher) cost more per request
+        // than one allocation.
+        let mut state = self.lock().take().unwrap_or_default();
+        let response = Box::pin(self.proxy.forward(request, self.client, &mut state)).await;
+        *self.lock() = Some(state);
         metrics.response(response.status());
         Ok(response)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<ConnState>>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Drop for ClientConn {
     fn drop(&mut self) {
-        if let Some(sender) = self.lock().lease.take() {
+        if let Some(sender) = self.lock().as_mut().and_then(|s| s.lease.take()) {
             self.proxy.origin.give_back(sender);
         }
     }

@@ -27,12 +27,60 @@ pub struct Features {
 /// no clock (time is `req.now_ms`).
 pub fn extract(req: &RequestView<'_>, rate: &RateTable) -> Features {
     let mut f = Features::zeroed();
-    let ua = req
-        .headers
-        .get(http::header::USER_AGENT)
-        .map_or(&b""[..], |v| v.as_bytes());
+    let agent = agent::scan(user_agent(req), &mut f);
+    finish(req, rate, f, &agent)
+}
+
+/// [`extract`], reusing the user-agent scan from `memo` when the request carries the same
+/// user agent as the last one seen with it (and remembering this one's otherwise).
+///
+/// The user-agent scan is most of the extraction's cost, and a client connection sends the
+/// same user agent on every request: the edge keeps one memo per client connection. The
+/// result is exactly [`extract`]'s (a property test holds it to that).
+pub fn extract_memo(req: &RequestView<'_>, rate: &RateTable, memo: &mut AgentMemo) -> Features {
+    let ua = user_agent(req);
+    if let Some((f, agent)) = &memo.scanned
+        && memo.ua == ua
+    {
+        return finish(req, rate, f.clone(), agent);
+    }
+    let mut f = Features::zeroed();
     let agent = agent::scan(ua, &mut f);
-    headers::scan(req.headers, &agent, &mut f);
+    if ua.len() <= MAX_MEMO_UA {
+        memo.ua.clear();
+        memo.ua.extend_from_slice(ua);
+        memo.scanned = Some((f.clone(), agent));
+    } else {
+        memo.scanned = None;
+    }
+    finish(req, rate, f, &agent)
+}
+
+/// Longest user agent an [`AgentMemo`] keeps (longer ones are scanned every time): bounds
+/// the memory a client connection can make the edge hold.
+pub const MAX_MEMO_UA: usize = 1024;
+
+/// The last user agent scanned on one client connection and what its scan found.
+#[derive(Debug, Clone, Default)]
+pub struct AgentMemo {
+    ua: Vec<u8>,
+    scanned: Option<(Features, agent::Agent)>,
+}
+
+fn user_agent<'a>(req: &RequestView<'a>) -> &'a [u8] {
+    req.headers
+        .get(http::header::USER_AGENT)
+        .map_or(&b""[..], |v| v.as_bytes())
+}
+
+/// Everything after the user-agent scan.
+fn finish(
+    req: &RequestView<'_>,
+    rate: &RateTable,
+    mut f: Features,
+    agent: &agent::Agent,
+) -> Features {
+    headers::scan(req.headers, agent, &mut f);
     target::scan(req.method, req.version, req.path, req.query, &mut f);
     let count = rate.hit(req.client, req.now_ms);
     f.set(FeatureId::ClientRate1m, count as f32);

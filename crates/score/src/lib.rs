@@ -36,7 +36,7 @@ pub mod scorer;
 
 pub use catalogue::{CATALOGUE, Extractor, FeatureId, edge_contract, lookup};
 pub use example::example_document;
-pub use features::{Features, extract};
+pub use features::{AgentMemo, Features, MAX_MEMO_UA, extract, extract_memo};
 pub use model::{Score, Unscored, blocks};
 pub use plan::{CompileError, Plan};
 pub use rate::RateTable;

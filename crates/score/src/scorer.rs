@@ -1,6 +1,6 @@
 //! The bot module in one call: a shared rate table, extraction and the model.
 
-use crate::features::{Features, extract};
+use crate::features::{AgentMemo, Features, extract, extract_memo};
 use crate::model::{Score, Unscored};
 use crate::plan::Plan;
 use crate::rate::RateTable;
@@ -36,6 +36,20 @@ impl Scorer {
     /// Every feature of `req` (and counts it in the rate table).
     pub fn features(&self, req: &RequestView<'_>) -> Features {
         extract(req, &self.rate)
+    }
+
+    /// [`Scorer::score`] reusing the user-agent scan kept in `memo` (one per client
+    /// connection); the same score as [`Scorer::score`].
+    pub fn score_memo(
+        &self,
+        plan: Option<&Plan>,
+        req: &RequestView<'_>,
+        memo: &mut AgentMemo,
+    ) -> Score {
+        match plan {
+            Some(plan) => plan.score(&extract_memo(req, &self.rate, memo)),
+            None => Score::Unscored(Unscored::NoPlan),
+        }
     }
 
     /// Scores `req` with `plan`, or [`Unscored::NoPlan`] without one. Without a plan the

@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv6Addr};
 
 use http::Method;
-use rampart_score::{RequestView, Score, Scorer};
+use rampart_score::{AgentMemo, RequestView, Score, Scorer};
 use traffic::{AUTOMATED, BROWSERS, example_plan, header_map, headers, view};
 
 #[global_allocator]
@@ -50,9 +50,12 @@ fn scoring_1000_requests_allocates_nothing() {
         r
     };
 
-    // Warm up: the user-agent automaton is built on first use.
+    // Warm up: the user-agent automaton is built on first use, and the memo's buffer grows
+    // to the longest agent once.
+    let mut memo = AgentMemo::default();
     for i in 0..maps.len() {
         black_box(scorer.score(Some(&plan), &request(i)));
+        black_box(scorer.score_memo(Some(&plan), &request(i), &mut memo));
     }
 
     // The counter works: an allocation between two readings shows.
@@ -68,9 +71,15 @@ fn scoring_1000_requests_allocates_nothing() {
             scored += 1;
         }
         black_box(scorer.score(None, &request(i)).header_value());
+        // With the per-connection memo: runs of one agent, then another.
+        if let Score::Scored(_) =
+            black_box(scorer.score_memo(Some(&plan), &request(i / 4), &mut memo))
+        {
+            scored += 1;
+        }
     }
     let after = dhat::HeapStats::get();
-    assert_eq!(scored, 1_000);
+    assert_eq!(scored, 2_000);
     assert_eq!(
         after.total_blocks - before.total_blocks,
         0,

@@ -109,7 +109,7 @@ where
         };
         let mut sender = match leased.or_else(|| self.checkout()) {
             Some(s) => s,
-            None => self.connect().await?,
+            None => Box::pin(self.connect()).await?,
         };
         let request = match sender.try_send_request(request).await {
             Ok(response) => {
@@ -122,7 +122,7 @@ where
                 None => return Err(OriginError::Http(e.into_error())),
             },
         };
-        let mut sender = self.connect().await?;
+        let mut sender = Box::pin(self.connect()).await?;
         let response = sender.send_request(request).await?;
         *lease = Some(sender);
         Ok(response)
@@ -157,7 +157,9 @@ where
         None
     }
 
-    /// A new connection, its task spawned on the current runtime.
+    /// A new connection, its task spawned on the current runtime. Callers box this future:
+    /// it is large and rare, and inline it would make every request's future (moved a few
+    /// times per request) larger.
     async fn connect(&self) -> Result<Sender<B>, OriginError> {
         let failed = |reason: String| OriginError::Connect {
             addr: self.addr.clone(),

@@ -26,7 +26,7 @@ const MAX_MAJOR_DIGITS: usize = 5;
 
 /// What the header pass needs to know about the user agent.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Agent {
+pub(crate) struct Agent {
     /// The major version of a `Chrome/` or `Chromium/` token (0 when unreadable), when there
     /// is one. `CriOS/` does not count: Chrome on iOS is WebKit and sends no client hints.
     pub chromium_major: Option<u32>,
