@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use rampart_ingest::{ApplyOutcome, Store};
+use rampart_ingest::{ApplyOutcome, Mode, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentReport;
@@ -95,6 +95,14 @@ pub struct WatchEvent {
 #[serde(deny_unknown_fields)]
 struct KillSwitch {
     enabled: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearSafeMode {
+    /// Why (logged, and kept in the store's status like the kill switch's reason).
     #[serde(default)]
     reason: Option<String>,
 }
@@ -174,6 +182,10 @@ impl Admin {
                 Ok(cmd) => self.kill_switch(cmd).await,
                 Err(resp) => resp,
             },
+            (Method::POST, "/safe-mode/clear") => match body::<ClearSafeMode>(request).await {
+                Ok(cmd) => self.clear_safe_mode(cmd).await,
+                Err(resp) => resp,
+            },
             (Method::POST, "/break-glass/lkg") => {
                 let store = self.store.clone();
                 outcome(blocking(move || store.force_last_known_good(now_ms())).await)
@@ -197,7 +209,8 @@ impl Admin {
             }
             (
                 _,
-                "/killswitch/bot" | "/break-glass/lkg" | "/break-glass/pin" | "/break-glass/unpin",
+                "/killswitch/bot" | "/safe-mode/clear" | "/break-glass/lkg" | "/break-glass/pin"
+                | "/break-glass/unpin",
             ) => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n".to_owned()),
             _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
         };
@@ -236,6 +249,31 @@ impl Admin {
                 json(
                     StatusCode::OK,
                     &serde_json::json!({
+                        "module_enabled": snapshot.module_enabled,
+                        "scoring": snapshot.scoring_plan().is_some(),
+                    }),
+                )
+            }
+            Err(resp) => resp,
+        }
+    }
+
+    /// Leaves the sentinel's safe mode (after 6 deaths the edge boots with the module off
+    /// and stays so until an operator has looked). Harmless when not in safe mode.
+    async fn clear_safe_mode(&self, cmd: ClearSafeMode) -> Response<Full<Bytes>> {
+        let store = self.store.clone();
+        let was = self.store.snapshot().mode != Mode::Normal;
+        let reason = cmd
+            .reason
+            .unwrap_or_else(|| "cleared through the admin API".to_owned());
+        match blocking(move || store.clear_safe_mode(&reason)).await {
+            Ok(()) => {
+                let snapshot = self.store.snapshot();
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "was_safe_mode": was,
+                        "mode": snapshot.mode,
                         "module_enabled": snapshot.module_enabled,
                         "scoring": snapshot.scoring_plan().is_some(),
                     }),

@@ -626,3 +626,64 @@ async fn a_missing_watch_dir_is_created_and_watched() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_clears_safe_mode_through_the_admin_api() {
+    let origin = Origin::start().await;
+    // A boot journal of six deaths right after activating v1: the next boot is safe mode.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let edge = start(origin.addr, |c| {
+        let dir = c.data_dir.join("sentinel");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut journal = String::new();
+        for death in 0..6u64 {
+            let at = now - 30_000 + death * 1_000;
+            journal.push_str(&format!("{{\"event\":\"boot\",\"at_ms\":{at}}}\n"));
+            journal.push_str(&format!(
+                "{{\"event\":\"activated\",\"at_ms\":{},\"version\":1,\"digest\":\"{digest}\"}}\n",
+                at + 100
+            ));
+        }
+        std::fs::write(dir.join("journal"), journal).unwrap();
+    })
+    .await;
+    let status = edge.status().await;
+    assert_eq!(status["mode"]["mode"], "safe_mode", "{status}");
+
+    // A good file is taken, but the module stays off (fail open) until an operator acts.
+    edge.drop_file("v2.json", &signed(&with_bias(2, 40.0)));
+    assert_eq!(edge.outcome_of("v2.json").await["outcome"], "applied");
+    assert_eq!(get(edge.proxy(), "/").await.0, StatusCode::OK);
+    assert_eq!(last_score(&origin), "unscored");
+
+    assert_eq!(
+        get(edge.node.admin_addr(), "/safe-mode/clear").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        edge.post("/safe-mode/clear", r#"{"why": 1}"#).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (s, v) = edge
+        .post(
+            "/safe-mode/clear",
+            r#"{"reason": "looked at the crash loop"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["was_safe_mode"], true);
+    assert_eq!(v["mode"]["mode"], "normal");
+    assert_eq!(v["scoring"], true);
+    assert_eq!(edge.status().await["mode"]["mode"], "normal");
+    assert_eq!(get(edge.proxy(), "/").await.0, StatusCode::OK);
+    assert_eq!(last_score(&origin), "99");
+
+    // Clearing again is harmless and says it was not in safe mode.
+    let (s, v) = edge.post("/safe-mode/clear", "{}").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["was_safe_mode"], false);
+}
