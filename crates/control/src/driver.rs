@@ -690,10 +690,7 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
         }
         (None, Phase::Succeeded { .. }) => Some("every wave passed".into()),
         (None, Phase::Aborted { .. }) => Some("aborted by an operator".into()),
-        (None, Phase::Paused { cause, .. }) => Some(format!(
-            "paused: {}",
-            serde_json::to_string(cause).unwrap_or_default()
-        )),
+        (None, Phase::Paused { cause, .. }) => Some(pause_text(cause)),
         _ => None,
     };
     RolloutView {
@@ -772,4 +769,35 @@ fn measured(numbers: &Numbers) -> (Option<f64>, Option<f64>) {
 
 fn compact<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A paused rollout's cause in words, for the dashboard and the CLI.
+fn pause_text(cause: &rampart_rollout::rollout::PauseCause) -> String {
+    use rampart_rollout::gate::HoldReason;
+    use rampart_rollout::rollout::PauseCause;
+    match cause {
+        PauseCause::Operator { who, reason } => format!("paused by {who}: {reason}"),
+        PauseCause::Inconclusive { reason } => {
+            let hold = match reason {
+                HoldReason::InsufficientRequests { have, need } => {
+                    format!("{have} of {need} requests served")
+                }
+                HoldReason::InsufficientScores {
+                    new,
+                    baseline,
+                    need,
+                } => {
+                    format!("{new} new and {baseline} baseline scores, {need} needed on each side")
+                }
+                HoldReason::Converging { pending, waited_ms } => {
+                    format!("{pending} nodes still switching after {waited_ms} ms")
+                }
+                HoldReason::MissingHeartbeats { missing, allowed } => {
+                    format!("{missing} nodes without heartbeats ({allowed} tolerated)")
+                }
+                HoldReason::ObservationsOutOfSync => "observations out of sync".to_owned(),
+            };
+            format!("paused: gates inconclusive past the hold cap ({hold})")
+        }
+    }
 }

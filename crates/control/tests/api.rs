@@ -618,6 +618,10 @@ async fn break_glass_pushes_to_every_node_at_once_with_a_reason_and_operators_ca
         .await
         .unwrap();
     assert_eq!(paused.phase, "paused");
+    // The outcome is words, not a JSON dump of the cause.
+    let outcome = paused.outcome.as_deref().unwrap_or_default();
+    assert!(outcome.starts_with("paused by "), "{outcome}");
+    assert!(outcome.ends_with(": look first"), "{outcome}");
     let e = h.admin.rollout_pause(r2.id, None).await.unwrap_err();
     assert_eq!(code(&e), (409, "conflict".into()));
     let back = h
