@@ -5,8 +5,9 @@
 //! A request goes: accept (a connection cap) → the bot module behind its boundary (one
 //! snapshot load, extract, score, under `catch_unwind`) → the customer rule (`--block-below`)
 //! and the fail policy → hop-by-hop headers out, `X-Forwarded-For`/`Forwarded` and
-//! `x-rampart-bot-score` in → the origin over a pooled keep-alive connection, bodies
-//! streamed both ways → 502/504 when the origin fails, never a hang.
+//! `x-rampart-bot-score` in → the origin over the keep-alive connection this client
+//! connection leases from its worker's pool, bodies streamed both ways → 502/504 when the
+//! origin fails, never a hang.
 //!
 //! # Layout
 //! - [`cli`]: `rampart edge` flags, the config file, the process (tracing, panic hook,
@@ -15,13 +16,16 @@
 //! - [`node`]: one running edge: store boot, one proxy worker per core (each a
 //!   single-threaded runtime with its own `SO_REUSEPORT` listener and origin pool), the
 //!   admin listener, soak ticker, watch loop, shutdown.
-//! - [`proxy`]: forwarding one request; [`server`]: the accept loop, cap and drain.
+//! - [`proxy`]: forwarding one request (and the origin connection leases); [`server`]: the
+//!   accept loop, cap, idle watchdog and drain; [`timer`]: the per-connection timer both
+//!   timeouts use instead of a timer per request.
 //! - [`module`]: the module seam and its boundary (panics caught, fail policy, block rule).
 //! - [`bot`]: the real module: the ingest store's snapshot and rampart-score's plan.
-//! - [`admin`]: health, status, metrics, kill switch, break glass.
+//! - [`admin`]: health, status, metrics, kill switch, safe-mode clear, break glass.
 //! - [`agent`]: the control plane's side of the edge: register, heartbeat (long-poll),
 //!   fetch and apply desired versions (ACK/NACK), kill switches; fail stale when it is gone.
-//! - [`metrics`]: request-path counters (atomics). [`watch`]: the watch dir's debounce.
+//! - [`metrics`]: request-path counters (atomics, one shard per worker thread).
+//!   [`watch`]: the watch dir's debounce.
 //!
 //! # The decision that matters
 //! **A module failure is that request's failure, never the worker's.** The bot module is
