@@ -16,7 +16,7 @@
 mod traffic;
 
 use divan::{Bencher, black_box};
-use rampart_score::{FeatureId, Plan, Scorer, extract};
+use rampart_score::{AgentMemo, FeatureId, Plan, Scorer, extract};
 use traffic::{AUTOMATED, BROWSERS, example_plan, header_map, headers, view};
 
 fn main() {
@@ -42,6 +42,19 @@ fn bench_score(bencher: Bencher, plan: &Plan, ua: &str, kit: traffic::Kit) {
 fn score_chrome_example_plan(bencher: Bencher) {
     let (ua, kit) = BROWSERS[0];
     bench_score(bencher, &example_plan(), ua, kit);
+}
+
+/// Extract + score, Chrome desktop, the example plan, as the edge does it: with the client
+/// connection's user-agent memo (the same agent as the last request on the connection).
+#[divan::bench]
+fn score_chrome_example_plan_memo(bencher: Bencher) {
+    let (ua, kit) = BROWSERS[0];
+    let plan = example_plan();
+    let scorer = Scorer::new();
+    let map = header_map(&headers(kit, ua));
+    let req = view(&map, 1, 1_000);
+    let mut memo = AgentMemo::default();
+    bencher.bench_local(|| scorer.score_memo(Some(black_box(&plan)), black_box(&req), &mut memo));
 }
 
 /// Extract + score, Chrome desktop, 200 features.
