@@ -18,7 +18,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use http::{Request, Response, Uri};
 use http_body_util::{Either, Empty};
@@ -30,6 +30,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Mutex;
+
+/// `BARE_TIMEOUT` set: wrap each origin exchange in `tokio::time::timeout` (what a timer per
+/// request costs). Read once, not on the request path.
+static PER_REQUEST_TIMEOUT: LazyLock<bool> =
+    LazyLock::new(|| std::env::var_os("BARE_TIMEOUT").is_some());
+
+/// `BARE_HRT` set: hyper's header-read timeout (a boxed sleep per request).
+static HEADER_READ_TIMEOUT: LazyLock<bool> =
+    LazyLock::new(|| std::env::var_os("BARE_HRT").is_some());
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -105,7 +114,7 @@ async fn serve(listener: tokio::net::TcpListener, upstream: SocketAddr, legacy: 
                     }
                     let send = slot.as_mut().unwrap();
                     send.ready().await.unwrap();
-                    let resp = if std::env::var_os("BARE_TIMEOUT").is_some() {
+                    let resp = if *PER_REQUEST_TIMEOUT {
                         tokio::time::timeout(
                             std::time::Duration::from_secs(15),
                             send.send_request(req),
@@ -126,7 +135,7 @@ async fn serve(listener: tokio::net::TcpListener, upstream: SocketAddr, legacy: 
                 }
             });
             let mut builder = http1::Builder::new();
-            if std::env::var_os("BARE_HRT").is_some() {
+            if *HEADER_READ_TIMEOUT {
                 builder
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(std::time::Duration::from_secs(30));

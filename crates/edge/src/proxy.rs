@@ -232,16 +232,6 @@ impl Proxy {
         })
     }
 
-    /// Serves one request from `peer` on a connection of its own (tests and one-off
-    /// callers; the listener uses [`Proxy::connection`] once per client connection).
-    pub async fn handle(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Result<Response<ProxyBody>, Infallible> {
-        self.connection(peer).handle(request).await
-    }
-
     async fn forward(
         &self,
         request: Request<Incoming>,

@@ -227,7 +227,7 @@ pub async fn serve<C, H, Fut, B>(
 ) -> Drained
 where
     C: Fn(SocketAddr) -> H,
-    H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    H: Fn(Request<Incoming>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -261,7 +261,7 @@ where
         // Small responses must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
-        let handler = Arc::new(connection(peer));
+        let handler = connection(peer);
         let service = {
             let activity = activity.clone();
             service_fn(move |req| {
