@@ -22,6 +22,9 @@
 //! - [`gate`]: each gate as a pure function to a [`Verdict`]; [`GateReport`].
 //! - [`rollout`]: [`Rollout`], [`RolloutSpec`], [`Status`], [`Phase`].
 //! - [`reconcile`](mod@reconcile): [`reconcile()`], [`command()`], [`Decision`], [`Action`].
+//! - [`runner`]: [`Run`] (a rollout with its observations: start, beat, step, command,
+//!   final targets) and the [`Queue`] of waiting publications, one rollout per kind: the
+//!   code the control plane's driver and the simulator both wrap.
 //!
 //! # Calling it
 //! ```
@@ -66,6 +69,7 @@ pub mod observation;
 pub mod plan;
 pub mod reconcile;
 pub mod rollout;
+pub mod runner;
 pub mod stats;
 
 pub use gate::{
@@ -81,3 +85,4 @@ pub use rollout::{
     ArtifactRef, BadMark, BreakGlass, Phase, Rollout, RolloutPolicy, RolloutSpec, StartError,
     Status, Target,
 };
+pub use runner::{FinalTargets, Queue, Run, RunError, Start, Step};
