@@ -35,8 +35,8 @@ const NEVER: f64 = 2.0;
 /// A timeout no replay reaches.
 const NEVER_MS: u64 = u64::MAX / 4;
 
-/// The one artifact kind a replay rolls out.
-const KIND: &str = "bot-features/v1";
+/// The one artifact kind a replay rolls out (named as the control plane names it).
+const KIND: &str = "features";
 
 /// The control plane of one run.
 #[derive(Debug)]
@@ -54,6 +54,81 @@ pub struct Control {
     next_id: u64,
     /// What happened to each published file.
     pub fates: Vec<(Arc<Publication>, Fate)>,
+    /// What the control plane was handed and decided, when asked to record it.
+    transcript: Option<Transcript>,
+}
+
+/// What the control plane of one run was handed and what its runner decided, in order:
+/// the input of the differential test that drives the real control plane's driver with the
+/// same fleet, beats and clock, and the decisions it must come to.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    /// Every node of the fleet.
+    pub registry: Vec<Node>,
+    /// How rollouts are cut and judged (`None`: files are pushed, not rolled out).
+    pub policies: Option<(PlanPolicy, RolloutPolicy)>,
+    /// What happened, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// One line of a [`Transcript`].
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// The file every node serves before any rollout.
+    Seed {
+        /// When.
+        at: u64,
+        /// The file.
+        file: Arc<Publication>,
+    },
+    /// A file is published (validation and bad marks already passed).
+    Publish {
+        /// When.
+        at: u64,
+        /// The file.
+        file: Arc<Publication>,
+    },
+    /// A rollout is due to start: each reachable node's last word.
+    Start {
+        /// When.
+        at: u64,
+        /// Its file.
+        to: ArtifactRef,
+        /// `(node, beat)` for every reachable node.
+        last_words: Vec<(String, Beat)>,
+    },
+    /// A rollout started with these waves (node ids per wave).
+    Planned {
+        /// The rollout's id.
+        rollout: String,
+        /// Node ids, wave by wave.
+        waves: Vec<Vec<String>>,
+    },
+    /// The heartbeats of a step, absorbed by the running rollout, then the step.
+    Step {
+        /// When.
+        at: u64,
+        /// `(node, beat)`.
+        beats: Vec<(String, Beat)>,
+    },
+    /// The simulated operator's command on the running rollout.
+    Command {
+        /// When.
+        at: u64,
+        /// The rollout's id.
+        rollout: String,
+        /// The command.
+        command: Command,
+        /// Who and why.
+        by: Operator,
+    },
+    /// What the runner decided, to carry out in order.
+    Decided {
+        /// When.
+        at: u64,
+        /// The actions.
+        actions: Vec<Action>,
+    },
 }
 
 /// What became of a file the generator handed over.
@@ -129,11 +204,36 @@ impl Control {
             running: None,
             next_id: 0,
             fates: Vec::new(),
+            transcript: None,
+        }
+    }
+
+    /// From now on, keeps a [`Transcript`] of what this control plane is handed and decides.
+    pub fn record(&mut self) {
+        self.transcript = Some(Transcript {
+            registry: self.registry.clone(),
+            policies: self.staged.clone(),
+            entries: Vec::new(),
+        });
+    }
+
+    /// The transcript kept since [`Control::record`].
+    pub fn take_transcript(&mut self) -> Option<Transcript> {
+        self.transcript.take()
+    }
+
+    fn note(&mut self, entry: impl FnOnce() -> Entry) {
+        if let Some(t) = &mut self.transcript {
+            t.entries.push(entry());
         }
     }
 
     /// The file the whole fleet should serve before any rollout (sent at once to every node).
     pub fn seed(&mut self, file: Arc<Publication>, fleet: &mut Fleet, now: u64) {
+        self.note(|| Entry::Seed {
+            at: now,
+            file: Arc::clone(&file),
+        });
         self.artifacts.insert(file.digest, Arc::clone(&file));
         fleet.broadcast(&Delivery::File(Arc::clone(&file)), now, 0);
         self.desired = Some(file);
@@ -187,6 +287,10 @@ impl Control {
             return;
         }
         self.artifacts.insert(file.digest, Arc::clone(&file));
+        self.note(|| Entry::Publish {
+            at: now,
+            file: Arc::clone(&file),
+        });
         if self.staged.is_some() {
             if let Some(old) = self
                 .queue
@@ -220,6 +324,16 @@ impl Control {
                 run.beat(&node.id, beat, now);
             }
         }
+        if let Some(t) = &mut self.transcript {
+            let registry = &self.registry;
+            t.entries.push(Entry::Step {
+                at: now,
+                beats: beats
+                    .iter()
+                    .filter_map(|(i, b)| registry.get(*i).map(|n| (n.id.clone(), b.clone())))
+                    .collect(),
+            });
+        }
         let step = run.step(now);
         self.carry_out(&step.actions, &run, fleet, now, timeline);
         if let Phase::Paused { since_ms, .. } = run.rollout.status().phase {
@@ -229,7 +343,14 @@ impl Control {
                     who: "operator".to_owned(),
                     reason: "inconclusive rollout: roll back and investigate".to_owned(),
                 };
-                if let Ok(step) = run.command(Command::Rollback { mark_bad: false }, &by, now) {
+                let cmd = Command::Rollback { mark_bad: false };
+                self.note(|| Entry::Command {
+                    at: now,
+                    rollout: run.rollout.id().to_owned(),
+                    command: cmd,
+                    by: by.clone(),
+                });
+                if let Ok(step) = run.command(cmd, &by, now) {
                     self.carry_out(&step.actions, &run, fleet, now, timeline);
                     self.fates
                         .push((Arc::clone(&run.meta.file), Fate::RolledBackByOperator));
@@ -256,9 +377,11 @@ impl Control {
                 self.fates.push((file, Fate::RolledOut));
             }
             ref phase => {
-                if !self.fates.iter().any(|(f, fate)| {
-                    f.digest == file.digest && !matches!(fate, Fate::Superseded)
-                }) {
+                if !self
+                    .fates
+                    .iter()
+                    .any(|(f, fate)| f.digest == file.digest && !matches!(fate, Fate::Superseded))
+                {
                     self.fates.push((
                         file,
                         Fate::RolledBack {
@@ -317,9 +440,35 @@ impl Control {
             file,
             paused_since: None,
         };
+        if let Some(t) = &mut self.transcript {
+            t.entries.push(Entry::Start {
+                at: now,
+                to: start.to,
+                last_words: start
+                    .nodes
+                    .iter()
+                    .filter_map(|n| self.index.get(&n.id).map(|i| (n.id.clone(), *i)))
+                    .map(|(id, i)| (id, Beat::idle(fleet.active_digest(i))))
+                    .collect(),
+            });
+        }
         match Run::start(start, meta, last_words, now) {
             Ok((run, step)) => {
                 self.queue.started(KIND);
+                let plan = run.rollout.plan();
+                self.note(|| Entry::Planned {
+                    rollout: run.rollout.id().to_owned(),
+                    waves: plan
+                        .waves()
+                        .iter()
+                        .map(|w| {
+                            w.nodes
+                                .iter()
+                                .filter_map(|i| plan.node(*i).map(|n| n.id.clone()))
+                                .collect()
+                        })
+                        .collect(),
+                });
                 self.carry_out(&step.actions, &run, fleet, now, timeline);
                 self.running = Some(run);
             }
@@ -343,6 +492,10 @@ impl Control {
         now: u64,
         timeline: &mut Timeline,
     ) {
+        self.note(|| Entry::Decided {
+            at: now,
+            actions: actions.to_vec(),
+        });
         for action in actions {
             match action {
                 Action::SetDesired { nodes, version, .. } => {
