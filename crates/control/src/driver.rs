@@ -704,10 +704,7 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
 }
 
 fn gate_view(wave: usize, gate: Gate, verdict: &Verdict) -> GateView {
-    let name = serde_json::to_value(gate)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let name = gate.key().to_owned();
     let (value, threshold) = match verdict {
         Verdict::Pass { numbers } | Verdict::Fail(rampart_rollout::Failure { numbers, .. }) => {
             measured(numbers)

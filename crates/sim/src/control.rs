@@ -539,14 +539,14 @@ impl Control {
                                 "rollout {} of version {}: gate {} fails in wave {wave}: {}",
                                 run.rollout.id(),
                                 run.meta.file.version,
-                                gate_name(failure.gate),
+                                failure.gate.key(),
                                 failure.explanation
                             ),
                         );
                         self.fates.push((
                             Arc::clone(&run.meta.file),
                             Fate::RolledBack {
-                                gate: gate_name(failure.gate).to_owned(),
+                                gate: failure.gate.key().to_owned(),
                                 wave: *wave,
                                 why: failure.explanation.clone(),
                             },
@@ -600,17 +600,4 @@ pub fn policy(gates: Gates) -> RolloutPolicy {
         }
     }
     p
-}
-
-/// A gate's stable name.
-pub fn gate_name(gate: Gate) -> &'static str {
-    match gate {
-        Gate::Nack => "nack",
-        Gate::Restarts => "restarts",
-        Gate::Errors5xx => "errors_5xx",
-        Gate::ModuleErrors => "module_errors",
-        Gate::ScoreShift => "score_shift",
-        Gate::Heartbeat => "heartbeat",
-        Gate::Convergence => "convergence",
-    }
 }
