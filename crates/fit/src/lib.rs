@@ -370,7 +370,7 @@ fn round6(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use rampart_artifact::{Document, Model, Provenance, SCHEMA, validate};
+    use rampart_artifact::{Document, Model, testing, validate};
     use rampart_score::{Plan, Scorer};
     use rampart_traffic::{Label, Mix, Traffic};
 
@@ -402,21 +402,10 @@ mod tests {
         assert_eq!(names, sorted, "catalog features are in name order");
         // The raw model, compiled for the edge, scores traffic it never saw: humans above bots.
         let doc = Document {
-            schema: SCHEMA.into(),
-            version: 1,
-            created_at: "2025-11-18T11:00:00Z".into(),
-            provenance: Provenance {
-                source: "catalog:test".into(),
-                query: "q".into(),
-                rows: 1,
-                generator: "t".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
             model: Model {
                 bias: r.catalog.bias,
             },
-            features: r.catalog.features.clone(),
+            ..testing::document(1, r.catalog.features.clone())
         };
         let contract = edge_contract();
         let plan = Plan::compile(&validate(&doc, &contract, None).unwrap(), 200).unwrap();
