@@ -95,9 +95,14 @@ pub fn document(version: u64, features: Vec<Feature>) -> Document {
 /// A good document of `version`: `n` features `f_0`.. of weight [`WEIGHT`], bias [`BIAS`]
 /// (valid against the default contract for `n` up to 200).
 pub fn doc(version: u64, n: usize) -> Document {
+    doc_weighted(version, n, WEIGHT)
+}
+
+/// [`doc`] with every feature of `weight`: files of one version and size that differ.
+pub fn doc_weighted(version: u64, n: usize, weight: f64) -> Document {
     Document {
         model: Model { bias: BIAS },
-        ..document(version, features(n, WEIGHT))
+        ..document(version, features(n, weight))
     }
 }
 
