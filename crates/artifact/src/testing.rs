@@ -1,5 +1,7 @@
 //! Builders for tests and benches: documents with N features, the 18 November shape, test keys
-//! and signed files. Behind the `test-util` feature, so production builds never carry them:
+//! and signed files, a contract knowing N names. Behind the `test-util` feature, off by default:
+//! only test code turns it on (dev-dependencies, and `rampart-e2e`, which is test support), so
+//! `cargo build -p rampart-cli` does not carry it.
 //!
 //! ```toml
 //! [dev-dependencies]
@@ -21,7 +23,10 @@
 //! assert!(check(&signed(&doubled(2, 120)), &policy).is_err());
 //! ```
 
-use crate::{Document, Envelope, Feature, Model, Provenance, SCHEMA, SecretKey};
+use crate::{
+    Contract, ContractError, ContractSpec, Document, Envelope, Feature, Model, Provenance, SCHEMA,
+    SecretKey,
+};
 
 /// The `created_at` of every built document.
 pub const CREATED_AT: &str = "2025-11-18T11:05:00Z";
@@ -114,6 +119,17 @@ pub fn doubled(version: u64, n: usize) -> Document {
     d
 }
 
+/// The default contract, knowing only the names of [`features`]`(n, _)` and `extra` (the
+/// names a test hooks on).
+pub fn contract_knowing(n: usize, extra: &[&str]) -> Result<Contract, ContractError> {
+    let mut names: Vec<String> = features(n, WEIGHT).into_iter().map(|f| f.name).collect();
+    names.extend(extra.iter().map(|n| (*n).to_owned()));
+    Contract::try_from(ContractSpec {
+        known_names: Some(names),
+        ..ContractSpec::default()
+    })
+}
+
 /// `doc` signed by [`key`], as the wire bytes.
 pub fn signed(doc: &Document) -> Vec<u8> {
     signed_by(doc, &key())
@@ -127,7 +143,7 @@ pub fn signed_by(doc: &Document, key: &SecretKey) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Contract, Keyring, Policy, check};
+    use crate::{Keyring, Policy, check};
 
     #[test]
     fn a_built_file_passes_and_the_doubled_one_does_not() {
@@ -152,5 +168,19 @@ mod tests {
             stranger.first().map(crate::Issue::code),
             Some("unknown_key")
         );
+    }
+
+    #[test]
+    fn a_contract_knowing_n_names_refuses_the_next_one() {
+        let c = contract_knowing(3, &["hook"]).unwrap();
+        assert!(c.knows_name("f_2") && c.knows_name("hook"));
+        assert!(!c.knows_name("f_3"));
+        assert_eq!(c.max_features(), Contract::default().max_features());
+        let codes: Vec<_> = crate::validate(&doc(1, 4), &c, None)
+            .unwrap_err()
+            .iter()
+            .map(crate::Issue::code)
+            .collect();
+        assert_eq!(codes, ["unknown_name"]);
     }
 }
