@@ -1,4 +1,5 @@
-//! `rampart generate` and `rampart model fit`: thin wrappers over `rampart-generate`.
+//! `rampart generate` and `rampart model fit`: thin wrappers over `rampart-generate` and
+//! `rampart-fit`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rampart_artifact::{Contract, SecretKey};
+use rampart_fit::FitOptions;
 use rampart_generate::publish::Target;
 use rampart_generate::schedule::{parse_interval, run_every, stop_on_signals};
 use rampart_generate::source::clickhouse::Credentials;
@@ -13,7 +15,7 @@ use rampart_generate::source::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, DEFAULT_SOURCE, DEFAULT_TABLE,
     DEFAULT_WEIGHTS_TABLE,
 };
-use rampart_generate::{Catalog, FitOptions, Job, Output, Source, Weights};
+use rampart_generate::{Catalog, Job, Output, Source, Weights};
 use time::OffsetDateTime;
 
 use crate::{artifact, files, remote};
@@ -102,7 +104,7 @@ pub(crate) struct FitArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Features to keep.
-    #[arg(long, default_value_t = rampart_generate::fit::TARGET_FEATURES)]
+    #[arg(long, default_value_t = rampart_fit::TARGET_FEATURES)]
     features: usize,
     /// The catalog file to write.
     #[arg(long, default_value = "catalog/features.catalog.json")]
@@ -209,7 +211,7 @@ pub(crate) fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
     let ModelCommand::Fit(args) = cmd;
     let profiles = rampart_traffic::Profiles::load(&args.data)
         .with_context(|| format!("data {}", args.data.display()))?;
-    let result = rampart_generate::fit(
+    let result = rampart_fit::fit(
         &profiles,
         &FitOptions {
             data: args.data.display().to_string(),

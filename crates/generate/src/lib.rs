@@ -16,7 +16,6 @@
 //! - [`job`]: [`Job::run_once`]: one run, source to signed file, and its [`Outcome`].
 //! - [`publish`]: `--publish URL`: the signed file to the control plane (`POST /v1/artifacts`).
 //! - [`schedule`]: `--every`: runs on a cadence until a signal.
-//! - [`mod@fit`]: `rampart model fit`: the logistic model over the extractor catalogue.
 //!
 //! The one decision that matters: **guards are pure and all of them run.** Each guard is a
 //! function of the candidate and of what came before (the last published file, the digests
@@ -24,7 +23,6 @@
 //! at once; nothing is written unless none refuses.
 
 pub mod catalog;
-pub mod fit;
 pub mod guard;
 pub mod job;
 pub mod publish;
@@ -33,7 +31,6 @@ pub mod source;
 pub mod state;
 
 pub use catalog::{Catalog, CatalogError};
-pub use fit::{FitError, FitOptions, FitResult, fit};
 pub use guard::Refusal;
 pub use job::{GenerateError, Job, Outcome, Output};
 pub use source::{Candidate, Source, SourceError, Weights};
