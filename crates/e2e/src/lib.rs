@@ -1,7 +1,8 @@
 //! Tests and load scripts that span rampart's services, and the harness they share.
 //!
 //! A crate's own tests stay beside it; what needs two services at once lives here: the edge's
-//! agent against a real control plane (`tests/agent.rs`), and the load scripts that measure
+//! agent against a real control plane (`tests/agent.rs`), the replay against the control
+//! plane's driver (`tests/differential.rs`), and the load scripts that measure
 //! how fast a file or a kill switch reaches a fleet (`examples/`). The harness below is shared
 //! by the control plane's API tests and the CLI's tests of the `rampart control` process.
 //!
@@ -11,6 +12,9 @@
 //! - [`fleet`]: [`Fleet`]: simulated edges that heartbeat through the real HTTP API, ACK what
 //!   they are told or NACK it.
 //! - `tests/agent.rs`: the edge agent (`rampart-edge`) following a control plane.
+//! - `tests/differential.rs`: the rollout runner as the replay (`rampart-sim`) wraps it and as
+//!   the control plane's driver wraps it, fed the same fleet, heartbeats and clock, decide the
+//!   same waves, rollbacks and bad marks.
 //! - `examples/propagation.rs`: N real edge agents; time to ACK a pushed file, and to roll
 //!   back after NACKs.
 //! - `examples/killswitch_fanout.rs`: N long-polling simulated edges; time until a kill switch
