@@ -20,8 +20,9 @@ use crate::node::{Report, Serving};
 use crate::producer::Publication;
 use crate::traffic::Plans;
 
-/// Applied files each node keeps for `pin` (the store's minimum is 1; a replay never pins,
-/// and a small archive keeps a 16,500-node fleet's data dirs small).
+/// Applied files each node keeps to vouch for a rollback the control plane sends (the store's
+/// minimum is 1; last-known-good vouches too, and a small archive keeps a 16,500-node
+/// fleet's data dirs small).
 pub const ARCHIVE_LEN: usize = 2;
 /// Requests recorded into the soak meter per step at most: the meter needs a count, not every
 /// request of a scaled-up rate.
@@ -99,7 +100,7 @@ impl Edge {
         self.nacks
     }
 
-    /// Rollbacks taken through the archive.
+    /// Rollbacks taken: files applied below the version serving.
     pub fn rollbacks(&self) -> u64 {
         self.rollbacks
     }
@@ -142,8 +143,9 @@ impl Edge {
             && now <= self.tick_until
         {
             let n = self.soak_left.min(requests).min(SOAK_RECORDS_PER_STEP);
+            let reader = store.reader();
             for _ in 0..n {
-                store.record_request(false);
+                reader.record_request(false);
             }
             self.soak_left -= n;
             store.tick(self.calendar.unix_ms(now));
@@ -196,24 +198,15 @@ impl Edge {
         let Some(store) = &self.store else {
             return;
         };
-        let unix = self.calendar.unix_ms(now);
-        let older = store
-            .snapshot()
-            .version()
-            .is_some_and(|active| p.version < active);
-        let outcome = if older {
-            // A rollback: the store refuses a version below the one it serves (by design),
-            // so the previous version comes back from the store's own archive, re-verified,
-            // the way break glass does it, and new files are taken again at once.
-            let o = store.pin(p.version, unix);
-            store.unpin();
-            self.rollbacks += 1;
-            o
-        } else {
-            store.apply(&p.bytes, Origin::Control, unix)
-        };
+        // As the edge's agent does: the store's version rule decides whether the control
+        // plane may send this node back to a version it served.
+        let before = store.snapshot().version();
+        let outcome = store.offer(&p.bytes, Origin::Control, self.calendar.unix_ms(now));
         let apply = match &outcome {
-            ApplyOutcome::Applied { digest, .. } => {
+            ApplyOutcome::Applied { version, digest } => {
+                if before.is_some_and(|b| *version < b) {
+                    self.rollbacks += 1;
+                }
                 self.soak_left = self.config.soak.requests;
                 self.tick_until = now
                     .saturating_add(self.config.soak.secs.saturating_mul(SECOND))
