@@ -1,7 +1,7 @@
 //! The store: the one place a feature file becomes the plan the request path runs.
 //!
 //! Files come in one way, [`Store::offer`] ([`Store::offer_file`] reads one first): verified
-//! once, then the version rule by [`Origin`] (see [`offer`](self::offer)), then poisoned list,
+//! once, then the version rule by [`Origin`] (see `store/offer`), then poisoned list,
 //! compile, journal and swap. Break glass (pin, force last-known-good, safe mode, the kill
 //! switch) is kept apart in `break_glass`. The request path holds a [`Reader`]: loads and
 //! request counts, nothing that writes.

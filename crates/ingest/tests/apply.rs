@@ -265,6 +265,33 @@ fn a_reader_holding_a_snapshot_keeps_its_plan_across_a_swap() {
 }
 
 #[test]
+fn the_request_paths_reader_sees_every_swap_and_counts_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, d5) = store_with_v5(dir.path());
+    let reader = store.reader();
+    let clone = reader.clone();
+    assert_eq!(reader.load().digest(), Some(d5));
+    store.offer(&good(6), Origin::Watch, T0 + 1);
+    store.set_module_enabled(false, "incident 43");
+    for r in [&reader, &clone] {
+        let snap = r.load();
+        assert_eq!(snap.version(), Some(6));
+        assert!(
+            snap.scoring_plan().is_none(),
+            "the kill switch is in the same snapshot"
+        );
+        assert_eq!(r.snapshot().version(), Some(6));
+    }
+    reader.record_request(false);
+    clone.record_request(true);
+    let m = store.metrics();
+    assert_eq!((m.requests, m.module_errors), (2, 1));
+    // A reader outlives the store without keeping its writer: it still reads the last swap.
+    drop(store);
+    assert_eq!(clone.load().version(), Some(6));
+}
+
+#[test]
 fn kill_switch_off_and_on_through_every_apply_path() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = store_with_v5(dir.path());

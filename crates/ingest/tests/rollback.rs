@@ -195,3 +195,33 @@ fn a_death_before_this_boot_is_reported_once_as_a_restart() {
     let store = boot(config(dir.path()), T0 + 3000);
     assert!(!store.restarted_after_death());
 }
+
+#[test]
+fn the_control_plane_cannot_put_other_content_under_the_version_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = boot(config(dir.path()), T0);
+    store.offer(&good(1), Origin::Control, T0);
+    let d2 = store
+        .offer(&good(2), Origin::Control, T0 + 1)
+        .serving()
+        .unwrap()
+        .1;
+    let impostor = signed(&doc_with_bias(2, -3.0));
+    let refused = store.offer(&impostor, Origin::Control, T0 + 2);
+    assert_eq!(
+        refused.rejection().unwrap().issues()[0].code(),
+        "version_not_above"
+    );
+    assert_eq!(store.last_rejection().unwrap().version, Some(2));
+    // The same document signed again (other bytes) is what serves: unchanged.
+    let mut resigned = good(2);
+    resigned.insert(0, b' ');
+    assert_eq!(
+        store.offer(&resigned, Origin::Control, T0 + 3),
+        ApplyOutcome::Unchanged {
+            version: 2,
+            digest: d2
+        }
+    );
+    assert_eq!(store.snapshot().digest(), Some(d2));
+}
