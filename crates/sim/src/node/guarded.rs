@@ -3,8 +3,9 @@
 //!
 //! Everything the edge does with a file is the store's doing: the bounded read, the signature,
 //! the contract, the poisoned list, the compile into 200 preallocated slots, the atomic swap,
-//! the journal, last-known-good after a soak, the kill switch. The node only carries files to
-//! it, feeds its soak meter and ticks it, and reads its snapshot.
+//! the journal, last-known-good after a soak, the kill switch, and the version rule (a
+//! rollback is taken only back to a file this node served). The node only offers files to it
+//! as the edge's agent does, feeds its soak meter and ticks it, and reads its snapshot.
 
 use std::path::PathBuf;
 use std::sync::Arc;
