@@ -253,3 +253,67 @@ impl Edge {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rampart_artifact::{Envelope, SecretKey};
+    use rampart_score::example_document;
+
+    use super::*;
+    use crate::traffic::Pool;
+
+    fn publication(version: u64, bias: f64, key: &SecretKey) -> Arc<Publication> {
+        let mut doc = example_document(version);
+        doc.model.bias = bias;
+        Arc::new(Publication {
+            version,
+            digest: doc.digest(),
+            bytes: Arc::from(Envelope::sign(&doc, key).to_json()),
+            document: Arc::new(doc),
+            faulty: false,
+            epoch: 0,
+        })
+    }
+
+    #[test]
+    fn a_rollback_is_an_offer_back_to_a_file_this_node_served() {
+        let key = SecretKey::from_seed([3; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let calendar = Calendar::parse("2025-11-18").unwrap();
+        let keyring = Keyring::new([key.public()]);
+        let mut edge = Edge::boot(dir.path().to_owned(), keyring, calendar, SECOND, 0).unwrap();
+        let mut plans = Plans::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let v1 = publication(1, 0.0, &key);
+        edge.offer(Arc::clone(&v1), 0, &mut plans);
+        edge.offer(publication(2, 0.0, &key), SECOND, &mut plans);
+        assert_eq!(edge.active_version().map(|(v, _)| v), Some(2));
+
+        // The control plane sends the node back: the store's own rule takes it, as on the edge.
+        edge.offer(v1, 2 * SECOND, &mut plans);
+        assert_eq!(
+            edge.active_version(),
+            Some((1, publication(1, 0.0, &key).digest))
+        );
+        let store = edge.store.as_ref().unwrap();
+        assert_eq!(
+            store.snapshot().active.as_ref().unwrap().origin,
+            Origin::Control
+        );
+        assert_eq!(store.status().pinned, None);
+        assert_eq!((edge.rollbacks(), edge.nacks()), (1, 0));
+        assert!(matches!(
+            edge.take_report().apply,
+            Some(Apply::Accepted { .. })
+        ));
+
+        // Other content under a lower version was never served here: a NACK.
+        edge.offer(publication(2, 0.0, &key), 3 * SECOND, &mut plans);
+        edge.offer(publication(1, 0.5, &key), 4 * SECOND, &mut plans);
+        assert_eq!(edge.active_version().map(|(v, _)| v), Some(2));
+        assert_eq!((edge.rollbacks(), edge.nacks()), (1, 1));
+        let Some(Apply::Rejected { codes, .. }) = edge.take_report().apply else {
+            panic!("expected a NACK");
+        };
+        assert_eq!(codes, ["version_not_above"]);
+    }
+}
