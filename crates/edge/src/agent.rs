@@ -9,10 +9,10 @@
 //! it for one beat interval, so the long-poll *is* the interval and a change arrives in one
 //! round trip.
 //!
-//! A new desired digest is fetched with the edge's own wire limit, applied with the same
-//! [`Store::apply`] as the watch dir (or [`Store::apply_rollback`] when the control plane
-//! sends the node back to a lower version), and the verdict goes up in the next beat.
-//! Kill switches from the answer drive [`Store::set_module_enabled`].
+//! A new desired digest is fetched with the edge's own wire limit, offered with the same
+//! [`Store::offer`] as the watch dir, as [`Origin::Control`] (the store's version rule lets
+//! the control plane send the node back to a version it served before), and the verdict goes
+//! up in the next beat. Kill switches from the answer drive [`Store::set_module_enabled`].
 //!
 //! # Layout
 //! - [`backoff`]: exponential backoff with jitter for an unreachable control plane.
@@ -414,17 +414,10 @@ impl Agent {
                 return;
             }
         };
-        let back = serving.is_some_and(|(v, _)| desired.version < v);
         let store = self.store.clone();
-        let applied = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            if back {
-                store.apply_rollback(&bytes, Origin::Control, now)
-            } else {
-                store.apply(&bytes, Origin::Control, now)
-            }
-        })
-        .await;
+        let applied =
+            tokio::task::spawn_blocking(move || store.offer(&bytes, Origin::Control, now_ms()))
+                .await;
         let outcome = match applied {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -435,11 +428,7 @@ impl Agent {
         let report = beat::verdict(desired, &outcome, now_ms());
         match (&outcome, report.verdict) {
             (ApplyOutcome::Applied { version, .. }, Verdict::Ack) => {
-                tracing::info!(
-                    version,
-                    rollback = back,
-                    "control plane version applied: ACK"
-                );
+                tracing::info!(version, "control plane version applied: ACK");
             }
             (_, Verdict::Nack) => tracing::warn!(
                 version = desired.version,

@@ -1,10 +1,8 @@
-//! The bot module on the request path: the store's snapshot, rampart-score's extractors and
-//! plan, behind the proxy's [`Module`] seam.
-
-use std::sync::Arc;
+//! The bot module on the request path: the store's snapshot (through its read-only
+//! [`Reader`]), rampart-score's extractors and plan, behind the proxy's [`Module`] seam.
 
 use rampart_artifact::Validated;
-use rampart_ingest::{Compiler, Mode, Store};
+use rampart_ingest::{Compiler, Mode, Reader};
 use rampart_score::{CompileError, Plan, RequestView, Score, Scorer, Unscored};
 
 use crate::metrics::UnscoredReason;
@@ -19,7 +17,7 @@ pub struct PlanCompiler {
 /// The bot module: reads the store's snapshot once per request and scores with its plan.
 #[derive(Debug)]
 pub struct BotModule {
-    store: Arc<Store<PlanCompiler>>,
+    reader: Reader<Plan>,
     scorer: Scorer,
 }
 
@@ -44,10 +42,10 @@ impl Compiler for PlanCompiler {
 // === impl BotModule ===
 
 impl BotModule {
-    /// The module over `store`, with a default-sized rate table.
-    pub fn new(store: Arc<Store<PlanCompiler>>) -> Self {
+    /// The module over the store's reader, with a default-sized rate table.
+    pub fn new(reader: Reader<Plan>) -> Self {
         BotModule {
-            store,
+            reader,
             scorer: Scorer::new(),
         }
     }
@@ -56,7 +54,7 @@ impl BotModule {
 impl Module for BotModule {
     fn evaluate(&self, request: &Inbound<'_>) -> Verdict {
         // One load: the plan, the kill switch and the mode of this request belong together.
-        let snapshot = self.store.load();
+        let snapshot = self.reader.load();
         if !snapshot.module_enabled || snapshot.mode != Mode::Normal {
             return Verdict::Unscored(UnscoredReason::Disabled);
         }
@@ -88,6 +86,6 @@ impl Module for BotModule {
     }
 
     fn record(&self, module_error: bool) {
-        self.store.record_request(module_error);
+        self.reader.record_request(module_error);
     }
 }

@@ -20,10 +20,12 @@
 //!   accept loop, cap, idle watchdog and drain; [`timer`]: the per-connection timer both
 //!   timeouts use instead of a timer per request.
 //! - [`module`]: the module seam and its boundary (panics caught, fail policy, block rule).
-//! - [`bot`]: the real module: the ingest store's snapshot and rampart-score's plan.
+//! - [`bot`]: the real module: the ingest store's snapshot (through its read-only
+//!   [`Reader`](rampart_ingest::Reader)) and rampart-score's plan.
 //! - [`admin`]: health, status, metrics, kill switch, safe-mode clear, break glass.
 //! - [`agent`]: the control plane's side of the edge: register, heartbeat (long-poll),
-//!   fetch and apply desired versions (ACK/NACK), kill switches; fail stale when it is gone.
+//!   fetch desired versions and offer them to the store (ACK/NACK), kill switches; fail stale
+//!   when it is gone.
 //! - [`metrics`]: request-path counters (atomics, one shard per worker thread).
 //!   [`watch`]: the watch dir's debounce.
 //!

@@ -137,7 +137,7 @@ impl Node {
 
         let metrics = Arc::new(Metrics::default());
         let boundary = Boundary::new(
-            Arc::new(BotModule::new(store.clone())),
+            Arc::new(BotModule::new(store.reader())),
             metrics.clone(),
             config.rules,
             config.test_hooks,
@@ -415,7 +415,7 @@ async fn watch_loop(admin: Arc<Admin>, dir: PathBuf, poll: Duration, mut signal:
             let result = w.poll().map(|files| {
                 for file in &files {
                     let at = now_ms();
-                    let outcome = a.store().apply_file(file, Origin::Watch, at);
+                    let outcome = a.store().offer_file(file, Origin::Watch, at);
                     let name = file
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())

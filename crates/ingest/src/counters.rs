@@ -40,7 +40,7 @@ pub struct Metrics {
     pub rejections: Vec<CodeCount>,
     /// Issues reported in refused files by artifact issue code, every code listed.
     pub issues: Vec<CodeCount>,
-    /// Requests recorded by [`crate::Store::record_request`].
+    /// Requests recorded by [`crate::Reader::record_request`].
     pub requests: u64,
     /// Of those, requests whose module call failed (error or panic caught).
     pub module_errors: u64,

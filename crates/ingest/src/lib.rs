@@ -3,11 +3,12 @@
 //!
 //! On 18 November 2025 a feature file with every feature twice reached Cloudflare's proxy,
 //! which `unwrap()`-panicked on it and restarted into the same file, again and again. Here a
-//! file goes through [`Store::apply`]: a size bound before reading, the signature and digest,
-//! the edge's [`Contract`](rampart_artifact::Contract), the sentinel's poisoned list, and the
-//! bot module's own [`Compiler`]; only then is it swapped in. Any failure leaves the version
-//! serving in place and becomes an [`ApplyOutcome::Rejected`], counted, shown on `/status`
-//! and logged once ([`LogLimiter`]).
+//! file comes in one way, [`Store::offer`]: a size bound before reading, the signature and
+//! digest, the edge's [`Contract`](rampart_artifact::Contract), the version rule of its
+//! [`Origin`] (the watch dir must be newer; the control plane may send the node back to a
+//! version it served), the sentinel's poisoned list, and the bot module's own [`Compiler`];
+//! only then is it swapped in. Any failure leaves the version serving in place and becomes an
+//! [`ApplyOutcome::Rejected`], counted, shown on `/status` and logged once ([`LogLimiter`]).
 //!
 //! Around that: a version that served its soak is written to disk as **last-known-good**
 //! and served first at the next start; a **crash-loop sentinel** reads a boot journal and
@@ -16,7 +17,9 @@
 //! nothing but the local data dir.
 //!
 //! # Layout
-//! - [`store`]: [`Store`], the one writer and its readers; boot, apply, tick, switches.
+//! - [`store`]: [`Store`], the one writer: boot, [`Store::offer`] and the version rule
+//!   (`store/offer`), tick, break glass and the kill switch apart (`store/break_glass`), and
+//!   [`Reader`], the request path's read-only handle (`store/reader`).
 //! - [`snapshot`]: [`Snapshot`], everything the request path reads, behind one `ArcSwap`.
 //! - [`compiler`]: the [`Compiler`] seam to the bot module (no dependency on the scorer).
 //! - [`outcome`]: [`ApplyOutcome`] and [`Rejection`].
@@ -59,4 +62,4 @@ pub use outcome::{ApplyOutcome, Rejection};
 pub use sentinel::{BootDecision, Event, SentinelConfig, Suspect};
 pub use snapshot::{Active, Mode, Origin, Snapshot};
 pub use status::Status;
-pub use store::{BootError, Store};
+pub use store::{BootError, Reader, Store};

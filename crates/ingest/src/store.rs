@@ -1,17 +1,33 @@
 //! The store: the one place a feature file becomes the plan the request path runs.
 //!
-//! Readers call [`Store::snapshot`] (an atomic load, no lock). Writers (apply, tick, the
-//! switches, break glass) serialize on one mutex that the request path never takes; only a
-//! writer holding it stores into the `ArcSwap`, so a load-modify-store is never lost.
+//! Files come in one way, [`Store::offer`] ([`Store::offer_file`] reads one first): verified
+//! once, then the version rule by [`Origin`] (see `store/offer`), then poisoned list,
+//! compile, journal and swap. Break glass (pin, force last-known-good, safe mode, the kill
+//! switch) is kept apart in `break_glass`. The request path holds a [`Reader`]: loads and
+//! request counts, nothing that writes.
+//!
+//! Readers load the snapshot atomically, without a lock. Writers (offer, tick, break glass)
+//! serialize on one mutex that the request path never takes; only a writer holding it stores
+//! into the `ArcSwap`, so a load-modify-store is never lost.
+//!
+//! # Layout
+//! - `store.rs`: [`Store`], its boot, the public entry points, and what they share (the
+//!   data-dir candidate, last-known-good promotion, journal, rejection bookkeeping).
+//! - `offer`: the version rule by origin and the steps after verification (poisoned,
+//!   compile, journal, swap).
+//! - `break_glass`: what an operator does by hand: pin, unpin, force last-known-good, clear
+//!   safe mode, the kill switch and its `module.json`.
+//! - `reader`: [`Reader`], the request path's read-only handle.
+
+mod break_glass;
+mod offer;
+mod reader;
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use arc_swap::ArcSwap;
 use rampart_artifact::{Digest, Issue, Policy, Validated, check};
-use serde::{Deserialize, Serialize};
 
 use crate::archive;
 use crate::compiler::Compiler;
@@ -23,27 +39,25 @@ use crate::limiter::{LogLimiter, Verdict};
 use crate::lkg::{Lkg, Slot};
 use crate::outcome::{ApplyOutcome, Rejection};
 use crate::sentinel::{self, BootDecision, Event};
-use crate::snapshot::{Active, Mode, Origin, Snapshot};
-use crate::soak::{Meter, Soak};
+use crate::snapshot::{Mode, Origin, Snapshot};
+use crate::soak::Soak;
 use crate::status::{
     ActiveStatus, LastRejection, LkgStatus, SentinelStatus, Status, VersionDigest,
 };
 
-/// Largest `module.json` read (it holds a bool and a reason).
-pub const MAX_MODULE_STATE_BYTES: usize = 4 * 1024;
+pub use self::break_glass::{MAX_MODULE_STATE_BYTES, MAX_REASON_LEN};
+pub use self::reader::Reader;
 
-/// Longest kill-switch reason kept (it is operator text, shown on `/status`).
-pub const MAX_REASON_LEN: usize = 256;
+use self::reader::Shared;
 
 /// The edge's feature-file store. See the crate docs for the flow.
 pub struct Store<C: Compiler> {
     config: Config,
     layout: DataDir,
     compiler: C,
-    current: ArcSwap<Snapshot<C::Plan>>,
+    /// What readers see: the snapshot, the soak meter, the counters.
+    shared: Arc<Shared<C::Plan>>,
     writer: Mutex<Writer>,
-    meter: Meter,
-    counters: Counters,
 }
 
 /// Why the store could not start. Only an unusable data dir stops a boot: a missing,
@@ -83,14 +97,7 @@ struct Held {
     bytes: Arc<[u8]>,
 }
 
-/// `module.json`.
-#[derive(Debug, Serialize, Deserialize)]
-struct ModuleState {
-    enabled: bool,
-    reason: String,
-}
-
-/// A file read from the data dir for break glass or boot.
+/// A file read from the data dir for break glass, boot or a rollback.
 enum Candidate {
     Missing,
     Bad(Rejection, Option<u64>),
@@ -171,35 +178,11 @@ impl<C: Compiler> Store<C> {
         } else {
             Mode::Normal
         };
-
-        // The kill switch survives restarts: an operator who turned the module off because
-        // it crashed the process must not see it come back on by itself.
-        let (module_enabled, kill_reason) =
-            match disk::read_capped(&layout.module_state(), MAX_MODULE_STATE_BYTES) {
-                Ok(bytes) => match serde_json::from_slice::<ModuleState>(&bytes) {
-                    Ok(state) => (state.enabled, Some(state.reason)),
-                    Err(e) => {
-                        problems.push((
-                            "read module.json".to_owned(),
-                            DiskError::Io {
-                                op: "parse",
-                                path: layout.module_state(),
-                                source: e.into(),
-                            },
-                        ));
-                        (true, None)
-                    }
-                },
-                Err(e) if e.is_not_found() => (true, None),
-                Err(e) => {
-                    problems.push(("read module.json".to_owned(), e));
-                    (true, None)
-                }
-            };
+        let (module_enabled, kill_reason) = break_glass::read_module_state(&layout, &mut problems);
+        let shared = Shared::new(Snapshot::empty(module_enabled, mode), counters);
 
         let limiter = LogLimiter::new(config.log_interval_ms);
         let store = Store {
-            current: ArcSwap::from_pointee(Snapshot::empty(module_enabled, mode)),
             writer: Mutex::new(Writer {
                 active: None,
                 soak: None,
@@ -217,11 +200,10 @@ impl<C: Compiler> Store<C> {
                 boot_at_ms: now_ms,
                 restarted_after_death,
             }),
+            shared: Arc::new(shared),
             layout,
             compiler,
             config,
-            meter: Meter::default(),
-            counters,
         };
         {
             let mut w = store.lock();
@@ -234,76 +216,45 @@ impl<C: Compiler> Store<C> {
         Ok(store)
     }
 
+    /// The request path's handle: snapshot loads and request counts only (cheap to clone).
+    pub fn reader(&self) -> Reader<C::Plan> {
+        Reader::new(Arc::clone(&self.shared))
+    }
+
     /// The current snapshot as an owned `Arc` (admin and agent paths).
     pub fn snapshot(&self) -> Arc<Snapshot<C::Plan>> {
-        self.current.load_full()
+        self.shared.current.load_full()
     }
 
-    /// What the request path reads: one atomic load, never blocked by a writer, and no
-    /// reference-count increment (arc-swap's guard), so worker threads do not contend on
-    /// the snapshot's counter. Hold it for one request, not longer.
-    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot<C::Plan>>> {
-        self.current.load()
-    }
-
-    /// Offers a file's bytes: verified, validated against the contract, refused if
-    /// poisoned, compiled, then swapped in. Any failure keeps the current version serving,
-    /// and is counted, remembered for `/status` and logged (rate-limited).
-    pub fn apply(&self, bytes: &[u8], origin: Origin, now_ms: u64) -> ApplyOutcome {
+    /// Offers a file's bytes, from the watch dir or the control plane: the one way a file
+    /// comes in. It is verified (signature, contract), held to the version rule of its
+    /// `origin` (only [`Origin::Control`] may send the node back to a version it served
+    /// before; any other origin must be above the version serving), refused if poisoned,
+    /// compiled, then swapped in. Any failure keeps the current version serving, and is
+    /// counted, remembered for `/status` and logged (rate-limited).
+    pub fn offer(&self, bytes: &[u8], origin: Origin, now_ms: u64) -> ApplyOutcome {
         let mut w = self.lock();
-        let (outcome, version) = self.apply_locked(&mut w, bytes, origin, now_ms);
+        let (outcome, version) = self.offer_locked(&mut w, bytes, origin, now_ms);
         self.finish(&mut w, &outcome, origin, version, now_ms);
         outcome
     }
 
-    /// Offers a file the control plane sends a node back to when a rollout rolls back.
-    ///
-    /// [`apply`](Self::apply) refuses any version not above the one serving (a replayed old
-    /// file must not win). A rollback needs exactly that, so here a version **below** the
-    /// one serving is accepted only when this node served that very file before: its digest
-    /// is last-known-good (current or previous) or it is archived under its version. It is
-    /// verified again (signature, contract, poisoned list, compile) like any file. Any other
-    /// lower version is refused as `version_not_above`, as `apply` would. A version that is
-    /// not below the one serving (or a node serving nothing) goes through `apply` unchanged.
-    pub fn apply_rollback(&self, bytes: &[u8], origin: Origin, now_ms: u64) -> ApplyOutcome {
-        let mut w = self.lock();
-        let (outcome, version) = self.rollback_locked(&mut w, bytes, origin, now_ms);
-        self.finish(&mut w, &outcome, origin, version, now_ms);
-        outcome
-    }
-
-    /// Offers a file: its length from metadata is checked against the contract's wire limit
-    /// before a byte is read (a 100 MB file costs one `stat`), then it is read with a cap.
-    pub fn apply_file(&self, path: &Path, origin: Origin, now_ms: u64) -> ApplyOutcome {
+    /// [`offer`](Self::offer)s a file on disk: its length from metadata is checked against
+    /// the contract's wire limit before a byte is read (a 100 MB file costs one `stat`), then
+    /// it is read with a cap. A file that cannot be read is refused like a bad one.
+    pub fn offer_file(&self, path: &Path, origin: Origin, now_ms: u64) -> ApplyOutcome {
         match disk::read_capped(path, self.config.max_file_bytes()) {
-            Ok(bytes) => self.apply(&bytes, origin, now_ms),
+            Ok(bytes) => self.offer(&bytes, origin, now_ms),
             Err(e) => {
-                let rejection = match e {
-                    DiskError::TooLarge { size, limit, .. } => {
-                        Rejection::Invalid(vec![Issue::TooLarge {
-                            what: "file",
-                            size,
-                            limit,
-                        }])
-                    }
-                    other => Rejection::Io(other.to_string()),
-                };
                 let mut w = self.lock();
                 let outcome = ApplyOutcome::Rejected {
                     kept: kept(&w),
-                    rejection,
+                    rejection: unreadable(e),
                 };
                 self.finish(&mut w, &outcome, origin, None, now_ms);
                 outcome
             }
         }
-    }
-
-    /// Called for every request the module saw; `module_error` when it failed (error or
-    /// panic caught). Relaxed atomic adds only: safe on the request path.
-    pub fn record_request(&self, module_error: bool) {
-        self.counters.request(module_error);
-        self.meter.record(module_error);
     }
 
     /// Called about once a second: promotes the active version to last-known-good once it
@@ -316,9 +267,9 @@ impl<C: Compiler> Store<C> {
                 suppressed = summary.suppressed,
                 "{summary}"
             );
-            self.counters.log_line();
+            self.shared.counters.log_line();
         }
-        let (requests, errors) = self.meter.take();
+        let (requests, errors) = self.shared.meter.take();
         let due = match w.soak.as_mut() {
             Some(soak) => soak.due(now_ms, requests, errors, &self.config.soak),
             None => false,
@@ -336,148 +287,6 @@ impl<C: Compiler> Store<C> {
         tracing::info!("clean exit recorded");
     }
 
-    /// The kill switch: `false` lets every request pass unscored. Takes effect at once,
-    /// survives new applies and restarts (it is written to `module.json`).
-    pub fn set_module_enabled(&self, enabled: bool, reason: impl Into<String>) {
-        let mut reason: String = reason.into();
-        if reason.len() > MAX_REASON_LEN {
-            let mut end = MAX_REASON_LEN;
-            while !reason.is_char_boundary(end) {
-                end -= 1;
-            }
-            reason.truncate(end);
-        }
-        let mut w = self.lock();
-        let next = self.current.load().with_module_enabled(enabled);
-        self.current.store(Arc::new(next));
-        let state = ModuleState {
-            enabled,
-            reason: reason.clone(),
-        };
-        let written = serde_json::to_vec(&state)
-            .map_err(|e| DiskError::Io {
-                op: "encode",
-                path: self.layout.module_state(),
-                source: e.into(),
-            })
-            .and_then(|bytes| disk::write_atomic(&self.layout.module_state(), &bytes));
-        if let Err(e) = written {
-            // The switch holds in memory; only its survival across a restart is lost.
-            let now = w.boot_at_ms;
-            self.disk_failed(&mut w, "write module.json", &e, now);
-        }
-        tracing::warn!(enabled, reason = %reason, "bot module kill switch set");
-        w.kill_reason = Some(reason);
-    }
-
-    /// Leaves safe mode (an operator has looked at the crash loop): the module runs again
-    /// when the kill switch allows it.
-    pub fn clear_safe_mode(&self, reason: &str) {
-        let _w = self.lock();
-        let next = self.current.load().with_mode(Mode::Normal);
-        self.current.store(Arc::new(next));
-        tracing::warn!(reason, "safe mode cleared by an operator");
-    }
-
-    /// Break glass: serves last-known-good from disk (current, else previous), re-verified,
-    /// and pins it: new files are refused until [`unpin`](Self::unpin).
-    pub fn force_last_known_good(&self, now_ms: u64) -> ApplyOutcome {
-        let mut w = self.lock();
-        let mut first: Option<(Rejection, Option<u64>)> = None;
-        let mut outcome = None;
-        for slot in [Slot::Current, Slot::Previous] {
-            let tried = match self.candidate(&slot.path(&self.layout), None) {
-                Candidate::Missing => continue,
-                Candidate::Bad(rejection, version) => Err((rejection, version)),
-                Candidate::Good(validated, bytes) => self.activate_checked(
-                    &mut w,
-                    *validated,
-                    bytes,
-                    Origin::LastKnownGood,
-                    now_ms,
-                    slot == Slot::Current,
-                ),
-            };
-            match tried {
-                Ok(o) => {
-                    outcome = Some(o);
-                    break;
-                }
-                Err(e) => {
-                    first.get_or_insert(e);
-                }
-            }
-        }
-        let (outcome, version) = match outcome {
-            Some(o) => {
-                w.pinned = o.serving().map(|(v, _)| v);
-                w.break_glass = true;
-                tracing::warn!(version = ?w.pinned, "break glass: last-known-good forced and pinned");
-                let v = w.pinned;
-                (o, v)
-            }
-            None => {
-                let (rejection, version) = first.unwrap_or_else(|| {
-                    (
-                        Rejection::Io("no last-known-good in the data dir".to_owned()),
-                        None,
-                    )
-                });
-                (
-                    ApplyOutcome::Rejected {
-                        kept: kept(&w),
-                        rejection,
-                    },
-                    version,
-                )
-            }
-        };
-        self.finish(&mut w, &outcome, Origin::LastKnownGood, version, now_ms);
-        outcome
-    }
-
-    /// Break glass: serves `version` from the data dir's archive (`versions/<v>.rfeat`),
-    /// re-verified (an older version is allowed: that is the point), and pins it.
-    pub fn pin(&self, version: u64, now_ms: u64) -> ApplyOutcome {
-        let mut w = self.lock();
-        let tried = match self.candidate(&self.layout.version_file(version), Some(version)) {
-            Candidate::Missing => Err((
-                Rejection::Io(format!("version {version} is not archived in the data dir")),
-                Some(version),
-            )),
-            Candidate::Bad(rejection, v) => Err((rejection, v)),
-            Candidate::Good(validated, bytes) => {
-                self.activate_checked(&mut w, *validated, bytes, Origin::Pinned, now_ms, false)
-            }
-        };
-        let outcome = match tried {
-            Ok(o) => {
-                w.pinned = Some(version);
-                w.break_glass = true;
-                tracing::warn!(version, "break glass: version pinned");
-                o
-            }
-            Err((rejection, _)) => ApplyOutcome::Rejected {
-                kept: kept(&w),
-                rejection,
-            },
-        };
-        self.finish(&mut w, &outcome, Origin::Pinned, Some(version), now_ms);
-        outcome
-    }
-
-    /// Ends break glass: new files are applied again (above the version now serving).
-    /// Returns the version that was pinned.
-    pub fn unpin(&self) -> Option<u64> {
-        let mut w = self.lock();
-        w.break_glass = false;
-        let was = w.pinned.take();
-        if let Some(v) = was {
-            tracing::warn!(version = v, "break glass ended: version unpinned");
-        }
-        was
-    }
-
     /// The last file refused, from any origin (cheap: no disk access, unlike
     /// [`status`](Self::status)); the edge agent reports it in every heartbeat.
     pub fn last_rejection(&self) -> Option<LastRejection> {
@@ -492,7 +301,7 @@ impl<C: Compiler> Store<C> {
 
     /// The counters as plain numbers, for `/metrics`.
     pub fn metrics(&self) -> Metrics {
-        self.counters.read()
+        self.shared.counters.read()
     }
 
     /// The whole state, for `/status`.
@@ -547,130 +356,6 @@ impl<C: Compiler> Store<C> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn apply_locked(
-        &self,
-        w: &mut Writer,
-        bytes: &[u8],
-        origin: Origin,
-        now_ms: u64,
-    ) -> (ApplyOutcome, Option<u64>) {
-        let reject = |w: &Writer, rejection, version| {
-            (
-                ApplyOutcome::Rejected {
-                    kept: kept(w),
-                    rejection,
-                },
-                version,
-            )
-        };
-        if let Some(pinned) = w.pinned {
-            return reject(w, Rejection::Pinned { pinned }, None);
-        }
-        if let Some(held) = &w.active
-            && *held.bytes == *bytes
-        {
-            // The exact bytes already verified: the watcher re-reading the same file.
-            return (unchanged(held), Some(held.validated.version()));
-        }
-        let previous = w.active.as_ref().map(|h| h.validated.document());
-        let validated = match check(bytes, &self.policy(previous)) {
-            Ok(checked) => checked.validated,
-            Err(issues) => {
-                if let Some(held) = &w.active
-                    && let [Issue::VersionNotAbove { version, .. }] = issues.as_slice()
-                    && *version == held.validated.version()
-                    && check(bytes, &self.policy(None))
-                        .is_ok_and(|c| c.validated.digest() == held.validated.digest())
-                {
-                    // The same document in other bytes (signed again): not a regression.
-                    return (unchanged(held), Some(*version));
-                }
-                let version = issues.iter().find_map(|i| match i {
-                    Issue::VersionNotAbove { version, .. } => Some(*version),
-                    _ => None,
-                });
-                return reject(w, Rejection::Invalid(issues), version);
-            }
-        };
-        let version = validated.version();
-        match self.activate_checked(w, validated, bytes.to_vec(), origin, now_ms, false) {
-            Ok(outcome) => {
-                if matches!(outcome, ApplyOutcome::Applied { .. })
-                    && let Err(e) =
-                        archive::store(&self.layout, version, bytes, self.config.archive_len)
-                {
-                    self.disk_failed(w, "archive", &e, now_ms);
-                }
-                (outcome, Some(version))
-            }
-            Err((rejection, v)) => reject(w, rejection, v),
-        }
-    }
-
-    fn rollback_locked(
-        &self,
-        w: &mut Writer,
-        bytes: &[u8],
-        origin: Origin,
-        now_ms: u64,
-    ) -> (ApplyOutcome, Option<u64>) {
-        let reject = |w: &Writer, rejection, version| {
-            (
-                ApplyOutcome::Rejected {
-                    kept: kept(w),
-                    rejection,
-                },
-                version,
-            )
-        };
-        if let Some(pinned) = w.pinned {
-            return reject(w, Rejection::Pinned { pinned }, None);
-        }
-        let Some(serving) = w.active.as_ref().map(|h| h.validated.version()) else {
-            return self.apply_locked(w, bytes, origin, now_ms);
-        };
-        let validated = match check(bytes, &self.policy(None)) {
-            Ok(checked) => checked.validated,
-            Err(issues) => return reject(w, Rejection::Invalid(issues), None),
-        };
-        let version = validated.version();
-        if version >= serving {
-            return self.apply_locked(w, bytes, origin, now_ms);
-        }
-        let digest = validated.digest();
-        let in_lkg = [w.lkg.current, w.lkg.previous]
-            .iter()
-            .flatten()
-            .any(|vd| vd.digest == digest);
-        let archived = || {
-            matches!(
-                self.candidate(&self.layout.version_file(version), Some(version)),
-                Candidate::Good(archived, _) if archived.digest() == digest
-            )
-        };
-        if !(in_lkg || archived()) {
-            // Never served here: an old file replayed, not a rollback this node can vouch for.
-            let issue = Issue::VersionNotAbove {
-                version,
-                previous: serving,
-            };
-            return reject(w, Rejection::Invalid(vec![issue]), Some(version));
-        }
-        match self.activate_checked(w, validated, bytes.to_vec(), origin, now_ms, in_lkg) {
-            Ok(outcome) => {
-                if matches!(outcome, ApplyOutcome::Applied { .. }) {
-                    tracing::warn!(
-                        version,
-                        from = serving,
-                        "rolled back to a version served before"
-                    );
-                }
-                (outcome, Some(version))
-            }
-            Err((rejection, v)) => reject(w, rejection, v),
-        }
-    }
-
     fn policy<'a>(&'a self, previous: Option<&'a rampart_artifact::Document>) -> Policy<'a> {
         Policy {
             contract: &self.config.contract,
@@ -679,22 +364,13 @@ impl<C: Compiler> Store<C> {
         }
     }
 
-    /// Reads and verifies a data-dir file (no version rule: break glass may go back).
+    /// Reads and verifies a data-dir file (no version rule: boot, break glass and a
+    /// rollback's archive look-up decide that themselves).
     fn candidate(&self, path: &Path, expect_version: Option<u64>) -> Candidate {
         let bytes = match disk::read_capped(path, self.config.max_file_bytes()) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Candidate::Missing,
-            Err(DiskError::TooLarge { size, limit, .. }) => {
-                return Candidate::Bad(
-                    Rejection::Invalid(vec![Issue::TooLarge {
-                        what: "file",
-                        size,
-                        limit,
-                    }]),
-                    None,
-                );
-            }
-            Err(e) => return Candidate::Bad(Rejection::Io(e.to_string()), None),
+            Err(e) => return Candidate::Bad(unreadable(e), None),
         };
         match check(&bytes, &self.policy(None)) {
             Ok(c) => {
@@ -711,75 +387,6 @@ impl<C: Compiler> Store<C> {
                 }
             }
             Err(issues) => Candidate::Bad(Rejection::Invalid(issues), None),
-        }
-    }
-
-    /// The steps after verification: poisoned, same digest, compile, swap.
-    fn activate_checked(
-        &self,
-        w: &mut Writer,
-        validated: Validated,
-        bytes: Vec<u8>,
-        origin: Origin,
-        now_ms: u64,
-        soaked: bool,
-    ) -> Result<ApplyOutcome, (Rejection, Option<u64>)> {
-        let version = validated.version();
-        if w.poisoned.iter().any(|p| p.version == version) {
-            return Err((Rejection::Poisoned { version }, Some(version)));
-        }
-        if let Some(held) = &w.active
-            && held.validated.digest() == validated.digest()
-        {
-            return Ok(unchanged(held));
-        }
-        let plan = self
-            .compile(&validated)
-            .map_err(|message| (Rejection::Compile(message), Some(version)))?;
-        let digest = validated.digest();
-        // Journal first: a death right after the swap is blamed on the new version.
-        self.journal(
-            w,
-            Event::Activated {
-                at_ms: now_ms,
-                version,
-                digest,
-            },
-            now_ms,
-        );
-        let active = Active {
-            version,
-            digest,
-            plan: Arc::new(plan),
-            origin,
-            activated_at_ms: now_ms,
-        };
-        let next = self.current.load().with_active(Some(active));
-        self.current.store(Arc::new(next));
-        w.active = Some(Held {
-            validated,
-            bytes: Arc::from(bytes),
-        });
-        self.meter.reset();
-        let done = soaked || w.lkg.current.is_some_and(|c| c.digest == digest);
-        w.soak = Some(Soak::start(version, digest, now_ms, done));
-        Ok(ApplyOutcome::Applied { version, digest })
-    }
-
-    /// Compiles with the compiler's panics caught: a compiler bug rejects one file instead
-    /// of killing the thread that applies files.
-    fn compile(&self, validated: &Validated) -> Result<C::Plan, String> {
-        match catch_unwind(AssertUnwindSafe(|| self.compiler.compile(validated))) {
-            Ok(Ok(plan)) => Ok(plan),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(payload) => {
-                let what = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string payload".to_owned());
-                Err(format!("the compiler panicked: {what}"))
-            }
         }
     }
 
@@ -824,7 +431,7 @@ impl<C: Compiler> Store<C> {
                 slot == Slot::Current,
             ) {
                 Ok(outcome) => {
-                    self.counters.outcome(&outcome);
+                    self.shared.counters.outcome(&outcome);
                     tracing::info!(
                         version = ?outcome.serving().map(|(v, _)| v),
                         from = slot.name(),
@@ -857,7 +464,7 @@ impl<C: Compiler> Store<C> {
                     soak.done = true;
                 }
                 if wrote {
-                    self.counters.lkg_write();
+                    self.shared.counters.lkg_write();
                     tracing::info!(version = vd.version, digest = %vd.digest, "written as last-known-good");
                 }
             }
@@ -891,10 +498,10 @@ impl<C: Compiler> Store<C> {
                 self.record_rejection(w, rejection, origin, version, now_ms);
             }
             ApplyOutcome::Applied { version, digest } => {
-                self.counters.outcome(outcome);
+                self.shared.counters.outcome(outcome);
                 tracing::info!(version, digest = %digest, ?origin, "feature file applied");
             }
-            ApplyOutcome::Unchanged { .. } => self.counters.outcome(outcome),
+            ApplyOutcome::Unchanged { .. } => self.shared.counters.outcome(outcome),
         }
     }
 
@@ -906,7 +513,7 @@ impl<C: Compiler> Store<C> {
         version: Option<u64>,
         now_ms: u64,
     ) {
-        self.counters.rejected(rejection);
+        self.shared.counters.rejected(rejection);
         w.last_rejection = Some(LastRejection {
             at_ms: now_ms,
             origin,
@@ -918,7 +525,7 @@ impl<C: Compiler> Store<C> {
         let kept = kept(w).map(|(v, _)| v);
         match w.limiter.observe(&rejection.kind(), now_ms) {
             Verdict::Log { suppressed } => {
-                self.counters.log_line();
+                self.shared.counters.log_line();
                 tracing::warn!(
                     code = rejection.code(),
                     ?origin,
@@ -928,19 +535,19 @@ impl<C: Compiler> Store<C> {
                     "feature file rejected, keeping the current version: {rejection}"
                 );
             }
-            Verdict::Suppress => self.counters.log_suppressed(),
+            Verdict::Suppress => self.shared.counters.log_suppressed(),
         }
     }
 
     fn disk_failed(&self, w: &mut Writer, what: &str, error: &DiskError, now_ms: u64) {
-        self.counters.disk_error();
+        self.shared.counters.disk_error();
         w.last_disk_error = Some(format!("{what}: {error}"));
         match w.limiter.observe(&format!("disk:{what}"), now_ms) {
             Verdict::Log { suppressed } => {
-                self.counters.log_line();
+                self.shared.counters.log_line();
                 tracing::error!(suppressed, "data dir: {what}: {error}");
             }
-            Verdict::Suppress => self.counters.log_suppressed(),
+            Verdict::Suppress => self.shared.counters.log_suppressed(),
         }
     }
 }
@@ -949,7 +556,7 @@ impl<C: Compiler> fmt::Debug for Store<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("data_dir", &self.config.data_dir)
-            .field("snapshot", &self.current.load())
+            .field("snapshot", &self.shared.current.load())
             .finish_non_exhaustive()
     }
 }
@@ -964,5 +571,18 @@ fn unchanged(held: &Held) -> ApplyOutcome {
     ApplyOutcome::Unchanged {
         version: held.validated.version(),
         digest: held.validated.digest(),
+    }
+}
+
+/// A file that could not be read, as a refusal: over the cap is an invalid file (the
+/// contract's wire limit), anything else an I/O failure.
+fn unreadable(error: DiskError) -> Rejection {
+    match error {
+        DiskError::TooLarge { size, limit, .. } => Rejection::Invalid(vec![Issue::TooLarge {
+            what: "file",
+            size,
+            limit,
+        }]),
+        other => Rejection::Io(other.to_string()),
     }
 }

@@ -45,7 +45,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
 
     // A good version soaks into last-known-good, and the process exits cleanly.
     let store = boot(cfg(), now);
-    store.apply(&file(1), Origin::Control, now);
+    store.offer(&file(1), Origin::Control, now);
     store.tick(now + SEC);
     store.clean_exit(now + 2 * SEC);
     drop(store);
@@ -58,7 +58,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
         assert_eq!(store.snapshot().version(), Some(1));
         assert!(
             store
-                .apply(&file(2), Origin::Control, now)
+                .offer(&file(2), Origin::Control, now)
                 .rejection()
                 .is_none()
         );
@@ -76,7 +76,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
     assert_eq!(status.poisoned[0].deaths, 3);
     assert_eq!(store.snapshot().version(), Some(1));
     assert!(store.snapshot().scoring_plan().is_some());
-    let refused = store.apply(&file(2), Origin::Control, now);
+    let refused = store.offer(&file(2), Origin::Control, now);
     assert_eq!(refused.rejection().unwrap().code(), "poisoned");
     assert_eq!(store.metrics().poisoned, 1);
     drop(store); // this run dies too, blamed on v1 (activated at boot)
@@ -115,14 +115,14 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
     // an operator clears safe mode.
     assert_eq!(
         store
-            .apply(&file(2), Origin::Control, now)
+            .offer(&file(2), Origin::Control, now)
             .rejection()
             .unwrap()
             .code(),
         "poisoned"
     );
     assert!(matches!(
-        store.apply(&file(3), Origin::Control, now),
+        store.offer(&file(3), Origin::Control, now),
         ApplyOutcome::Applied { version: 3, .. }
     ));
     assert!(store.snapshot().scoring_plan().is_none());
@@ -209,7 +209,7 @@ fn child_entry() {
     for action in script.split(',') {
         match action.split_once(':') {
             Some(("apply", v)) => {
-                let outcome = store.apply(&file(v.parse().unwrap()), Origin::Watch, now_ms());
+                let outcome = store.offer(&file(v.parse().unwrap()), Origin::Watch, now_ms());
                 report.outcomes.push(match outcome.rejection() {
                     Some(r) => format!("rejected:{}", r.code()),
                     None => outcome.code().to_owned(),

@@ -472,7 +472,7 @@ pub struct Totals {
     pub crashes: u64,
     /// Files edges refused.
     pub nacks: u64,
-    /// Rollbacks edges took through their archive.
+    /// Rollbacks edges took (files applied below the version they served).
     pub rollbacks: u64,
     /// Versions the sentinel poisoned (node × version).
     pub poisonings: u64,

@@ -3,8 +3,9 @@
 //!
 //! Everything the edge does with a file is the store's doing: the bounded read, the signature,
 //! the contract, the poisoned list, the compile into 200 preallocated slots, the atomic swap,
-//! the journal, last-known-good after a soak, the kill switch. The node only carries files to
-//! it, feeds its soak meter and ticks it, and reads its snapshot.
+//! the journal, last-known-good after a soak, the kill switch, and the version rule (a
+//! rollback is taken only back to a file this node served). The node only offers files to it
+//! as the edge's agent does, feeds its soak meter and ticks it, and reads its snapshot.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +21,9 @@ use crate::node::{Report, Serving};
 use crate::producer::Publication;
 use crate::traffic::Plans;
 
-/// Applied files each node keeps for `pin` (the store's minimum is 1; a replay never pins,
-/// and a small archive keeps a 16,500-node fleet's data dirs small).
+/// Applied files each node keeps to vouch for a rollback the control plane sends (the store's
+/// minimum is 1; last-known-good vouches too, and a small archive keeps a 16,500-node
+/// fleet's data dirs small).
 pub const ARCHIVE_LEN: usize = 2;
 /// Requests recorded into the soak meter per step at most: the meter needs a count, not every
 /// request of a scaled-up rate.
@@ -99,7 +101,7 @@ impl Edge {
         self.nacks
     }
 
-    /// Rollbacks taken through the archive.
+    /// Rollbacks taken: files applied below the version serving.
     pub fn rollbacks(&self) -> u64 {
         self.rollbacks
     }
@@ -142,8 +144,9 @@ impl Edge {
             && now <= self.tick_until
         {
             let n = self.soak_left.min(requests).min(SOAK_RECORDS_PER_STEP);
+            let reader = store.reader();
             for _ in 0..n {
-                store.record_request(false);
+                reader.record_request(false);
             }
             self.soak_left -= n;
             store.tick(self.calendar.unix_ms(now));
@@ -196,24 +199,15 @@ impl Edge {
         let Some(store) = &self.store else {
             return;
         };
-        let unix = self.calendar.unix_ms(now);
-        let older = store
-            .snapshot()
-            .version()
-            .is_some_and(|active| p.version < active);
-        let outcome = if older {
-            // A rollback: the store refuses a version below the one it serves (by design),
-            // so the previous version comes back from the store's own archive, re-verified,
-            // the way break glass does it, and new files are taken again at once.
-            let o = store.pin(p.version, unix);
-            store.unpin();
-            self.rollbacks += 1;
-            o
-        } else {
-            store.apply(&p.bytes, Origin::Control, unix)
-        };
+        // As the edge's agent does: the store's version rule decides whether the control
+        // plane may send this node back to a version it served.
+        let before = store.snapshot().version();
+        let outcome = store.offer(&p.bytes, Origin::Control, self.calendar.unix_ms(now));
         let apply = match &outcome {
-            ApplyOutcome::Applied { digest, .. } => {
+            ApplyOutcome::Applied { version, digest } => {
+                if before.is_some_and(|b| *version < b) {
+                    self.rollbacks += 1;
+                }
                 self.soak_left = self.config.soak.requests;
                 self.tick_until = now
                     .saturating_add(self.config.soak.secs.saturating_mul(SECOND))
@@ -257,5 +251,69 @@ impl Edge {
             }
             _ => Serving::Unscored,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_artifact::{Envelope, SecretKey};
+    use rampart_score::example_document;
+
+    use super::*;
+    use crate::traffic::Pool;
+
+    fn publication(version: u64, bias: f64, key: &SecretKey) -> Arc<Publication> {
+        let mut doc = example_document(version);
+        doc.model.bias = bias;
+        Arc::new(Publication {
+            version,
+            digest: doc.digest(),
+            bytes: Arc::from(Envelope::sign(&doc, key).to_json()),
+            document: Arc::new(doc),
+            faulty: false,
+            epoch: 0,
+        })
+    }
+
+    #[test]
+    fn a_rollback_is_an_offer_back_to_a_file_this_node_served() {
+        let key = SecretKey::from_seed([3; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let calendar = Calendar::parse("2025-11-18").unwrap();
+        let keyring = Keyring::new([key.public()]);
+        let mut edge = Edge::boot(dir.path().to_owned(), keyring, calendar, SECOND, 0).unwrap();
+        let mut plans = Plans::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let v1 = publication(1, 0.0, &key);
+        edge.offer(Arc::clone(&v1), 0, &mut plans);
+        edge.offer(publication(2, 0.0, &key), SECOND, &mut plans);
+        assert_eq!(edge.active_version().map(|(v, _)| v), Some(2));
+
+        // The control plane sends the node back: the store's own rule takes it, as on the edge.
+        edge.offer(v1, 2 * SECOND, &mut plans);
+        assert_eq!(
+            edge.active_version(),
+            Some((1, publication(1, 0.0, &key).digest))
+        );
+        let store = edge.store.as_ref().unwrap();
+        assert_eq!(
+            store.snapshot().active.as_ref().unwrap().origin,
+            Origin::Control
+        );
+        assert_eq!(store.status().pinned, None);
+        assert_eq!((edge.rollbacks(), edge.nacks()), (1, 0));
+        assert!(matches!(
+            edge.take_report().apply,
+            Some(Apply::Accepted { .. })
+        ));
+
+        // Other content under a lower version was never served here: a NACK.
+        edge.offer(publication(2, 0.0, &key), 3 * SECOND, &mut plans);
+        edge.offer(publication(1, 0.5, &key), 4 * SECOND, &mut plans);
+        assert_eq!(edge.active_version().map(|(v, _)| v), Some(2));
+        assert_eq!((edge.rollbacks(), edge.nacks()), (1, 1));
+        let Some(Apply::Rejected { codes, .. }) = edge.take_report().apply else {
+            panic!("expected a NACK");
+        };
+        assert_eq!(codes, ["version_not_above"]);
     }
 }
