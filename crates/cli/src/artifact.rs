@@ -139,7 +139,7 @@ pub(crate) fn load_keyring(paths: &[PathBuf]) -> anyhow::Result<Keyring> {
 
 /// Reads a feature file for inspection: bounded by the largest contract allowed.
 fn read_any(path: &Path) -> anyhow::Result<Vec<u8>> {
-    files::read_capped(path, wire_limit(HARD_MAX_BYTES))
+    Ok(files::read_capped(path, wire_limit(HARD_MAX_BYTES))?)
 }
 
 fn decode_or_report(path: &Path, bytes: &[u8], format: Format) -> Option<Decoded> {

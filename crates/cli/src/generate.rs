@@ -239,5 +239,5 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    files::write_atomic(path, bytes)
+    Ok(files::write_atomic(path, bytes)?)
 }
