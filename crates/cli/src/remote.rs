@@ -73,9 +73,10 @@ pub(crate) fn fail(e: &ClientError) -> ExitCode {
             eprintln!("  {}: {}", issue.code, issue.message);
         }
     }
-    match e.status() {
-        Some(409 | 422) => ExitCode::from(EXIT_INVALID),
-        _ => ExitCode::from(EXIT_ERROR),
+    if e.is_refusal() {
+        ExitCode::from(EXIT_INVALID)
+    } else {
+        ExitCode::from(EXIT_ERROR)
     }
 }
 
