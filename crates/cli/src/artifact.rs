@@ -118,12 +118,7 @@ pub(crate) fn load_contract(path: Option<&Path>) -> anyhow::Result<Contract> {
         return Ok(Contract::default());
     };
     let text = files::read_text(path)?;
-    let contract = if text.trim_start().starts_with('{') {
-        Contract::from_json(&text)
-    } else {
-        Contract::from_toml(&text)
-    };
-    contract.with_context(|| format!("contract {}", path.display()))
+    Contract::parse(&text).with_context(|| format!("contract {}", path.display()))
 }
 
 pub(crate) fn load_keyring(paths: &[PathBuf]) -> anyhow::Result<Keyring> {
