@@ -111,6 +111,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     sync_parent(path)
 }
 
+/// Renames `from` to `to` (replacing it) and makes the rename durable.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<(), Error> {
+    fs::rename(from, to).map_err(Error::io("rename", from))?;
+    sync_parent(to)
+}
+
+/// Creates a directory and its parents.
+pub fn ensure_dir(path: &Path) -> Result<(), Error> {
+    fs::create_dir_all(path).map_err(Error::io("create dir", path))
+}
+
 /// Fsyncs the directory holding `path`, so a rename or a new file in it survives a power cut.
 pub fn sync_parent(path: &Path) -> Result<(), Error> {
     let Some(dir) = path.parent() else {
@@ -187,13 +198,14 @@ mod tests {
     }
 
     #[test]
-    fn write_then_read_round_trips_and_leaves_no_temp_file() {
+    fn each_write_replaces_the_whole_file_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.rfeat");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(read_capped(&path, 3).unwrap(), b"two");
-        assert_eq!(names(dir.path()), ["f.rfeat"]);
+        let path = dir.path().join("state.json");
+        for content in [&b"a longer first version"[..], b"short", b""] {
+            write_atomic(&path, content).unwrap();
+            assert_eq!(read_capped(&path, content.len()).unwrap(), content);
+            assert_eq!(names(dir.path()), ["state.json"]);
+        }
     }
 
     #[test]
@@ -214,6 +226,30 @@ mod tests {
     }
 
     #[test]
+    fn a_durable_rename_replaces_and_a_missing_source_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        ensure_dir(&sub).unwrap();
+        ensure_dir(&sub).unwrap();
+        let (from, to) = (sub.join("from"), sub.join("to"));
+        fs::write(&from, b"new").unwrap();
+        fs::write(&to, b"old").unwrap();
+        rename_durable(&from, &to).unwrap();
+        assert_eq!(names(&sub), ["to"]);
+        assert_eq!(fs::read(&to).unwrap(), b"new");
+        let err = rename_durable(&from, &to).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        let file = sub.join("to");
+        assert!(matches!(
+            ensure_dir(&file.join("x")),
+            Err(Error::Io {
+                op: "create dir",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn a_path_without_a_file_name_is_refused() {
         let err = write_atomic(Path::new("/"), b"x").unwrap_err();
         assert_eq!(err.into_io().kind(), io::ErrorKind::InvalidInput);
@@ -222,21 +258,17 @@ mod tests {
     #[test]
     fn read_capped_accepts_the_limit_and_refuses_one_byte_more() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
-        write_atomic(&path, &[b'x'; 11]).unwrap();
-        match read_capped(&path, 10) {
-            Err(Error::TooLarge {
-                size: Some(11),
-                limit: 10,
-                ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(read_capped(&path, 11).unwrap().len(), 11);
-        let err = read_capped(&path, 10).unwrap_err();
+        let path = dir.path().join("limit");
+        fs::write(&path, [0u8; 64]).unwrap();
+        assert_eq!(read_capped(&path, 64).unwrap(), [0u8; 64]);
+        let err = read_capped(&path, 63).unwrap_err();
+        let Error::TooLarge { size, limit, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*size, *limit), (Some(64), 63), "refused by its length");
         assert_eq!(
             err.to_string(),
-            format!("{} is 11 bytes, over the limit of 10 bytes", path.display())
+            format!("{} is 64 bytes, over the limit of 63 bytes", path.display())
         );
     }
 

@@ -7,7 +7,6 @@
 //! [`write_atomic`] (temp file, fsync, rename, fsync of the directory), so a crash at any
 //! instant leaves either the old file or the new one, never half of one.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -43,14 +42,6 @@ pub enum DiskError {
 // === impl DiskError ===
 
 impl DiskError {
-    fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DiskError + 'a {
-        move |source| DiskError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
-    }
-
     /// Whether the file simply does not exist (a fresh data dir).
     pub fn is_not_found(&self) -> bool {
         matches!(self, DiskError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
@@ -89,13 +80,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
 
 /// Renames `from` to `to` (replacing it) and makes the rename durable.
 pub fn rename_durable(from: &Path, to: &Path) -> Result<(), DiskError> {
-    fs::rename(from, to).map_err(DiskError::io("rename", from))?;
-    sync_parent(to)
+    file::rename_durable(from, to).map_err(DiskError::from)
 }
 
 /// Creates a directory and its parents.
 pub fn ensure_dir(path: &Path) -> Result<(), DiskError> {
-    fs::create_dir_all(path).map_err(DiskError::io("create dir", path))
+    file::ensure_dir(path).map_err(DiskError::from)
 }
 
 /// Fsyncs the directory holding `path`, so a rename or a new file in it survives a power cut.
@@ -114,7 +104,7 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(read_capped(&path, 3).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
+        let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
