@@ -365,7 +365,7 @@ impl ServeArgs {
         labels.check()?;
         let token = match self.control_token_file.clone().or(file.token_file) {
             Some(path) => Some(
-                token_from(&read_text(&path, MAX_SMALL_FILE_BYTES)?)
+                rampart_api::token::secret(&read_text(&path, MAX_SMALL_FILE_BYTES)?)
                     .with_context(|| format!("no token in {}", path.display()))?,
             ),
             None => {
@@ -390,14 +390,6 @@ impl ServeArgs {
             beat_interval,
         }))
     }
-}
-
-/// The token in a token file: a bare secret, or the last field of the first line that has
-/// one (`NAME ROLE SECRET`).
-fn token_from(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|line| line.split_whitespace().last())
-        .map(str::to_owned)
 }
 
 /// The host name, made a valid node id; `edge` when there is none.
@@ -664,7 +656,10 @@ mod tests {
         bad.extend(["--control", "ftp://h:1"]);
         assert!(parse(&bad).unwrap().serve.resolve().is_err());
         assert!(!default_node_id().is_empty());
-        assert_eq!(token_from("\n  bare  \n"), Some("bare".into()));
+        assert_eq!(
+            rampart_api::token::secret("\n  bare  \n"),
+            Some("bare".into())
+        );
     }
 
     #[test]
