@@ -6,12 +6,12 @@
 //! up`, the CLI) get their bytes, their files and their `now` from here.
 //!
 //! # Layout
-//! - [`file`]: [`read_capped`](file::read_capped) (metadata length, then
+//! - [`file`](mod@file): [`read_capped`](file::read_capped) (metadata length, then
 //!   [`read_bounded`](rampart_artifact::limits::read_bounded)),
 //!   [`write_atomic`](file::write_atomic) (temp file, fsync, rename, fsync of the directory),
 //!   and their one [`Error`](file::Error).
 //! - [`clock`]: [`now_ms`](clock::now_ms), wall-clock milliseconds since the Unix epoch.
-//! - [`log`] (feature `log`): [`init`](log::init), `tracing` to stderr with `RUST_LOG`.
+//! - `log` (feature `log`): `log::init`, `tracing` to stderr with `RUST_LOG`.
 //!
 //! # The decision that matters
 //! **No async runtime and no subscriber unless asked for.** Every function here is blocking
