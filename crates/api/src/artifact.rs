@@ -140,31 +140,10 @@ impl DiffView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_artifact::{Document, Model, Provenance, SCHEMA};
+    use rampart_artifact::{Document, testing};
 
     fn doc(version: u64, names: &[&str]) -> Document {
-        Document {
-            schema: SCHEMA.into(),
-            version,
-            created_at: "2025-11-18T11:05:00Z".into(),
-            provenance: Provenance {
-                source: "catalog:test".into(),
-                query: "q".into(),
-                rows: 1,
-                generator: "test".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
-            model: Model { bias: 0.0 },
-            features: names
-                .iter()
-                .map(|n| Feature {
-                    name: (*n).into(),
-                    ty: "Float64".into(),
-                    weight: 1.0,
-                })
-                .collect(),
-        }
+        testing::document(version, testing::named(names, 1.0))
     }
 
     #[test]

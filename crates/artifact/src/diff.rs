@@ -133,31 +133,10 @@ fn unique<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document::{Model, Provenance, SCHEMA};
+    use crate::testing;
 
     fn doc(names: &[&str]) -> Document {
-        Document {
-            schema: SCHEMA.into(),
-            version: 1,
-            created_at: "2025-11-18T11:00:00Z".into(),
-            provenance: Provenance {
-                source: "s".into(),
-                query: "q".into(),
-                rows: 0,
-                generator: "g".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
-            model: Model { bias: 0.0 },
-            features: names
-                .iter()
-                .map(|n| Feature {
-                    name: (*n).into(),
-                    ty: "Float64".into(),
-                    weight: 1.0,
-                })
-                .collect(),
-        }
+        testing::document(1, testing::named(names, 1.0))
     }
 
     #[test]

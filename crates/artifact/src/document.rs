@@ -183,26 +183,12 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
 
     fn doc() -> Document {
         Document {
-            schema: SCHEMA.into(),
-            version: 3,
-            created_at: "2025-11-18T11:05:00Z".into(),
-            provenance: Provenance {
-                source: "catalog:test".into(),
-                query: "q".into(),
-                rows: 1,
-                generator: "test".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
             model: Model { bias: -0.5 },
-            features: vec![Feature {
-                name: "ua_length".into(),
-                ty: "UInt32".into(),
-                weight: 0.1,
-            }],
+            ..testing::document(3, vec![testing::feature("ua_length", "UInt32", 0.1)])
         }
     }
 

@@ -19,6 +19,8 @@
 //! - `contract`: [`Contract`] and its file format.
 //! - `validate`: [`validate`] and [`Validated`].
 //! - `diff`: [`Diff`] between two files.
+//! - `testing` (feature `test-util`): builders of documents, keys and signed files for the
+//!   workspace's tests and benches.
 //!
 //! # Untrusted input
 //! [`check`] takes bytes: size is compared with the limit before parsing, nesting is bounded
@@ -35,6 +37,9 @@ mod envelope;
 mod issue;
 mod keys;
 mod validate;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use contract::{Contract, ContractError, ContractSpec, DEFAULT_ALLOWED_TYPES};
 pub use decode::{Decoded, decode, scan_depth};

@@ -253,31 +253,7 @@ fn has_credentials(source: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document::{Feature, Model, Provenance};
-
-    fn doc(n: usize) -> Document {
-        Document {
-            schema: SCHEMA.into(),
-            version: 2,
-            created_at: "2025-11-18T11:05:00Z".into(),
-            provenance: Provenance {
-                source: "clickhouse://127.0.0.1:8123/default".into(),
-                query: "SELECT name, type FROM system.columns".into(),
-                rows: n as u64,
-                generator: "test".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
-            model: Model { bias: 0.5 },
-            features: (0..n)
-                .map(|i| Feature {
-                    name: format!("f_{i}"),
-                    ty: "Float64".into(),
-                    weight: 0.25,
-                })
-                .collect(),
-        }
-    }
+    use crate::testing::doc;
 
     fn codes(d: &Document, c: &Contract, prev: Option<&Document>) -> Vec<&'static str> {
         match validate(d, c, prev) {
@@ -288,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_good_document_validates_with_its_digest() {
-        let d = doc(60);
+        let d = doc(2, 60);
         let v = validate(&d, &Contract::default(), None).unwrap();
         assert_eq!(v.digest(), d.digest());
         assert_eq!(v.document(), &d);
@@ -297,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_18_november_file_reports_each_duplicate_and_the_count() {
-        let mut d = doc(120);
+        let mut d = doc(2, 120);
         let copy = d.features.clone();
         d.features.extend(copy);
         let issues = validate(&d, &Contract::default(), None).unwrap_err();
@@ -326,16 +302,16 @@ mod tests {
 
     #[test]
     fn a_duplicate_under_the_limit_is_still_an_issue() {
-        let mut d = doc(3);
+        let mut d = doc(2, 3);
         d.features[2].name = "f_0".into();
         assert_eq!(codes(&d, &Contract::default(), None), ["duplicate_name"]);
     }
 
     #[test]
     fn exactly_the_limit_passes_one_more_fails() {
-        assert!(codes(&doc(200), &Contract::default(), None).is_empty());
+        assert!(codes(&doc(2, 200), &Contract::default(), None).is_empty());
         assert_eq!(
-            codes(&doc(201), &Contract::default(), None),
+            codes(&doc(2, 201), &Contract::default(), None),
             ["too_many_features"]
         );
     }
@@ -343,14 +319,14 @@ mod tests {
     #[test]
     fn no_features_is_too_few() {
         assert_eq!(
-            codes(&doc(0), &Contract::default(), None),
+            codes(&doc(2, 0), &Contract::default(), None),
             ["too_few_features"]
         );
     }
 
     #[test]
     fn names_follow_the_rule() {
-        let mut d = doc(5);
+        let mut d = doc(2, 5);
         d.features[0].name = String::new();
         d.features[1].name = "x".repeat(10_000);
         d.features[2].name = "bad\u{0}name".into();
@@ -376,14 +352,14 @@ mod tests {
         let c =
             Contract::from_toml("known_names = [\"f_0\", \"f_1\"]\nallowed_types = [\"Float64\"]")
                 .unwrap();
-        let mut d = doc(3);
+        let mut d = doc(2, 3);
         d.features[1].ty = "Array(String)".into();
         assert_eq!(codes(&d, &c, None), ["unknown_type", "unknown_name"]);
     }
 
     #[test]
     fn weights_must_be_finite_and_bounded() {
-        let mut d = doc(3);
+        let mut d = doc(2, 3);
         d.features[0].weight = f64::NAN;
         d.features[1].weight = f64::INFINITY;
         d.features[2].weight = 1e300;
@@ -401,8 +377,8 @@ mod tests {
 
     #[test]
     fn versions_must_grow() {
-        let prev = doc(3);
-        let mut d = doc(3);
+        let prev = doc(2, 3);
+        let mut d = doc(2, 3);
         assert_eq!(
             codes(&d, &Contract::default(), Some(&prev)),
             ["version_not_above"]
@@ -415,7 +391,7 @@ mod tests {
 
     #[test]
     fn schema_timestamp_and_credentials() {
-        let mut d = doc(3);
+        let mut d = doc(2, 3);
         d.schema = "rampart.features/v2".into();
         d.created_at = "yesterday".into();
         d.provenance.source = "clickhouse://bot:hunter2@ch:8123/default".into();
@@ -436,6 +412,6 @@ mod tests {
     #[test]
     fn size_is_bounded_by_the_contract() {
         let c = Contract::from_toml("max_bytes = 500").unwrap();
-        assert_eq!(codes(&doc(60), &c, None), ["too_large"]);
+        assert_eq!(codes(&doc(2, 60), &c, None), ["too_large"]);
     }
 }

@@ -71,7 +71,9 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(&args),
         Command::Artifact(cmd) => artifact::run(cmd),
         Command::Edge(args) => rampart_edge::cli::run(args),
-        Command::Generate(args) => rampart_generate::cli::run(*args),
+        Command::Generate(args) => {
+            rampart_generate::cli::run(*args, rampart_score::edge_contract())
+        }
         Command::Model(cmd) => model::model(cmd),
         Command::Control(args) => rampart_control::cli::run(*args),
         Command::Rollout(cmd) => rollout::run(cmd),

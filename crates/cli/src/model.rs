@@ -1,10 +1,10 @@
-//! `rampart model fit`: a thin wrapper over the bot model's fit.
+//! `rampart model fit`: a thin wrapper over `rampart-fit`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use rampart_generate::FitOptions;
+use rampart_fit::FitOptions;
 
 use crate::files;
 
@@ -24,7 +24,7 @@ pub(crate) struct FitArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Features to keep.
-    #[arg(long, default_value_t = rampart_generate::fit::TARGET_FEATURES)]
+    #[arg(long, default_value_t = rampart_fit::TARGET_FEATURES)]
     features: usize,
     /// The catalog file to write.
     #[arg(long, default_value = "catalog/features.catalog.json")]
@@ -38,7 +38,7 @@ pub(crate) fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
     let ModelCommand::Fit(args) = cmd;
     let profiles = rampart_traffic::Profiles::load(&args.data)
         .with_context(|| format!("data {}", args.data.display()))?;
-    let result = rampart_generate::fit(
+    let result = rampart_fit::fit(
         &profiles,
         &FitOptions {
             data: args.data.display().to_string(),

@@ -8,17 +8,16 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../../control/tests/support/harness.rs"]
-mod harness;
-
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use harness::{ADMIN, EDGE, Fleet, PUBLISHER, doc, key};
 use rampart_api::{Client, KillSwitchSet, Labels, Module, Registration, RolloutView, StartRollout};
-use rampart_artifact::{ContractSpec, Envelope};
+use rampart_artifact::ContractSpec;
+use rampart_artifact::testing::{doc_weighted, doubled, key, signed};
+use rampart_e2e::Fleet;
+use rampart_e2e::control_plane::{ADMIN, EDGE, PUBLISHER};
 
 /// A `rampart control` child, killed when dropped.
 struct Control {
@@ -137,9 +136,9 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
     let fleet = Fleet::start(edge.clone(), &ids);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let sign = |d| Envelope::sign(&d, &key()).to_json();
+    let sign = |d| signed(&d);
     let v1 = admin
-        .publish(sign(doc(1, 10, 0.5)))
+        .publish(sign(doc_weighted(1, 10, 0.5)))
         .await
         .unwrap()
         .artifact
@@ -158,7 +157,7 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
 
     // v2 bakes long enough per wave to be killed in the middle.
     let v2 = admin
-        .publish(sign(doc(2, 10, 0.6)))
+        .publish(sign(doc_weighted(2, 10, 0.6)))
         .await
         .unwrap()
         .artifact
@@ -269,7 +268,7 @@ async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
 
     // `start FILE` publishes then starts; `watch` follows it to the end (exit 0).
     let file = dir.path().join("v1.signed");
-    std::fs::write(&file, Envelope::sign(&doc(1, 10, 0.5), &key()).to_json()).unwrap();
+    std::fs::write(&file, signed(&doc_weighted(1, 10, 0.5))).unwrap();
     let (code, out, err) = run(&[
         "rollout",
         "start",
@@ -298,11 +297,7 @@ async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
 
     // A bad file is refused with exit 1 and its issues; a refused command too.
     let bad = dir.path().join("bad.signed");
-    std::fs::write(
-        &bad,
-        Envelope::sign(&harness::doubled(2, 150), &key()).to_json(),
-    )
-    .unwrap();
+    std::fs::write(&bad, signed(&doubled(2, 150))).unwrap();
     let (code, _, err) = run(&["rollout", "start", bad.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(

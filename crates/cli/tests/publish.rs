@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use rampart_api::{Client, Labels, Registration};
-use rampart_artifact::{ContractSpec, SecretKey};
+use rampart_artifact::ContractSpec;
 
 const ADMIN: &str = "admin-secret-0123456789abcdef0123456789";
 const PUBLISHER: &str = "publisher-secret-0123456789abcdef01234";
@@ -83,7 +83,7 @@ fn published_version(dir: &Path, state: &str) -> Option<u64> {
 async fn generate_publishes_to_the_control_plane_and_records_only_what_it_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let key = SecretKey::from_seed([7; 32]);
+    let key = rampart_artifact::testing::key();
     std::fs::write(d.join("key.pem"), key.to_pem().unwrap()).unwrap();
     std::fs::write(d.join("key.pub"), key.public().to_pem().unwrap()).unwrap();
     std::fs::write(

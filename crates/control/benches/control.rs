@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rampart_api::{Heartbeat, Labels, Registration};
-use rampart_artifact::{
-    ContractSpec, Document, Envelope, Feature, Keyring, Model, Provenance, SCHEMA, SecretKey,
-};
+use rampart_artifact::{ContractSpec, Keyring, testing};
 use rampart_control::auth::Tokens;
 use rampart_control::fleet::Fleet;
 use rampart_control::store::{Batch, BeatRecord, NewAudit, NodeRecord, SqliteStore, Store, Write};
@@ -93,11 +91,10 @@ fn desired_state_and_etag(b: divan::Bencher) {
 fn validate_a_publish(b: divan::Bencher) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let key = SecretKey::from_seed([3; 32]);
     let config = Config::new(
         dir.path().to_owned(),
         Tokens::default(),
-        Keyring::new([key.public()]),
+        Keyring::new([testing::key().public()]),
     );
     let service = rt
         .block_on(Service::open(
@@ -105,27 +102,10 @@ fn validate_a_publish(b: divan::Bencher) {
             SqliteStore::open(dir.path()).unwrap(),
         ))
         .unwrap();
-    let doc = Document {
-        schema: SCHEMA.into(),
-        version: 1,
-        created_at: "2025-11-18T11:05:00Z".into(),
-        provenance: Provenance {
-            source: "catalog:bench".into(),
-            query: "q".into(),
-            rows: 64,
-            generator: "bench".into(),
-            generator_version: "0".into(),
-            server_version: None,
-        },
-        model: Model { bias: 0.0 },
-        features: (0..64)
-            .map(|i| Feature {
-                name: format!("feature_{i}"),
-                ty: "Float64".into(),
-                weight: 0.5,
-            })
-            .collect(),
-    };
-    let bytes = Envelope::sign(&doc, &key).to_json();
+    // The names of the recorded runs (`feature_N`), so the numbers stay comparable.
+    let features = (0..64)
+        .map(|i| testing::feature(&format!("feature_{i}"), "Float64", 0.5))
+        .collect();
+    let bytes = testing::signed(&testing::document(1, features));
     b.bench_local(|| service.validate(divan::black_box(&bytes)).unwrap());
 }

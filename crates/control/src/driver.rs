@@ -18,8 +18,8 @@ use rampart_api::{
     WaveView,
 };
 use rampart_rollout::{
-    Action, Actor, ArtifactRef, BreakGlass, Command, Decision, Event, Gate, Node, Numbers,
-    Observations, Operator, Phase, Rollout, RolloutSpec, Verdict, command, plan, reconcile,
+    Action, Actor, ArtifactRef, Beat, BreakGlass, Command, Event, FinalTargets, Gate, Node,
+    Numbers, Operator, Phase, Run, RunError, Start, Step, Verdict,
 };
 use serde_json::json;
 
@@ -29,7 +29,7 @@ use crate::config::{
     PERSIST_OBSERVATIONS_MS,
 };
 use crate::fleet::{RolloutMeta, Running, StoredRollout, to_beat};
-use crate::service::{Error, Service, now_ms};
+use crate::service::{Error, Service};
 use crate::store::{Batch, NewAudit, RolloutRecord, Store, Target, Write};
 
 /// Who the audit log names for the driver's own decisions.
@@ -55,7 +55,7 @@ impl<S: Store> Service<S> {
         // Break glass included: it skips waves, never validation.
         self.validate(&record.bytes)?;
         let _w = self.write.lock().await;
-        let now = now_ms();
+        let now = self.now();
         let kind = record.meta.kind.clone();
         let to = ArtifactRef {
             version: record.meta.version,
@@ -99,7 +99,6 @@ impl<S: Store> Service<S> {
         }
         let mut policy = self.config.plan_policy.clone();
         policy.break_glass = req.break_glass;
-        policy.seed = id;
         if let Some(bake) = req.bake_ms {
             policy.canary_bake_ms = bake;
             policy.break_glass_bake_ms = bake;
@@ -107,51 +106,54 @@ impl<S: Store> Service<S> {
                 w.bake_ms = bake;
             }
         }
-        let plan = plan(&nodes, &policy).map_err(|e| {
-            Error::conflict(format!(
-                "cannot plan the rollout over {} live nodes: {e}",
-                nodes.len()
-            ))
-        })?;
         let reason = req.reason.clone().filter(|r| !r.trim().is_empty());
-        let spec = RolloutSpec {
-            id: id.to_string(),
+        let start = Start {
+            id,
             from,
             to,
-            plan,
-            policy: self.config.rollout_policy.clone(),
+            nodes: &nodes,
+            plan: &policy,
+            policy: &self.config.rollout_policy,
             break_glass: req.break_glass.then(|| BreakGlass {
                 by: caller.name.clone(),
                 reason: reason.clone().unwrap_or_default(),
             }),
         };
-        let rollout = Rollout::new(spec, now).map_err(|e| Error::bad_request(e.to_string()))?;
-        let mut observations = Observations::new(&rollout);
-        {
-            // What each planned node said last, so the heartbeat gate knows who is alive.
-            let fleet = self.fleet();
-            for (i, planned) in rollout.plan().nodes().iter().enumerate() {
-                if let Some((at, beat)) = fleet.nodes.get(&planned.id).and_then(|n| n.last.as_ref())
-                {
-                    let idx = rampart_rollout::NodeIdx(u32::try_from(i).unwrap_or(u32::MAX));
-                    let _ = observations.absorb(idx, &to_beat(beat), *at);
-                }
-            }
-        }
+        let meta = RolloutMeta {
+            id,
+            kind: kind.clone(),
+            started_by: caller.name.clone(),
+            reason: reason.clone(),
+            break_glass: req.break_glass,
+            started_at_ms: now,
+            updated_at_ms: now,
+        };
+        // What each node said last, so the heartbeat gate knows who is alive.
+        let last_words: Vec<(String, u64, Beat)> = self
+            .fleet()
+            .nodes
+            .values()
+            .filter_map(|n| {
+                n.last
+                    .as_ref()
+                    .map(|(at, beat)| (n.record.registration.node.clone(), *at, to_beat(beat)))
+            })
+            .collect();
+        // The first step starts the canary wave in the same commit as the creation.
+        let (stored, step) = Run::start(
+            start,
+            meta,
+            last_words
+                .iter()
+                .map(|(node, at, beat)| (node.as_str(), *at, beat.clone())),
+            now,
+        )
+        .map_err(|e| match e {
+            RunError::Plan { .. } => Error::conflict(e.to_string()),
+            RunError::Start(e) => Error::bad_request(e.to_string()),
+        })?;
         let running = Running {
-            stored: StoredRollout {
-                meta: RolloutMeta {
-                    id,
-                    kind: kind.clone(),
-                    started_by: caller.name.clone(),
-                    reason: reason.clone(),
-                    break_glass: req.break_glass,
-                    started_at_ms: now,
-                    updated_at_ms: now,
-                },
-                rollout,
-                observations,
-            },
+            stored,
             persisted_at_ms: 0,
         };
         let mut first = Batch::one(Write::Audit(NewAudit {
@@ -174,11 +176,7 @@ impl<S: Store> Service<S> {
                 "waves": running.stored.rollout.plan().wave_count(),
             }),
         }));
-        // The first reconcile starts the canary wave in the same commit as the creation.
-        let decision = reconcile(&running.stored.rollout, &running.stored.observations, now);
-        let stored = self
-            .carry_out(running, decision, now, Some(&mut first))
-            .await?;
+        let stored = self.carry_out(running, step, now, Some(&mut first)).await?;
         self.nudge.notify_one();
         Ok(view(&stored))
     }
@@ -206,25 +204,22 @@ impl<S: Store> Service<S> {
             },
         };
         let _w = self.write.lock().await;
-        let now = now_ms();
-        let running = {
-            let mut fleet = self.fleet();
-            fleet
-                .running
-                .values_mut()
-                .find(|r| r.stored.meta.id == id)
-                .map(|r| {
-                    r.stored.observations.sync(&r.stored.rollout);
-                    r.clone()
-                })
-        };
-        let running = match running {
+        let now = self.now();
+        let running = self
+            .fleet()
+            .running
+            .values()
+            .find(|r| r.stored.meta.id == id)
+            .cloned();
+        let mut running = match running {
             Some(r) => r,
             None => self.reopen(id, cmd).await?,
         };
-        let decision = command(&running.stored.rollout, cmd, &by, now)
+        let step = running
+            .stored
+            .command(cmd, &by, now)
             .map_err(|e| Error::conflict(e.to_string()))?;
-        let stored = self.carry_out(running, decision, now, None).await?;
+        let stored = self.carry_out(running, step, now, None).await?;
         self.nudge.notify_one();
         Ok(view(&stored))
     }
@@ -277,31 +272,33 @@ impl<S: Store> Service<S> {
             }
         };
         let Some(meta) = newest else { return };
-        {
-            let fleet = self.fleet();
-            let fleet_version = fleet.fleet_desired.get(&meta.kind).map(|t| t.version);
-            let now = now_ms();
-            let tried = match fleet.auto_tried {
-                Some((d, None)) => d == meta.digest,
-                Some((d, Some(at))) => {
-                    d == meta.digest && now.saturating_sub(at) < AUTO_ROLLOUT_RETRY_MS
-                }
-                None => false,
+        let now = self.now();
+        let due = {
+            let mut fleet = self.fleet();
+            let to = ArtifactRef {
+                version: meta.version,
+                digest: meta.digest,
             };
-            if meta.bad.is_some()
-                || tried
-                || fleet.running.contains_key(&meta.kind)
-                || fleet_version.is_some_and(|v| v >= meta.version)
-            {
-                return;
-            }
-        }
+            fleet.queue.publish(&meta.kind, to);
+            let serving = fleet.fleet_desired.get(&meta.kind).map(|t| t.version);
+            let running = fleet.running.contains_key(&meta.kind);
+            let bad = meta.bad.is_some();
+            fleet.queue.due(
+                &meta.kind,
+                running,
+                serving,
+                |d| bad && *d == meta.digest,
+                now,
+                AUTO_ROLLOUT_RETRY_MS,
+            )
+        };
+        let Some(due) = due else { return };
         let caller = Caller {
             name: SYSTEM_ACTOR.into(),
             role: crate::auth::Role::Admin,
         };
         let req = StartRollout {
-            digest: meta.digest,
+            digest: due.digest,
             reason: Some(format!(
                 "auto-rollout of version {} published by {}",
                 meta.version, meta.published_by
@@ -310,21 +307,21 @@ impl<S: Store> Service<S> {
             bake_ms: None,
         };
         let result = self.start_rollout(&caller, req).await;
-        let refused_at = match &result {
+        let mut fleet = self.fleet();
+        match &result {
             Ok(v) => {
                 tracing::info!(
                     rollout = v.id,
                     version = meta.version,
                     "auto-rollout started"
                 );
-                None
+                fleet.queue.started(&meta.kind);
             }
             Err(e) => {
                 tracing::warn!(version = meta.version, error = %e, "auto-rollout refused; will retry");
-                Some(now_ms())
+                fleet.queue.refused(&meta.kind, self.now());
             }
-        };
-        self.fleet().auto_tried = Some((meta.digest, refused_at));
+        }
     }
 
     /// One reconcile of every running rollout. Returns how long until the next is due.
@@ -343,46 +340,40 @@ impl<S: Store> Service<S> {
 
     async fn reconcile_kind(&self, kind: &str) -> Result<Option<u64>, Error> {
         let _w = self.write.lock().await;
-        let now = now_ms();
-        let running = {
-            let mut fleet = self.fleet();
-            let Some(r) = fleet.running.get_mut(kind) else {
-                return Ok(None);
-            };
-            r.stored.observations.sync(&r.stored.rollout);
-            r.clone()
+        let now = self.now();
+        let Some(mut running) = self.fleet().running.get(kind).cloned() else {
+            return Ok(None);
         };
-        let decision = reconcile(&running.stored.rollout, &running.stored.observations, now);
-        let requeue = decision.requeue_after_ms;
-        self.carry_out(running, decision, now, None).await?;
+        let step = running.stored.step(now);
+        let requeue = step.requeue_after_ms;
+        self.carry_out(running, step, now, None).await?;
         Ok(requeue)
     }
 
-    /// Applies a decision: commits the new state with the writes of its actions (and
-    /// `extra`), then updates the mirror. Call with the write lock held.
+    /// Carries out a step taken on `running`: commits its new state with the writes of its
+    /// actions (and `extra`), then updates the mirror. Call with the write lock held.
     async fn carry_out(
         &self,
         mut running: Running,
-        decision: Decision,
+        step: Step,
         now: u64,
         extra: Option<&mut Batch>,
     ) -> Result<StoredRollout, Error> {
         let persist = extra.is_some()
-            || decision.transitioned
-            || !decision.actions.is_empty()
+            || step.transitioned
+            || !step.actions.is_empty()
             || now.saturating_sub(running.persisted_at_ms) >= PERSIST_OBSERVATIONS_MS;
-        let actions = running.stored.rollout.apply(decision);
         let kind = running.stored.meta.kind.clone();
         if !persist {
             // Only the gate report changed: keep it in memory, the next persist stores it.
             if let Some(r) = self.fleet().running.get_mut(&kind) {
-                r.stored.rollout = running.stored.rollout.clone();
+                r.stored.adopt(&running.stored);
             }
             return Ok(running.stored);
         }
         running.stored.meta.updated_at_ms = now;
         running.persisted_at_ms = now;
-        let done = !running.stored.rollout.is_active();
+        let done = running.stored.is_done();
         let mut batch = extra.map(std::mem::take).unwrap_or_default();
         batch.push(Write::PutRollout(Box::new(RolloutRecord {
             id: running.stored.meta.id,
@@ -394,7 +385,7 @@ impl<S: Store> Service<S> {
         })));
         batch
             .writes
-            .extend(writes_for(&running.stored, actions, now));
+            .extend(writes_for(&running.stored, step.actions, now));
         if done {
             batch.writes.extend(final_writes(&running.stored));
         }
@@ -409,15 +400,11 @@ impl<S: Store> Service<S> {
                 match fleet.running.get_mut(&kind) {
                     // Keep the observations absorbed while the commit ran.
                     Some(r) => {
-                        r.stored.rollout = running.stored.rollout.clone();
-                        r.stored.meta = running.stored.meta.clone();
+                        r.stored.adopt(&running.stored);
                         r.persisted_at_ms = now;
-                        r.stored.observations.sync(&r.stored.rollout);
                     }
                     None => {
-                        let mut r = running.clone();
-                        r.stored.observations.sync(&r.stored.rollout);
-                        fleet.running.insert(kind, r);
+                        fleet.running.insert(kind, running.clone());
                     }
                 }
             }
@@ -578,12 +565,9 @@ fn writes_for(stored: &StoredRollout, actions: Vec<Action>, now: u64) -> Vec<Wri
 /// Once a rollout is done: the fleet's version, and every node follows it again.
 fn final_writes(stored: &StoredRollout) -> Vec<Write> {
     let kind = stored.meta.kind.clone();
-    let r = &stored.rollout;
-    let fleet = match r.status().phase {
-        Phase::Succeeded { .. } => Some(r.to()),
-        Phase::RolledBack { .. } | Phase::Failed { .. } => r.from(),
+    let FinalTargets::Fleet(fleet) = stored.final_targets() else {
         // Aborted: nodes stay where they are; the per-node targets say where.
-        _ => return Vec::new(),
+        return Vec::new();
     };
     vec![
         Write::SetDesired {
@@ -720,10 +704,7 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
 }
 
 fn gate_view(wave: usize, gate: Gate, verdict: &Verdict) -> GateView {
-    let name = serde_json::to_value(gate)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let name = gate.key().to_owned();
     let (value, threshold) = match verdict {
         Verdict::Pass { numbers } | Verdict::Fail(rampart_rollout::Failure { numbers, .. }) => {
             measured(numbers)

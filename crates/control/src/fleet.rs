@@ -11,21 +11,14 @@ use rampart_api::{
     SwitchState, Verdict, routes,
 };
 use rampart_artifact::{ContractSpec, Digest};
-use rampart_rollout::{Apply, Beat, Counters, Observations, Rollout, ScoreHistogram};
+use rampart_rollout::{Apply, Beat, Counters, Queue, Run, ScoreHistogram};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{BeatRecord, Loaded, NodeRecord, Target, Write};
 
-/// A running rollout as the driver keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredRollout {
-    /// Who, why, when.
-    pub meta: RolloutMeta,
-    /// The rollout machine.
-    pub rollout: Rollout,
-    /// What heartbeats showed since the current wave started.
-    pub observations: Observations,
-}
+/// A rollout as the driver keeps and persists it: the runner's [`Run`] with the control
+/// plane's facts about it.
+pub type StoredRollout = Run<RolloutMeta>;
 
 /// The control plane's facts about a rollout (the machine keeps the rest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,9 +77,9 @@ pub struct Fleet {
     pub pending_beats: HashMap<String, BeatRecord>,
     /// The highest rollout id used.
     pub last_rollout_id: u64,
-    /// Auto-rollout's last attempt: the digest, and when it was refused (`None`: it
-    /// started, and is never tried again).
-    pub auto_tried: Option<(Digest, Option<u64>)>,
+    /// Auto-rollout's queue: the newest publication per kind, waiting for its turn (a
+    /// digest it started is never started again by it; a refused one is retried).
+    pub queue: Queue,
 }
 
 /// What a node should do, and its etag.
@@ -275,13 +268,7 @@ impl Fleet {
         let converted = to_beat(beat);
         let mut planned = false;
         for running in self.running.values_mut() {
-            let stored = &mut running.stored;
-            if let Some(idx) = stored.rollout.plan().index_of(node) {
-                // A node index from the plan is always in range; an error here would be a
-                // mismatch between plan and observations, which `matches` reports as a hold.
-                let _ = stored.observations.absorb(idx, &converted, now_ms);
-                planned = true;
-            }
+            planned |= running.stored.beat(node, &converted, now_ms);
         }
         planned
     }

@@ -38,5 +38,5 @@ pub mod store;
 
 pub use config::Config;
 pub use server::{ServeError, Server};
-pub use service::{Error, Service};
+pub use service::{Clock, Error, Service};
 pub use store::{SqliteStore, Store};

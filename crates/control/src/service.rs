@@ -38,7 +38,14 @@ pub struct Service<S> {
     pub(crate) nudge: Notify,
     /// `true` once shutdown began: long-polls answer at once.
     shutdown: watch::Sender<bool>,
+    /// Where the time comes from.
+    clock: Clock,
 }
+
+/// Where the control plane reads the time, in ms since the Unix epoch: the wall clock, or
+/// the one a test (or a replay) drives, so the driver can be run step by step.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
 
 /// A refused or failed request: one [`ApiError`] body with its status.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -135,6 +142,15 @@ impl From<rampart_api::Invalid> for Error {
 impl<S: Store> Service<S> {
     /// Loads the store and builds the mirror.
     pub async fn open(config: Config, store: S) -> Result<Arc<Self>, StartError> {
+        Self::open_with_clock(config, store, Clock::system()).await
+    }
+
+    /// [`Service::open`] with the time read from `clock`.
+    pub async fn open_with_clock(
+        config: Config,
+        store: S,
+        clock: Clock,
+    ) -> Result<Arc<Self>, StartError> {
         if config.keyring.is_empty() {
             return Err(StartError::NoKeys);
         }
@@ -148,7 +164,13 @@ impl<S: Store> Service<S> {
             revision: watch::Sender::new(0),
             nudge: Notify::new(),
             shutdown: watch::Sender::new(false),
+            clock,
         }))
+    }
+
+    /// Now, by the service's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// The config.
@@ -284,7 +306,7 @@ impl<S: Store> Service<S> {
                 checked_against: consumers,
             });
         }
-        let now = now_ms();
+        let now = self.now();
         let meta = ArtifactMeta {
             digest,
             kind: KIND_FEATURES.to_owned(),
@@ -397,7 +419,7 @@ impl<S: Store> Service<S> {
         Contract::try_from(reg.contract.clone())
             .map_err(|e| Error::bad_request(format!("contract: {e}")))?;
         let _w = self.write.lock().await;
-        let now = now_ms();
+        let now = self.now();
         let (created, registered_at_ms, unchanged) = {
             let fleet = self.fleet();
             match fleet.nodes.get(&reg.node) {
@@ -452,7 +474,7 @@ impl<S: Store> Service<S> {
     pub async fn heartbeat(&self, node: &str, beat: Heartbeat) -> Result<HeartbeatAnswer, Error> {
         check_ident("node", node, MAX_IDENT_LEN)?;
         beat.check()?;
-        let now = now_ms();
+        let now = self.now();
         // Subscribe before reading the state: a change between the read and the wait is
         // then seen by the wait.
         let mut revision = self.revision.subscribe();
@@ -508,7 +530,7 @@ impl<S: Store> Service<S> {
 
     /// The fleet.
     pub fn nodes(&self) -> NodeList {
-        let now = now_ms();
+        let now = self.now();
         let fleet = self.fleet();
         NodeList {
             nodes: fleet
@@ -522,7 +544,7 @@ impl<S: Store> Service<S> {
     /// One node.
     pub fn node(&self, node: &str) -> Result<NodeView, Error> {
         self.fleet()
-            .view(KIND_FEATURES, node, now_ms(), self.config.stale_after_ms)
+            .view(KIND_FEATURES, node, self.now(), self.config.stale_after_ms)
             .ok_or_else(|| Error::not_found(format!("no node {node}")))
     }
 
@@ -536,7 +558,7 @@ impl<S: Store> Service<S> {
     ) -> Result<KillSwitchList, Error> {
         set.check()?;
         let _w = self.write.lock().await;
-        let now = now_ms();
+        let now = self.now();
         if let Some(node) = &set.node
             && !self.fleet().nodes.contains_key(node)
         {
@@ -614,6 +636,31 @@ impl<S: Store> Service<S> {
         let n = beats.len();
         self.store.record_beats(beats).await?;
         Ok(n)
+    }
+}
+
+// === impl Clock ===
+
+impl Clock {
+    /// The wall clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(now_ms))
+    }
+
+    /// A clock that reads `f`.
+    pub fn from_fn(f: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(f))
+    }
+
+    /// Now, in ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({} ms)", self.now_ms())
     }
 }
 

@@ -8,16 +8,15 @@
     clippy::indexing_slicing
 )]
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::time::Duration;
 
-use harness::{ADMIN, EDGE, Fleet, Harness, PUBLISHER, doc, doubled};
 use rampart_api::{
     ClientError, ErrorCode, Heartbeat, KillSwitchSet, Module, Registration, StartRollout,
 };
 use rampart_artifact::ContractSpec;
+use rampart_artifact::testing::{doc_weighted, doubled, other_key, signed_by};
+use rampart_e2e::control_plane::{ADMIN, EDGE, PUBLISHER};
+use rampart_e2e::{Fleet, Harness};
 
 fn code(e: &ClientError) -> (u16, String) {
     (
@@ -29,7 +28,7 @@ fn code(e: &ClientError) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_file_is_stored_once_and_served_byte_for_byte() {
     let h = Harness::start().await;
-    let bytes = h.sign(&doc(1, 10, 0.5));
+    let bytes = h.sign(&doc_weighted(1, 10, 0.5));
     let first = h.publisher.publish(bytes.clone()).await.unwrap();
     assert!(first.created);
     assert_eq!(first.artifact.version, 1);
@@ -56,7 +55,7 @@ async fn a_good_file_is_stored_once_and_served_byte_for_byte() {
     let resp = raw
         .post(format!("{}/v1/artifacts", h.url))
         .bearer_auth(PUBLISHER)
-        .body(h.sign(&doc(2, 10, 0.5)))
+        .body(h.sign(&doc_weighted(2, 10, 0.5)))
         .send()
         .await
         .unwrap();
@@ -72,7 +71,7 @@ async fn a_good_file_is_stored_once_and_served_byte_for_byte() {
 
     let diff = h
         .anon
-        .diff(&h.sign_digest(&doc(2, 10, 0.5)), None)
+        .diff(&h.sign_digest(&doc_weighted(2, 10, 0.5)), None)
         .await
         .unwrap();
     assert_eq!((diff.old_version, diff.new_version), (1, 2));
@@ -94,7 +93,7 @@ async fn a_file_that_breaks_a_registered_contract_is_refused_with_its_issues() {
     // Fine under the default 200, over edge-1's 20.
     let e = h
         .publisher
-        .publish(h.sign(&doc(1, 30, 0.5)))
+        .publish(h.sign(&doc_weighted(1, 30, 0.5)))
         .await
         .unwrap_err();
     assert_eq!(code(&e), (422, "invalid".into()));
@@ -119,12 +118,11 @@ async fn a_file_that_breaks_a_registered_contract_is_refused_with_its_issues() {
     // Unsigned, and signed by an unknown key.
     let e = h
         .publisher
-        .publish(doc(3, 5, 0.5).canonical_bytes())
+        .publish(doc_weighted(3, 5, 0.5).canonical_bytes())
         .await
         .unwrap_err();
     assert_eq!(e.api().unwrap().issue_codes(), vec!["unsigned"]);
-    let stranger = rampart_artifact::SecretKey::from_seed([9; 32]);
-    let forged = rampart_artifact::Envelope::sign(&doc(3, 5, 0.5), &stranger).to_json();
+    let forged = signed_by(&doc_weighted(3, 5, 0.5), &other_key());
     let e = h.publisher.publish(forged).await.unwrap_err();
     assert_eq!(e.api().unwrap().issue_codes(), vec!["unknown_key"]);
     assert!(h.anon.artifacts(10).await.unwrap().artifacts.is_empty());
@@ -134,7 +132,7 @@ async fn a_file_that_breaks_a_registered_contract_is_refused_with_its_issues() {
 async fn writes_need_a_token_with_the_right_role_and_reads_do_not() {
     let h = Harness::start().await;
     let raw = reqwest::Client::new();
-    let bytes = h.sign(&doc(1, 5, 0.5));
+    let bytes = h.sign(&doc_weighted(1, 5, 0.5));
     for token in [
         None,
         Some("wrong-secret-0123456789abcdef0123456789"),
@@ -203,7 +201,7 @@ async fn bad_requests_get_a_json_error() {
             raw.get(format!(
                 "{}/v1/artifacts/{}",
                 h.url,
-                h.sign_digest(&doc(1, 1, 0.0))
+                h.sign_digest(&doc_weighted(1, 1, 0.0))
             )),
             404,
             "not_found",
@@ -429,7 +427,11 @@ async fn actives(h: &Harness) -> Vec<Option<u64>> {
 async fn a_rollout_passes_every_wave_and_the_next_one_is_gated_against_the_baseline() {
     let h = Harness::start().await;
     let fleet = fleet(&h).await;
-    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let v1 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(1, 10, 0.5)))
+        .await
+        .unwrap();
     let started = h.start_rollout(v1.artifact.digest, 300).await;
     assert_eq!(started.phase, "baking");
     assert_eq!(started.current_wave, Some(0));
@@ -441,7 +443,11 @@ async fn a_rollout_passes_every_wave_and_the_next_one_is_gated_against_the_basel
     assert!(started.waves.len() >= 3, "{:?}", started.waves);
 
     // One rollout at a time per kind.
-    let v2 = h.publisher.publish(h.sign(&doc(2, 10, 0.6))).await.unwrap();
+    let v2 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(2, 10, 0.6)))
+        .await
+        .unwrap();
     let e = h
         .admin
         .rollout_start(&StartRollout {
@@ -501,13 +507,17 @@ async fn a_rollout_passes_every_wave_and_the_next_one_is_gated_against_the_basel
 async fn a_canary_nack_rolls_back_marks_the_digest_bad_and_audits_the_numbers() {
     let h = Harness::start().await;
     let fleet = fleet(&h).await;
-    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let v1 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(1, 10, 0.5)))
+        .await
+        .unwrap();
     let first = h.start_rollout(v1.artifact.digest, 200).await;
     assert_eq!(h.wait_done(first.id, 60).await.phase, "succeeded");
 
     // Valid for the control plane, refused by the edges (as a file published under a
     // looser contract than theirs would be).
-    let bad_bytes = h.sign(&doc(2, 10, 0.7));
+    let bad_bytes = h.sign(&doc_weighted(2, 10, 0.7));
     let bad = h.publisher.publish(bad_bytes.clone()).await.unwrap();
     fleet.refuse.lock().unwrap().insert(bad.artifact.digest);
     let rollout = h.start_rollout(bad.artifact.digest, 60_000).await;
@@ -583,7 +593,11 @@ async fn a_canary_nack_rolls_back_marks_the_digest_bad_and_audits_the_numbers() 
 async fn break_glass_pushes_to_every_node_at_once_with_a_reason_and_operators_can_roll_back() {
     let h = Harness::start().await;
     let fleet = fleet(&h).await;
-    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let v1 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(1, 10, 0.5)))
+        .await
+        .unwrap();
     let r = h
         .admin
         .rollout_start(&StartRollout {
@@ -610,7 +624,11 @@ async fn break_glass_pushes_to_every_node_at_once_with_a_reason_and_operators_ca
     );
 
     // A staged v2, paused, then rolled back by the operator: every node back on v1.
-    let v2 = h.publisher.publish(h.sign(&doc(2, 10, 0.6))).await.unwrap();
+    let v2 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(2, 10, 0.6)))
+        .await
+        .unwrap();
     let r2 = h.start_rollout(v2.artifact.digest, 60_000).await;
     let paused = h
         .admin
@@ -655,7 +673,11 @@ async fn auto_rollout_rolls_out_each_new_version_by_itself_and_never_a_bad_one_a
     })
     .await;
     let fleet = fleet(&h).await;
-    let v1 = h.publisher.publish(h.sign(&doc(1, 10, 0.5))).await.unwrap();
+    let v1 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(1, 10, 0.5)))
+        .await
+        .unwrap();
     let mut id = None;
     for _ in 0..100 {
         if let Some(r) = h.anon.rollouts(1).await.unwrap().rollouts.first() {
@@ -670,7 +692,11 @@ async fn auto_rollout_rolls_out_each_new_version_by_itself_and_never_a_bad_one_a
     assert_eq!(done.started_by, "control");
 
     // A version the edges refuse: rolled back, marked bad, and not started again.
-    let bad = h.publisher.publish(h.sign(&doc(2, 10, 0.7))).await.unwrap();
+    let bad = h
+        .publisher
+        .publish(h.sign(&doc_weighted(2, 10, 0.7)))
+        .await
+        .unwrap();
     fleet.refuse.lock().unwrap().insert(bad.artifact.digest);
     let mut second = None;
     for _ in 0..100 {

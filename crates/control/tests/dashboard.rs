@@ -9,12 +9,10 @@
     clippy::indexing_slicing
 )]
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::{Harness, doc};
 use rampart_artifact::ContractSpec;
+use rampart_artifact::testing::doc_weighted;
 use rampart_control::dashboard::check::ContractChecks;
+use rampart_e2e::Harness;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -84,7 +82,11 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_a_strict_policy
 async fn checks_say_which_consumers_contracts_an_artifact_passes_today() {
     let h = Harness::start().await;
     h.register("edge-1", "fra", "eu", true).await;
-    let thirty = h.publisher.publish(h.sign(&doc(1, 30, 0.5))).await.unwrap();
+    let thirty = h
+        .publisher
+        .publish(h.sign(&doc_weighted(1, 30, 0.5)))
+        .await
+        .unwrap();
     let digest = thirty.artifact.digest;
     let url = format!("{}/ui/checks/{digest}", h.url);
     let raw = client();
@@ -131,7 +133,7 @@ async fn checks_say_which_consumers_contracts_an_artifact_passes_today() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let unknown = h.sign_digest(&doc(9, 1, 0.0));
+    let unknown = h.sign_digest(&doc_weighted(9, 1, 0.0));
     let resp = raw
         .get(format!("{}/ui/checks/{unknown}", h.url))
         .send()

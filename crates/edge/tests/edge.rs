@@ -21,23 +21,14 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use origin::{Origin, client, get, send};
-use rampart_artifact::{Document, Envelope, Feature, Keyring, PAYLOAD_TYPE, SecretKey};
+use rampart_artifact::testing::{key, other_key, signed};
+use rampart_artifact::{Document, Envelope, Feature, Keyring, PAYLOAD_TYPE};
 use rampart_edge::module::{FailPolicy, TEST_PANIC_HEADER};
 use rampart_edge::proxy::Upstream;
 use rampart_edge::server::Drained;
 use rampart_edge::{Config, Node};
 use rampart_score::{edge_contract, example_document};
 use serde_json::Value;
-
-const SEED: [u8; 32] = [7; 32];
-
-fn key() -> SecretKey {
-    SecretKey::from_seed(SEED)
-}
-
-fn signed(doc: &Document) -> Vec<u8> {
-    Envelope::sign(doc, &key()).to_json()
-}
 
 /// The example model with another bias: -40 makes every request score 1, +40 makes it 99.
 fn with_bias(version: u64, bias: f64) -> Document {
@@ -367,7 +358,7 @@ async fn bad_files_are_refused_with_their_codes_and_not_one_request_fails() {
     let truncated = whole[..whole.len() / 2].to_vec();
     let mut tampered = Envelope::sign(&example_document(6), &key());
     tampered.set_payload(example_document(7).canonical_bytes());
-    let other_key = Envelope::sign(&example_document(8), &SecretKey::from_seed([9; 32])).to_json();
+    let other_key = Envelope::sign(&example_document(8), &other_key()).to_json();
     let older = signed(&example_document(1));
     let mut unknown = example_document(9);
     unknown.features.push(Feature {

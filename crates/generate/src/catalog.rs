@@ -135,7 +135,7 @@ pub fn embedded_digest() -> Digest {
 
 #[cfg(test)]
 mod tests {
-    use rampart_artifact::{Document, Model, Provenance, SCHEMA, validate};
+    use rampart_artifact::{Document, Model, testing, validate};
     use rampart_score::{Plan, edge_contract};
 
     use super::*;
@@ -149,19 +149,8 @@ mod tests {
             c.features.len()
         );
         let doc = Document {
-            schema: SCHEMA.into(),
-            version: 1,
-            created_at: "2025-11-18T11:00:00Z".into(),
-            provenance: Provenance {
-                source: "catalog:embedded".into(),
-                query: EMBEDDED_PATH.into(),
-                rows: c.features.len() as u64,
-                generator: "test".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
             model: Model { bias: c.bias },
-            features: c.features.clone(),
+            ..testing::document(1, c.features.clone())
         };
         let contract = edge_contract();
         let v = validate(&doc, &contract, None).unwrap();

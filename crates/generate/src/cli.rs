@@ -91,9 +91,11 @@ pub struct Args {
 }
 
 /// Runs `rampart generate`: once (exit 0 published or unchanged, 1 held, 2 error), or with
-/// `--every` on a schedule until a signal, then prints the totals.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut job = job(&args)?;
+/// `--every` on a schedule until a signal, then prints the totals. `default_contract` is
+/// checked when no `--contract` is given: the binary passes the edge's, since the producer
+/// takes contracts as input and does not depend on the scorer.
+pub fn run(args: Args, default_contract: Contract) -> anyhow::Result<ExitCode> {
+    let mut job = job(&args, default_contract)?;
     let Some(every) = args.every else {
         return match job.run_once(OffsetDateTime::now_utc()) {
             Ok(outcome) => {
@@ -119,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn job(args: &Args) -> anyhow::Result<Job> {
+fn job(args: &Args, default_contract: Contract) -> anyhow::Result<Job> {
     let mut source = Source::parse(&args.source)?;
     if let Source::ClickHouse(ch) = source {
         let weights = match &args.model {
@@ -146,7 +148,7 @@ fn job(args: &Args) -> anyhow::Result<Job> {
         );
     }
     let contracts: Vec<Contract> = if args.contract.is_empty() {
-        vec![rampart_score::edge_contract()]
+        vec![default_contract]
     } else {
         args.contract
             .iter()

@@ -307,35 +307,17 @@ fn list(names: &[String], max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use rampart_artifact::{Model, Provenance, SCHEMA};
+    use rampart_artifact::testing;
     use rampart_score::edge_contract;
 
     use super::*;
 
     fn feature(name: &str) -> Feature {
-        Feature {
-            name: name.into(),
-            ty: "UInt8".into(),
-            weight: 0.5,
-        }
+        testing::feature(name, "UInt8", 0.5)
     }
 
     fn doc(names: &[String]) -> Document {
-        Document {
-            schema: SCHEMA.into(),
-            version: 2,
-            created_at: "2025-11-18T11:00:00Z".into(),
-            provenance: Provenance {
-                source: "clickhouse://h:8123/default".into(),
-                query: "q".into(),
-                rows: names.len() as u64,
-                generator: "rampart".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
-            model: Model { bias: 0.0 },
-            features: names.iter().map(|n| feature(n)).collect(),
-        }
+        testing::document(2, names.iter().map(|n| feature(n)).collect())
     }
 
     fn names(n: usize) -> Vec<String> {

@@ -314,16 +314,13 @@ impl fmt::Display for Outcome {
 
 #[cfg(test)]
 mod tests {
+    use rampart_artifact::testing::key;
     use rampart_artifact::{Feature, Keyring, Policy, check};
     use rampart_score::edge_contract;
 
     use super::*;
     use crate::catalog::{CATALOG_SCHEMA, Catalog};
     use crate::source::CatalogSource;
-
-    fn key() -> SecretKey {
-        SecretKey::from_seed([7; 32])
-    }
 
     struct Fixture {
         tmp: tempfile::TempDir,

@@ -17,7 +17,6 @@
 //! - [`publish`]: `--publish URL`: the signed file to the control plane (`POST /v1/artifacts`).
 //! - [`schedule`]: `--every`: runs on a cadence until a signal.
 //! - [`cli`]: `rampart generate`'s flags and run (once, or `--every`), dispatched to by the binary.
-//! - [`mod@fit`]: `rampart model fit`: the logistic model over the extractor catalogue.
 //!
 //! The one decision that matters: **guards are pure and all of them run.** Each guard is a
 //! function of the candidate and of what came before (the last published file, the digests
@@ -26,7 +25,6 @@
 
 pub mod catalog;
 pub mod cli;
-pub mod fit;
 pub mod guard;
 pub mod job;
 pub mod publish;
@@ -35,7 +33,6 @@ pub mod source;
 pub mod state;
 
 pub use catalog::{Catalog, CatalogError};
-pub use fit::{FitError, FitOptions, FitResult, fit};
 pub use guard::Refusal;
 pub use job::{GenerateError, Job, Outcome, Output};
 pub use source::{Candidate, Source, SourceError, Weights};

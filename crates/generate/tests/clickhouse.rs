@@ -15,7 +15,8 @@ mod server;
 
 use std::path::{Path, PathBuf};
 
-use rampart_artifact::{Contract, Keyring, Policy, SecretKey, check};
+use rampart_artifact::testing::key;
+use rampart_artifact::{Contract, Keyring, Policy, check};
 use rampart_generate::guard::{self, Refusal};
 use rampart_generate::source::clickhouse::Credentials;
 use rampart_generate::source::join_weights;
@@ -28,10 +29,6 @@ use time::OffsetDateTime;
 
 /// The query Cloudflare's generator ran: filtered by table only.
 const UNSCOPED: &str = "SELECT name, type FROM system.columns WHERE table = 'http_requests_features' ORDER BY name FORMAT JSONEachRow";
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([42; 32])
-}
 
 struct Run {
     tmp: tempfile::TempDir,

@@ -127,7 +127,9 @@ pub enum Gate {
     Nack,
     /// A touched node restarted.
     Restarts,
-    /// 5xx rate against the baseline.
+    /// 5xx rate against the baseline. (Serialized `errors_5xx` like its policy field;
+    /// `errors5xx`, serde's first spelling, is still read from stored rollouts.)
+    #[serde(rename = "errors_5xx", alias = "errors5xx")]
     Errors5xx,
     /// Bot-module error rate against the baseline.
     ModuleErrors,
@@ -838,6 +840,31 @@ impl Default for GatePolicy {
 // === impl Gate ===
 
 impl Gate {
+    /// Every gate, in the order a report lists them.
+    pub const ALL: [Gate; 7] = [
+        Gate::Nack,
+        Gate::Restarts,
+        Gate::Errors5xx,
+        Gate::ModuleErrors,
+        Gate::ScoreShift,
+        Gate::Heartbeat,
+        Gate::Convergence,
+    ];
+
+    /// Its stable key, as it is serialized (`errors_5xx`, `score_shift`, …): the one name
+    /// the API, the dashboard and the replay's report use.
+    pub fn key(self) -> &'static str {
+        match self {
+            Gate::Nack => "nack",
+            Gate::Restarts => "restarts",
+            Gate::Errors5xx => "errors_5xx",
+            Gate::ModuleErrors => "module_errors",
+            Gate::ScoreShift => "score_shift",
+            Gate::Heartbeat => "heartbeat",
+            Gate::Convergence => "convergence",
+        }
+    }
+
     /// Whether a failure of this gate is evidence against the artifact itself, so its digest
     /// is marked bad. Missing heartbeats and slow convergence roll back without marking: a
     /// dead machine or a partition says nothing certain about the file.
@@ -994,5 +1021,16 @@ mod policy_tests {
         assert_eq!(p.shift.min_d, 0.2);
         assert_eq!(p.shift.alpha, DEFAULT_SHIFT_ALPHA);
         assert_eq!(p.shift.min_scores, DEFAULT_MIN_SCORES);
+    }
+
+    #[test]
+    fn a_gates_key_is_its_serialized_name() {
+        for gate in Gate::ALL {
+            assert_eq!(serde_json::to_value(gate).unwrap(), gate.key());
+            let back: Gate = serde_json::from_value(gate.key().into()).unwrap();
+            assert_eq!(back, gate);
+        }
+        let old: Gate = serde_json::from_str("\"errors5xx\"").unwrap();
+        assert_eq!(old, Gate::Errors5xx);
     }
 }

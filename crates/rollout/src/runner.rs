@@ -374,8 +374,10 @@ mod tests {
     fn a_start_plans_with_the_id_as_seed_and_starts_the_canary_on_last_words() {
         let nodes = nodes();
         let (run, step) = started(7, &nodes);
-        let mut policy = PlanPolicy::default();
-        policy.seed = 7;
+        let policy = PlanPolicy {
+            seed: 7,
+            ..PlanPolicy::default()
+        };
         assert_eq!(run.rollout.plan(), &plan(&nodes, &policy).unwrap());
         assert_eq!(run.rollout.id(), "7");
         // Last words carry the baseline: the canary wave starts at once.

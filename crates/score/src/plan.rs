@@ -212,7 +212,8 @@ fn finite_f32(v: f64) -> Option<f32> {
 
 #[cfg(test)]
 mod tests {
-    use rampart_artifact::{Contract, Feature, Model, Provenance, SCHEMA, validate};
+    use rampart_artifact::testing::{self, feature};
+    use rampart_artifact::{Contract, Feature, Model, validate};
 
     use super::*;
     use crate::catalogue::CATALOGUE;
@@ -220,27 +221,8 @@ mod tests {
 
     fn doc(features: Vec<Feature>) -> Document {
         Document {
-            schema: SCHEMA.into(),
-            version: 7,
-            created_at: "2025-11-18T11:20:00Z".into(),
-            provenance: Provenance {
-                source: "catalog:test".into(),
-                query: "test".into(),
-                rows: features.len() as u64,
-                generator: "test".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
             model: Model { bias: 0.25 },
-            features,
-        }
-    }
-
-    fn feature(name: &str, ty: &str, weight: f64) -> Feature {
-        Feature {
-            name: name.into(),
-            ty: ty.into(),
-            weight,
+            ..testing::document(7, features)
         }
     }
 

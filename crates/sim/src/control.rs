@@ -2,20 +2,22 @@
 //! either to the whole fleet at once or through rampart's rollout engine.
 //!
 //! Validation is the control plane's own call, [`rampart_artifact::check`] against the edge's
-//! contract with the trusted keys. The rollout is [`rampart_rollout`] itself, driven the way
-//! the control plane's driver drives it: one rollout at a time, a plan over the reachable
-//! nodes with the rollout's id as seed, every node's last heartbeat absorbed at the start, a
-//! reconcile every second with the heartbeats of that second, and the actions carried out
-//! (desired versions to nodes, bad marks). A publish while a rollout runs waits; the latest
-//! waiting file starts when the rollout ends.
+//! contract with the trusted keys. The rollout is driven by the control plane's own runner,
+//! [`rampart_rollout::runner`]: its [`Queue`] holds a publication while a rollout runs (the
+//! latest waiting file starts when the rollout ends), [`Run::start`] plans over the
+//! reachable nodes with each node's last word, [`Run::step`] reconciles every second with
+//! the heartbeats of that second, and [`Run::final_targets`] says what the fleet serves once
+//! it is done. What is left here is the simulator's own world: actions become deliveries on
+//! the virtual network and lines of the timeline, and a simulated operator rolls back a
+//! rollout left paused too long.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rampart_artifact::{Contract, Digest, Keyring, Policy, check};
 use rampart_rollout::{
-    Action, ArtifactRef, Beat, Command, Event, Gate, GatePolicy, Node, NodeIdx, Observations,
-    Operator, Phase, PlanPolicy, Rollout, RolloutPolicy, RolloutSpec, command, plan, reconcile,
+    Action, ArtifactRef, Beat, Command, Event, FinalTargets, Gate, GatePolicy, Node, Operator,
+    Phase, PlanPolicy, Queue, RolloutPolicy, Run, RunError, Start,
 };
 
 use crate::clock::MINUTE;
@@ -33,6 +35,9 @@ const NEVER: f64 = 2.0;
 /// A timeout no replay reaches.
 const NEVER_MS: u64 = u64::MAX / 4;
 
+/// The one artifact kind a replay rolls out (named as the control plane names it).
+const KIND: &str = "features";
+
 /// The control plane of one run.
 #[derive(Debug)]
 pub struct Control {
@@ -44,11 +49,86 @@ pub struct Control {
     artifacts: HashMap<Digest, Arc<Publication>>,
     bad: HashSet<Digest>,
     desired: Option<Arc<Publication>>,
-    waiting: Option<Arc<Publication>>,
-    running: Option<Running>,
+    queue: Queue,
+    running: Option<Run<Running>>,
     next_id: u64,
     /// What happened to each published file.
     pub fates: Vec<(Arc<Publication>, Fate)>,
+    /// What the control plane was handed and decided, when asked to record it.
+    transcript: Option<Transcript>,
+}
+
+/// What the control plane of one run was handed and what its runner decided, in order:
+/// the input of the differential test that drives the real control plane's driver with the
+/// same fleet, beats and clock, and the decisions it must come to.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    /// Every node of the fleet.
+    pub registry: Vec<Node>,
+    /// How rollouts are cut and judged (`None`: files are pushed, not rolled out).
+    pub policies: Option<(PlanPolicy, RolloutPolicy)>,
+    /// What happened, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// One line of a [`Transcript`].
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// The file every node serves before any rollout.
+    Seed {
+        /// When.
+        at: u64,
+        /// The file.
+        file: Arc<Publication>,
+    },
+    /// A file is published (validation and bad marks already passed).
+    Publish {
+        /// When.
+        at: u64,
+        /// The file.
+        file: Arc<Publication>,
+    },
+    /// A rollout is due to start: each reachable node's last word.
+    Start {
+        /// When.
+        at: u64,
+        /// Its file.
+        to: ArtifactRef,
+        /// `(node, beat)` for every reachable node.
+        last_words: Vec<(String, Beat)>,
+    },
+    /// A rollout started with these waves (node ids per wave).
+    Planned {
+        /// The rollout's id.
+        rollout: String,
+        /// Node ids, wave by wave.
+        waves: Vec<Vec<String>>,
+    },
+    /// The heartbeats of a step, absorbed by the running rollout, then the step.
+    Step {
+        /// When.
+        at: u64,
+        /// `(node, beat)`.
+        beats: Vec<(String, Beat)>,
+    },
+    /// The simulated operator's command on the running rollout.
+    Command {
+        /// When.
+        at: u64,
+        /// The rollout's id.
+        rollout: String,
+        /// The command.
+        command: Command,
+        /// Who and why.
+        by: Operator,
+    },
+    /// What the runner decided, to carry out in order.
+    Decided {
+        /// When.
+        at: u64,
+        /// The actions.
+        actions: Vec<Action>,
+    },
 }
 
 /// What became of a file the generator handed over.
@@ -75,11 +155,9 @@ pub enum Fate {
     Superseded,
 }
 
+/// The simulator's facts about the running rollout.
 #[derive(Debug)]
 struct Running {
-    rollout: Rollout,
-    obs: Observations,
-    plan_of_fleet: Vec<Option<NodeIdx>>,
     file: Arc<Publication>,
     paused_since: Option<u64>,
 }
@@ -122,15 +200,40 @@ impl Control {
             artifacts: HashMap::new(),
             bad: HashSet::new(),
             desired: None,
-            waiting: None,
+            queue: Queue::new(),
             running: None,
             next_id: 0,
             fates: Vec::new(),
+            transcript: None,
+        }
+    }
+
+    /// From now on, keeps a [`Transcript`] of what this control plane is handed and decides.
+    pub fn record(&mut self) {
+        self.transcript = Some(Transcript {
+            registry: self.registry.clone(),
+            policies: self.staged.clone(),
+            entries: Vec::new(),
+        });
+    }
+
+    /// The transcript kept since [`Control::record`].
+    pub fn take_transcript(&mut self) -> Option<Transcript> {
+        self.transcript.take()
+    }
+
+    fn note(&mut self, entry: impl FnOnce() -> Entry) {
+        if let Some(t) = &mut self.transcript {
+            t.entries.push(entry());
         }
     }
 
     /// The file the whole fleet should serve before any rollout (sent at once to every node).
     pub fn seed(&mut self, file: Arc<Publication>, fleet: &mut Fleet, now: u64) {
+        self.note(|| Entry::Seed {
+            at: now,
+            file: Arc::clone(&file),
+        });
         self.artifacts.insert(file.digest, Arc::clone(&file));
         fleet.broadcast(&Delivery::File(Arc::clone(&file)), now, 0);
         self.desired = Some(file);
@@ -184,9 +287,17 @@ impl Control {
             return;
         }
         self.artifacts.insert(file.digest, Arc::clone(&file));
+        self.note(|| Entry::Publish {
+            at: now,
+            file: Arc::clone(&file),
+        });
         if self.staged.is_some() {
-            if let Some(old) = self.waiting.replace(Arc::clone(&file)) {
-                self.fates.push((old, Fate::Superseded));
+            if let Some(old) = self
+                .queue
+                .publish(KIND, artifact(&file))
+                .and_then(|old| self.artifacts.get(&old.digest))
+            {
+                self.fates.push((Arc::clone(old), Fate::Superseded));
             }
             self.start_if_idle(fleet, now, timeline);
         } else {
@@ -209,56 +320,70 @@ impl Control {
             return;
         };
         for (i, beat) in beats {
-            if let Some(Some(idx)) = run.plan_of_fleet.get(*i) {
-                // Indices come from this rollout's plan: absorb cannot refuse them.
-                let _ = run.obs.absorb(*idx, beat, now);
+            if let Some(node) = self.registry.get(*i) {
+                run.beat(&node.id, beat, now);
             }
         }
-        run.obs.sync(&run.rollout);
-        let decision = reconcile(&run.rollout, &run.obs, now);
-        let actions = run.rollout.apply(decision);
-        self.carry_out(&actions, &run, fleet, now, timeline);
-        run.obs.sync(&run.rollout);
+        if let Some(t) = &mut self.transcript {
+            let registry = &self.registry;
+            t.entries.push(Entry::Step {
+                at: now,
+                beats: beats
+                    .iter()
+                    .filter_map(|(i, b)| registry.get(*i).map(|n| (n.id.clone(), b.clone())))
+                    .collect(),
+            });
+        }
+        let step = run.step(now);
+        self.carry_out(&step.actions, &run, fleet, now, timeline);
         if let Phase::Paused { since_ms, .. } = run.rollout.status().phase {
-            let since = *run.paused_since.get_or_insert(since_ms);
+            let since = *run.meta.paused_since.get_or_insert(since_ms);
             if now.saturating_sub(since) >= OPERATOR_RESPONSE_MS {
                 let by = Operator {
                     who: "operator".to_owned(),
                     reason: "inconclusive rollout: roll back and investigate".to_owned(),
                 };
-                if let Ok(d) = command(
-                    &run.rollout,
-                    Command::Rollback { mark_bad: false },
-                    &by,
-                    now,
-                ) {
-                    let actions = run.rollout.apply(d);
-                    self.carry_out(&actions, &run, fleet, now, timeline);
+                let cmd = Command::Rollback { mark_bad: false };
+                self.note(|| Entry::Command {
+                    at: now,
+                    rollout: run.rollout.id().to_owned(),
+                    command: cmd,
+                    by: by.clone(),
+                });
+                if let Ok(step) = run.command(cmd, &by, now) {
+                    self.carry_out(&step.actions, &run, fleet, now, timeline);
                     self.fates
-                        .push((Arc::clone(&run.file), Fate::RolledBackByOperator));
+                        .push((Arc::clone(&run.meta.file), Fate::RolledBackByOperator));
                 }
             }
         }
-        if run.rollout.is_active() {
+        if !run.is_done() {
             self.running = Some(run);
             return;
+        }
+        let file = Arc::clone(&run.meta.file);
+        if let FinalTargets::Fleet(Some(serving)) = run.final_targets()
+            && let Some(f) = self.artifacts.get(&serving.digest)
+        {
+            self.desired = Some(Arc::clone(f));
         }
         match run.rollout.status().phase {
             Phase::Succeeded { .. } => {
                 timeline.push(
                     now,
                     None,
-                    format!("version {} rolled out to every wave", run.file.version),
+                    format!("version {} rolled out to every wave", file.version),
                 );
-                self.desired = Some(Arc::clone(&run.file));
-                self.fates.push((run.file, Fate::RolledOut));
+                self.fates.push((file, Fate::RolledOut));
             }
             ref phase => {
-                if !self.fates.iter().any(|(f, fate)| {
-                    f.digest == run.file.digest && !matches!(fate, Fate::Superseded)
-                }) {
+                if !self
+                    .fates
+                    .iter()
+                    .any(|(f, fate)| f.digest == file.digest && !matches!(fate, Fate::Superseded))
+                {
                     self.fates.push((
-                        Arc::clone(&run.file),
+                        file,
                         Fate::RolledBack {
                             gate: phase.name().to_owned(),
                             wave: 0,
@@ -278,17 +403,16 @@ impl Control {
         let Some((plan_policy, rollout_policy)) = &self.staged else {
             return;
         };
-        let Some(file) = self.waiting.take() else {
+        let serving = self.desired.as_ref().map(|d| d.version);
+        let bad = &self.bad;
+        let Some(file) = self
+            .queue
+            .due(KIND, false, serving, |d| bad.contains(d), now, NEVER_MS)
+            .and_then(|to| self.artifacts.get(&to.digest))
+            .cloned()
+        else {
             return;
         };
-        if self
-            .desired
-            .as_ref()
-            .is_some_and(|d| d.digest == file.digest)
-            || self.bad.contains(&file.digest)
-        {
-            return;
-        }
         self.next_id += 1;
         let nodes: Vec<Node> = self
             .registry
@@ -297,71 +421,81 @@ impl Control {
             .filter(|(i, _)| fleet.reachable(*i, now))
             .map(|(_, n)| n.clone())
             .collect();
-        let mut plan_policy = plan_policy.clone();
-        plan_policy.seed = self.next_id;
-        let plan = match plan(&nodes, &plan_policy) {
-            Ok(p) => p,
-            Err(e) => {
-                timeline.push(now, None, format!("cannot plan a rollout: {e}"));
-                return;
-            }
-        };
-        let spec = RolloutSpec {
-            id: self.next_id.to_string(),
-            from: self.desired.as_ref().map(|d| ArtifactRef {
-                version: d.version,
-                digest: d.digest,
-            }),
-            to: ArtifactRef {
-                version: file.version,
-                digest: file.digest,
-            },
-            plan,
-            policy: rollout_policy.clone(),
+        let start = Start {
+            id: self.next_id,
+            from: self.desired.as_deref().map(artifact),
+            to: artifact(&file),
+            nodes: &nodes,
+            plan: plan_policy,
+            policy: rollout_policy,
             break_glass: None,
         };
-        let rollout = match Rollout::new(spec, now) {
-            Ok(r) => r,
-            Err(e) => {
-                timeline.push(now, None, format!("cannot start a rollout: {e}"));
-                return;
-            }
-        };
-        let plan_of_fleet: Vec<Option<NodeIdx>> = self
+        // The registry's last word from each node: alive, and serving what it serves.
+        let last_words = self
             .registry
             .iter()
-            .map(|n| rollout.plan().index_of(&n.id))
-            .collect();
-        let mut obs = Observations::new(&rollout);
-        for (i, idx) in plan_of_fleet.iter().enumerate() {
-            if let Some(idx) = idx {
-                // The registry's last word from each node, so the heartbeat gate knows who
-                // is alive before the first beat of this rollout.
-                let _ = obs.absorb(*idx, &Beat::idle(fleet.active_digest(i)), now);
-            }
-        }
-        let mut run = Running {
-            rollout,
-            obs,
-            plan_of_fleet,
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), now, Beat::idle(fleet.active_digest(i))));
+        let meta = Running {
             file,
             paused_since: None,
         };
-        let decision = reconcile(&run.rollout, &run.obs, now);
-        let actions = run.rollout.apply(decision);
-        self.carry_out(&actions, &run, fleet, now, timeline);
-        run.obs.sync(&run.rollout);
-        self.running = Some(run);
+        if let Some(t) = &mut self.transcript {
+            t.entries.push(Entry::Start {
+                at: now,
+                to: start.to,
+                last_words: start
+                    .nodes
+                    .iter()
+                    .filter_map(|n| self.index.get(&n.id).map(|i| (n.id.clone(), *i)))
+                    .map(|(id, i)| (id, Beat::idle(fleet.active_digest(i))))
+                    .collect(),
+            });
+        }
+        match Run::start(start, meta, last_words, now) {
+            Ok((run, step)) => {
+                self.queue.started(KIND);
+                let plan = run.rollout.plan();
+                self.note(|| Entry::Planned {
+                    rollout: run.rollout.id().to_owned(),
+                    waves: plan
+                        .waves()
+                        .iter()
+                        .map(|w| {
+                            w.nodes
+                                .iter()
+                                .filter_map(|i| plan.node(*i).map(|n| n.id.clone()))
+                                .collect()
+                        })
+                        .collect(),
+                });
+                self.carry_out(&step.actions, &run, fleet, now, timeline);
+                self.running = Some(run);
+            }
+            Err(e) => {
+                // Refused for good: a later publication takes its place in the queue.
+                self.queue.refused(KIND, now);
+                let line = match e {
+                    RunError::Plan { source, .. } => format!("cannot plan a rollout: {source}"),
+                    RunError::Start(e) => format!("cannot start a rollout: {e}"),
+                };
+                timeline.push(now, None, line);
+            }
+        }
     }
 
     fn carry_out(
         &mut self,
         actions: &[Action],
-        run: &Running,
+        run: &Run<Running>,
         fleet: &mut Fleet,
         now: u64,
         timeline: &mut Timeline,
     ) {
+        self.note(|| Entry::Decided {
+            at: now,
+            actions: actions.to_vec(),
+        });
         for action in actions {
             match action {
                 Action::SetDesired { nodes, version, .. } => {
@@ -404,15 +538,15 @@ impl Control {
                             format!(
                                 "rollout {} of version {}: gate {} fails in wave {wave}: {}",
                                 run.rollout.id(),
-                                run.file.version,
-                                gate_name(failure.gate),
+                                run.meta.file.version,
+                                failure.gate.key(),
                                 failure.explanation
                             ),
                         );
                         self.fates.push((
-                            Arc::clone(&run.file),
+                            Arc::clone(&run.meta.file),
                             Fate::RolledBack {
-                                gate: gate_name(failure.gate).to_owned(),
+                                gate: failure.gate.key().to_owned(),
                                 wave: *wave,
                                 why: failure.explanation.clone(),
                             },
@@ -441,6 +575,14 @@ impl Control {
     }
 }
 
+/// A publication as the rollout machine names it.
+fn artifact(file: &Publication) -> ArtifactRef {
+    ArtifactRef {
+        version: file.version,
+        digest: file.digest,
+    }
+}
+
 /// The rollout policy for a set of gates: rampart's defaults, with the gates left out given
 /// thresholds they cannot reach.
 pub fn policy(gates: Gates) -> RolloutPolicy {
@@ -458,17 +600,4 @@ pub fn policy(gates: Gates) -> RolloutPolicy {
         }
     }
     p
-}
-
-/// A gate's stable name.
-pub fn gate_name(gate: Gate) -> &'static str {
-    match gate {
-        Gate::Nack => "nack",
-        Gate::Restarts => "restarts",
-        Gate::Errors5xx => "errors_5xx",
-        Gate::ModuleErrors => "module_errors",
-        Gate::ScoreShift => "score_shift",
-        Gate::Heartbeat => "heartbeat",
-        Gate::Convergence => "convergence",
-    }
 }

@@ -17,7 +17,7 @@ use rampart_score::edge_contract;
 use rampart_traffic::{ProfileError, Rng};
 
 use crate::clock::{MINUTE, SECOND};
-use crate::control::{Control, Fate};
+use crate::control::{Control, Fate, Transcript};
 use crate::fleet::{EdgeKind, Fleet, Tally};
 use crate::mode::{Layer, Mode, Variant};
 use crate::producer::{Producer, ProducerError, Publication, RunResult, key_seed};
@@ -135,6 +135,26 @@ pub fn run(
     shared: &Shared,
     on_step: &mut dyn FnMut(u64),
 ) -> Result<Run, SimError> {
+    run_with(scenario, variant, shared, on_step, false).map(|(run, _)| run)
+}
+
+/// [`run`], with the [`Transcript`] of its control plane: what it was handed and decided.
+pub fn run_recorded(
+    scenario: &Scenario,
+    variant: &Variant,
+    shared: &Shared,
+) -> Result<(Run, Transcript), SimError> {
+    let (run, transcript) = run_with(scenario, variant, shared, &mut |_| {}, true)?;
+    Ok((run, transcript.unwrap_or_default()))
+}
+
+fn run_with(
+    scenario: &Scenario,
+    variant: &Variant,
+    shared: &Shared,
+    on_step: &mut dyn FnMut(u64),
+    record: bool,
+) -> Result<(Run, Option<Transcript>), SimError> {
     let scratch = Scratch::new()?;
     let layers = variant.layers;
     let seed = key_seed(scenario.seed);
@@ -176,6 +196,9 @@ pub fn run(
         layers.rollout,
         scenario.generator.propagation_ms,
     );
+    if record {
+        control.record();
+    }
     let mut timeline = Timeline::default();
     let source = &shared.source;
     let calendar = scenario.calendar;
@@ -373,7 +396,8 @@ pub fn run(
             format!("{} proxy crashes in all", totals.crashes),
         );
     }
-    Ok(Run {
+    let transcript = control.take_transcript();
+    let run = Run {
         key: variant.key.clone(),
         label: variant.label.clone(),
         layer: variant.layer,
@@ -386,7 +410,8 @@ pub fn run(
         published,
         faulty_versions,
         timeline,
-    })
+    };
+    Ok((run, transcript))
 }
 
 /// The generator's real feature query (scoped by database and table).

@@ -4,7 +4,7 @@
 //! optimum to 1e-8, with no learning rate to tune, and every step is a fixed sequence of
 //! floating-point operations, so the result is the same on every run.
 
-use super::FitError;
+use crate::FitError;
 
 /// Most Newton steps; the fits here converge in about 10 to 20.
 pub const MAX_NEWTON_STEPS: usize = 60;

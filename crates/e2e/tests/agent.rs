@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_api::{Client, KillSwitchSet, Labels, Module, StartRollout, Verdict};
-use rampart_artifact::{Envelope, Keyring, SecretKey};
-use rampart_control::auth::Tokens;
+use rampart_artifact::Keyring;
+use rampart_artifact::testing::{key, other_key, signed, signed_by};
 use rampart_control::{Config, Server};
+use rampart_e2e::control_plane::{ADMIN, EDGE, tokens};
 use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
 use rampart_edge::bot::PlanCompiler;
 use rampart_edge::metrics::Metrics;
@@ -23,25 +24,10 @@ use rampart_ingest::Store;
 use rampart_up::inject::{catalog_document, nov18_document};
 use tokio::sync::watch;
 
-const ADMIN: &str = "admin-secret-0123456789abcdef0123456789";
-const EDGE: &str = "edge-secret-0123456789abcdef0123456789ab";
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([4; 32])
-}
-
-/// A key the control plane trusts and the edge does not.
-fn other() -> SecretKey {
-    SecretKey::from_seed([5; 32])
-}
-
 async fn control(data: &std::path::Path, listen: SocketAddr) -> Server {
-    let mut tokens = Tokens::default();
-    tokens
-        .add_file(&format!("alice admin {ADMIN}\nedges edge {EDGE}\n"))
-        .unwrap();
-    let keys = Keyring::new([key().public(), other().public()]);
-    let mut c = Config::new(data.to_owned(), tokens, keys);
+    // `other_key` is trusted by the control plane and not by the edge.
+    let keys = Keyring::new([key().public(), other_key().public()]);
+    let mut c = Config::new(data.to_owned(), tokens(), keys);
     c.listen = listen;
     c.beat_interval_ms = 100;
     c.rollout_policy.tick_ms = 100;
@@ -165,12 +151,7 @@ async fn the_agent_follows_its_control_plane() {
 
     // A version: fetched, applied, ACKed.
     let v1 = catalog_document(1).unwrap();
-    let d1 = admin
-        .publish(Envelope::sign(&v1, &key()).to_json())
-        .await
-        .unwrap()
-        .artifact
-        .digest;
+    let d1 = admin.publish(signed(&v1)).await.unwrap().artifact.digest;
     let start = |digest| StartRollout {
         digest,
         reason: Some("test".into()),
@@ -191,7 +172,7 @@ async fn the_agent_follows_its_control_plane() {
     // The control plane refuses the 18 November file against the contract the edge
     // registered.
     let refused = admin
-        .publish(Envelope::sign(&nov18_document(2).unwrap(), &key()).to_json())
+        .publish(signed(&nov18_document(2).unwrap()))
         .await
         .unwrap_err();
     assert_eq!(refused.status(), Some(422));
@@ -199,7 +180,7 @@ async fn the_agent_follows_its_control_plane() {
     // A file the edge refuses (a key it does not trust): NACK with the issue code, the
     // version serving stays, the rollout rolls back.
     let d2 = admin
-        .publish(Envelope::sign(&catalog_document(2).unwrap(), &other()).to_json())
+        .publish(signed_by(&catalog_document(2).unwrap(), &other_key()))
         .await
         .unwrap()
         .artifact

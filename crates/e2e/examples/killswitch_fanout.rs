@@ -2,7 +2,7 @@
 //! R times; prints how long until every edge has the new state (p50, p99, max), and how
 //! many heartbeats per second the control plane answers with every edge beating flat out.
 //!
-//! `cargo run --release -p rampart-control --example propagation -- [AGENTS] [ROUNDS]`
+//! `cargo run --release -p rampart-e2e --example killswitch_fanout -- [AGENTS] [ROUNDS]`
 //!
 //! Bounded: at most 10,000 agents, 100 rounds, 30 s per round, 3 s of flat-out beating.
 
@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use rampart_api::{Client, Heartbeat, KillSwitchSet, Labels, Module, Registration};
 use rampart_artifact::{ContractSpec, Keyring, SecretKey};
-use rampart_control::auth::Tokens;
 use rampart_control::{Config, Server};
+use rampart_e2e::control_plane::{ADMIN, tokens};
 use tokio::sync::watch;
 
-const ADMIN: &str = "admin-secret-0123456789abcdef0123456789";
 const MAX_AGENTS: usize = 10_000;
 const MAX_ROUNDS: usize = 100;
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,11 +29,9 @@ async fn main() -> anyhow::Result<()> {
     let (agents, rounds) = (agents.clamp(1, MAX_AGENTS), rounds.clamp(1, MAX_ROUNDS));
 
     let dir = tempfile::tempdir()?;
-    let mut tokens = Tokens::default();
-    tokens.add_admin("bench", ADMIN)?;
     let mut config = Config::new(
         dir.path().to_owned(),
-        tokens,
+        tokens(),
         Keyring::new([SecretKey::from_seed([1; 32]).public()]),
     );
     config.listen = "127.0.0.1:0".parse()?;

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use rampart_generate::fit::{FitOptions, GOAL_AUC, TARGET_FEATURES, fit};
+use rampart_fit::{FitOptions, GOAL_AUC, TARGET_FEATURES, fit};
 use rampart_generate::{Catalog, catalog};
 use rampart_traffic::Profiles;
 

@@ -1,11 +1,26 @@
 //! `rampart model fit`: a logistic bot model over the edge's extractor catalogue, fitted on
-//! real user agents turned into realistic requests, evaluated on user agents it never saw.
+//! real user agents turned into realistic requests, evaluated on user agents it never saw. Its
+//! output is the generator's catalog file (`catalog/features.catalog.json`) and its report
+//! (`docs/model.md`).
 //!
 //! Steps: build the samples ([`dataset`]), drop extractors that do not vary, standardize on
 //! the training part, fit by Newton's method with an L2 penalty ([`logistic`]), keep the
 //! [`TARGET_FEATURES`] largest standardized weights and fit again, then fold the
 //! standardization back into raw weights and a bias, so the edge evaluates raw extractor
 //! values: `z = bias + Σ weight·value`, high for humans.
+//!
+//! # Layout
+//! - [`fit`]: the whole fit, samples to [`FitResult`] (catalog, report, evaluations).
+//! - [`dataset`]: the labelled samples from the traffic generator, split by user agent.
+//! - [`logistic`]: L2-regularized logistic regression by Newton's method.
+//! - [`auc`]: the area under the ROC curve.
+//! - `report`: the Markdown report, written from the numbers of the run.
+//!
+//! The one decision that matters: **the fit is a crate of its own, off the producer's path.**
+//! It needs the extractors ([`rampart_score`]) and the traffic generator ([`rampart_traffic`]);
+//! the generator only reads the catalog file the fit writes, so it depends on neither, and a
+//! change to the fit never rebuilds what publishes feature files. The fit is deterministic for
+//! a seed, so the committed catalog is checked against a fresh fit by a test.
 
 pub mod auc;
 pub mod dataset;
@@ -13,12 +28,12 @@ pub mod logistic;
 mod report;
 
 use rampart_artifact::Feature;
+use rampart_generate::catalog::{CATALOG_SCHEMA, Catalog};
 use rampart_score::catalogue::{CATALOGUE, COUNT};
 use rampart_score::edge_contract;
 use rampart_traffic::{Kind, Profiles};
 use serde_json::json;
 
-use crate::catalog::{CATALOG_SCHEMA, Catalog};
 use dataset::Dataset;
 use logistic::Matrix;
 
@@ -208,7 +223,7 @@ pub fn fit(profiles: &Profiles, options: &FitOptions) -> Result<FitResult, FitEr
             "samples_train": train.len(),
             "samples_held_out": test.len(),
             "held_out_auc": round6(final_auc),
-            "generator_version": crate::job::GENERATOR_VERSION,
+            "generator_version": rampart_generate::job::GENERATOR_VERSION,
         }),
     };
     let standardized: Vec<(usize, f64)> = fin
@@ -355,7 +370,7 @@ fn round6(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use rampart_artifact::{Document, Model, Provenance, SCHEMA, validate};
+    use rampart_artifact::{Document, Model, testing, validate};
     use rampart_score::{Plan, Scorer};
     use rampart_traffic::{Label, Mix, Traffic};
 
@@ -387,21 +402,10 @@ mod tests {
         assert_eq!(names, sorted, "catalog features are in name order");
         // The raw model, compiled for the edge, scores traffic it never saw: humans above bots.
         let doc = Document {
-            schema: SCHEMA.into(),
-            version: 1,
-            created_at: "2025-11-18T11:00:00Z".into(),
-            provenance: Provenance {
-                source: "catalog:test".into(),
-                query: "q".into(),
-                rows: 1,
-                generator: "t".into(),
-                generator_version: "0".into(),
-                server_version: None,
-            },
             model: Model {
                 bias: r.catalog.bias,
             },
-            features: r.catalog.features.clone(),
+            ..testing::document(1, r.catalog.features.clone())
         };
         let contract = edge_contract();
         let plan = Plan::compile(&validate(&doc, &contract, None).unwrap(), 200).unwrap();

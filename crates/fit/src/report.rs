@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use rampart_score::catalogue::{CATALOGUE, COUNT};
 use rampart_traffic::{Kind, Profiles};
 
-use super::dataset::{
+use crate::dataset::{
     Dataset, HOLDOUT_ONE_IN, IMITATOR_SHARE, REQUESTS_PER_BOT, REQUESTS_PER_BROWSER,
 };
-use super::{Evaluation, FitOptions, GOAL_AUC, L2_PENALTY};
-use crate::catalog::Catalog;
+use crate::{Evaluation, FitOptions, GOAL_AUC, L2_PENALTY};
+use rampart_generate::Catalog;
 
-pub(super) struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     pub options: &'a FitOptions,
     pub profiles: &'a Profiles,
     pub ds: &'a Dataset,
@@ -34,7 +34,7 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
-pub(super) fn render(i: &Inputs<'_>) -> String {
+pub(crate) fn render(i: &Inputs<'_>) -> String {
     let mut s = String::new();
     // Writing to a String cannot fail; the results are ignored throughout.
     let _ = writeln!(s, "# The bot model\n");
@@ -45,7 +45,7 @@ pub(super) fn render(i: &Inputs<'_>) -> String {
          source of `rampart generate`.\n",
         i.options.data,
         i.options.seed,
-        crate::job::GENERATOR_VERSION
+        rampart_generate::job::GENERATOR_VERSION
     );
 
     let _ = writeln!(s, "## Result\n");

@@ -8,7 +8,7 @@
 //!    the previous version again, in ms and in heartbeat intervals.
 //! 3. Propagation again, on a warm fleet.
 //!
-//! `cargo run --release -p rampart-up --example propagation -- [AGENTS] [NACKERS]`
+//! `cargo run --release -p rampart-e2e --example propagation -- [AGENTS] [NACKERS]`
 //!
 //! Bounded: at most 5,000 agents; every wait gives up after 120 s.
 
@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use rampart_api::{Client, Labels, StartRollout, Verdict};
 use rampart_artifact::{Digest, Envelope, Keyring, SecretKey};
-use rampart_control::auth::Tokens;
 use rampart_control::{Config, Server};
+use rampart_e2e::control_plane::{ADMIN, EDGE, PUBLISHER, tokens};
 use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
 use rampart_edge::bot::PlanCompiler;
 use rampart_edge::metrics::Metrics;
@@ -28,9 +28,6 @@ use rampart_ingest::{SoakConfig, Store};
 use rampart_up::inject::catalog_document;
 use tokio::sync::watch;
 
-const ADMIN: &str = "admin-secret-0123456789abcdef0123456789";
-const EDGE: &str = "edge-secret-0123456789abcdef0123456789ab";
-const PUBLISHER: &str = "publisher-secret-0123456789abcdef01234";
 const MAX_AGENTS: usize = 5_000;
 const WAIT: Duration = Duration::from_secs(120);
 /// The heartbeat interval (the control plane's default).
@@ -53,13 +50,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let key = SecretKey::from_seed([1; 32]);
     let rotated = SecretKey::from_seed([2; 32]);
-    let mut tokens = Tokens::default();
-    tokens.add_file(&format!(
-        "bench admin {ADMIN}\nedges edge {EDGE}\ngen publisher {PUBLISHER}\n"
-    ))?;
     let mut config = Config::new(
         base.path().join("control"),
-        tokens,
+        tokens(),
         Keyring::new([key.public(), rotated.public()]),
     );
     config.listen = "127.0.0.1:0".parse()?;
