@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 
 use crate::artifact::{ArtifactList, ArtifactMeta, DiffView, PublishResult};
 use crate::audit::AuditPage;
-use crate::error::ApiError;
+use crate::error::{ApiError, is_refusal};
 use crate::fleet::{ContractList, NodeList, NodeView, RegisterAnswer, Registration};
 use crate::heartbeat::{Heartbeat, HeartbeatAnswer};
 use crate::killswitch::{KillSwitchList, KillSwitchSet};
@@ -395,6 +395,13 @@ impl ClientError {
         }
     }
 
+    /// Whether the control plane refused the request itself ([`is_refusal`]: 422, 409, 413,
+    /// with its error body): the input is at fault. An answer without the API's error body
+    /// came from something in between and is not a refusal.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ClientError::Api { status, .. } if is_refusal(*status))
+    }
+
     /// The API error body, when the control plane sent one.
     pub fn api(&self) -> Option<&ApiError> {
         match self {
@@ -496,9 +503,21 @@ mod tests {
             br#"{"error":"invalid","message":"m","issues":[{"code":"too_many_features","message":"x"}]}"#,
         );
         assert!(!api.is_retryable());
+        assert!(api.is_refusal());
         assert_eq!(api.api().unwrap().issue_codes(), vec!["too_many_features"]);
         let proxy = error_from(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
         assert!(proxy.is_retryable());
+        assert!(!proxy.is_refusal());
+        let proxy_too_large = error_from(StatusCode::PAYLOAD_TOO_LARGE, b"<html>413</html>");
+        assert!(
+            !proxy_too_large.is_refusal(),
+            "not the control plane's answer"
+        );
+        let unauthorized = error_from(
+            StatusCode::UNAUTHORIZED,
+            br#"{"error":"unauthorized","message":"m"}"#,
+        );
+        assert!(!unauthorized.is_refusal());
         assert_eq!(proxy.status(), Some(502));
     }
 }

@@ -20,6 +20,16 @@ pub struct ApiError {
     pub issues: Option<Vec<IssueReport>>,
 }
 
+/// Whether an error answer with this status refuses the request itself, so the input is at
+/// fault and sending it again fails the same way: 422 (the artifact does not verify or breaks
+/// a contract), 409 (a conflict, or a digest marked bad), 413 (too large). The CLI exits 1
+/// on a refusal and the generator records a held run; any other failure (unreachable, 5xx,
+/// 401/403, a body that is not an [`ApiError`]) is an error (exit 2, nothing recorded).
+/// The one rule for both the async [`Client`](crate::Client) and the generator's publisher.
+pub fn is_refusal(status: u16) -> bool {
+    matches!(status, 409 | 413 | 422)
+}
+
 /// The codes of [`ApiError::error`], each with its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -200,6 +210,29 @@ impl From<&Issue> for IssueReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_the_statuses_of_the_input_at_fault() {
+        for code in [
+            ErrorCode::Invalid,
+            ErrorCode::MarkedBad,
+            ErrorCode::Conflict,
+            ErrorCode::PayloadTooLarge,
+        ] {
+            assert!(is_refusal(code.status()), "{code}");
+        }
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::Internal,
+            ErrorCode::Unavailable,
+        ] {
+            assert!(!is_refusal(code.status()), "{code}");
+        }
+        assert!(!is_refusal(200) && !is_refusal(201) && !is_refusal(502));
+    }
 
     #[test]
     fn codes_round_trip_and_have_error_statuses() {

@@ -16,6 +16,8 @@
 //! - [`killswitch`], [`rollout`], [`audit`]: operator requests and views.
 //! - [`limits`]: every bound both sides enforce.
 //! - [`client`]: [`Client`], with timeouts, for the edge agent (tokio), the CLI and tests.
+//! - [`token`]: bearer-token files and `RAMPART_TOKEN`, as every client reads them.
+//! - [`error::is_refusal`]: the one rule for which answers refuse the input (exit 1, held).
 //!
 //! # The decision that matters
 //! **The heartbeat is level-based and carries an etag.** An edge always reports its whole
@@ -38,6 +40,7 @@ pub mod killswitch;
 pub mod limits;
 pub mod rollout;
 pub mod routes;
+pub mod token;
 
 pub use artifact::{ArtifactList, ArtifactMeta, BadMark, ChangeView, DiffView, PublishResult};
 pub use audit::{AuditEntry, AuditPage};

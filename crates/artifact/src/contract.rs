@@ -102,6 +102,15 @@ impl Contract {
         Self::try_from(serde_json::from_str::<ContractSpec>(text)?)
     }
 
+    /// Reads a contract file in either format: JSON when it starts with `{`, else TOML.
+    pub fn parse(text: &str) -> Result<Self, ContractError> {
+        if text.trim_start().starts_with('{') {
+            Self::from_json(text)
+        } else {
+            Self::from_toml(text)
+        }
+    }
+
     /// The contract as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string(&self.spec).unwrap_or_default()
@@ -227,6 +236,16 @@ impl TryFrom<ContractSpec> for Contract {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_reads_either_format_and_refuses_neither() {
+        let c = Contract::default();
+        let json = serde_json::to_string(c.spec()).unwrap();
+        assert_eq!(Contract::parse(&format!("  {json}")).unwrap(), c);
+        assert_eq!(Contract::parse(&c.to_toml()).unwrap(), c);
+        assert!(Contract::parse("{ not json").is_err());
+        assert!(Contract::parse("= not toml").is_err());
+    }
 
     #[test]
     fn an_empty_file_is_the_default_contract() {

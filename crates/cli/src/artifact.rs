@@ -118,12 +118,7 @@ pub(crate) fn load_contract(path: Option<&Path>) -> anyhow::Result<Contract> {
         return Ok(Contract::default());
     };
     let text = files::read_text(path)?;
-    let contract = if text.trim_start().starts_with('{') {
-        Contract::from_json(&text)
-    } else {
-        Contract::from_toml(&text)
-    };
-    contract.with_context(|| format!("contract {}", path.display()))
+    Contract::parse(&text).with_context(|| format!("contract {}", path.display()))
 }
 
 pub(crate) fn load_keyring(paths: &[PathBuf]) -> anyhow::Result<Keyring> {
@@ -139,7 +134,7 @@ pub(crate) fn load_keyring(paths: &[PathBuf]) -> anyhow::Result<Keyring> {
 
 /// Reads a feature file for inspection: bounded by the largest contract allowed.
 fn read_any(path: &Path) -> anyhow::Result<Vec<u8>> {
-    files::read_capped(path, wire_limit(HARD_MAX_BYTES))
+    Ok(files::read_capped(path, wire_limit(HARD_MAX_BYTES))?)
 }
 
 fn decode_or_report(path: &Path, bytes: &[u8], format: Format) -> Option<Decoded> {

@@ -1,16 +1,19 @@
 //! `rampart`: the one binary. Each verb lives in its own module or crate; this file only
 //! parses arguments and maps outcomes to exit codes.
 //!
+//! The rule for where a verb's flags live: a long-running service (`edge`, `control`, `up`,
+//! `generate`, which runs `--every`) owns a `cli` module with its `Args` and `run` in its own
+//! crate; a client verb (`artifact`, `keygen`, `rollout`, `killswitch`, `replay`, `model fit`)
+//! is a module here.
+//!
 //! Exit codes: 0 ok, 1 the input is invalid or a check failed, 2 usage or I/O error.
 
 mod artifact;
 mod files;
-mod generate;
 mod keygen;
-// CONTROL: the control plane's client verbs.
 mod killswitch;
+mod model;
 mod remote;
-// REPLAY: the fleet simulator's verb.
 mod replay;
 mod rollout;
 
@@ -29,7 +32,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // UP: the one command that runs everything.
     /// Run everything on this machine: control plane, origin, edges, generator, traffic.
     Up(Box<rampart_up::UpArgs>),
     /// Write a new ed25519 key pair for signing feature files.
@@ -39,13 +41,11 @@ enum Command {
     Artifact(artifact::Command),
     /// Run the edge proxy: score requests with the bot module, forward them to the origin.
     Edge(rampart_edge::cli::EdgeArgs),
-    // GENERATE: the `generate` and `model` verbs go here (rampart-generate's cli module).
     /// Generate a signed feature file through the producer guards.
-    Generate(Box<generate::Args>),
+    Generate(Box<rampart_generate::cli::Args>),
     /// The bot model: `rampart model fit`.
     #[command(subcommand)]
-    Model(generate::ModelCommand),
-    // CONTROL: `control`, `rollout` and `killswitch`.
+    Model(model::ModelCommand),
     /// Run the control plane: artifact store, fleet registry, gated rollouts, kill switches.
     Control(Box<rampart_control::cli::ControlArgs>),
     /// Start, follow and steer rollouts on a control plane.
@@ -54,7 +54,6 @@ enum Command {
     /// Turn a module off or on, fleet-wide or on one node, through the control plane.
     #[command(subcommand)]
     Killswitch(killswitch::Command),
-    // REPLAY: `replay`.
     /// Replay an incident (nov18, dec5, or a scenario file) on a simulated fleet: naive,
     /// rampart, or each layer alone; writes summary.json and report.html.
     Replay(Box<replay::Args>),
@@ -68,19 +67,17 @@ pub(crate) const EXIT_ERROR: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        // UP: dispatch.
         Command::Up(args) => rampart_up::run(&args),
         Command::Keygen(args) => keygen::run(&args),
         Command::Artifact(cmd) => artifact::run(cmd),
         Command::Edge(args) => rampart_edge::cli::run(args),
-        // GENERATE: dispatch here.
-        Command::Generate(args) => generate::run(*args),
-        Command::Model(cmd) => generate::model(cmd),
-        // CONTROL: dispatch.
+        Command::Generate(args) => {
+            rampart_generate::cli::run(*args, rampart_score::edge_contract())
+        }
+        Command::Model(cmd) => model::model(cmd),
         Command::Control(args) => rampart_control::cli::run(*args),
         Command::Rollout(cmd) => rollout::run(cmd),
         Command::Killswitch(cmd) => killswitch::run(cmd),
-        // REPLAY: dispatch.
         Command::Replay(args) => replay::run(&args),
     };
     match result {

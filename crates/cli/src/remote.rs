@@ -4,13 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use rampart_api::{Client, ClientError};
 
 use crate::{EXIT_ERROR, EXIT_INVALID};
-
-/// The environment variable read for the token when no `--token-file` is given.
-pub(crate) const TOKEN_ENV: &str = "RAMPART_TOKEN";
 
 /// Where the control plane is, and who we are.
 #[derive(Debug, clap::Args)]
@@ -34,25 +31,15 @@ impl Remote {
                 token_from(&crate::files::read_text(f)?)
                     .with_context(|| format!("{} holds no token", f.display()))?,
             ),
-            None => std::env::var(TOKEN_ENV)
-                .ok()
-                .filter(|t| !t.trim().is_empty()),
+            None => rampart_api::token::from_env(),
         };
         Ok(Client::new(&self.control, token)?)
     }
 }
 
-/// The secret of a token file: the last field of its first line that is not blank or a
-/// comment (so the control plane's own token file works too).
+/// The secret of a token file ([`rampart_api::token::secret`]).
 pub(crate) fn token_from(text: &str) -> anyhow::Result<String> {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'));
-    match line.and_then(|l| l.split_whitespace().last()) {
-        Some(secret) => Ok(secret.to_owned()),
-        None => bail!("no token line"),
-    }
+    rampart_api::token::secret(text).context("no token line")
 }
 
 /// A current-thread runtime for one command.
@@ -73,9 +60,10 @@ pub(crate) fn fail(e: &ClientError) -> ExitCode {
             eprintln!("  {}: {}", issue.code, issue.message);
         }
     }
-    match e.status() {
-        Some(409 | 422) => ExitCode::from(EXIT_INVALID),
-        _ => ExitCode::from(EXIT_ERROR),
+    if e.is_refusal() {
+        ExitCode::from(EXIT_INVALID)
+    } else {
+        ExitCode::from(EXIT_ERROR)
     }
 }
 
@@ -84,19 +72,4 @@ pub(crate) fn out(text: &str) {
     use std::io::Write as _;
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_file_may_be_bare_or_a_control_plane_line() {
-        assert_eq!(token_from("s3cret\n").unwrap(), "s3cret");
-        assert_eq!(
-            token_from("# ops\n\nalice admin s3cret\nbob edge other\n").unwrap(),
-            "s3cret"
-        );
-        assert!(token_from("# nothing\n").is_err());
-    }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use rampart_artifact::limits::read_bounded;
 use rampart_artifact::{Contract, Keyring, PublicKey};
+use rampart_host::file;
 
 use crate::auth::Tokens;
 use crate::config::{
@@ -96,7 +96,7 @@ impl ControlArgs {
             );
         }
         if let Some(f) = &self.policy {
-            let bytes = read_file(f, MAX_POLICY_FILE_BYTES)?;
+            let bytes = file::read_capped(f, MAX_POLICY_FILE_BYTES)?;
             let text = String::from_utf8(bytes)
                 .with_context(|| format!("{} is not UTF-8", f.display()))?;
             let policy: PolicyFile =
@@ -116,7 +116,7 @@ impl ControlArgs {
 
 /// Runs `rampart control` until SIGTERM or SIGINT.
 pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    rampart_host::log::init();
     let config = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -145,22 +145,6 @@ pub fn run(args: ControlArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_file(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    read_bounded(file, limit).with_context(|| format!("cannot read {}", path.display()))
-}
-
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    String::from_utf8(read_file(path, MAX_SMALL_FILE_BYTES)?)
-        .with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+fn read_text(path: &Path) -> Result<String, file::Error> {
+    file::read_text(path, MAX_SMALL_FILE_BYTES)
 }

@@ -22,13 +22,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use rampart_host::clock::now_ms;
 use rampart_ingest::{ApplyOutcome, Mode, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentReport;
 use crate::bot::PlanCompiler;
 use crate::metrics::{Metrics, family};
-use crate::proxy::now_ms;
 
 /// Largest admin request body: the commands are a few dozen bytes of JSON.
 pub const MAX_ADMIN_BODY: usize = 4 * 1024;

@@ -36,6 +36,7 @@ use rampart_api::{
     Active, ApplyReport, Client, ClientError, Desired, ErrorCode, Heartbeat, HeartbeatAnswer,
     Labels, Registration, Scope, Verdict,
 };
+use rampart_host::clock::now_ms;
 use rampart_ingest::{ApplyOutcome, Mode, Origin, Store};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -514,11 +515,4 @@ fn seed(node: &str) -> u64 {
         .fold(u64::from(nanos) ^ 0xcbf2_9ce4_8422_2325, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         })
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use rampart_artifact::limits::{ReadError, read_bounded};
 use rampart_artifact::{Contract, Keyring, PublicKey};
 
 use rampart_api::Labels;
 use rampart_api::limits::MAX_IDENT_LEN;
+use rampart_host::file::read_text;
 
 use crate::agent::AgentConfig;
 use crate::config::{
@@ -365,7 +365,7 @@ impl ServeArgs {
         labels.check()?;
         let token = match self.control_token_file.clone().or(file.token_file) {
             Some(path) => Some(
-                token_from(&read_text(&path, MAX_SMALL_FILE_BYTES)?)
+                rampart_api::token::secret(&read_text(&path, MAX_SMALL_FILE_BYTES)?)
                     .with_context(|| format!("no token in {}", path.display()))?,
             ),
             None => {
@@ -392,14 +392,6 @@ impl ServeArgs {
     }
 }
 
-/// The token in a token file: a bare secret, or the last field of the first line that has
-/// one (`NAME ROLE SECRET`).
-fn token_from(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|line| line.split_whitespace().last())
-        .map(str::to_owned)
-}
-
 /// The host name, made a valid node id; `edge` when there is none.
 fn default_node_id() -> String {
     let host = read_text(Path::new(HOSTNAME_FILE), MAX_IDENT_LEN * 4).unwrap_or_default();
@@ -420,7 +412,7 @@ fn default_node_id() -> String {
 
 /// Runs `rampart edge`: serves until SIGTERM or SIGINT, drains, records a clean exit.
 pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    rampart_host::log::init();
     if let Some(EdgeCommand::Contract(c)) = args.command {
         let contract = load_contract(c.contract.as_deref())?;
         let text = match c.format {
@@ -485,32 +477,6 @@ fn load_contract(path: Option<&Path>) -> anyhow::Result<Contract> {
             Contract::from_toml(&text).with_context(|| format!("contract {}", p.display()))
         }
     }
-}
-
-/// Reads a small text file with a size bound.
-fn read_text(path: &Path, limit: usize) -> anyhow::Result<String> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let bytes = match read_bounded(file, limit) {
-        Ok(b) => b,
-        Err(ReadError::TooLarge(_)) => bail!("{} is over {limit} bytes", path.display()),
-        Err(ReadError::Io(e)) => {
-            return Err(e).with_context(|| format!("cannot read {}", path.display()));
-        }
-    };
-    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-/// Logs to stderr with `RUST_LOG` (default `info`). A second call is harmless.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 /// Replaces the default panic hook with one that logs at most one panic per
@@ -690,7 +656,10 @@ mod tests {
         bad.extend(["--control", "ftp://h:1"]);
         assert!(parse(&bad).unwrap().serve.resolve().is_err());
         assert!(!default_node_id().is_empty());
-        assert_eq!(token_from("\n  bare  \n"), Some("bare".into()));
+        assert_eq!(
+            rampart_api::token::secret("\n  bare  \n"),
+            Some("bare".into())
+        );
     }
 
     #[test]

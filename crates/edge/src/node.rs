@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rampart_host::clock::now_ms;
 use rampart_ingest::{BootError, Origin, SentinelConfig, SoakConfig, Store};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
@@ -18,7 +19,7 @@ use crate::bot::{BotModule, PlanCompiler};
 use crate::config::{ADMIN_MAX_CONNECTIONS, Config};
 use crate::metrics::Metrics;
 use crate::module::Boundary;
-use crate::proxy::{OriginTimeouts, Proxy, Upstream, now_ms};
+use crate::proxy::{OriginTimeouts, Proxy, Upstream};
 use crate::server::{Drained, ServeOptions, ShutdownSignal, ShutdownTrigger, serve};
 use crate::watch::Watcher;
 

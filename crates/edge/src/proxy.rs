@@ -16,13 +16,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use rampart_host::clock::now_ms;
 use rampart_score::AgentMemo;
 
 use headers::{Forwarding, Scan};
@@ -377,14 +378,6 @@ pub(crate) fn short(status: StatusCode, body: &'static str) -> Response<ProxyBod
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -622,10 +622,7 @@ async fn a_missing_watch_dir_is_created_and_watched() {
 async fn an_operator_clears_safe_mode_through_the_admin_api() {
     let origin = Origin::start().await;
     // A boot journal of six deaths right after activating v1: the next boot is safe mode.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = rampart_host::clock::now_ms();
     let digest = format!("sha256:{}", "ab".repeat(32));
     let edge = start(origin.addr, |c| {
         let dir = c.data_dir.join("sentinel");

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::guard::{self, Refusal};
 use crate::publish::{PublishError, Target};
 use crate::source::{Candidate, Source, SourceError};
-use crate::state::{Freeze, Published, Run, StateDir, StateError, write_atomic};
+use crate::state::{Freeze, Published, Run, StateDir, StateError};
 
 /// The generator's name in provenance.
 pub const GENERATOR: &str = "rampart-generate";
@@ -165,12 +165,12 @@ impl Job {
         let envelope = Envelope::sign(&document, &self.key);
         let output = match &self.output {
             Output::File(path) => {
-                if let Err(source) = write_atomic(path, &envelope.to_json()) {
+                if let Err(e) = rampart_host::file::write_atomic(path, &envelope.to_json()) {
                     state.counters.failed += 1;
                     let _ = dir.save(&state);
                     return Err(GenerateError::Output {
                         path: path.clone(),
-                        source,
+                        source: e.into_io(),
                     });
                 }
                 path.display().to_string()

@@ -16,6 +16,7 @@
 //! - [`job`]: [`Job::run_once`]: one run, source to signed file, and its [`Outcome`].
 //! - [`publish`]: `--publish URL`: the signed file to the control plane (`POST /v1/artifacts`).
 //! - [`schedule`]: `--every`: runs on a cadence until a signal.
+//! - [`cli`]: `rampart generate`'s flags and run (once, or `--every`), dispatched to by the binary.
 //!
 //! The one decision that matters: **guards are pure and all of them run.** Each guard is a
 //! function of the candidate and of what came before (the last published file, the digests
@@ -23,6 +24,7 @@
 //! at once; nothing is written unless none refuses.
 
 pub mod catalog;
+pub mod cli;
 pub mod guard;
 pub mod job;
 pub mod publish;

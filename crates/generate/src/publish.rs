@@ -3,8 +3,9 @@
 //!
 //! Blocking (ureq), like the ClickHouse source: a generator run is one short sequential job.
 //! The answer decides what the state dir records: only a file the control plane **accepted**
-//! becomes the published version; a refusal (422 and friends) is a held run with the control
-//! plane's issues; an unreachable control plane is an error and nothing is recorded.
+//! becomes the published version; a refusal ([`rampart_api::error::is_refusal`], the same rule
+//! as the CLI's) is a held run with the control plane's issues; an unreachable control plane
+//! is an error and nothing is recorded.
 
 use std::fmt;
 use std::io::Read as _;
@@ -110,7 +111,7 @@ impl Target {
             Err(ureq::Error::Status(status, response)) => {
                 let body = read_body(response).unwrap_or_default();
                 match serde_json::from_slice::<ApiError>(&body) {
-                    Ok(error) if matches!(status, 409 | 413 | 422) => {
+                    Ok(error) if rampart_api::error::is_refusal(status) => {
                         Err(PublishError::Refused { status, error })
                     }
                     Ok(error) => Err(failed(format!("{status}: {error}"))),

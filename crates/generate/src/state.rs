@@ -11,10 +11,10 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use rampart_artifact::{Digest, Document};
+use rampart_host::file;
 use serde::{Deserialize, Serialize};
 
 /// The schema identifier of `state.json`.
@@ -262,24 +262,21 @@ impl StateDir {
     }
 
     fn read(&self, name: &'static str) -> Result<Option<Vec<u8>>, StateError> {
-        let path = self.dir.join(name);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io(format!("open {name}"), e)),
-        };
-        let mut bytes = Vec::new();
-        file.take(MAX_STATE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| self.io(format!("read {name}"), e))?;
-        if bytes.len() as u64 > MAX_STATE_BYTES {
-            return Err(self.corrupt(name, format!("larger than {MAX_STATE_BYTES} bytes")));
+        let limit = usize::try_from(MAX_STATE_BYTES).unwrap_or(usize::MAX);
+        match file::read_capped(&self.dir.join(name), limit) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(file::Error::TooLarge { .. }) => {
+                Err(self.corrupt(name, format!("larger than {MAX_STATE_BYTES} bytes")))
+            }
+            Err(file::Error::Io { op, source, .. }) => Err(self.io(format!("{op} {name}"), source)),
+            Err(e) => Err(self.io(format!("read {name}"), e.into_io())),
         }
-        Ok(Some(bytes))
     }
 
     fn write(&self, name: &'static str, bytes: &[u8]) -> Result<(), StateError> {
-        write_atomic(&self.dir.join(name), bytes).map_err(|e| self.io(format!("write {name}"), e))
+        file::write_atomic(&self.dir.join(name), bytes)
+            .map_err(|e| self.io(format!("write {name}"), e.into_io()))
     }
 
     fn io(&self, what: String, source: std::io::Error) -> StateError {
@@ -297,35 +294,6 @@ impl StateDir {
             detail,
         }
     }
-}
-
-/// Writes a file atomically: a temp file beside it, fsync, rename over the target, fsync of
-/// the directory. A crash leaves the old file or the new one, never half of one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("not a file path"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename is durable only once the directory is.
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -411,17 +379,25 @@ mod tests {
     }
 
     #[test]
-    fn atomic_writes_replace_and_leave_no_temp_file() {
+    fn saves_leave_no_temp_file_and_an_oversized_file_is_corrupt() {
         let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("f");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(tmp.path())
+        let dir = StateDir::open(tmp.path()).unwrap();
+        dir.save(&State::default()).unwrap();
+        dir.save(&State::default()).unwrap();
+        let mut names: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-        assert!(write_atomic(&tmp.path().join("no/such/dir/f"), b"x").is_err());
+        names.sort();
+        assert_eq!(names, [LOCK_FILE, STATE_FILE], "no temp file left");
+        let big = vec![b' '; usize::try_from(MAX_STATE_BYTES).unwrap() + 1];
+        fs::write(tmp.path().join(STATE_FILE), big).unwrap();
+        assert!(matches!(
+            dir.load(),
+            Err(StateError::Corrupt {
+                file: STATE_FILE,
+                ..
+            })
+        ));
     }
 }

@@ -1,4 +1,5 @@
-//! The two file operations ingestion trusts: a capped read and an atomic replace.
+//! The two file operations ingestion trusts, a capped read and an atomic replace, with
+//! ingestion's own [`DiskError`]; the operations themselves are `rampart_host::file`'s.
 //!
 //! Every file in the data dir is read with [`read_capped`] (its length from metadata is
 //! compared with the cap before a byte is read, and the read itself stops at the cap, so a
@@ -6,11 +7,10 @@
 //! [`write_atomic`] (temp file, fsync, rename, fsync of the directory), so a crash at any
 //! instant leaves either the old file or the new one, never half of one.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use rampart_artifact::limits::{ReadError, read_bounded};
+use rampart_host::file;
 
 /// Why a data-dir file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,95 +42,55 @@ pub enum DiskError {
 // === impl DiskError ===
 
 impl DiskError {
-    fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DiskError + 'a {
-        move |source| DiskError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        }
-    }
-
     /// Whether the file simply does not exist (a fresh data dir).
     pub fn is_not_found(&self) -> bool {
         matches!(self, DiskError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 }
 
-/// Reads a whole file of at most `limit` bytes: metadata length first, then a read that
-/// stops at `limit + 1` bytes.
-pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, DiskError> {
-    let file = File::open(path).map_err(DiskError::io("open", path))?;
-    let len = file.metadata().map_err(DiskError::io("stat", path))?.len();
-    if len > u64::try_from(limit).unwrap_or(u64::MAX) {
-        return Err(DiskError::TooLarge {
-            path: path.to_owned(),
-            size: Some(len),
-            limit,
-        });
+impl From<file::Error> for DiskError {
+    fn from(e: file::Error) -> Self {
+        match e {
+            file::Error::TooLarge { path, size, limit } => {
+                DiskError::TooLarge { path, size, limit }
+            }
+            file::Error::Io { op, path, source } => DiskError::Io { op, path, source },
+            // Ingestion reads bytes, never text: kept total rather than assumed away.
+            file::Error::NotUtf8 { path, source } => DiskError::Io {
+                op: "read",
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidData, source),
+            },
+        }
     }
-    read_bounded(file, limit).map_err(|e| match e {
-        ReadError::TooLarge(t) => DiskError::TooLarge {
-            path: path.to_owned(),
-            size: t.size,
-            limit,
-        },
-        ReadError::Io(source) => DiskError::Io {
-            op: "read",
-            path: path.to_owned(),
-            source,
-        },
-    })
 }
 
-/// Replaces `path` with `bytes` atomically and durably: write `path.tmp`, fsync it, rename
-/// it over `path`, fsync the directory (without the last step a power cut can forget the
-/// rename).
+/// Reads a whole file of at most `limit` bytes: metadata length first, then a read that
+/// stops at `limit + 1` bytes ([`rampart_host::file::read_capped`]).
+pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, DiskError> {
+    file::read_capped(path, limit).map_err(DiskError::from)
+}
+
+/// Replaces `path` with `bytes` atomically and durably: a temp file beside it, fsync,
+/// rename over `path`, fsync of the directory (without the last step a power cut can forget
+/// the rename); see [`rampart_host::file::write_atomic`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
-    let tmp = tmp_path(path);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(DiskError::io("create", &tmp))?;
-    file.write_all(bytes)
-        .map_err(DiskError::io("write", &tmp))?;
-    file.sync_all().map_err(DiskError::io("sync", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(DiskError::io("rename", path))?;
-    sync_parent(path)
+    file::write_atomic(path, bytes).map_err(DiskError::from)
 }
 
 /// Renames `from` to `to` (replacing it) and makes the rename durable.
 pub fn rename_durable(from: &Path, to: &Path) -> Result<(), DiskError> {
-    fs::rename(from, to).map_err(DiskError::io("rename", from))?;
-    sync_parent(to)
+    file::rename_durable(from, to).map_err(DiskError::from)
 }
 
 /// Creates a directory and its parents.
 pub fn ensure_dir(path: &Path) -> Result<(), DiskError> {
-    fs::create_dir_all(path).map_err(DiskError::io("create dir", path))
+    file::ensure_dir(path).map_err(DiskError::from)
 }
 
 /// Fsyncs the directory holding `path`, so a rename or a new file in it survives a power cut.
 pub fn sync_parent(path: &Path) -> Result<(), DiskError> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(DiskError::io("sync dir", dir))
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    path.with_file_name(name)
+    file::sync_parent(path).map_err(DiskError::from)
 }
 
 #[cfg(test)]
@@ -144,7 +104,11 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(read_capped(&path, 3).unwrap(), b"two");
-        assert!(!dir.path().join("f.rfeat.tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f.rfeat"], "no temp file left");
     }
 
     #[test]

@@ -15,9 +15,10 @@ mod fixtures;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fixtures::*;
+use rampart_host::clock::now_ms;
 use rampart_ingest::{ApplyOutcome, Config, Mode, Origin, Store};
 use serde::{Deserialize, Serialize};
 
@@ -163,13 +164,6 @@ struct Report {
     poisoned: Vec<u64>,
     outcomes: Vec<String>,
     scoring: bool,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 fn child_config(dir: &Path) -> Config {

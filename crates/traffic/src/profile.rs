@@ -1,10 +1,10 @@
 //! The user-agent profiles traffic is made from: real browsers with their share of traffic,
 //! and real bot user agents with their family's tags.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use http::HeaderValue;
+use rampart_host::file;
 use serde::Deserialize;
 
 use crate::rng::Rng;
@@ -221,21 +221,14 @@ fn header_safe(ua: &str) -> bool {
 }
 
 fn read_text(path: &Path) -> Result<String, ProfileError> {
-    let io = |source| ProfileError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    file.take(MAX_DATA_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_DATA_FILE {
-        return Err(ProfileError::TooLarge {
+    let limit = usize::try_from(MAX_DATA_FILE).unwrap_or(usize::MAX);
+    file::read_text(path, limit).map_err(|e| match e {
+        file::Error::TooLarge { path, .. } => ProfileError::TooLarge { path },
+        e => ProfileError::Io {
             path: path.to_owned(),
-        });
-    }
-    Ok(text)
+            source: e.into_io(),
+        },
+    })
 }
 
 #[cfg(test)]

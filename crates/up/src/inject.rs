@@ -19,6 +19,7 @@ use anyhow::{Context as _, bail};
 use rampart_api::{Client, RolloutView};
 use rampart_artifact::{Digest, Document, Envelope, Feature, SecretKey};
 use rampart_generate::guard;
+use rampart_host::clock::now_ms;
 
 use crate::status;
 
@@ -106,15 +107,16 @@ pub async fn nov18(t: &Target, say: &(dyn Fn(String) + Send + Sync)) -> anyhow::
     });
     let signed = Envelope::sign(&doc, &t.key).to_json();
     match t.publisher.publish(signed.clone()).await {
-        Err(e) if e.status() == Some(422) => {
+        Err(e) if e.is_refusal() => {
+            let status = e.status().unwrap_or_default();
             let codes = e.api().map(|a| tally(&a.issue_codes())).unwrap_or_default();
             say(format!(
-                "inject: {name}: control plane REFUSES it (422): {codes}"
+                "inject: {name}: control plane REFUSES it ({status}): {codes}"
             ));
             stops.push(Stop {
                 file: name.clone(),
                 layer: "control plane".into(),
-                detail: format!("422 {codes}"),
+                detail: format!("{status} {codes}"),
             });
         }
         Err(e) => bail!("publishing the nov18 file: {e}"),
@@ -299,12 +301,6 @@ pub fn tally(codes: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The gate that failed a rollout, from its stored state (`cause.failure.gate`).

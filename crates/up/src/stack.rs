@@ -203,11 +203,10 @@ pub fn parse_edge_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((proxy.parse().ok()?, admin.parse().ok()?))
 }
 
-/// Writes `bytes` into an edge's watch dir the way a publisher should: aside, then renamed.
+/// Writes `bytes` into an edge's watch dir the way a publisher should: a hidden temp file, then renamed (`rampart_host::file::write_atomic`).
 pub fn drop_into(watch_dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let aside = watch_dir.join(format!(".{name}.tmp"));
-    std::fs::write(&aside, bytes)?;
-    std::fs::rename(&aside, watch_dir.join(name))
+    rampart_host::file::write_atomic(&watch_dir.join(name), bytes)
+        .map_err(rampart_host::file::Error::into_io)
 }
 
 /// The children's log level: `RUST_LOG` if set, else `info`.

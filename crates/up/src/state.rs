@@ -115,13 +115,12 @@ impl State {
         })
     }
 
-    /// Writes [`FILE`] into the work dir: aside, then renamed. Returns its path.
+    /// Writes [`FILE`] into the work dir: atomically and durably (`rampart_host::file::write_atomic`). Returns its path.
     pub fn write(&self, work: &Workdir) -> io::Result<PathBuf> {
         let file = work.root.join(FILE);
-        let aside = work.root.join(format!(".{FILE}.tmp"));
         let text = serde_json::to_string_pretty(&self.to_json(work)).map_err(io::Error::other)?;
-        std::fs::write(&aside, text + "\n")?;
-        std::fs::rename(&aside, &file)?;
+        rampart_host::file::write_atomic(&file, (text + "\n").as_bytes())
+            .map_err(rampart_host::file::Error::into_io)?;
         Ok(file)
     }
 }

@@ -1,5 +1,6 @@
-//! `rampart generate` and `rampart model fit`: thin wrappers over `rampart-generate` and
-//! `rampart-fit`.
+//! `rampart generate`: its flags and its run, once or on a schedule (`--every`) until a
+//! signal. The binary (`rampart-cli`) only dispatches here, as it does to `rampart_edge::cli`
+//! and `rampart_control::cli`: a long-running service owns its flags.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,23 +8,24 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rampart_artifact::{Contract, SecretKey};
-use rampart_fit::FitOptions;
-use rampart_generate::publish::Target;
-use rampart_generate::schedule::{parse_interval, run_every, stop_on_signals};
-use rampart_generate::source::clickhouse::Credentials;
-use rampart_generate::source::{
+use time::OffsetDateTime;
+
+use crate::publish::Target;
+use crate::schedule::{parse_interval, run_every, stop_on_signals};
+use crate::source::clickhouse::Credentials;
+use crate::source::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, DEFAULT_SOURCE, DEFAULT_TABLE,
     DEFAULT_WEIGHTS_TABLE,
 };
-use rampart_generate::{Catalog, Job, Output, Source, Weights};
-use time::OffsetDateTime;
+use crate::{Catalog, Job, Output, Source, Weights};
 
-use crate::{artifact, files, remote};
+/// Keys, models, contracts and tokens are small; anything larger is a mistake.
+const MAX_TEXT_FILE: usize = 4 * 1024 * 1024;
 
 /// Generate a signed feature file from ClickHouse or the embedded catalog, through the
 /// producer guards. Exit 0 published or unchanged, 1 held by a guard, 2 error.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// `clickhouse://HOST:PORT/DATABASE`, `catalog:embedded` or `catalog:PATH`.
     #[arg(long, default_value = DEFAULT_SOURCE)]
     source: String,
@@ -88,34 +90,12 @@ pub(crate) struct Args {
     max_runs: Option<u64>,
 }
 
-/// Bot model commands.
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum ModelCommand {
-    /// Fit the logistic bot model on labelled user agents; write the catalog and the report.
-    Fit(FitArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct FitArgs {
-    /// Directory with browsers.json and bots.json.
-    #[arg(long, default_value = "../shared/data/user-agents")]
-    data: PathBuf,
-    /// Seed of the traffic generator.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Features to keep.
-    #[arg(long, default_value_t = rampart_fit::TARGET_FEATURES)]
-    features: usize,
-    /// The catalog file to write.
-    #[arg(long, default_value = "catalog/features.catalog.json")]
-    out: PathBuf,
-    /// The report to write.
-    #[arg(long, default_value = "docs/model.md")]
-    report: PathBuf,
-}
-
-pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut job = job(&args)?;
+/// Runs `rampart generate`: once (exit 0 published or unchanged, 1 held, 2 error), or with
+/// `--every` on a schedule until a signal, then prints the totals. `default_contract` is
+/// checked when no `--contract` is given: the binary passes the edge's, since the producer
+/// takes contracts as input and does not depend on the scorer.
+pub fn run(args: Args, default_contract: Contract) -> anyhow::Result<ExitCode> {
+    let mut job = job(&args, default_contract)?;
     let Some(every) = args.every else {
         return match job.run_once(OffsetDateTime::now_utc()) {
             Ok(outcome) => {
@@ -141,12 +121,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn job(args: &Args) -> anyhow::Result<Job> {
+fn job(args: &Args, default_contract: Contract) -> anyhow::Result<Job> {
     let mut source = Source::parse(&args.source)?;
     if let Source::ClickHouse(ch) = source {
         let weights = match &args.model {
             Some(path) => {
-                let text = files::read_text(path)?;
+                let text = read_text(path)?;
                 let model =
                     Catalog::parse(&text).with_context(|| format!("model {}", path.display()))?;
                 Weights::Model(Box::new(model))
@@ -168,26 +148,27 @@ fn job(args: &Args) -> anyhow::Result<Job> {
         );
     }
     let contracts: Vec<Contract> = if args.contract.is_empty() {
-        vec![rampart_score::edge_contract()]
+        vec![default_contract]
     } else {
         args.contract
             .iter()
-            .map(|p| artifact::load_contract(Some(p)))
+            .map(|p| {
+                Contract::parse(&read_text(p)?).with_context(|| format!("contract {}", p.display()))
+            })
             .collect::<anyhow::Result<_>>()?
     };
-    let key = SecretKey::from_pem(&files::read_text(&args.key)?)
+    let key = SecretKey::from_pem(&read_text(&args.key)?)
         .with_context(|| format!("key {}", args.key.display()))?;
     let output = match (&args.out, &args.publish) {
         (Some(path), _) => Output::File(path.clone()),
         (None, Some(url)) => {
             let token = match &args.publish_token_file {
                 Some(f) => Some(
-                    remote::token_from(&files::read_text(f)?)
+                    rampart_api::token::secret(&read_text(f)?)
+                        .context("no token line")
                         .with_context(|| format!("{} holds no token", f.display()))?,
                 ),
-                None => std::env::var(remote::TOKEN_ENV)
-                    .ok()
-                    .filter(|t| !t.trim().is_empty()),
+                None => rampart_api::token::from_env(),
             };
             Output::Publish(Target {
                 url: url.clone(),
@@ -207,39 +188,6 @@ fn job(args: &Args) -> anyhow::Result<Job> {
     })
 }
 
-pub(crate) fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
-    let ModelCommand::Fit(args) = cmd;
-    let profiles = rampart_traffic::Profiles::load(&args.data)
-        .with_context(|| format!("data {}", args.data.display()))?;
-    let result = rampart_fit::fit(
-        &profiles,
-        &FitOptions {
-            data: args.data.display().to_string(),
-            seed: args.seed,
-            features: args.features,
-        },
-    )?;
-    write(&args.out, result.catalog.to_json().as_bytes())?;
-    write(&args.report, result.report.as_bytes())?;
-    for e in &result.evaluations {
-        println!(
-            "{:<22} {:>3} features  held-out AUC {:.4}",
-            e.name, e.features, e.auc
-        );
-    }
-    println!(
-        "{} training / {} held-out samples; wrote {} and {}",
-        result.samples.0,
-        result.samples.1,
-        args.out.display(),
-        args.report.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    files::write_atomic(path, bytes)
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    Ok(rampart_host::file::read_text(path, MAX_TEXT_FILE)?)
 }

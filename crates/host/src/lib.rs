@@ -1,0 +1,24 @@
+//! What every rampart service needs from its host, written once: a bounded read of a regular
+//! file, a durable atomic replace, the wall clock, and log setup.
+//!
+//! The pure crates (`rampart-artifact`, `rampart-rollout`) do no I/O and take time as an
+//! argument; the services that call them (edge, ingest, control plane, generator, `rampart
+//! up`, the CLI) get their bytes, their files and their `now` from here.
+//!
+//! # Layout
+//! - [`file`](mod@file): [`read_capped`](file::read_capped) (metadata length, then
+//!   [`read_bounded`](rampart_artifact::limits::read_bounded)),
+//!   [`write_atomic`](file::write_atomic) (temp file, fsync, rename, fsync of the directory),
+//!   and their one [`Error`](file::Error).
+//! - [`clock`]: [`now_ms`](clock::now_ms), wall-clock milliseconds since the Unix epoch.
+//! - `log` (feature `log`): `log::init`, `tracing` to stderr with `RUST_LOG`.
+//!
+//! # The decision that matters
+//! **No async runtime and no subscriber unless asked for.** Every function here is blocking
+//! std I/O, so the edge's ingestion library can use it without tokio; the `tracing`
+//! subscriber sits behind the `log` feature, which only binaries (edge, control) turn on.
+
+pub mod clock;
+pub mod file;
+#[cfg(feature = "log")]
+pub mod log;
