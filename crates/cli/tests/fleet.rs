@@ -14,6 +14,7 @@
     clippy::indexing_slicing
 )]
 
+use rampart_host::clock::now_ms;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -192,13 +193,6 @@ impl Fleet {
         }
         true
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 //! for artifact bytes and history).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rampart_api::limits::{MAX_IDENT_LEN, MAX_LONG_POLL_MS};
 use rampart_api::{
@@ -644,7 +644,7 @@ impl<S: Store> Service<S> {
 impl Clock {
     /// The wall clock.
     pub fn system() -> Clock {
-        Clock(Arc::new(now_ms))
+        Clock(Arc::new(rampart_host::clock::now_ms))
     }
 
     /// A clock that reads `f`.
@@ -662,13 +662,6 @@ impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Clock({} ms)", self.now_ms())
     }
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The document inside stored bytes (verified when stored; only decoded here).

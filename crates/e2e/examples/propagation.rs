@@ -12,9 +12,10 @@
 //!
 //! Bounded: at most 5,000 agents; every wait gives up after 120 s.
 
+use rampart_host::clock::now_ms;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use rampart_api::{Client, Labels, StartRollout, Verdict};
@@ -311,10 +312,4 @@ fn print_latencies(what: &str, lat: &[u64]) {
         at(0.99),
         sorted.last().copied().unwrap_or(0)
     );
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
