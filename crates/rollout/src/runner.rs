@@ -20,7 +20,7 @@ use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::observation::{Beat, Observations};
-use crate::plan::{Node, PlanError, PlanPolicy, plan};
+use crate::plan::{Node, NodeIdx, PlanError, PlanPolicy, plan};
 use crate::reconcile::{Action, Command, CommandError, Decision, Operator, command, reconcile};
 use crate::rollout::{
     ArtifactRef, BreakGlass, Phase, Rollout, RolloutPolicy, RolloutSpec, StartError,
@@ -160,13 +160,19 @@ impl<M> Run<M> {
     /// Records a heartbeat of `node` received at `now_ms`. Returns whether this rollout
     /// planned the node (then a step may decide something new).
     pub fn beat(&mut self, node: &str, beat: &Beat, now_ms: u64) -> bool {
-        let Some(idx) = self.rollout.plan().index_of(node) else {
-            return false;
-        };
-        // An index from this rollout's plan is always in range; were it not, `matches`
-        // reports the mismatch to the gates as a hold.
-        let _ = self.observations.absorb(idx, beat, now_ms);
-        true
+        match self.rollout.plan().index_of(node) {
+            Some(idx) => self.beat_at(idx, beat, now_ms),
+            None => false,
+        }
+    }
+
+    /// [`Run::beat`] for a node known by its index in this rollout's plan (a caller that
+    /// maps its own fleet to the plan once saves a lookup by name per heartbeat). Returns
+    /// whether the index is in the plan.
+    pub fn beat_at(&mut self, idx: NodeIdx, beat: &Beat, now_ms: u64) -> bool {
+        // Out of range means a caller's stale map; `matches` would report such a mismatch
+        // to the gates as a hold, so nothing is absorbed and the caller hears `false`.
+        self.observations.absorb(idx, beat, now_ms).is_ok()
     }
 
     /// One reconcile at `now_ms` with what was absorbed so far.
@@ -436,8 +442,14 @@ mod tests {
         let before = run.observations.clone();
         assert!(!run.beat("stranger", &beat(art(1)), 2_000));
         assert_eq!(run.observations, before);
+        assert!(!run.beat_at(NodeIdx(99), &beat(art(1)), 2_000));
+        assert_eq!(run.observations, before);
         assert!(run.beat("edge-3", &beat(art(1)), 2_000));
         assert_ne!(run.observations, before);
+        let idx = run.rollout.plan().index_of("edge-4").unwrap();
+        let after = run.observations.clone();
+        assert!(run.beat_at(idx, &beat(art(1)), 2_000));
+        assert_ne!(run.observations, after);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use rampart_artifact::{Contract, Digest, Keyring, Policy, check};
 use rampart_rollout::{
-    Action, ArtifactRef, Beat, Command, Event, FinalTargets, Gate, GatePolicy, Node, Operator,
-    Phase, PlanPolicy, Queue, RolloutPolicy, Run, RunError, Start,
+    Action, ArtifactRef, Beat, Command, Event, FinalTargets, Gate, GatePolicy, Node, NodeIdx,
+    Operator, Phase, PlanPolicy, Queue, RolloutPolicy, Run, RunError, Start,
 };
 
 use crate::clock::MINUTE;
@@ -160,6 +160,9 @@ pub enum Fate {
 struct Running {
     file: Arc<Publication>,
     paused_since: Option<u64>,
+    /// Each fleet node's index in the rollout's plan, mapped once: a replay's second brings
+    /// a heartbeat from every node.
+    plan_of_fleet: Vec<Option<NodeIdx>>,
 }
 
 // === impl Control ===
@@ -320,8 +323,8 @@ impl Control {
             return;
         };
         for (i, beat) in beats {
-            if let Some(node) = self.registry.get(*i) {
-                run.beat(&node.id, beat, now);
+            if let Some(Some(idx)) = run.meta.plan_of_fleet.get(*i) {
+                run.beat_at(*idx, beat, now);
             }
         }
         if let Some(t) = &mut self.transcript {
@@ -439,6 +442,7 @@ impl Control {
         let meta = Running {
             file,
             paused_since: None,
+            plan_of_fleet: Vec::new(),
         };
         if let Some(t) = &mut self.transcript {
             t.entries.push(Entry::Start {
@@ -453,8 +457,13 @@ impl Control {
             });
         }
         match Run::start(start, meta, last_words, now) {
-            Ok((run, step)) => {
+            Ok((mut run, step)) => {
                 self.queue.started(KIND);
+                run.meta.plan_of_fleet = self
+                    .registry
+                    .iter()
+                    .map(|n| run.rollout.plan().index_of(&n.id))
+                    .collect();
                 let plan = run.rollout.plan();
                 self.note(|| Entry::Planned {
                     rollout: run.rollout.id().to_owned(),
