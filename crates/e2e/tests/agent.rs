@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_api::{Client, KillSwitchSet, Labels, Module, StartRollout, Verdict};
+use rampart_api::{AckNack, Client, KillSwitchSet, Labels, Module, StartRollout};
 use rampart_artifact::Keyring;
 use rampart_artifact::testing::{key, other_key, signed, signed_by};
 use rampart_control::{Config, Server};
@@ -162,7 +162,7 @@ async fn the_agent_follows_its_control_plane() {
     until(&e.report, |r| {
         r.verdict
             .as_ref()
-            .is_some_and(|v| v.digest == d1 && v.verdict == Verdict::Ack)
+            .is_some_and(|v| v.digest == d1 && v.verdict == AckNack::Ack)
     })
     .await;
     assert_eq!(e.store.snapshot().version(), Some(1));
@@ -189,7 +189,7 @@ async fn the_agent_follows_its_control_plane() {
     let r = until(&e.report, |r| {
         r.verdict
             .as_ref()
-            .is_some_and(|v| v.digest == d2 && v.verdict == Verdict::Nack)
+            .is_some_and(|v| v.digest == d2 && v.verdict == AckNack::Nack)
     })
     .await;
     assert_eq!(r.verdict.unwrap().issues, ["unknown_key"]);

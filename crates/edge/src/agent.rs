@@ -33,8 +33,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_api::limits::MAX_LONG_POLL_MS;
 use rampart_api::{
-    Active, ApplyReport, Client, ClientError, Desired, ErrorCode, Heartbeat, HeartbeatAnswer,
-    Labels, Registration, Scope, Verdict,
+    AckNack, Active, ApplyReport, Client, ClientError, Desired, ErrorCode, Heartbeat,
+    HeartbeatAnswer, Labels, Registration, Scope,
 };
 use rampart_host::clock::now_ms;
 use rampart_ingest::{ApplyOutcome, Mode, Origin, Store};
@@ -385,7 +385,7 @@ impl Agent {
             .as_ref()
             .filter(|v| v.digest == desired.digest);
         if serving.is_some_and(|(_, d)| d == desired.digest) {
-            if about_this.is_none_or(|v| v.verdict != Verdict::Ack) {
+            if about_this.is_none_or(|v| v.verdict != AckNack::Ack) {
                 self.set_verdict(
                     cycle,
                     ApplyReport::ack(desired.digest, desired.version, now_ms()),
@@ -394,7 +394,7 @@ impl Agent {
             return;
         }
         // A NACK stands until the control plane asks for something else: no fetch loop.
-        if about_this.is_some_and(|v| v.verdict == Verdict::Nack) {
+        if about_this.is_some_and(|v| v.verdict == AckNack::Nack) {
             return;
         }
         let limit = self.store.config().max_file_bytes();
@@ -428,10 +428,10 @@ impl Agent {
         };
         let report = beat::verdict(desired, &outcome, now_ms());
         match (&outcome, report.verdict) {
-            (ApplyOutcome::Applied { version, .. }, Verdict::Ack) => {
+            (ApplyOutcome::Applied { version, .. }, AckNack::Ack) => {
                 tracing::info!(version, "control plane version applied: ACK");
             }
-            (_, Verdict::Nack) => tracing::warn!(
+            (_, AckNack::Nack) => tracing::warn!(
                 version = desired.version,
                 issues = ?report.issues,
                 "control plane version refused, keeping the current one: NACK"

@@ -6,7 +6,7 @@ use rampart_ingest::{Compiler, Mode, Reader};
 use rampart_score::{CompileError, Plan, RequestView, Score, Scorer, Unscored};
 
 use crate::metrics::UnscoredReason;
-use crate::module::{Inbound, Module, Verdict};
+use crate::module::{Inbound, Module, Scoring};
 
 /// Compiles a validated file into a [`Plan`] with room for the contract's `max_features`.
 #[derive(Debug, Clone, Copy)]
@@ -52,14 +52,14 @@ impl BotModule {
 }
 
 impl Module for BotModule {
-    fn evaluate(&self, request: &Inbound<'_>) -> Verdict {
+    fn evaluate(&self, request: &Inbound<'_>) -> Scoring {
         // One load: the plan, the kill switch and the mode of this request belong together.
         let snapshot = self.reader.load();
         if !snapshot.module_enabled || snapshot.mode != Mode::Normal {
-            return Verdict::Unscored(UnscoredReason::Disabled);
+            return Scoring::Unscored(UnscoredReason::Disabled);
         }
         let Some(plan) = snapshot.scoring_plan() else {
-            return Verdict::Unscored(UnscoredReason::NoPlan);
+            return Scoring::Unscored(UnscoredReason::NoPlan);
         };
         let parts = request.parts;
         let view = RequestView {
@@ -78,10 +78,10 @@ impl Module for BotModule {
             None => self.scorer.score(Some(plan), &view),
         };
         match score {
-            Score::Scored(score) => Verdict::Scored(score),
-            Score::Unscored(Unscored::NoPlan) => Verdict::Unscored(UnscoredReason::NoPlan),
-            Score::Unscored(Unscored::ModuleOff) => Verdict::Unscored(UnscoredReason::Disabled),
-            Score::Unscored(Unscored::ModuleError) => Verdict::Failed,
+            Score::Scored(score) => Scoring::Scored(score),
+            Score::Unscored(Unscored::NoPlan) => Scoring::Unscored(UnscoredReason::NoPlan),
+            Score::Unscored(Unscored::ModuleOff) => Scoring::Unscored(UnscoredReason::Disabled),
+            Score::Unscored(Unscored::ModuleError) => Scoring::Failed,
         }
     }
 

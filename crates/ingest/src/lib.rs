@@ -54,7 +54,7 @@ mod lkg;
 
 pub use compiler::Compiler;
 pub use config::{Config, DataDir, SoakConfig};
-pub use counters::{CodeCount, Counters, Metrics};
+pub use counters::{ApplyCounters, CodeCount, Metrics};
 pub use disk::DiskError;
 pub use journal::Poisoned;
 pub use limiter::LogLimiter;

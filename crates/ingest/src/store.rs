@@ -32,10 +32,10 @@ use rampart_artifact::{Digest, Issue, Policy, Validated, check};
 use crate::archive;
 use crate::compiler::Compiler;
 use crate::config::{Config, DataDir};
-use crate::counters::{Counters, Metrics};
+use crate::counters::{ApplyCounters, Metrics};
 use crate::disk::{self, DiskError};
 use crate::journal::{self, Journal, Poisoned};
-use crate::limiter::{LogLimiter, Verdict};
+use crate::limiter::{LogLimiter, Throttle};
 use crate::lkg::{Lkg, Slot};
 use crate::outcome::{ApplyOutcome, Rejection};
 use crate::sentinel::{self, BootDecision, Event};
@@ -137,7 +137,7 @@ impl<C: Compiler> Store<C> {
         if let Some(e) = poisoned_err {
             problems.push(("read poisoned list".to_owned(), e));
         }
-        let counters = Counters::default();
+        let counters = ApplyCounters::default();
         let mut newly_poisoned = false;
         for suspect in decision.poison() {
             if poisoned.iter().any(|p| p.version == suspect.version) {
@@ -524,7 +524,7 @@ impl<C: Compiler> Store<C> {
         });
         let kept = kept(w).map(|(v, _)| v);
         match w.limiter.observe(&rejection.kind(), now_ms) {
-            Verdict::Log { suppressed } => {
+            Throttle::Log { suppressed } => {
                 self.shared.counters.log_line();
                 tracing::warn!(
                     code = rejection.code(),
@@ -535,7 +535,7 @@ impl<C: Compiler> Store<C> {
                     "feature file rejected, keeping the current version: {rejection}"
                 );
             }
-            Verdict::Suppress => self.shared.counters.log_suppressed(),
+            Throttle::Suppress => self.shared.counters.log_suppressed(),
         }
     }
 
@@ -543,11 +543,11 @@ impl<C: Compiler> Store<C> {
         self.shared.counters.disk_error();
         w.last_disk_error = Some(format!("{what}: {error}"));
         match w.limiter.observe(&format!("disk:{what}"), now_ms) {
-            Verdict::Log { suppressed } => {
+            Throttle::Log { suppressed } => {
                 self.shared.counters.log_line();
                 tracing::error!(suppressed, "data dir: {what}: {error}");
             }
-            Verdict::Suppress => self.shared.counters.log_suppressed(),
+            Throttle::Suppress => self.shared.counters.log_suppressed(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::counters::Counters;
+use crate::counters::ApplyCounters;
 use crate::snapshot::Snapshot;
 use crate::soak::Meter;
 
@@ -23,7 +23,7 @@ pub(super) struct Shared<P> {
     pub(super) current: ArcSwap<Snapshot<P>>,
     /// The soak meter of the active version.
     pub(super) meter: Meter,
-    pub(super) counters: Counters,
+    pub(super) counters: ApplyCounters,
 }
 
 // === impl Reader ===
@@ -73,7 +73,7 @@ impl<P> fmt::Debug for Reader<P> {
 // === impl Shared ===
 
 impl<P> Shared<P> {
-    pub(super) fn new(snapshot: Snapshot<P>, counters: Counters) -> Self {
+    pub(super) fn new(snapshot: Snapshot<P>, counters: ApplyCounters) -> Self {
         Shared {
             current: ArcSwap::from_pointee(snapshot),
             meter: Meter::default(),
