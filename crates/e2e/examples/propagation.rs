@@ -23,7 +23,7 @@ use rampart_artifact::{Digest, Envelope, Keyring, SecretKey};
 use rampart_control::{Config, Server};
 use rampart_e2e::control_plane::{ADMIN, EDGE, PUBLISHER, tokens};
 use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
-use rampart_edge::bot::PlanCompiler;
+use rampart_edge::bot::ModelCompiler;
 use rampart_edge::metrics::Metrics;
 use rampart_ingest::{SoakConfig, Store};
 use rampart_up::inject::catalog_document;
@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let store = Arc::new(Store::boot(
             store_config,
-            PlanCompiler::new(contract.max_features()),
+            ModelCompiler::new(contract.max_features()),
             now_ms(),
         )?);
         let metrics = Arc::new(Metrics::default());

@@ -41,7 +41,7 @@ use rampart_ingest::{ApplyOutcome, Mode, Origin, Store};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::bot::PlanCompiler;
+use crate::bot::ModelCompiler;
 use crate::metrics::{Metrics, SCORE_SLOTS, Totals};
 
 use self::backoff::Backoff;
@@ -109,7 +109,7 @@ pub struct AgentReport {
 pub struct Agent {
     config: AgentConfig,
     client: Client,
-    store: Arc<Store<PlanCompiler>>,
+    store: Arc<Store<ModelCompiler>>,
     metrics: Arc<Metrics>,
     report: watch::Sender<AgentReport>,
 }
@@ -155,7 +155,7 @@ impl Agent {
     /// An agent for `config`, serving from `store` and counting from `metrics`.
     pub fn new(
         config: AgentConfig,
-        store: Arc<Store<PlanCompiler>>,
+        store: Arc<Store<ModelCompiler>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AgentError> {
         let client = Client::new(&config.control, config.token.clone())?;
@@ -167,7 +167,7 @@ impl Agent {
     pub fn with_client(
         config: AgentConfig,
         client: Client,
-        store: Arc<Store<PlanCompiler>>,
+        store: Arc<Store<ModelCompiler>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let report = AgentReport {

@@ -40,7 +40,7 @@ pub struct Inbound<'a> {
 pub enum Scoring {
     /// A score, 1 (surely automated) to 99 (surely human).
     Scored(u8),
-    /// No score, for a reason that is not a failure (module off, no plan).
+    /// No score, for a reason that is not a failure (module off, no model).
     Unscored(UnscoredReason),
     /// The module failed on this request; the fail policy decides.
     Failed,
@@ -292,7 +292,7 @@ mod tests {
             run(fixed(Scoring::Scored(30)), rules, false, &[]).0,
             Decision::Forward(Some(30))
         );
-        for reason in [UnscoredReason::Disabled, UnscoredReason::NoPlan] {
+        for reason in [UnscoredReason::Disabled, UnscoredReason::NoModel] {
             assert_eq!(
                 run(fixed(Scoring::Unscored(reason)), rules, false, &[]).0,
                 Decision::Forward(None)

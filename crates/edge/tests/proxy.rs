@@ -141,7 +141,7 @@ async fn unscored_requests_say_so() {
     let e = edge(
         origin.addr,
         Setup {
-            verdict: Scoring::Unscored(UnscoredReason::NoPlan),
+            verdict: Scoring::Unscored(UnscoredReason::NoModel),
             ..Setup::default()
         },
     )
@@ -323,7 +323,7 @@ async fn the_block_rule_blocks_low_scores_and_never_unscored() {
     for verdict in [
         Scoring::Scored(30),
         Scoring::Unscored(UnscoredReason::Disabled),
-        Scoring::Unscored(UnscoredReason::NoPlan),
+        Scoring::Unscored(UnscoredReason::NoModel),
     ] {
         let e = edge(
             origin.addr,

@@ -371,7 +371,7 @@ fn round6(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use rampart_artifact::{Document, Model, testing, validate};
-    use rampart_score::{Plan, Scorer};
+    use rampart_score::Scorer;
     use rampart_traffic::{Label, Mix, Traffic};
 
     use super::*;
@@ -390,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fit_on_the_embedded_subset_separates_and_makes_an_edge_plan() {
+    fn the_fit_on_the_embedded_subset_separates_and_makes_an_edge_model() {
         let r = small_fit();
         let fin = r.evaluations.last().unwrap();
         assert!(fin.auc >= GOAL_AUC, "{:?}", r.evaluations);
@@ -408,7 +408,8 @@ mod tests {
             ..testing::document(1, r.catalog.features.clone())
         };
         let contract = edge_contract();
-        let plan = Plan::compile(&validate(&doc, &contract, None).unwrap(), 200).unwrap();
+        let model =
+            rampart_score::Model::compile(&validate(&doc, &contract, None).unwrap(), 200).unwrap();
         let scorer = Scorer::new();
         let mut scores = Vec::new();
         let mut human = Vec::new();
@@ -417,7 +418,7 @@ mod tests {
             .enumerate()
         {
             scores.push(f64::from(
-                plan.logit(&scorer.features(&l.request.view(i as u64 * 120_000))),
+                model.logit(&scorer.features(&l.request.view(i as u64 * 120_000))),
             ));
             human.push(l.label == Label::Human);
         }

@@ -21,7 +21,7 @@ fn main() {
     divan::main();
 }
 
-/// The plan of the bench: the feature names.
+/// The model of the bench: the feature names.
 struct Names;
 
 #[derive(Debug)]
@@ -36,7 +36,7 @@ impl std::fmt::Display for Never {
 impl std::error::Error for Never {}
 
 impl Compiler for Names {
-    type Plan = Vec<String>;
+    type Model = Vec<String>;
     type Error = Never;
 
     fn compile(&self, validated: &Validated) -> Result<Vec<String>, Never> {
@@ -89,7 +89,7 @@ fn snapshot_and_plan(bencher: divan::Bencher) {
     let store = store(dir.path());
     bencher.bench(|| {
         let snap = store.snapshot();
-        divan::black_box(snap.scoring_plan().map(Vec::len))
+        divan::black_box(snap.scoring_model().map(Vec::len))
     });
 }
 

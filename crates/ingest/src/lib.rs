@@ -31,7 +31,7 @@
 //!
 //! # The decision that matters
 //! Everything the request path reads is **one immutable [`Snapshot`] behind one
-//! `ArcSwap`**, replaced whole by a single writer: a request sees an old plan or a new plan,
+//! `ArcSwap`**, replaced whole by a single writer: a request sees an old model or a new model,
 //! with the kill switch and safe mode that go with it, never a mix, and never waits for a
 //! writer. Every check happens before the swap, so the swap itself cannot fail.
 

@@ -19,7 +19,7 @@ pub struct Status {
     pub kill_switch_reason: Option<String>,
     /// Normal, or safe mode (module off) after a crash loop.
     pub mode: Mode,
-    /// Whether requests are scored right now (plan, switch and mode all allow it).
+    /// Whether requests are scored right now (model, switch and mode all allow it).
     pub scoring: bool,
     /// The last file refused, with its issues.
     pub last_rejection: Option<LastRejection>,

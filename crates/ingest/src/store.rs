@@ -1,4 +1,4 @@
-//! The store: the one place a feature file becomes the plan the request path runs.
+//! The store: the one place a feature file becomes the model the request path runs.
 //!
 //! Files come in one way, [`Store::offer`] ([`Store::offer_file`] reads one first): verified
 //! once, then the version rule by [`Origin`] (see `store/offer`), then poisoned list,
@@ -56,12 +56,12 @@ pub struct Store<C: Compiler> {
     layout: DataDir,
     compiler: C,
     /// What readers see: the snapshot, the soak meter, the counters.
-    shared: Arc<Shared<C::Plan>>,
+    shared: Arc<Shared<C::Model>>,
     writer: Mutex<Writer>,
 }
 
 /// Why the store could not start. Only an unusable data dir stops a boot: a missing,
-/// corrupt or poisoned last-known-good boots with no plan instead.
+/// corrupt or poisoned last-known-good boots with no model instead.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
     /// The data dir or one of its subdirectories cannot be created.
@@ -217,12 +217,12 @@ impl<C: Compiler> Store<C> {
     }
 
     /// The request path's handle: snapshot loads and request counts only (cheap to clone).
-    pub fn reader(&self) -> Reader<C::Plan> {
+    pub fn reader(&self) -> Reader<C::Model> {
         Reader::new(Arc::clone(&self.shared))
     }
 
     /// The current snapshot as an owned `Arc` (admin and agent paths).
-    pub fn snapshot(&self) -> Arc<Snapshot<C::Plan>> {
+    pub fn snapshot(&self) -> Arc<Snapshot<C::Model>> {
         self.shared.current.load_full()
     }
 
@@ -323,7 +323,7 @@ impl<C: Compiler> Store<C> {
             module_enabled: snapshot.module_enabled,
             kill_switch_reason: w.kill_reason.clone(),
             mode: snapshot.mode.clone(),
-            scoring: snapshot.scoring_plan().is_some(),
+            scoring: snapshot.scoring_model().is_some(),
             last_rejection: w.last_rejection.clone(),
             lkg: LkgStatus {
                 current: w.lkg.current,
@@ -445,7 +445,7 @@ impl<C: Compiler> Store<C> {
                 }
             }
         }
-        tracing::warn!("no usable last-known-good: serving no plan (requests pass unscored)");
+        tracing::warn!("no usable last-known-good: serving no model (requests pass unscored)");
     }
 
     /// Writes the active version as last-known-good.

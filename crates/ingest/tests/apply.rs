@@ -48,7 +48,7 @@ fn assert_refused(
     }
     let snap = store.snapshot();
     assert_eq!(snap.digest(), Some(d5));
-    assert_eq!(snap.scoring_plan().unwrap().names.len(), 60);
+    assert_eq!(snap.scoring_model().unwrap().names.len(), 60);
     let status = store.status();
     let last = status.last_rejection.unwrap();
     assert_eq!(last.code, code);
@@ -260,8 +260,8 @@ fn a_reader_holding_a_snapshot_keeps_its_plan_across_a_swap() {
     let held = store.snapshot();
     store.offer(&signed(&doc(6, 10)), Origin::Watch, T0 + 1);
     assert_eq!(held.digest(), Some(d5));
-    assert_eq!(held.scoring_plan().unwrap().names.len(), 60);
-    assert_eq!(store.snapshot().scoring_plan().unwrap().names.len(), 10);
+    assert_eq!(held.scoring_model().unwrap().names.len(), 60);
+    assert_eq!(store.snapshot().scoring_model().unwrap().names.len(), 10);
 }
 
 #[test]
@@ -277,7 +277,7 @@ fn the_request_paths_reader_sees_every_swap_and_counts_requests() {
         let snap = r.load();
         assert_eq!(snap.version(), Some(6));
         assert!(
-            snap.scoring_plan().is_none(),
+            snap.scoring_model().is_none(),
             "the kill switch is in the same snapshot"
         );
         assert_eq!(r.snapshot().version(), Some(6));
@@ -295,12 +295,12 @@ fn the_request_paths_reader_sees_every_swap_and_counts_requests() {
 fn kill_switch_off_and_on_through_every_apply_path() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = store_with_v5(dir.path());
-    assert!(store.snapshot().scoring_plan().is_some());
+    assert!(store.snapshot().scoring_model().is_some());
 
     store.set_module_enabled(false, "incident 42");
     let snap = store.snapshot();
     assert!(!snap.module_enabled);
-    assert!(snap.scoring_plan().is_none(), "off means unscored");
+    assert!(snap.scoring_model().is_none(), "off means unscored");
     assert_eq!(snap.version(), Some(5));
 
     // Off survives a good apply, a bad apply and an unchanged apply.
@@ -308,7 +308,7 @@ fn kill_switch_off_and_on_through_every_apply_path() {
         store.offer(&good(6), Origin::Control, T0 + 1),
         ApplyOutcome::Applied { version: 6, .. }
     ));
-    assert!(store.snapshot().scoring_plan().is_none());
+    assert!(store.snapshot().scoring_model().is_none());
     assert!(matches!(
         store.offer(&november_18(7), Origin::Watch, T0 + 2),
         ApplyOutcome::Rejected { .. }
@@ -320,7 +320,7 @@ fn kill_switch_off_and_on_through_every_apply_path() {
             .is_none()
     );
     let snap = store.snapshot();
-    assert!(!snap.module_enabled && snap.scoring_plan().is_none());
+    assert!(!snap.module_enabled && snap.scoring_model().is_none());
     assert_eq!(snap.version(), Some(6));
     let status = store.status();
     assert!(!status.module_enabled && !status.scoring);
@@ -332,11 +332,11 @@ fn kill_switch_off_and_on_through_every_apply_path() {
     let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 10).unwrap();
     assert!(!store.snapshot().module_enabled);
     assert_eq!(store.snapshot().version(), Some(6));
-    assert!(store.snapshot().scoring_plan().is_none());
+    assert!(store.snapshot().scoring_model().is_none());
 
-    // On again: the plan of the latest good file scores, and stays on through applies.
+    // On again: the model of the latest good file scores, and stays on through applies.
     store.set_module_enabled(true, "incident 42 resolved");
-    assert!(store.snapshot().scoring_plan().is_some());
+    assert!(store.snapshot().scoring_model().is_some());
     assert!(matches!(
         store.offer(&good(7), Origin::Watch, T0 + 11),
         ApplyOutcome::Applied { version: 7, .. }
@@ -350,7 +350,7 @@ fn kill_switch_off_and_on_through_every_apply_path() {
     let snap = store.snapshot();
     assert!(snap.module_enabled);
     assert_eq!(snap.version(), Some(7));
-    assert!(snap.scoring_plan().is_some());
+    assert!(snap.scoring_model().is_some());
     drop(store);
     let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 20).unwrap();
     assert!(store.snapshot().module_enabled);
@@ -392,7 +392,7 @@ fn readers_see_whole_snapshots_while_files_are_applied() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    // The plan of version v has 10 + v % 50 features: a reader can tell a torn snapshot.
+    // The model of version v has 10 + v % 50 features: a reader can tell a torn snapshot.
     let features = |v: u64| 10 + (v % 50) as usize;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
@@ -411,8 +411,8 @@ fn readers_see_whole_snapshots_while_files_are_applied() {
                 let (mut seen, mut last) = (0u64, 0u64);
                 while !stop.load(Ordering::Relaxed) {
                     let snap = store.snapshot();
-                    if let (Some(v), Some(plan)) = (snap.version(), snap.scoring_plan()) {
-                        assert_eq!(plan.names.len(), features(v), "torn snapshot at v{v}");
+                    if let (Some(v), Some(model)) = (snap.version(), snap.scoring_model()) {
+                        assert_eq!(model.names.len(), features(v), "torn snapshot at v{v}");
                         assert!(v >= last, "went back from v{last} to v{v}");
                         last = v;
                         seen += 1;

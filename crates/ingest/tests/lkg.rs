@@ -93,7 +93,7 @@ fn a_restart_serves_last_known_good_before_anything_arrives() {
     let snap = store.snapshot();
     let active = snap.active.as_ref().unwrap();
     assert_eq!((active.version, active.origin), (3, Origin::Boot));
-    assert!(snap.scoring_plan().is_some());
+    assert!(snap.scoring_model().is_some());
     // The version rule holds against what boot served.
     let older = store.offer(&good(2), Origin::Watch, T0 + 5 * SEC);
     assert_eq!(
@@ -139,12 +139,12 @@ fn a_corrupt_current_falls_back_to_previous_then_to_no_plan() {
     assert_eq!(read(&layout.lkg_previous()), good(1));
     drop(store);
 
-    // Both unusable: one signed by a key no longer trusted, one not JSON. No plan, no crash.
+    // Both unusable: one signed by a key no longer trusted, one not JSON. No model, no crash.
     std::fs::write(layout.lkg_current(), other_keys_signature(9)).unwrap();
     std::fs::write(layout.lkg_previous(), b"\0\0\0").unwrap();
     let store = boot(config(dir.path()), T0 + 7 * SEC);
     let snap = store.snapshot();
-    assert!(snap.active.is_none() && snap.scoring_plan().is_none());
+    assert!(snap.active.is_none() && snap.scoring_model().is_none());
     assert_eq!(store.status().lkg.boot_problems.len(), 2);
     assert!(matches!(
         store.offer(&good(10), Origin::Watch, T0 + 8 * SEC),

@@ -130,14 +130,14 @@ mod tests {
 
     use super::*;
     use crate::catalogue::edge_contract;
-    use crate::plan::Plan;
+    use crate::model::Model;
 
     #[test]
     fn the_example_validates_against_the_edge_contract_and_compiles() {
         let d = example_document(3);
         let contract = edge_contract();
         let v = validate(&d, &contract, None).unwrap();
-        let p = Plan::compile(&v, contract.max_features()).unwrap();
+        let p = Model::compile(&v, contract.max_features()).unwrap();
         assert_eq!(p.version(), 3);
         assert_eq!(p.len(), EXAMPLE_WEIGHTS.len());
         assert!((55..=70).contains(&p.len()), "{}", p.len());

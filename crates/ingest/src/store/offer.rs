@@ -201,7 +201,7 @@ impl<C: Compiler> Store<C> {
         {
             return Ok(unchanged(held));
         }
-        let plan = self
+        let model = self
             .compile(&validated)
             .map_err(|message| (Rejection::Compile(message), Some(version)))?;
         let digest = validated.digest();
@@ -218,7 +218,7 @@ impl<C: Compiler> Store<C> {
         let active = Active {
             version,
             digest,
-            plan: Arc::new(plan),
+            model: Arc::new(model),
             origin,
             activated_at_ms: now_ms,
         };
@@ -236,9 +236,9 @@ impl<C: Compiler> Store<C> {
 
     /// Compiles with the compiler's panics caught: a compiler bug rejects one file instead
     /// of killing the thread that applies files.
-    fn compile(&self, validated: &Validated) -> Result<C::Plan, String> {
+    fn compile(&self, validated: &Validated) -> Result<C::Model, String> {
         match catch_unwind(AssertUnwindSafe(|| self.compiler.compile(validated))) {
-            Ok(Ok(plan)) => Ok(plan),
+            Ok(Ok(model)) => Ok(model),
             Ok(Err(e)) => Err(e.to_string()),
             Err(payload) => {
                 let what = payload

@@ -25,7 +25,7 @@ pub fn other_key() -> SecretKey {
     SecretKey::from_seed([9; 32])
 }
 
-/// The name of the feature whose presence makes [`Plan::score`] panic, as FL2's
+/// The name of the feature whose presence makes [`TestModel::score`] panic, as FL2's
 /// `append_with_names(..).unwrap()` did: the test-only hook for a real panic.
 pub const PANIC_FEATURE: &str = "fl2_unwrap";
 
@@ -152,14 +152,14 @@ pub fn with_feature(version: u64, name: &str) -> Vec<u8> {
     signed(&d)
 }
 
-/// The plan of the tests: the feature names, in room for `room` of them.
+/// The model of the tests: the feature names, in room for `room` of them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct TestModel {
     pub names: Vec<String>,
 }
 
-impl Plan {
-    /// What the request path would do with the plan. Panics when the plan holds
+impl TestModel {
+    /// What the request path would do with the model. Panics when the model holds
     /// [`PANIC_FEATURE`]: a real panic, not a simulated one.
     pub fn score(&self) -> usize {
         if self.names.iter().any(|n| n == PANIC_FEATURE) {
@@ -171,8 +171,8 @@ impl Plan {
     }
 }
 
-/// Compiles a plan of names into `room` slots: more features than that is an error, as in the
-/// score crate's preallocated plan.
+/// Compiles a model of names into `room` slots: more features than that is an error, as in the
+/// score crate's preallocated model.
 #[derive(Debug, Clone)]
 pub struct TestCompiler {
     pub room: usize,
@@ -207,10 +207,10 @@ impl TestCompiler {
 }
 
 impl Compiler for TestCompiler {
-    type Plan = Plan;
+    type Model = TestModel;
     type Error = NoRoom;
 
-    fn compile(&self, validated: &Validated) -> Result<Plan, NoRoom> {
+    fn compile(&self, validated: &Validated) -> Result<TestModel, NoRoom> {
         let names: Vec<String> = validated.document().names().map(str::to_owned).collect();
         if names.iter().any(|n| n == COMPILE_PANIC_FEATURE) {
             panic!("compiler bug triggered by {COMPILE_PANIC_FEATURE}");
@@ -222,7 +222,7 @@ impl Compiler for TestCompiler {
             });
         }
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        Ok(Plan { names })
+        Ok(TestModel { names })
     }
 }
 
