@@ -10,7 +10,7 @@
 //! round trip.
 //!
 //! A new desired digest is fetched with the edge's own wire limit, offered with the same
-//! [`Store::offer`] as the watch dir, as [`Origin::Control`] (the store's version rule lets
+//! [`Store::offer`] as the watch dir, as [`Channel::Control`] (the store's version rule lets
 //! the control plane send the node back to a version it served before), and the verdict goes
 //! up in the next beat. Kill switches from the answer drive [`Store::set_module_enabled`].
 //!
@@ -37,7 +37,7 @@ use rampart_api::{
     HeartbeatAnswer, Labels, Registration, Scope,
 };
 use rampart_host::clock::now_ms;
-use rampart_ingest::{ApplyOutcome, Mode, Origin, Store};
+use rampart_ingest::{ApplyOutcome, Channel, Mode, Store};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -417,7 +417,7 @@ impl Agent {
         };
         let store = self.store.clone();
         let applied =
-            tokio::task::spawn_blocking(move || store.offer(&bytes, Origin::Control, now_ms()))
+            tokio::task::spawn_blocking(move || store.offer(&bytes, Channel::Control, now_ms()))
                 .await;
         let outcome = match applied {
             Ok(outcome) => outcome,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_host::clock::now_ms;
-use rampart_ingest::{BootError, Origin, SentinelConfig, SoakConfig, Store};
+use rampart_ingest::{BootError, Channel, SentinelConfig, SoakConfig, Store};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -416,7 +416,7 @@ async fn watch_loop(admin: Arc<Admin>, dir: PathBuf, poll: Duration, mut signal:
             let result = w.poll().map(|files| {
                 for file in &files {
                     let at = now_ms();
-                    let outcome = a.store().offer_file(file, Origin::Watch, at);
+                    let outcome = a.store().offer_file(file, Channel::Watch, at);
                     let name = file
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())

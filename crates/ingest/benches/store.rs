@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rampart_artifact::{
     Contract, Document, Envelope, Feature, Keyring, Model, Provenance, SCHEMA, SecretKey, Validated,
 };
-use rampart_ingest::{Compiler, Config, Origin, Store};
+use rampart_ingest::{Channel, Compiler, Config, Store};
 
 fn main() {
     divan::main();
@@ -77,7 +77,7 @@ fn store(dir: &std::path::Path) -> Store<Names> {
     let store = Store::boot(config, Names, 0).unwrap();
     store.offer(
         &Envelope::sign(&doc(1, 60), &key()).to_json(),
-        Origin::Watch,
+        Channel::Watch,
         0,
     );
     store
@@ -113,7 +113,7 @@ fn apply_new_version(bencher: divan::Bencher) {
             let v = next.fetch_add(1, Ordering::Relaxed);
             Envelope::sign(&doc(v, 60), &key()).to_json()
         })
-        .bench_refs(|bytes| store.offer(bytes, Origin::Watch, 1));
+        .bench_refs(|bytes| store.offer(bytes, Channel::Watch, 1));
 }
 
 /// The 18 November file (240 features, 120 duplicates): refused, counted, logged once.
@@ -125,7 +125,7 @@ fn refuse_18_november(bencher: divan::Bencher) {
     let copy = d.features.clone();
     d.features.extend(copy);
     let bytes = Envelope::sign(&d, &key()).to_json();
-    bencher.bench(|| store.offer(&bytes, Origin::Watch, 1));
+    bencher.bench(|| store.offer(&bytes, Channel::Watch, 1));
 }
 
 /// The watcher re-reading the file that is serving.
@@ -134,5 +134,5 @@ fn unchanged(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     let bytes = Envelope::sign(&doc(1, 60), &key()).to_json();
-    bencher.bench(|| store.offer(&bytes, Origin::Watch, 1));
+    bencher.bench(|| store.offer(&bytes, Channel::Watch, 1));
 }

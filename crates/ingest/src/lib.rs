@@ -5,7 +5,7 @@
 //! which `unwrap()`-panicked on it and restarted into the same file, again and again. Here a
 //! file comes in one way, [`Store::offer`]: a size bound before reading, the signature and
 //! digest, the edge's [`Contract`](rampart_artifact::Contract), the version rule of its
-//! [`Origin`] (the watch dir must be newer; the control plane may send the node back to a
+//! [`Channel`] (the watch dir must be newer; the control plane may send the node back to a
 //! version it served), the sentinel's poisoned list, and the bot module's own [`Compiler`];
 //! only then is it swapped in. Any failure leaves the version serving in place and becomes an
 //! [`ApplyOutcome::Rejected`], counted, shown on `/status` and logged once ([`LogLimiter`]).
@@ -60,6 +60,6 @@ pub use journal::Poisoned;
 pub use limiter::LogLimiter;
 pub use outcome::{ApplyOutcome, Rejection};
 pub use sentinel::{BootDecision, Event, SentinelConfig, Suspect};
-pub use snapshot::{Active, Mode, Origin, Snapshot};
+pub use snapshot::{Active, Channel, Mode, Snapshot};
 pub use status::Status;
 pub use store::{BootError, Reader, Store};

@@ -26,15 +26,16 @@ pub struct Active<M> {
     /// The compiled model.
     pub model: Arc<M>,
     /// How it got here.
-    pub origin: Origin,
+    pub channel: Channel,
     /// When it was swapped in, ms since the Unix epoch.
     pub activated_at_ms: u64,
 }
 
-/// How a version became active.
+/// The way a file came to the store, and so how a version became active; it picks the
+/// version rule (only the control plane may send a node back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Origin {
+pub enum Channel {
     /// Loaded from last-known-good on disk at start.
     Boot,
     /// Forced from last-known-good by an operator (break glass).
@@ -138,7 +139,7 @@ impl<M> Clone for Active<M> {
             version: self.version,
             digest: self.digest,
             model: Arc::clone(&self.model),
-            origin: self.origin,
+            channel: self.channel,
             activated_at_ms: self.activated_at_ms,
         }
     }
@@ -149,7 +150,7 @@ impl<M> fmt::Debug for Active<M> {
         f.debug_struct("Active")
             .field("version", &self.version)
             .field("digest", &self.digest)
-            .field("origin", &self.origin)
+            .field("channel", &self.channel)
             .field("activated_at_ms", &self.activated_at_ms)
             .finish_non_exhaustive()
     }
@@ -164,7 +165,7 @@ mod tests {
             version: 3,
             digest: Digest::of(b"3"),
             model: Arc::new("model"),
-            origin: Origin::Watch,
+            channel: Channel::Watch,
             activated_at_ms: 0,
         }
     }

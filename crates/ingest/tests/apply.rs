@@ -15,13 +15,13 @@ mod fixtures;
 use std::fs::File;
 
 use fixtures::*;
-use rampart_ingest::{ApplyOutcome, Origin, Rejection, Store};
+use rampart_ingest::{ApplyOutcome, Channel, Rejection, Store};
 
 const T0: u64 = 1_763_463_900_000;
 
 fn store_with_v5(dir: &std::path::Path) -> (Store<TestCompiler>, rampart_artifact::Digest) {
     let store = Store::boot(config(dir), TestCompiler::new(200), T0).unwrap();
-    let outcome = store.offer(&good(5), Origin::Watch, T0);
+    let outcome = store.offer(&good(5), Channel::Watch, T0);
     let ApplyOutcome::Applied { version: 5, digest } = outcome else {
         panic!("{outcome:?}");
     };
@@ -130,7 +130,7 @@ fn every_bad_input_is_refused_with_its_code_and_v5_keeps_serving() {
     ];
     let before = store.metrics();
     for (name, bytes, code, issue) in &cases {
-        let outcome = store.offer(bytes, Origin::Watch, T0 + 1);
+        let outcome = store.offer(bytes, Channel::Watch, T0 + 1);
         eprintln!("{name}: {:?}", outcome.rejection().map(ToString::to_string));
         assert_refused(&store, d5, &outcome, code, *issue);
     }
@@ -151,7 +151,7 @@ fn every_bad_input_is_refused_with_its_code_and_v5_keeps_serving() {
 fn the_18_november_file_names_the_count_on_status() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
-    let outcome = store.offer(&november_18(6), Origin::Control, T0 + 1);
+    let outcome = store.offer(&november_18(6), Channel::Control, T0 + 1);
     assert_refused(&store, d5, &outcome, "invalid", Some("too_many_features"));
     let json = serde_json::to_value(store.status()).unwrap();
     let last = &json["last_rejection"];
@@ -173,7 +173,7 @@ fn a_100_mb_file_is_refused_by_its_length_before_reading() {
         .unwrap()
         .set_len(100 * 1024 * 1024)
         .unwrap();
-    let outcome = store.offer_file(&path, Origin::Watch, T0 + 1);
+    let outcome = store.offer_file(&path, Channel::Watch, T0 + 1);
     assert_refused(&store, d5, &outcome, "invalid", Some("too_large"));
     match &outcome.rejection().unwrap().issues()[0] {
         rampart_artifact::Issue::TooLarge { what, size, limit } => {
@@ -189,7 +189,7 @@ fn a_100_mb_file_is_refused_by_its_length_before_reading() {
 fn a_missing_file_is_an_io_rejection() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
-    let outcome = store.offer_file(&dir.path().join("gone.rfeat"), Origin::Watch, T0 + 1);
+    let outcome = store.offer_file(&dir.path().join("gone.rfeat"), Channel::Watch, T0 + 1);
     assert_refused(&store, d5, &outcome, "io", None);
 }
 
@@ -199,7 +199,7 @@ fn offer_file_reads_a_good_file() {
     let (store, _) = store_with_v5(dir.path());
     let path = dir.path().join("v6.rfeat");
     std::fs::write(&path, good(6)).unwrap();
-    let outcome = store.offer_file(&path, Origin::Watch, T0 + 1);
+    let outcome = store.offer_file(&path, Channel::Watch, T0 + 1);
     assert!(
         matches!(outcome, ApplyOutcome::Applied { version: 6, .. }),
         "{outcome:?}"
@@ -210,10 +210,10 @@ fn offer_file_reads_a_good_file() {
 fn a_file_that_does_not_fit_the_compiler_is_a_compile_rejection() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::boot(config(dir.path()), TestCompiler::new(100), T0).unwrap();
-    store.offer(&good(5), Origin::Watch, T0);
+    store.offer(&good(5), Channel::Watch, T0);
     let d5 = store.snapshot().digest().unwrap();
     // 150 features: inside the contract (200), outside the module's room (100).
-    let outcome = store.offer(&signed(&doc(6, 150)), Origin::Watch, T0 + 1);
+    let outcome = store.offer(&signed(&doc(6, 150)), Channel::Watch, T0 + 1);
     assert_refused(&store, d5, &outcome, "compile", None);
     let Some(Rejection::Compile(message)) = outcome.rejection() else {
         panic!("{outcome:?}");
@@ -226,7 +226,7 @@ fn a_file_that_does_not_fit_the_compiler_is_a_compile_rejection() {
 fn the_same_file_twice_is_unchanged_and_a_higher_version_applies() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
-    let again = store.offer(&good(5), Origin::Watch, T0 + 1);
+    let again = store.offer(&good(5), Channel::Watch, T0 + 1);
     assert_eq!(
         again,
         ApplyOutcome::Unchanged {
@@ -237,19 +237,19 @@ fn the_same_file_twice_is_unchanged_and_a_higher_version_applies() {
     // The same document signed again (other bytes, same digest) is not a regression either.
     let mut resigned = good(5);
     resigned.insert(0, b' ');
-    let again = store.offer(&resigned, Origin::Control, T0 + 2);
+    let again = store.offer(&resigned, Channel::Control, T0 + 2);
     assert!(
         matches!(again, ApplyOutcome::Unchanged { version: 5, .. }),
         "{again:?}"
     );
-    let next = store.offer(&good(6), Origin::Watch, T0 + 3);
+    let next = store.offer(&good(6), Channel::Watch, T0 + 3);
     assert!(matches!(next, ApplyOutcome::Applied { version: 6, .. }));
     let m = store.metrics();
     assert_eq!((m.applied, m.unchanged, m.rejected), (2, 2, 0));
     let active = store.status().active.unwrap();
     assert_eq!(
-        (active.version, active.origin, active.since_ms),
-        (6, Origin::Watch, T0 + 3)
+        (active.version, active.channel, active.since_ms),
+        (6, Channel::Watch, T0 + 3)
     );
 }
 
@@ -258,7 +258,7 @@ fn a_reader_holding_a_snapshot_keeps_its_plan_across_a_swap() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
     let held = store.snapshot();
-    store.offer(&signed(&doc(6, 10)), Origin::Watch, T0 + 1);
+    store.offer(&signed(&doc(6, 10)), Channel::Watch, T0 + 1);
     assert_eq!(held.digest(), Some(d5));
     assert_eq!(held.scoring_model().unwrap().names.len(), 60);
     assert_eq!(store.snapshot().scoring_model().unwrap().names.len(), 10);
@@ -271,7 +271,7 @@ fn the_request_paths_reader_sees_every_swap_and_counts_requests() {
     let reader = store.reader();
     let clone = reader.clone();
     assert_eq!(reader.load().digest(), Some(d5));
-    store.offer(&good(6), Origin::Watch, T0 + 1);
+    store.offer(&good(6), Channel::Watch, T0 + 1);
     store.set_module_enabled(false, "incident 43");
     for r in [&reader, &clone] {
         let snap = r.load();
@@ -305,17 +305,17 @@ fn kill_switch_off_and_on_through_every_apply_path() {
 
     // Off survives a good apply, a bad apply and an unchanged apply.
     assert!(matches!(
-        store.offer(&good(6), Origin::Control, T0 + 1),
+        store.offer(&good(6), Channel::Control, T0 + 1),
         ApplyOutcome::Applied { version: 6, .. }
     ));
     assert!(store.snapshot().scoring_model().is_none());
     assert!(matches!(
-        store.offer(&november_18(7), Origin::Watch, T0 + 2),
+        store.offer(&november_18(7), Channel::Watch, T0 + 2),
         ApplyOutcome::Rejected { .. }
     ));
     assert!(
         store
-            .offer(&good(6), Origin::Watch, T0 + 3)
+            .offer(&good(6), Channel::Watch, T0 + 3)
             .rejection()
             .is_none()
     );
@@ -338,12 +338,12 @@ fn kill_switch_off_and_on_through_every_apply_path() {
     store.set_module_enabled(true, "incident 42 resolved");
     assert!(store.snapshot().scoring_model().is_some());
     assert!(matches!(
-        store.offer(&good(7), Origin::Watch, T0 + 11),
+        store.offer(&good(7), Channel::Watch, T0 + 11),
         ApplyOutcome::Applied { version: 7, .. }
     ));
     assert!(
         store
-            .offer(&truncated(8), Origin::Watch, T0 + 12)
+            .offer(&truncated(8), Channel::Watch, T0 + 12)
             .rejection()
             .is_some()
     );
@@ -368,7 +368,7 @@ fn a_flood_of_10_000_rejections_is_a_handful_of_log_lines() {
         // 10,000 files over 20 s, the edge ticking every second.
         for i in 0..10_000u64 {
             let now = T0 + i * 2;
-            let outcome = store.offer(&bad[(i % 3) as usize], Origin::Watch, now);
+            let outcome = store.offer(&bad[(i % 3) as usize], Channel::Watch, now);
             assert!(outcome.rejection().is_some());
             if i % 500 == 0 {
                 store.tick(now);
@@ -424,7 +424,7 @@ fn readers_see_whole_snapshots_while_files_are_applied() {
         })
         .collect();
     for (i, bytes) in files.iter().enumerate() {
-        let outcome = store.offer(bytes, Origin::Watch, T0 + i as u64);
+        let outcome = store.offer(bytes, Channel::Watch, T0 + i as u64);
         assert_eq!(outcome.rejection().is_some(), i % 2 == 1, "{outcome:?}");
     }
     stop.store(true, Ordering::Relaxed);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use fixtures::*;
 use rampart_host::clock::now_ms;
-use rampart_ingest::{ApplyOutcome, Config, Mode, Origin, Store};
+use rampart_ingest::{ApplyOutcome, Channel, Config, Mode, Store};
 use serde::{Deserialize, Serialize};
 
 const T0: u64 = 1_763_463_900_000;
@@ -46,7 +46,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
 
     // A good version soaks into last-known-good, and the process exits cleanly.
     let store = boot(cfg(), now);
-    store.offer(&file(1), Origin::Control, now);
+    store.offer(&file(1), Channel::Control, now);
     store.tick(now + SEC);
     store.clean_exit(now + 2 * SEC);
     drop(store);
@@ -59,7 +59,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
         assert_eq!(store.snapshot().version(), Some(1));
         assert!(
             store
-                .offer(&file(2), Origin::Control, now)
+                .offer(&file(2), Channel::Control, now)
                 .rejection()
                 .is_none()
         );
@@ -77,7 +77,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
     assert_eq!(status.poisoned[0].deaths, 3);
     assert_eq!(store.snapshot().version(), Some(1));
     assert!(store.snapshot().scoring_model().is_some());
-    let refused = store.offer(&file(2), Origin::Control, now);
+    let refused = store.offer(&file(2), Channel::Control, now);
     assert_eq!(refused.rejection().unwrap().code(), "poisoned");
     assert_eq!(store.metrics().poisoned, 1);
     drop(store); // this run dies too, blamed on v1 (activated at boot)
@@ -116,14 +116,14 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
     // an operator clears safe mode.
     assert_eq!(
         store
-            .offer(&file(2), Origin::Control, now)
+            .offer(&file(2), Channel::Control, now)
             .rejection()
             .unwrap()
             .code(),
         "poisoned"
     );
     assert!(matches!(
-        store.offer(&file(3), Origin::Control, now),
+        store.offer(&file(3), Channel::Control, now),
         ApplyOutcome::Applied { version: 3, .. }
     ));
     assert!(store.snapshot().scoring_model().is_none());
@@ -203,7 +203,7 @@ fn child_entry() {
     for action in script.split(',') {
         match action.split_once(':') {
             Some(("apply", v)) => {
-                let outcome = store.offer(&file(v.parse().unwrap()), Origin::Watch, now_ms());
+                let outcome = store.offer(&file(v.parse().unwrap()), Channel::Watch, now_ms());
                 report.outcomes.push(match outcome.rejection() {
                     Some(r) => format!("rejected:{}", r.code()),
                     None => outcome.code().to_owned(),

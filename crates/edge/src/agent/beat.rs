@@ -108,7 +108,7 @@ pub fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use rampart_artifact::{Digest, Issue};
-    use rampart_ingest::{Origin, Rejection as StoreRejection};
+    use rampart_ingest::{Channel, Rejection as StoreRejection};
 
     use super::*;
 
@@ -195,7 +195,7 @@ mod tests {
     fn a_rejection_travels_on_one_bounded_line() {
         let last = LastRejection {
             at_ms: 5,
-            origin: Origin::Control,
+            channel: Channel::Control,
             version: Some(3),
             code: "invalid",
             message: format!("first\nsecond {}", "é".repeat(2000)),

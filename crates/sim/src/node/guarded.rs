@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rampart_artifact::{Keyring, Validated};
-use rampart_ingest::{ApplyOutcome, BootError, Compiler, Config, Origin, Store};
+use rampart_ingest::{ApplyOutcome, BootError, Channel, Compiler, Config, Store};
 use rampart_rollout::Apply;
 use rampart_rollout::observation::MAX_NACK_CODES;
 use rampart_score::{CompileError, Model, edge_contract};
@@ -207,7 +207,7 @@ impl Edge {
         // As the edge's agent does: the store's version rule decides whether the control
         // plane may send this node back to a version it served.
         let before = store.snapshot().version();
-        let outcome = store.offer(&p.bytes, Origin::Control, self.calendar.unix_ms(now));
+        let outcome = store.offer(&p.bytes, Channel::Control, self.calendar.unix_ms(now));
         let apply = match &outcome {
             ApplyOutcome::Applied { version, digest } => {
                 if before.is_some_and(|b| *version < b) {
@@ -301,8 +301,8 @@ mod tests {
         );
         let store = edge.store.as_ref().unwrap();
         assert_eq!(
-            store.snapshot().active.as_ref().unwrap().origin,
-            Origin::Control
+            store.snapshot().active.as_ref().unwrap().channel,
+            Channel::Control
         );
         assert_eq!(store.status().pinned, None);
         assert_eq!((edge.rollbacks(), edge.nacks()), (1, 0));
