@@ -1,4 +1,4 @@
-//! `rampart model fit`: a logistic bot model over the edge's extractor catalogue, fitted on
+//! `rampart model fit`: a logistic bot model over the edge's extractor catalog, fitted on
 //! real user agents turned into realistic requests, evaluated on user agents it never saw. Its
 //! output is the generator's catalog file (`catalog/features.catalog.json`) and its report
 //! (`docs/model.md`).
@@ -29,7 +29,7 @@ mod report;
 
 use rampart_artifact::Feature;
 use rampart_generate::catalog::{CATALOG_SCHEMA, Catalog};
-use rampart_score::catalogue::{CATALOGUE, COUNT};
+use rampart_score::catalog::{CATALOG, COUNT};
 use rampart_score::edge_contract;
 use rampart_traffic::{Kind, Profiles};
 use serde_json::json;
@@ -204,7 +204,7 @@ pub fn fit(profiles: &Profiles, options: &FitOptions) -> Result<FitResult, FitEr
         }
         features.push(Feature {
             name: name(*c).to_owned(),
-            ty: CATALOGUE.get(*c).map_or("", |e| e.ty).to_owned(),
+            ty: CATALOG.get(*c).map_or("", |e| e.ty).to_owned(),
             weight: *weight,
         });
     }
@@ -361,7 +361,7 @@ fn at(v: &[f64], i: usize) -> f64 {
 }
 
 fn name(c: usize) -> &'static str {
-    CATALOGUE.get(c).map_or("", |e| e.name)
+    CATALOG.get(c).map_or("", |e| e.name)
 }
 
 fn round6(x: f64) -> f64 {

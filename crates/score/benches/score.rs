@@ -1,7 +1,7 @@
 //! Scoring speed: extract + score one request with the 60-odd-feature example model and with
 //! a 200-feature model (goals: ≤ 2 µs and ≤ 5 µs median).
 //!
-//! The 200-feature model repeats catalogue entries (the catalogue has fewer than 200 names),
+//! The 200-feature model repeats catalog entries (the catalog has fewer than 200 names),
 //! built with the bench-only `Model::from_raw_for_bench`; scoring cost depends on the number
 //! of terms, not on which features they are.
 
@@ -78,7 +78,7 @@ fn score_curl_example_model(bencher: Bencher) {
     bench_score(bencher, &example_model(), ua, kit);
 }
 
-/// Extraction alone (every catalogue feature), Chrome desktop.
+/// Extraction alone (every catalog feature), Chrome desktop.
 #[divan::bench]
 fn extract_chrome(bencher: Bencher) {
     let scorer = Scorer::new();

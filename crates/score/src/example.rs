@@ -9,7 +9,7 @@
 
 use rampart_artifact::{Document, Feature, Model, Provenance, SCHEMA};
 
-use crate::catalogue::FeatureId as F;
+use crate::catalog::FeatureId as F;
 
 /// `provenance.source` of the example model.
 pub const EXAMPLE_SOURCE: &str = "catalog:example";
@@ -129,7 +129,7 @@ mod tests {
     use rampart_artifact::validate;
 
     use super::*;
-    use crate::catalogue::edge_contract;
+    use crate::catalog::edge_contract;
     use crate::model::Model;
 
     #[test]

@@ -14,7 +14,7 @@
 //! [`Unscored::ModuleError`], and "unscored" is never score 0.
 //!
 //! # Layout
-//! - [`catalogue`]: every extractor by name and ClickHouse type ([`CATALOGUE`], [`FeatureId`]),
+//! - [`catalog`]: every extractor by name and ClickHouse type ([`CATALOG`], [`FeatureId`]),
 //!   and the [`edge_contract`] built from it.
 //! - [`request`]: [`RequestView`], the borrowed request.
 //! - [`rate`]: [`RateTable`], per-client request counts in bounded memory, lock-free.
@@ -25,7 +25,7 @@
 //! - [`scorer`]: [`Scorer`], a rate table and the steps above in one call.
 //! - [`example`]: a hand-weighted example model until a fitted one exists.
 
-pub mod catalogue;
+pub mod catalog;
 pub mod example;
 pub mod features;
 pub mod model;
@@ -34,7 +34,7 @@ pub mod request;
 pub mod score;
 pub mod scorer;
 
-pub use catalogue::{CATALOGUE, Extractor, FeatureId, edge_contract, lookup};
+pub use catalog::{CATALOG, Extractor, FeatureId, edge_contract, lookup};
 pub use example::example_document;
 pub use features::{AgentMemo, Features, MAX_MEMO_UA, extract, extract_memo};
 pub use model::{CompileError, Model};

@@ -6,7 +6,7 @@
 
 use rampart_artifact::{Digest, Document, Validated, limits::HARD_MAX_FEATURES};
 
-use crate::catalogue::{COUNT, FeatureId};
+use crate::catalog::{COUNT, FeatureId};
 use crate::features::Features;
 use crate::score::{Score, score_logit};
 
@@ -50,17 +50,19 @@ pub enum CompileError {
         max: usize,
     },
     /// A feature this module has no extractor for.
+    // "catalogue" stays in these two messages: they reach `/status` and the control plane
+    // verbatim, and the workspace spells the word "catalog" everywhere else.
     #[error("feature `{name}` is not in the extractor catalogue")]
     UnknownFeature {
         /// Its name.
         name: String,
     },
-    /// A feature whose type is not the catalogue's.
+    /// A feature whose type is not the catalog's.
     #[error("feature `{name}` has type {found}, the catalogue says {expected}")]
     TypeMismatch {
         /// Its name.
         name: String,
-        /// The catalogue's type.
+        /// The catalog's type.
         expected: &'static str,
         /// The file's type.
         found: String,
@@ -139,7 +141,7 @@ impl Model {
     }
 
     /// A model from raw terms, repeats allowed and no room check: only for benchmarks that
-    /// need more terms than the catalogue has names (a 200-feature model).
+    /// need more terms than the catalog has names (a 200-feature model).
     #[doc(hidden)]
     pub fn from_raw_for_bench(terms: &[(FeatureId, f32)], bias: f32) -> Model {
         Model {
@@ -216,7 +218,7 @@ mod tests {
     use rampart_artifact::{Contract, Feature, validate};
 
     use super::*;
-    use crate::catalogue::CATALOGUE;
+    use crate::catalog::CATALOG;
     use crate::score::Unscored;
 
     fn doc(features: Vec<Feature>) -> Document {
@@ -232,8 +234,8 @@ mod tests {
         validate(d, &c, None).unwrap()
     }
 
-    fn catalogue_doc(n: usize) -> Document {
-        doc(CATALOGUE
+    fn catalog_doc(n: usize) -> Document {
+        doc(CATALOG
             .iter()
             .take(n)
             .map(|e| feature(e.name, e.ty, 0.5))
@@ -242,7 +244,7 @@ mod tests {
 
     #[test]
     fn compiles_into_the_room_and_keeps_the_provenance() {
-        let d = catalogue_doc(60);
+        let d = catalog_doc(60);
         let v = validated(&d);
         let p = Model::compile(&v, 200).unwrap();
         assert_eq!(p.len(), 60);
@@ -270,13 +272,13 @@ mod tests {
             })
         );
         // Exactly the room fits.
-        let d = catalogue_doc(CATALOGUE.len());
-        assert!(Model::compile(&validated(&d), CATALOGUE.len()).is_ok());
+        let d = catalog_doc(CATALOG.len());
+        assert!(Model::compile(&validated(&d), CATALOG.len()).is_ok());
         assert_eq!(
-            Model::compile(&validated(&d), CATALOGUE.len() - 1),
+            Model::compile(&validated(&d), CATALOG.len() - 1),
             Err(CompileError::TooManyFeatures {
-                count: CATALOGUE.len(),
-                room: CATALOGUE.len() - 1
+                count: CATALOG.len(),
+                room: CATALOG.len() - 1
             })
         );
     }
@@ -286,7 +288,7 @@ mod tests {
         // Every feature twice. The artifact validator refuses duplicates before a model is
         // ever compiled; the model checks again on its own (defense in depth), tested here on
         // the document directly since no `Validated` can hold duplicates.
-        let mut d = catalogue_doc(60);
+        let mut d = catalog_doc(60);
         let copy = d.features.clone();
         d.features.extend(copy);
         let compile = |room| Model::from_document(&d, d.digest(), room);
@@ -303,7 +305,7 @@ mod tests {
                 room: 60
             })
         );
-        // The real file (every feature of a 120-feature catalogue twice) is over 200: the
+        // The real file (every feature of a 120-feature catalog twice) is over 200: the
         // count stops it before any name is read.
         let big = doc((0..240)
             .map(|i| feature(&format!("f_{}", i % 120), "Float32", 1.0))
@@ -361,7 +363,7 @@ mod tests {
 
     #[test]
     fn room_is_bounded() {
-        let v = validated(&catalogue_doc(3));
+        let v = validated(&catalog_doc(3));
         assert_eq!(
             Model::compile(&v, usize::MAX),
             Err(CompileError::RoomTooLarge {

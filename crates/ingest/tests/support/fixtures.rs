@@ -32,7 +32,7 @@ pub const PANIC_FEATURE: &str = "fl2_unwrap";
 /// The name that makes [`TestCompiler`] panic inside `compile`.
 pub const COMPILE_PANIC_FEATURE: &str = "compile_panic";
 
-/// The contract of the tests: the defaults (200 features, 1 MiB), with a catalogue of known
+/// The contract of the tests: the defaults (200 features, 1 MiB), with a catalog of known
 /// names `f_0`..`f_299` plus the two hook names.
 pub fn contract() -> Contract {
     let mut names: Vec<String> = (0..300).map(|i| format!("f_{i}")).collect();
