@@ -84,7 +84,7 @@ fn store(dir: &std::path::Path) -> Store<Names> {
 }
 
 #[divan::bench]
-fn snapshot_and_plan(bencher: divan::Bencher) {
+fn snapshot_and_model(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     bencher.bench(|| {

@@ -171,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn scoring_needs_a_plan_the_switch_and_normal_mode() {
+    fn scoring_needs_a_model_the_switch_and_normal_mode() {
         let s = Snapshot::empty(true, Mode::Normal).with_active(Some(active()));
         assert_eq!(s.scoring_model(), Some(&"model"));
         assert_eq!(s.with_module_enabled(false).scoring_model(), None);

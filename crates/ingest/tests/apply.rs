@@ -254,7 +254,7 @@ fn the_same_file_twice_is_unchanged_and_a_higher_version_applies() {
 }
 
 #[test]
-fn a_reader_holding_a_snapshot_keeps_its_plan_across_a_swap() {
+fn a_reader_holding_a_snapshot_keeps_its_model_across_a_swap() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
     let held = store.snapshot();

@@ -107,7 +107,7 @@ fn a_restart_serves_last_known_good_before_anything_arrives() {
 }
 
 #[test]
-fn a_corrupt_current_falls_back_to_previous_then_to_no_plan() {
+fn a_corrupt_current_falls_back_to_previous_then_to_no_model() {
     let dir = tempfile::tempdir().unwrap();
     let layout = DataDir::new(dir.path());
     let store = boot(config(dir.path()), T0);
@@ -153,7 +153,7 @@ fn a_corrupt_current_falls_back_to_previous_then_to_no_plan() {
 }
 
 #[test]
-fn a_fresh_data_dir_boots_with_no_plan_and_no_complaint() {
+fn a_fresh_data_dir_boots_with_no_model_and_no_complaint() {
     let dir = tempfile::tempdir().unwrap();
     let store = boot(config(&dir.path().join("new/deeper")), T0);
     assert!(store.snapshot().active.is_none());
