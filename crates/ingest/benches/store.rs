@@ -12,9 +12,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rampart_artifact::{
-    Contract, Document, Envelope, Feature, Keyring, Model, Provenance, SCHEMA, SecretKey, Validated,
-};
+use rampart_artifact::testing::{doc, doubled, key, signed};
+use rampart_artifact::{Contract, Keyring, Validated};
 use rampart_ingest::{Channel, Compiler, Config, Store};
 
 fn main() {
@@ -44,42 +43,10 @@ impl Compiler for Names {
     }
 }
 
-fn key() -> SecretKey {
-    SecretKey::from_seed([7; 32])
-}
-
-fn doc(version: u64, n: usize) -> Document {
-    Document {
-        schema: SCHEMA.into(),
-        version,
-        created_at: "2025-11-18T11:05:00Z".into(),
-        provenance: Provenance {
-            source: "catalog:bench".into(),
-            query: "q".into(),
-            rows: n as u64,
-            generator: "bench".into(),
-            generator_version: "0".into(),
-            server_version: None,
-        },
-        model: Model { bias: 0.5 },
-        features: (0..n)
-            .map(|i| Feature {
-                name: format!("f_{i}"),
-                ty: "Float64".into(),
-                weight: 0.25,
-            })
-            .collect(),
-    }
-}
-
 fn store(dir: &std::path::Path) -> Store<Names> {
     let config = Config::new(dir, Contract::default(), Keyring::new([key().public()]));
     let store = Store::boot(config, Names, 0).unwrap();
-    store.offer(
-        &Envelope::sign(&doc(1, 60), &key()).to_json(),
-        Channel::Watch,
-        0,
-    );
+    store.offer(&signed(&doc(1, 60)), Channel::Watch, 0);
     store
 }
 
@@ -111,7 +78,7 @@ fn apply_new_version(bencher: divan::Bencher) {
     bencher
         .with_inputs(|| {
             let v = next.fetch_add(1, Ordering::Relaxed);
-            Envelope::sign(&doc(v, 60), &key()).to_json()
+            signed(&doc(v, 60))
         })
         .bench_refs(|bytes| store.offer(bytes, Channel::Watch, 1));
 }
@@ -121,10 +88,7 @@ fn apply_new_version(bencher: divan::Bencher) {
 fn refuse_18_november(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let mut d = doc(2, 120);
-    let copy = d.features.clone();
-    d.features.extend(copy);
-    let bytes = Envelope::sign(&d, &key()).to_json();
+    let bytes = signed(&doubled(2, 120));
     bencher.bench(|| store.offer(&bytes, Channel::Watch, 1));
 }
 
@@ -133,6 +97,6 @@ fn refuse_18_november(bencher: divan::Bencher) {
 fn unchanged(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let bytes = Envelope::sign(&doc(1, 60), &key()).to_json();
+    let bytes = signed(&doc(1, 60));
     bencher.bench(|| store.offer(&bytes, Channel::Watch, 1));
 }

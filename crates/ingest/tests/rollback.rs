@@ -14,19 +14,13 @@
 mod fixtures;
 
 use fixtures::*;
-use rampart_artifact::Document;
+use rampart_artifact::testing::doc_weighted;
 use rampart_ingest::{ApplyOutcome, Channel, Config, DataDir, SoakConfig, Store};
 
 const T0: u64 = 1_763_463_900_000;
 
 fn boot(config: Config, now: u64) -> Store<TestCompiler> {
     Store::boot(config, TestCompiler::new(200), now).unwrap()
-}
-
-fn doc_with_bias(version: u64, bias: f64) -> Document {
-    let mut d = doc(version, 60);
-    d.model.bias = bias;
-    d
 }
 
 #[test]
@@ -85,7 +79,7 @@ fn a_different_file_under_a_version_served_before_is_refused() {
     let store = boot(config(dir.path()), T0);
     store.offer(&good(1), Channel::Control, T0);
     store.offer(&good(2), Channel::Control, T0 + 1);
-    let impostor = signed(&doc_with_bias(1, -3.0));
+    let impostor = signed(&doc_weighted(1, 60, -3.0));
     let refused = store.offer(&impostor, Channel::Control, T0 + 2);
     assert_eq!(
         refused.rejection().unwrap().issues()[0].code(),
@@ -206,7 +200,7 @@ fn the_control_plane_cannot_put_other_content_under_the_version_serving() {
         .serving()
         .unwrap()
         .1;
-    let impostor = signed(&doc_with_bias(2, -3.0));
+    let impostor = signed(&doc_weighted(2, 60, -3.0));
     let refused = store.offer(&impostor, Channel::Control, T0 + 2);
     assert_eq!(
         refused.rejection().unwrap().issues()[0].code(),
