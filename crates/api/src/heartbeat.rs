@@ -32,7 +32,7 @@ pub struct Heartbeat {
     #[serde(default)]
     pub last_rejection: Option<Rejection>,
     /// Counts since the previous beat.
-    pub counters: Counters,
+    pub counters: BeatCounters,
     /// Scores given since the previous beat.
     pub scores: ScoreHistogram,
     /// The `etag` of the last answer the edge acted on; `None` after a start.
@@ -56,7 +56,7 @@ pub struct Active {
 /// ACK or NACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum AckNack {
     /// Fetched, verified, validated, swapped in, and soaked.
     Ack,
     /// Refused: the edge keeps serving what it had.
@@ -73,7 +73,7 @@ pub struct ApplyReport {
     #[serde(default)]
     pub version: Option<u64>,
     /// ACK or NACK.
-    pub verdict: Verdict,
+    pub verdict: AckNack,
     /// For a NACK: the issue codes, or the refusal code (`fetch_failed`, `poisoned`…).
     #[serde(default)]
     pub issues: Vec<String>,
@@ -105,7 +105,7 @@ pub struct Rejection {
 /// Counts since the previous beat.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Counters {
+pub struct BeatCounters {
     /// Requests handled.
     pub requests: u64,
     /// Of those, answered with a 5xx (by the edge or the origin).
@@ -165,7 +165,7 @@ impl Heartbeat {
             module_enabled: true,
             verdict: None,
             last_rejection: None,
-            counters: Counters::default(),
+            counters: BeatCounters::default(),
             scores: ScoreHistogram::default(),
             seen: None,
             wait_ms: 0,
@@ -206,14 +206,14 @@ impl Heartbeat {
     pub fn nacks(&self, digest: &Digest) -> bool {
         self.verdict
             .as_ref()
-            .is_some_and(|v| v.verdict == Verdict::Nack && v.digest == *digest)
+            .is_some_and(|v| v.verdict == AckNack::Nack && v.digest == *digest)
     }
 
     /// Whether this beat ACKs `digest` (and serves it).
     pub fn acks(&self, digest: &Digest) -> bool {
         self.verdict
             .as_ref()
-            .is_some_and(|v| v.verdict == Verdict::Ack && v.digest == *digest)
+            .is_some_and(|v| v.verdict == AckNack::Ack && v.digest == *digest)
             && self.active.is_some_and(|a| a.digest == *digest)
     }
 }
@@ -226,7 +226,7 @@ impl ApplyReport {
         ApplyReport {
             digest,
             version,
-            verdict: Verdict::Nack,
+            verdict: AckNack::Nack,
             issues: issues
                 .iter()
                 .take(MAX_HEARTBEAT_ISSUES)
@@ -241,7 +241,7 @@ impl ApplyReport {
         ApplyReport {
             digest,
             version: Some(version),
-            verdict: Verdict::Ack,
+            verdict: AckNack::Ack,
             issues: Vec::new(),
             at_ms,
         }
@@ -379,7 +379,7 @@ mod tests {
         beat.verdict = Some(ApplyReport {
             digest: rampart_artifact::Digest::of(b"a"),
             version: None,
-            verdict: Verdict::Nack,
+            verdict: AckNack::Nack,
             issues: vec!["x".into(); MAX_HEARTBEAT_ISSUES + 1],
             at_ms: 0,
         });

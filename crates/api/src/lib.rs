@@ -48,8 +48,8 @@ pub use client::{Client, ClientError};
 pub use error::{ApiError, ErrorCode, IssueReport};
 pub use fleet::{ContractList, Health, Labels, NodeList, NodeView, RegisterAnswer, Registration};
 pub use heartbeat::{
-    Active, ApplyReport, Counters, Desired, Heartbeat, HeartbeatAnswer, Rejection, ScoreHistogram,
-    Verdict,
+    AckNack, Active, ApplyReport, BeatCounters, Desired, Heartbeat, HeartbeatAnswer, Rejection,
+    ScoreHistogram,
 };
 pub use killswitch::{
     KillSwitchEntry, KillSwitchList, KillSwitchSet, KillSwitches, Module, Scope, SwitchState,

@@ -37,7 +37,7 @@ pub struct ContractSpec {
     pub max_abs_weight: f64,
     /// ClickHouse type names accepted.
     pub allowed_types: Vec<String>,
-    /// When set, the only names accepted (the consumer's extractor catalogue).
+    /// When set, the only names accepted (the consumer's extractor catalog).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub known_names: Option<Vec<String>>,
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use rampart_api::fleet::Health;
 use rampart_api::{
-    Active, Desired, Heartbeat, KillSwitchEntry, KillSwitches, Module, NodeView, Scope,
-    SwitchState, Verdict, routes,
+    AckNack, Active, Desired, Heartbeat, KillSwitchEntry, KillSwitches, Module, NodeView, Scope,
+    SwitchState, routes,
 };
 use rampart_artifact::{ContractSpec, Digest};
 use rampart_rollout::{Apply, Beat, Counters, Queue, Run, ScoreHistogram};
@@ -355,8 +355,8 @@ pub fn to_beat(beat: &Heartbeat) -> Beat {
         *c = *b;
     }
     let apply = beat.verdict.as_ref().map(|v| match v.verdict {
-        Verdict::Ack => Apply::Accepted { digest: v.digest },
-        Verdict::Nack => Apply::Rejected {
+        AckNack::Ack => Apply::Accepted { digest: v.digest },
+        AckNack::Nack => Apply::Rejected {
             digest: v.digest,
             codes: v.issues.clone(),
         },

@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use rampart_api::{Client, Labels, StartRollout, Verdict};
+use rampart_api::{AckNack, Client, Labels, StartRollout};
 use rampart_artifact::{Digest, Envelope, Keyring, SecretKey};
 use rampart_control::{Config, Server};
 use rampart_e2e::control_plane::{ADMIN, EDGE, PUBLISHER, tokens};
 use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
-use rampart_edge::bot::PlanCompiler;
+use rampart_edge::bot::ModelCompiler;
 use rampart_edge::metrics::Metrics;
 use rampart_ingest::{SoakConfig, Store};
 use rampart_up::inject::catalog_document;
@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let store = Arc::new(Store::boot(
             store_config,
-            PlanCompiler::new(contract.max_features()),
+            ModelCompiler::new(contract.max_features()),
             now_ms(),
         )?);
         let metrics = Arc::new(Metrics::default());
@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
                 if let Ok(Ok(r)) = tokio::time::timeout(
                     WAIT,
                     rx.wait_for(|r| {
-                        verdict_is(r, d2, Verdict::Nack) && r.verdict_sent_ms.is_some()
+                        verdict_is(r, d2, AckNack::Nack) && r.verdict_sent_ms.is_some()
                     }),
                 )
                 .await
@@ -181,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
             let r = r.borrow();
             r.verdict
                 .as_ref()
-                .filter(|v| v.digest == d1 && v.verdict == Verdict::Ack && v.at_ms >= t0)
+                .filter(|v| v.digest == d1 && v.verdict == AckNack::Ack && v.at_ms >= t0)
                 .map(|v| v.at_ms)
         })
         .collect();
@@ -239,7 +239,7 @@ async fn propagate(
         let mut rx = r.clone();
         let report = tokio::time::timeout(
             WAIT,
-            rx.wait_for(|r| verdict_is(r, digest, Verdict::Ack) && r.verdict_sent_ms.is_some()),
+            rx.wait_for(|r| verdict_is(r, digest, AckNack::Ack) && r.verdict_sent_ms.is_some()),
         )
         .await
         .context("an ACK")??
@@ -261,7 +261,7 @@ async fn start(admin: &Client, digest: Digest) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verdict_is(r: &AgentReport, digest: Digest, verdict: Verdict) -> bool {
+fn verdict_is(r: &AgentReport, digest: Digest, verdict: AckNack) -> bool {
     r.verdict
         .as_ref()
         .is_some_and(|v| v.digest == digest && v.verdict == verdict)

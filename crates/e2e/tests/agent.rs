@@ -12,13 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_api::{Client, KillSwitchSet, Labels, Module, StartRollout, Verdict};
+use rampart_api::{AckNack, Client, KillSwitchSet, Labels, Module, StartRollout};
 use rampart_artifact::Keyring;
 use rampart_artifact::testing::{key, other_key, signed, signed_by};
 use rampart_control::{Config, Server};
 use rampart_e2e::control_plane::{ADMIN, EDGE, tokens};
 use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
-use rampart_edge::bot::PlanCompiler;
+use rampart_edge::bot::ModelCompiler;
 use rampart_edge::metrics::Metrics;
 use rampart_ingest::Store;
 use rampart_up::inject::{catalog_document, nov18_document};
@@ -35,7 +35,7 @@ async fn control(data: &std::path::Path, listen: SocketAddr) -> Server {
 }
 
 struct Edge {
-    store: Arc<Store<PlanCompiler>>,
+    store: Arc<Store<ModelCompiler>>,
     metrics: Arc<Metrics>,
     report: watch::Receiver<AgentReport>,
     stop: watch::Sender<bool>,
@@ -50,7 +50,7 @@ fn edge(url: &str, data: &std::path::Path) -> Edge {
         Keyring::new([key().public()]),
     );
     let store =
-        Arc::new(Store::boot(config, PlanCompiler::new(contract.max_features()), 1).unwrap());
+        Arc::new(Store::boot(config, ModelCompiler::new(contract.max_features()), 1).unwrap());
     let metrics = Arc::new(Metrics::default());
     let agent = Agent::new(
         AgentConfig {
@@ -123,7 +123,7 @@ async fn the_agent_follows_its_control_plane() {
     }
     e.metrics.response(http::StatusCode::BAD_GATEWAY);
     e.metrics
-        .unscored(rampart_edge::metrics::UnscoredReason::NoPlan);
+        .unscored(rampart_edge::metrics::UnscoredReason::NoModel);
     // (The control plane keeps the last beat; a later empty beat replaces it, so the check
     // looks for a beat that carried them.)
     let mut carried = false;
@@ -162,7 +162,7 @@ async fn the_agent_follows_its_control_plane() {
     until(&e.report, |r| {
         r.verdict
             .as_ref()
-            .is_some_and(|v| v.digest == d1 && v.verdict == Verdict::Ack)
+            .is_some_and(|v| v.digest == d1 && v.verdict == AckNack::Ack)
     })
     .await;
     assert_eq!(e.store.snapshot().version(), Some(1));
@@ -189,7 +189,7 @@ async fn the_agent_follows_its_control_plane() {
     let r = until(&e.report, |r| {
         r.verdict
             .as_ref()
-            .is_some_and(|v| v.digest == d2 && v.verdict == Verdict::Nack)
+            .is_some_and(|v| v.digest == d2 && v.verdict == AckNack::Nack)
     })
     .await;
     assert_eq!(r.verdict.unwrap().issues, ["unknown_key"]);
@@ -305,7 +305,7 @@ async fn beats_carry_a_restart_once_and_every_request_exactly_once() {
         let contract = rampart_score::edge_contract();
         let config =
             rampart_ingest::Config::new(data.clone(), contract, Keyring::new([key().public()]));
-        drop(Store::boot(config, PlanCompiler::new(200), 1).unwrap());
+        drop(Store::boot(config, ModelCompiler::new(200), 1).unwrap());
     }
     let (addr, beats) = recorder().await;
     let e = edge(&format!("http://{addr}"), &data);

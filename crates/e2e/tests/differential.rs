@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rampart_api::heartbeat::{ApplyReport, Counters, ScoreHistogram, Verdict};
+use rampart_api::heartbeat::{AckNack, ApplyReport, BeatCounters, ScoreHistogram};
 use rampart_api::{
     Active, Heartbeat, KIND_FEATURES, Labels, Registration, RolloutAction, RolloutCommand,
 };
@@ -107,14 +107,14 @@ fn heartbeat(beat: &Beat, digests: &Digests, seq: u64) -> Heartbeat {
         Apply::Accepted { digest } => ApplyReport {
             digest: digests.control(*digest),
             version: None,
-            verdict: Verdict::Ack,
+            verdict: AckNack::Ack,
             issues: Vec::new(),
             at_ms: 0,
         },
         Apply::Rejected { digest, codes } => ApplyReport {
             digest: digests.control(*digest),
             version: None,
-            verdict: Verdict::Nack,
+            verdict: AckNack::Nack,
             issues: codes.clone(),
             at_ms: 0,
         },
@@ -128,7 +128,7 @@ fn heartbeat(beat: &Beat, digests: &Digests, seq: u64) -> Heartbeat {
         module_enabled: true,
         verdict,
         last_rejection: None,
-        counters: Counters {
+        counters: BeatCounters {
             requests: beat.counters.requests,
             errors_5xx: beat.counters.errors_5xx,
             module_errors: beat.counters.module_errors,

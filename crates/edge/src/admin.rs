@@ -27,7 +27,7 @@ use rampart_ingest::{ApplyOutcome, Mode, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentReport;
-use crate::bot::PlanCompiler;
+use crate::bot::ModelCompiler;
 use crate::metrics::{Metrics, family};
 
 /// Largest admin request body: the commands are a few dozen bytes of JSON.
@@ -42,7 +42,7 @@ const MAX_EVENT_NAME: usize = 128;
 /// What the admin API serves from.
 #[derive(Debug)]
 pub struct Admin {
-    store: Arc<Store<PlanCompiler>>,
+    store: Arc<Store<ModelCompiler>>,
     metrics: Arc<Metrics>,
     info: EdgeInfo,
     recent: Mutex<VecDeque<WatchEvent>>,
@@ -129,7 +129,7 @@ struct StatusBody<'a> {
 
 impl Admin {
     /// The admin state over `store`.
-    pub fn new(store: Arc<Store<PlanCompiler>>, metrics: Arc<Metrics>, info: EdgeInfo) -> Self {
+    pub fn new(store: Arc<Store<ModelCompiler>>, metrics: Arc<Metrics>, info: EdgeInfo) -> Self {
         Admin {
             store,
             metrics,
@@ -146,7 +146,7 @@ impl Admin {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<Store<PlanCompiler>> {
+    pub fn store(&self) -> &Arc<Store<ModelCompiler>> {
         &self.store
     }
 
@@ -250,7 +250,7 @@ impl Admin {
                     StatusCode::OK,
                     &serde_json::json!({
                         "module_enabled": snapshot.module_enabled,
-                        "scoring": snapshot.scoring_plan().is_some(),
+                        "scoring": snapshot.scoring_model().is_some(),
                     }),
                 )
             }
@@ -275,7 +275,7 @@ impl Admin {
                         "was_safe_mode": was,
                         "mode": snapshot.mode,
                         "module_enabled": snapshot.module_enabled,
-                        "scoring": snapshot.scoring_plan().is_some(),
+                        "scoring": snapshot.scoring_model().is_some(),
                     }),
                 )
             }
@@ -347,7 +347,7 @@ impl Admin {
                 "rampart_edge_scoring",
                 "gauge",
                 "1 when requests are scored (plan, kill switch and mode allow it).",
-                u64::from(snapshot.scoring_plan().is_some()),
+                u64::from(snapshot.scoring_model().is_some()),
             ),
             (
                 "rampart_edge_lkg_writes_total",

@@ -10,7 +10,7 @@
 //! round trip.
 //!
 //! A new desired digest is fetched with the edge's own wire limit, offered with the same
-//! [`Store::offer`] as the watch dir, as [`Origin::Control`] (the store's version rule lets
+//! [`Store::offer`] as the watch dir, as [`Channel::Control`] (the store's version rule lets
 //! the control plane send the node back to a version it served before), and the verdict goes
 //! up in the next beat. Kill switches from the answer drive [`Store::set_module_enabled`].
 //!
@@ -33,15 +33,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_api::limits::MAX_LONG_POLL_MS;
 use rampart_api::{
-    Active, ApplyReport, Client, ClientError, Desired, ErrorCode, Heartbeat, HeartbeatAnswer,
-    Labels, Registration, Scope, Verdict,
+    AckNack, Active, ApplyReport, Client, ClientError, Desired, ErrorCode, Heartbeat,
+    HeartbeatAnswer, Labels, Registration, Scope,
 };
 use rampart_host::clock::now_ms;
-use rampart_ingest::{ApplyOutcome, Mode, Origin, Store};
+use rampart_ingest::{ApplyOutcome, Channel, Mode, Store};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::bot::PlanCompiler;
+use crate::bot::ModelCompiler;
 use crate::metrics::{Metrics, SCORE_SLOTS, Totals};
 
 use self::backoff::Backoff;
@@ -109,7 +109,7 @@ pub struct AgentReport {
 pub struct Agent {
     config: AgentConfig,
     client: Client,
-    store: Arc<Store<PlanCompiler>>,
+    store: Arc<Store<ModelCompiler>>,
     metrics: Arc<Metrics>,
     report: watch::Sender<AgentReport>,
 }
@@ -155,7 +155,7 @@ impl Agent {
     /// An agent for `config`, serving from `store` and counting from `metrics`.
     pub fn new(
         config: AgentConfig,
-        store: Arc<Store<PlanCompiler>>,
+        store: Arc<Store<ModelCompiler>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AgentError> {
         let client = Client::new(&config.control, config.token.clone())?;
@@ -167,7 +167,7 @@ impl Agent {
     pub fn with_client(
         config: AgentConfig,
         client: Client,
-        store: Arc<Store<PlanCompiler>>,
+        store: Arc<Store<ModelCompiler>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let report = AgentReport {
@@ -385,7 +385,7 @@ impl Agent {
             .as_ref()
             .filter(|v| v.digest == desired.digest);
         if serving.is_some_and(|(_, d)| d == desired.digest) {
-            if about_this.is_none_or(|v| v.verdict != Verdict::Ack) {
+            if about_this.is_none_or(|v| v.verdict != AckNack::Ack) {
                 self.set_verdict(
                     cycle,
                     ApplyReport::ack(desired.digest, desired.version, now_ms()),
@@ -394,7 +394,7 @@ impl Agent {
             return;
         }
         // A NACK stands until the control plane asks for something else: no fetch loop.
-        if about_this.is_some_and(|v| v.verdict == Verdict::Nack) {
+        if about_this.is_some_and(|v| v.verdict == AckNack::Nack) {
             return;
         }
         let limit = self.store.config().max_file_bytes();
@@ -417,7 +417,7 @@ impl Agent {
         };
         let store = self.store.clone();
         let applied =
-            tokio::task::spawn_blocking(move || store.offer(&bytes, Origin::Control, now_ms()))
+            tokio::task::spawn_blocking(move || store.offer(&bytes, Channel::Control, now_ms()))
                 .await;
         let outcome = match applied {
             Ok(outcome) => outcome,
@@ -428,10 +428,10 @@ impl Agent {
         };
         let report = beat::verdict(desired, &outcome, now_ms());
         match (&outcome, report.verdict) {
-            (ApplyOutcome::Applied { version, .. }, Verdict::Ack) => {
+            (ApplyOutcome::Applied { version, .. }, AckNack::Ack) => {
                 tracing::info!(version, "control plane version applied: ACK");
             }
-            (_, Verdict::Nack) => tracing::warn!(
+            (_, AckNack::Nack) => tracing::warn!(
                 version = desired.version,
                 issues = ?report.issues,
                 "control plane version refused, keeping the current one: NACK"

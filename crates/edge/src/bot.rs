@@ -1,41 +1,41 @@
 //! The bot module on the request path: the store's snapshot (through its read-only
-//! [`Reader`]), rampart-score's extractors and plan, behind the proxy's [`Module`] seam.
+//! [`Reader`]), rampart-score's extractors and model, behind the proxy's [`Module`] seam.
 
 use rampart_artifact::Validated;
 use rampart_ingest::{Compiler, Mode, Reader};
-use rampart_score::{CompileError, Plan, RequestView, Score, Scorer, Unscored};
+use rampart_score::{CompileError, Model, RequestView, Score, Scorer, Unscored};
 
 use crate::metrics::UnscoredReason;
-use crate::module::{Inbound, Module, Verdict};
+use crate::module::{Inbound, Module, Scoring};
 
-/// Compiles a validated file into a [`Plan`] with room for the contract's `max_features`.
+/// Compiles a validated file into a [`Model`] with room for the contract's `max_features`.
 #[derive(Debug, Clone, Copy)]
-pub struct PlanCompiler {
+pub struct ModelCompiler {
     room: usize,
 }
 
-/// The bot module: reads the store's snapshot once per request and scores with its plan.
+/// The bot module: reads the store's snapshot once per request and scores with its model.
 #[derive(Debug)]
 pub struct BotModule {
-    reader: Reader<Plan>,
+    reader: Reader<Model>,
     scorer: Scorer,
 }
 
-// === impl PlanCompiler ===
+// === impl ModelCompiler ===
 
-impl PlanCompiler {
+impl ModelCompiler {
     /// Reserves room for `room` features (the contract's `max_features`).
     pub fn new(room: usize) -> Self {
-        PlanCompiler { room }
+        ModelCompiler { room }
     }
 }
 
-impl Compiler for PlanCompiler {
-    type Plan = Plan;
+impl Compiler for ModelCompiler {
+    type Model = Model;
     type Error = CompileError;
 
-    fn compile(&self, validated: &Validated) -> Result<Plan, CompileError> {
-        Plan::compile(validated, self.room)
+    fn compile(&self, validated: &Validated) -> Result<Model, CompileError> {
+        Model::compile(validated, self.room)
     }
 }
 
@@ -43,7 +43,7 @@ impl Compiler for PlanCompiler {
 
 impl BotModule {
     /// The module over the store's reader, with a default-sized rate table.
-    pub fn new(reader: Reader<Plan>) -> Self {
+    pub fn new(reader: Reader<Model>) -> Self {
         BotModule {
             reader,
             scorer: Scorer::new(),
@@ -52,14 +52,14 @@ impl BotModule {
 }
 
 impl Module for BotModule {
-    fn evaluate(&self, request: &Inbound<'_>) -> Verdict {
-        // One load: the plan, the kill switch and the mode of this request belong together.
+    fn evaluate(&self, request: &Inbound<'_>) -> Scoring {
+        // One load: the model, the kill switch and the mode of this request belong together.
         let snapshot = self.reader.load();
         if !snapshot.module_enabled || snapshot.mode != Mode::Normal {
-            return Verdict::Unscored(UnscoredReason::Disabled);
+            return Scoring::Unscored(UnscoredReason::Disabled);
         }
-        let Some(plan) = snapshot.scoring_plan() else {
-            return Verdict::Unscored(UnscoredReason::NoPlan);
+        let Some(model) = snapshot.scoring_model() else {
+            return Scoring::Unscored(UnscoredReason::NoModel);
         };
         let parts = request.parts;
         let view = RequestView {
@@ -74,14 +74,14 @@ impl Module for BotModule {
         // The connection's memo, unless a panic left it borrowed (then just scan again).
         let memo = request.agent_memo.and_then(|m| m.try_borrow_mut().ok());
         let score = match memo {
-            Some(mut memo) => self.scorer.score_memo(Some(plan), &view, &mut memo),
-            None => self.scorer.score(Some(plan), &view),
+            Some(mut memo) => self.scorer.score_memo(Some(model), &view, &mut memo),
+            None => self.scorer.score(Some(model), &view),
         };
         match score {
-            Score::Scored(score) => Verdict::Scored(score),
-            Score::Unscored(Unscored::NoPlan) => Verdict::Unscored(UnscoredReason::NoPlan),
-            Score::Unscored(Unscored::ModuleOff) => Verdict::Unscored(UnscoredReason::Disabled),
-            Score::Unscored(Unscored::ModuleError) => Verdict::Failed,
+            Score::Scored(score) => Scoring::Scored(score),
+            Score::Unscored(Unscored::NoModel) => Scoring::Unscored(UnscoredReason::NoModel),
+            Score::Unscored(Unscored::ModuleOff) => Scoring::Unscored(UnscoredReason::Disabled),
+            Score::Unscored(Unscored::ModuleError) => Scoring::Failed,
         }
     }
 

@@ -21,7 +21,7 @@
 //!   timeouts use instead of a timer per request.
 //! - [`module`]: the module seam and its boundary (panics caught, fail policy, block rule).
 //! - [`bot`]: the real module: the ingest store's snapshot (through its read-only
-//!   [`Reader`](rampart_ingest::Reader)) and rampart-score's plan.
+//!   [`Reader`](rampart_ingest::Reader)) and rampart-score's model.
 //! - [`admin`]: health, status, metrics, kill switch, safe-mode clear, break glass.
 //! - [`agent`]: the control plane's side of the edge: register, heartbeat (long-poll),
 //!   fetch desired versions and offer them to the store (ACK/NACK), kill switches; fail stale

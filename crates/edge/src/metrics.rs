@@ -22,8 +22,8 @@ pub const SCORE_SLOTS: usize = 100;
 pub enum UnscoredReason {
     /// The kill switch has the bot module off.
     Disabled,
-    /// No plan is active (nothing valid has arrived yet).
-    NoPlan,
+    /// No model is active (nothing valid has arrived yet). Label `no_plan`, kept for dashboards.
+    NoModel,
     /// The module failed on this request and the fail policy let it through.
     Failed,
 }
@@ -244,7 +244,7 @@ impl Metrics {
         let s = self.local();
         match reason {
             UnscoredReason::Disabled => &s.unscored_disabled,
-            UnscoredReason::NoPlan => &s.unscored_no_plan,
+            UnscoredReason::NoModel => &s.unscored_no_plan,
             UnscoredReason::Failed => &s.unscored_failed,
         }
         .fetch_add(1, Ordering::Relaxed);
@@ -523,7 +523,7 @@ mod tests {
         for s in [1, 1, 50, 99, 0, 200] {
             m.score(s);
         }
-        m.unscored(UnscoredReason::NoPlan);
+        m.unscored(UnscoredReason::NoModel);
         m.unscored(UnscoredReason::Failed);
         m.response(StatusCode::OK);
         m.response(StatusCode::SERVICE_UNAVAILABLE);

@@ -1,7 +1,7 @@
 //! The bot module as the proxy sees it, and the boundary that keeps its failures small.
 //!
 //! The proxy knows a module only through [`Module`]: it hands over the request head, gets a
-//! [`Verdict`] back, and decides with its [`Rules`] what to do with the request. The call
+//! [`Scoring`] back, and decides with its [`Rules`] what to do with the request. The call
 //! runs under `catch_unwind` ([`Boundary::evaluate`]), so a panic in the module (the
 //! 18 November `unwrap()`) fails that one request by the fail policy instead of the worker.
 
@@ -37,20 +37,20 @@ pub struct Inbound<'a> {
 
 /// What the module says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Scoring {
     /// A score, 1 (surely automated) to 99 (surely human).
     Scored(u8),
-    /// No score, for a reason that is not a failure (module off, no plan).
+    /// No score, for a reason that is not a failure (module off, no model).
     Unscored(UnscoredReason),
     /// The module failed on this request; the fail policy decides.
     Failed,
 }
 
 /// A scorer on the request path. Implementations must be cheap and must not block; they
-/// may panic (the boundary catches it), but should return [`Verdict::Failed`] instead.
+/// may panic (the boundary catches it), but should return [`Scoring::Failed`] instead.
 pub trait Module: Send + Sync + 'static {
     /// Scores one request.
-    fn evaluate(&self, request: &Inbound<'_>) -> Verdict;
+    fn evaluate(&self, request: &Inbound<'_>) -> Scoring;
 
     /// Told after each request the module ran on (scored or failed, not unscored) whether
     /// it failed, so a new version's soak can count errors.
@@ -159,37 +159,37 @@ impl Boundary {
             self.module.evaluate(request)
         }));
         let verdict = match outcome {
-            Ok(Verdict::Failed) => {
+            Ok(Scoring::Failed) => {
                 self.metrics.module_failure(ModuleFailure::Error);
-                Verdict::Failed
+                Scoring::Failed
             }
             Ok(v) => v,
             Err(_) => {
                 self.metrics.module_failure(ModuleFailure::Panic);
-                Verdict::Failed
+                Scoring::Failed
             }
         };
         // Only requests the module ran on count towards a version's soak.
-        if !matches!(verdict, Verdict::Unscored(_)) {
-            self.module.record(verdict == Verdict::Failed);
+        if !matches!(verdict, Scoring::Unscored(_)) {
+            self.module.record(verdict == Scoring::Failed);
         }
         self.decide(verdict)
     }
 
-    fn decide(&self, verdict: Verdict) -> Decision {
+    fn decide(&self, verdict: Scoring) -> Decision {
         match verdict {
-            Verdict::Scored(score) => {
+            Scoring::Scored(score) => {
                 self.metrics.score(score);
                 match self.rules.block_below {
                     Some(threshold) if score < threshold => Decision::Block(score),
                     _ => Decision::Forward(Some(score)),
                 }
             }
-            Verdict::Unscored(reason) => {
+            Scoring::Unscored(reason) => {
                 self.metrics.unscored(reason);
                 Decision::Forward(None)
             }
-            Verdict::Failed => match self.rules.fail_policy {
+            Scoring::Failed => match self.rules.fail_policy {
                 FailPolicy::Open => {
                     self.metrics.unscored(UnscoredReason::Failed);
                     Decision::Forward(None)
@@ -223,10 +223,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    struct Fixed(Verdict, AtomicU64, AtomicU64);
+    struct Fixed(Scoring, AtomicU64, AtomicU64);
 
     impl Module for Fixed {
-        fn evaluate(&self, _: &Inbound<'_>) -> Verdict {
+        fn evaluate(&self, _: &Inbound<'_>) -> Scoring {
             self.0
         }
         fn record(&self, module_error: bool) {
@@ -241,9 +241,9 @@ mod tests {
     struct Panics;
 
     impl Module for Panics {
-        fn evaluate(&self, _: &Inbound<'_>) -> Verdict {
+        fn evaluate(&self, _: &Inbound<'_>) -> Scoring {
             // The 18 November shape: `unwrap()` on an `Err`.
-            Verdict::Scored("two hundred and one".parse::<u8>().unwrap())
+            Scoring::Scored("two hundred and one".parse::<u8>().unwrap())
         }
         fn record(&self, _: bool) {}
     }
@@ -274,7 +274,7 @@ mod tests {
         (d, metrics)
     }
 
-    fn fixed(v: Verdict) -> Arc<Fixed> {
+    fn fixed(v: Scoring) -> Arc<Fixed> {
         Arc::new(Fixed(v, AtomicU64::new(0), AtomicU64::new(0)))
     }
 
@@ -285,22 +285,22 @@ mod tests {
             fail_policy: FailPolicy::Open,
         };
         assert_eq!(
-            run(fixed(Verdict::Scored(29)), rules, false, &[]).0,
+            run(fixed(Scoring::Scored(29)), rules, false, &[]).0,
             Decision::Block(29)
         );
         assert_eq!(
-            run(fixed(Verdict::Scored(30)), rules, false, &[]).0,
+            run(fixed(Scoring::Scored(30)), rules, false, &[]).0,
             Decision::Forward(Some(30))
         );
-        for reason in [UnscoredReason::Disabled, UnscoredReason::NoPlan] {
+        for reason in [UnscoredReason::Disabled, UnscoredReason::NoModel] {
             assert_eq!(
-                run(fixed(Verdict::Unscored(reason)), rules, false, &[]).0,
+                run(fixed(Scoring::Unscored(reason)), rules, false, &[]).0,
                 Decision::Forward(None)
             );
         }
         // A failure under fail-open is unscored, and unscored is not blocked.
         assert_eq!(
-            run(fixed(Verdict::Failed), rules, false, &[]).0,
+            run(fixed(Scoring::Failed), rules, false, &[]).0,
             Decision::Forward(None)
         );
     }
@@ -313,11 +313,11 @@ mod tests {
             fail_policy: FailPolicy::Closed,
         };
         assert_eq!(
-            run(fixed(Verdict::Failed), open, false, &[]).0,
+            run(fixed(Scoring::Failed), open, false, &[]).0,
             Decision::Forward(None)
         );
         assert_eq!(
-            run(fixed(Verdict::Failed), closed, false, &[]).0,
+            run(fixed(Scoring::Failed), closed, false, &[]).0,
             Decision::Refuse
         );
         assert_eq!(
@@ -336,17 +336,17 @@ mod tests {
             block_below: None,
             fail_policy: FailPolicy::Closed,
         };
-        let (d, m) = run(fixed(Verdict::Scored(80)), closed, false, &header);
+        let (d, m) = run(fixed(Scoring::Scored(80)), closed, false, &header);
         assert_eq!(d, Decision::Forward(Some(80)));
         assert_eq!(m.panics_caught(), 0);
-        let (d, m) = run(fixed(Verdict::Scored(80)), closed, true, &header);
+        let (d, m) = run(fixed(Scoring::Scored(80)), closed, true, &header);
         assert_eq!(d, Decision::Refuse);
         assert_eq!(m.panics_caught(), 1);
     }
 
     #[test]
     fn every_request_is_recorded_for_the_soak() {
-        let ok = fixed(Verdict::Scored(50));
+        let ok = fixed(Scoring::Scored(50));
         let metrics = Arc::new(Metrics::default());
         let b = Boundary::new(ok.clone(), metrics, Rules::default(), true);
         let good = parts(&[]);

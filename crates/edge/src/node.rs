@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_host::clock::now_ms;
-use rampart_ingest::{BootError, Origin, SentinelConfig, SoakConfig, Store};
+use rampart_ingest::{BootError, Channel, SentinelConfig, SoakConfig, Store};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::admin::{Admin, EdgeInfo};
 use crate::agent::{Agent, AgentError};
-use crate::bot::{BotModule, PlanCompiler};
+use crate::bot::{BotModule, ModelCompiler};
 use crate::config::{ADMIN_MAX_CONNECTIONS, Config};
 use crate::metrics::Metrics;
 use crate::module::Boundary;
@@ -109,7 +109,7 @@ impl Node {
             window_secs: config.sentinel.window_secs,
             safe_mode_threshold: config.sentinel.safe_mode_after,
         };
-        let compiler = PlanCompiler::new(config.contract.max_features());
+        let compiler = ModelCompiler::new(config.contract.max_features());
         let store =
             tokio::task::spawn_blocking(move || Store::boot(store_config, compiler, now_ms()))
                 .await
@@ -260,7 +260,7 @@ impl Node {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<Store<PlanCompiler>> {
+    pub fn store(&self) -> &Arc<Store<ModelCompiler>> {
         self.admin.store()
     }
 
@@ -379,7 +379,7 @@ fn bind_workers(
 }
 
 /// Runs the store's `tick` once per [`TICK_INTERVAL`] until shutdown.
-async fn tick_loop(store: Arc<Store<PlanCompiler>>, mut signal: ShutdownSignal) {
+async fn tick_loop(store: Arc<Store<ModelCompiler>>, mut signal: ShutdownSignal) {
     let mut interval = tokio::time::interval(TICK_INTERVAL);
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -416,7 +416,7 @@ async fn watch_loop(admin: Arc<Admin>, dir: PathBuf, poll: Duration, mut signal:
             let result = w.poll().map(|files| {
                 for file in &files {
                     let at = now_ms();
-                    let outcome = a.store().offer_file(file, Origin::Watch, at);
+                    let outcome = a.store().offer_file(file, Channel::Watch, at);
                     let name = file
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())

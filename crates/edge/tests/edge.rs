@@ -149,7 +149,7 @@ fn metric(text: &str, series: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_are_unscored_without_a_plan_and_scored_with_the_example_plan() {
+async fn requests_are_unscored_without_a_model_and_scored_with_the_example_model() {
     let origin = Origin::start().await;
     let edge = start(origin.addr, |_| {}).await;
     assert_eq!(get(edge.proxy(), "/a").await.0, StatusCode::OK);
@@ -176,7 +176,7 @@ async fn requests_are_unscored_without_a_plan_and_scored_with_the_example_plan()
 async fn the_block_rule_blocks_real_low_scores_and_never_unscored_requests() {
     let origin = Origin::start().await;
     let edge = start(origin.addr, |c| c.rules.block_below = Some(30)).await;
-    // No plan: unscored, and the rule does not block it.
+    // No model: unscored, and the rule does not block it.
     assert_eq!(get(edge.proxy(), "/").await.0, StatusCode::OK);
 
     edge.drop_file("low.json", &signed(&with_bias(1, -40.0)));

@@ -24,7 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use origin::{Origin, STEP, client, get, raw, send};
 use rampart_edge::metrics::{Metrics, UnscoredReason};
 use rampart_edge::module::{
-    Boundary, FailPolicy, Inbound, Module, Rules, TEST_PANIC_HEADER, Verdict,
+    Boundary, FailPolicy, Inbound, Module, Rules, Scoring, TEST_PANIC_HEADER,
 };
 use rampart_edge::proxy::{OriginTimeouts, Proxy, Upstream};
 use rampart_edge::server::{Drained, ServeOptions, ShutdownSignal, ShutdownTrigger, serve};
@@ -32,10 +32,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-struct Fixed(Verdict);
+struct Fixed(Scoring);
 
 impl Module for Fixed {
-    fn evaluate(&self, _: &Inbound<'_>) -> Verdict {
+    fn evaluate(&self, _: &Inbound<'_>) -> Scoring {
         self.0
     }
     fn record(&self, _: bool) {}
@@ -49,7 +49,7 @@ struct Edge {
 }
 
 struct Setup {
-    verdict: Verdict,
+    verdict: Scoring,
     rules: Rules,
     hooks: bool,
     timeouts: OriginTimeouts,
@@ -59,7 +59,7 @@ struct Setup {
 impl Default for Setup {
     fn default() -> Self {
         Setup {
-            verdict: Verdict::Scored(42),
+            verdict: Scoring::Scored(42),
             rules: Rules::default(),
             hooks: false,
             timeouts: OriginTimeouts::default(),
@@ -141,7 +141,7 @@ async fn unscored_requests_say_so() {
     let e = edge(
         origin.addr,
         Setup {
-            verdict: Verdict::Unscored(UnscoredReason::NoPlan),
+            verdict: Scoring::Unscored(UnscoredReason::NoModel),
             ..Setup::default()
         },
     )
@@ -307,7 +307,7 @@ async fn the_block_rule_blocks_low_scores_and_never_unscored() {
     let low = edge(
         origin.addr,
         Setup {
-            verdict: Verdict::Scored(12),
+            verdict: Scoring::Scored(12),
             rules,
             ..Setup::default()
         },
@@ -321,9 +321,9 @@ async fn the_block_rule_blocks_low_scores_and_never_unscored() {
         "a blocked request reached the origin"
     );
     for verdict in [
-        Verdict::Scored(30),
-        Verdict::Unscored(UnscoredReason::Disabled),
-        Verdict::Unscored(UnscoredReason::NoPlan),
+        Scoring::Scored(30),
+        Scoring::Unscored(UnscoredReason::Disabled),
+        Scoring::Unscored(UnscoredReason::NoModel),
     ] {
         let e = edge(
             origin.addr,
@@ -353,7 +353,7 @@ async fn a_module_panic_follows_the_fail_policy_for_that_request_only() {
                     block_below: Some(50),
                     fail_policy: policy,
                 },
-                verdict: Verdict::Scored(80),
+                verdict: Scoring::Scored(80),
                 ..Setup::default()
             },
         )

@@ -1,7 +1,7 @@
 //! The labelled samples: requests made by the traffic generator from every profile of the data,
 //! turned into the edge's extractor values, and split by user agent.
 
-use rampart_score::catalogue::COUNT;
+use rampart_score::catalog::COUNT;
 use rampart_score::{RateTable, extract};
 use rampart_traffic::{Kind, Labelled, Profiles, Rng, bot, human, imitator, rng::stable_hash};
 
@@ -23,7 +23,7 @@ pub const SAMPLE_SPACING_MS: u64 = 120_000;
 /// Samples: extractor values, labels, kinds and the split.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// One row of [`COUNT`] extractor values per sample, in catalogue order.
+    /// One row of [`COUNT`] extractor values per sample, in catalog order.
     pub rows: Vec<[f32; COUNT]>,
     /// True for a human.
     pub human: Vec<bool>,

@@ -1,4 +1,4 @@
-//! `rampart model fit`: a logistic bot model over the edge's extractor catalogue, fitted on
+//! `rampart model fit`: a logistic bot model over the edge's extractor catalog, fitted on
 //! real user agents turned into realistic requests, evaluated on user agents it never saw. Its
 //! output is the generator's catalog file (`catalog/features.catalog.json`) and its report
 //! (`docs/model.md`).
@@ -29,7 +29,7 @@ mod report;
 
 use rampart_artifact::Feature;
 use rampart_generate::catalog::{CATALOG_SCHEMA, Catalog};
-use rampart_score::catalogue::{CATALOGUE, COUNT};
+use rampart_score::catalog::{CATALOG, COUNT};
 use rampart_score::edge_contract;
 use rampart_traffic::{Kind, Profiles};
 use serde_json::json;
@@ -204,7 +204,7 @@ pub fn fit(profiles: &Profiles, options: &FitOptions) -> Result<FitResult, FitEr
         }
         features.push(Feature {
             name: name(*c).to_owned(),
-            ty: CATALOGUE.get(*c).map_or("", |e| e.ty).to_owned(),
+            ty: CATALOG.get(*c).map_or("", |e| e.ty).to_owned(),
             weight: *weight,
         });
     }
@@ -361,7 +361,7 @@ fn at(v: &[f64], i: usize) -> f64 {
 }
 
 fn name(c: usize) -> &'static str {
-    CATALOGUE.get(c).map_or("", |e| e.name)
+    CATALOG.get(c).map_or("", |e| e.name)
 }
 
 fn round6(x: f64) -> f64 {
@@ -371,7 +371,7 @@ fn round6(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use rampart_artifact::{Document, Model, testing, validate};
-    use rampart_score::{Plan, Scorer};
+    use rampart_score::Scorer;
     use rampart_traffic::{Label, Mix, Traffic};
 
     use super::*;
@@ -390,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fit_on_the_embedded_subset_separates_and_makes_an_edge_plan() {
+    fn the_fit_on_the_embedded_subset_separates_and_makes_an_edge_model() {
         let r = small_fit();
         let fin = r.evaluations.last().unwrap();
         assert!(fin.auc >= GOAL_AUC, "{:?}", r.evaluations);
@@ -408,7 +408,8 @@ mod tests {
             ..testing::document(1, r.catalog.features.clone())
         };
         let contract = edge_contract();
-        let plan = Plan::compile(&validate(&doc, &contract, None).unwrap(), 200).unwrap();
+        let model =
+            rampart_score::Model::compile(&validate(&doc, &contract, None).unwrap(), 200).unwrap();
         let scorer = Scorer::new();
         let mut scores = Vec::new();
         let mut human = Vec::new();
@@ -417,7 +418,7 @@ mod tests {
             .enumerate()
         {
             scores.push(f64::from(
-                plan.logit(&scorer.features(&l.request.view(i as u64 * 120_000))),
+                model.logit(&scorer.features(&l.request.view(i as u64 * 120_000))),
             ));
             human.push(l.label == Label::Human);
         }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use rampart_score::catalogue::{CATALOGUE, COUNT};
+use rampart_score::catalog::{CATALOG, COUNT};
 use rampart_traffic::{Kind, Profiles};
 
 use crate::dataset::{
@@ -177,7 +177,7 @@ pub(crate) fn render(i: &Inputs<'_>) -> String {
     );
     let constant: Vec<&str> = (0..COUNT)
         .filter(|c| !i.varying.contains(c))
-        .filter_map(|c| CATALOGUE.get(c).map(|e| e.name))
+        .filter_map(|c| CATALOG.get(c).map(|e| e.name))
         .collect();
     let _ = writeln!(s, "## Limits, said plainly\n");
     let _ = writeln!(
@@ -218,7 +218,7 @@ pub(crate) fn render(i: &Inputs<'_>) -> String {
     let mut rows: Vec<(usize, f64)> = i.standardized.to_vec();
     rows.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
     for (c, std_w) in rows {
-        let Some(e) = CATALOGUE.get(c) else { continue };
+        let Some(e) = CATALOG.get(c) else { continue };
         let raw = i.catalog.weight(e.name).unwrap_or(0.0);
         let _ = writeln!(s, "| `{}` | {} | {raw:.6} | {std_w:.4} |", e.name, e.ty);
     }

@@ -136,7 +136,7 @@ pub fn embedded_digest() -> Digest {
 #[cfg(test)]
 mod tests {
     use rampart_artifact::{Document, Model, testing, validate};
-    use rampart_score::{Plan, edge_contract};
+    use rampart_score::edge_contract;
 
     use super::*;
 
@@ -154,7 +154,7 @@ mod tests {
         };
         let contract = edge_contract();
         let v = validate(&doc, &contract, None).unwrap();
-        Plan::compile(&v, contract.max_features()).unwrap();
+        rampart_score::Model::compile(&v, contract.max_features()).unwrap();
     }
 
     #[test]

@@ -346,14 +346,14 @@ mod tests {
 
     #[test]
     fn the_18_november_file_is_refused_by_the_edge_contract() {
-        // Every catalogue name twice, plus enough r0 columns to pass 200.
-        let catalogue: Vec<String> = rampart_score::CATALOGUE
+        // Every catalog name twice, plus enough r0 columns to pass 200.
+        let catalog: Vec<String> = rampart_score::CATALOG
             .iter()
             .map(|e| e.name.to_owned())
             .collect();
-        let mut doubled = catalogue.clone();
-        doubled.extend(catalogue.iter().cloned());
-        doubled.extend(catalogue.iter().cloned());
+        let mut doubled = catalog.clone();
+        doubled.extend(catalog.iter().cloned());
+        doubled.extend(catalog.iter().cloned());
         let d = Document {
             features: doubled
                 .iter()

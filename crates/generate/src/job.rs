@@ -374,7 +374,7 @@ mod tests {
     }
 
     fn names(n: usize) -> Vec<&'static str> {
-        rampart_score::CATALOGUE
+        rampart_score::CATALOG
             .iter()
             .take(n)
             .map(|e| e.name)

@@ -43,7 +43,7 @@ pub struct State {
     /// Set when the flapping guard froze publishing.
     pub frozen: Option<Freeze>,
     /// Totals over the directory's life.
-    pub counters: Counters,
+    pub counters: RunTotals,
 }
 
 /// The last published file.
@@ -87,7 +87,7 @@ pub struct Freeze {
 /// Run totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Counters {
+pub struct RunTotals {
     /// Runs started.
     pub runs: u64,
     /// Runs that published a file.
@@ -147,7 +147,7 @@ impl Default for State {
             published: None,
             history: Vec::new(),
             frozen: None,
-            counters: Counters::default(),
+            counters: RunTotals::default(),
         }
     }
 }

@@ -12,16 +12,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rampart_artifact::{
-    Contract, Document, Envelope, Feature, Keyring, Model, Provenance, SCHEMA, SecretKey, Validated,
-};
-use rampart_ingest::{Compiler, Config, Origin, Store};
+use rampart_artifact::testing::{doc, doubled, key, signed};
+use rampart_artifact::{Contract, Keyring, Validated};
+use rampart_ingest::{Channel, Compiler, Config, Store};
 
 fn main() {
     divan::main();
 }
 
-/// The plan of the bench: the feature names.
+/// The model of the bench: the feature names.
 struct Names;
 
 #[derive(Debug)]
@@ -36,7 +35,7 @@ impl std::fmt::Display for Never {
 impl std::error::Error for Never {}
 
 impl Compiler for Names {
-    type Plan = Vec<String>;
+    type Model = Vec<String>;
     type Error = Never;
 
     fn compile(&self, validated: &Validated) -> Result<Vec<String>, Never> {
@@ -44,52 +43,20 @@ impl Compiler for Names {
     }
 }
 
-fn key() -> SecretKey {
-    SecretKey::from_seed([7; 32])
-}
-
-fn doc(version: u64, n: usize) -> Document {
-    Document {
-        schema: SCHEMA.into(),
-        version,
-        created_at: "2025-11-18T11:05:00Z".into(),
-        provenance: Provenance {
-            source: "catalog:bench".into(),
-            query: "q".into(),
-            rows: n as u64,
-            generator: "bench".into(),
-            generator_version: "0".into(),
-            server_version: None,
-        },
-        model: Model { bias: 0.5 },
-        features: (0..n)
-            .map(|i| Feature {
-                name: format!("f_{i}"),
-                ty: "Float64".into(),
-                weight: 0.25,
-            })
-            .collect(),
-    }
-}
-
 fn store(dir: &std::path::Path) -> Store<Names> {
     let config = Config::new(dir, Contract::default(), Keyring::new([key().public()]));
     let store = Store::boot(config, Names, 0).unwrap();
-    store.offer(
-        &Envelope::sign(&doc(1, 60), &key()).to_json(),
-        Origin::Watch,
-        0,
-    );
+    store.offer(&signed(&doc(1, 60)), Channel::Watch, 0);
     store
 }
 
 #[divan::bench]
-fn snapshot_and_plan(bencher: divan::Bencher) {
+fn snapshot_and_model(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     bencher.bench(|| {
         let snap = store.snapshot();
-        divan::black_box(snap.scoring_plan().map(Vec::len))
+        divan::black_box(snap.scoring_model().map(Vec::len))
     });
 }
 
@@ -111,9 +78,9 @@ fn apply_new_version(bencher: divan::Bencher) {
     bencher
         .with_inputs(|| {
             let v = next.fetch_add(1, Ordering::Relaxed);
-            Envelope::sign(&doc(v, 60), &key()).to_json()
+            signed(&doc(v, 60))
         })
-        .bench_refs(|bytes| store.offer(bytes, Origin::Watch, 1));
+        .bench_refs(|bytes| store.offer(bytes, Channel::Watch, 1));
 }
 
 /// The 18 November file (240 features, 120 duplicates): refused, counted, logged once.
@@ -121,11 +88,8 @@ fn apply_new_version(bencher: divan::Bencher) {
 fn refuse_18_november(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let mut d = doc(2, 120);
-    let copy = d.features.clone();
-    d.features.extend(copy);
-    let bytes = Envelope::sign(&d, &key()).to_json();
-    bencher.bench(|| store.offer(&bytes, Origin::Watch, 1));
+    let bytes = signed(&doubled(2, 120));
+    bencher.bench(|| store.offer(&bytes, Channel::Watch, 1));
 }
 
 /// The watcher re-reading the file that is serving.
@@ -133,6 +97,6 @@ fn refuse_18_november(bencher: divan::Bencher) {
 fn unchanged(bencher: divan::Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let bytes = Envelope::sign(&doc(1, 60), &key()).to_json();
-    bencher.bench(|| store.offer(&bytes, Origin::Watch, 1));
+    let bytes = signed(&doc(1, 60));
+    bencher.bench(|| store.offer(&bytes, Channel::Watch, 1));
 }

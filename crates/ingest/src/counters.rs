@@ -10,7 +10,7 @@ use crate::shard::ShardedCounter;
 
 /// Monotonic counters. Relaxed atomics: each is an independent count, read for metrics.
 #[derive(Debug)]
-pub struct Counters {
+pub struct ApplyCounters {
     applied: AtomicU64,
     unchanged: AtomicU64,
     rejected: AtomicU64,
@@ -65,12 +65,12 @@ pub struct CodeCount {
     pub count: u64,
 }
 
-// === impl Counters ===
+// === impl ApplyCounters ===
 
-impl Default for Counters {
+impl Default for ApplyCounters {
     fn default() -> Self {
         let zeros = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
-        Counters {
+        ApplyCounters {
             applied: AtomicU64::new(0),
             unchanged: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -87,7 +87,7 @@ impl Default for Counters {
     }
 }
 
-impl Counters {
+impl ApplyCounters {
     /// Counts an apply outcome, with its rejection code and issue codes.
     pub(crate) fn outcome(&self, outcome: &ApplyOutcome) {
         match outcome {
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn outcomes_are_counted_by_code_and_issue() {
-        let c = Counters::default();
+        let c = ApplyCounters::default();
         c.outcome(&ApplyOutcome::Applied {
             version: 1,
             digest: Digest::of(b""),

@@ -5,7 +5,7 @@
 //! which `unwrap()`-panicked on it and restarted into the same file, again and again. Here a
 //! file comes in one way, [`Store::offer`]: a size bound before reading, the signature and
 //! digest, the edge's [`Contract`](rampart_artifact::Contract), the version rule of its
-//! [`Origin`] (the watch dir must be newer; the control plane may send the node back to a
+//! [`Channel`] (the watch dir must be newer; the control plane may send the node back to a
 //! version it served), the sentinel's poisoned list, and the bot module's own [`Compiler`];
 //! only then is it swapped in. Any failure leaves the version serving in place and becomes an
 //! [`ApplyOutcome::Rejected`], counted, shown on `/status` and logged once ([`LogLimiter`]).
@@ -31,7 +31,7 @@
 //!
 //! # The decision that matters
 //! Everything the request path reads is **one immutable [`Snapshot`] behind one
-//! `ArcSwap`**, replaced whole by a single writer: a request sees an old plan or a new plan,
+//! `ArcSwap`**, replaced whole by a single writer: a request sees an old model or a new model,
 //! with the kill switch and safe mode that go with it, never a mix, and never waits for a
 //! writer. Every check happens before the swap, so the swap itself cannot fail.
 
@@ -54,12 +54,12 @@ mod lkg;
 
 pub use compiler::Compiler;
 pub use config::{Config, DataDir, SoakConfig};
-pub use counters::{CodeCount, Counters, Metrics};
+pub use counters::{ApplyCounters, CodeCount, Metrics};
 pub use disk::DiskError;
 pub use journal::Poisoned;
 pub use limiter::LogLimiter;
 pub use outcome::{ApplyOutcome, Rejection};
 pub use sentinel::{BootDecision, Event, SentinelConfig, Suspect};
-pub use snapshot::{Active, Mode, Origin, Snapshot};
+pub use snapshot::{Active, Channel, Mode, Snapshot};
 pub use status::Status;
 pub use store::{BootError, Reader, Store};

@@ -30,7 +30,7 @@ pub struct LogLimiter {
 
 /// What to do with one occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Throttle {
     /// Log it. `suppressed` repeats of its kind went unlogged before it and were not yet
     /// summarised (a window that ended without a [`LogLimiter::flush`]): say so in the line.
     Log {
@@ -76,7 +76,7 @@ impl LogLimiter {
     }
 
     /// Records one occurrence of `kind` at `now_ms`.
-    pub fn observe(&mut self, kind: &str, now_ms: u64) -> Verdict {
+    pub fn observe(&mut self, kind: &str, now_ms: u64) -> Throttle {
         let kind = cut(kind);
         // One slot stays for the overflow entry.
         let room = MAX_LOG_KINDS.saturating_sub(1);
@@ -91,7 +91,7 @@ impl LogLimiter {
         match self.kinds.get_mut(key) {
             Some(w) if now_ms.saturating_sub(w.started_ms) < self.interval_ms => {
                 w.suppressed = w.suppressed.saturating_add(1);
-                Verdict::Suppress
+                Throttle::Suppress
             }
             Some(w) => {
                 let suppressed = w.suppressed;
@@ -99,7 +99,7 @@ impl LogLimiter {
                     started_ms: now_ms,
                     suppressed: 0,
                 };
-                Verdict::Log { suppressed }
+                Throttle::Log { suppressed }
             }
             None => {
                 self.kinds.insert(
@@ -109,7 +109,7 @@ impl LogLimiter {
                         suppressed: 0,
                     },
                 );
-                Verdict::Log { suppressed: 0 }
+                Throttle::Log { suppressed: 0 }
             }
         }
     }
@@ -182,11 +182,11 @@ mod tests {
     #[test]
     fn the_first_occurrence_is_logged_and_repeats_are_counted() {
         let mut l = LogLimiter::new(10_000);
-        assert_eq!(l.observe("a", 0), Verdict::Log { suppressed: 0 });
+        assert_eq!(l.observe("a", 0), Throttle::Log { suppressed: 0 });
         for t in 1..=511 {
-            assert_eq!(l.observe("a", t), Verdict::Suppress);
+            assert_eq!(l.observe("a", t), Throttle::Suppress);
         }
-        assert_eq!(l.observe("b", 0), Verdict::Log { suppressed: 0 });
+        assert_eq!(l.observe("b", 0), Throttle::Log { suppressed: 0 });
         assert!(l.flush(9_999).is_empty());
         let summaries = l.flush(10_000);
         assert_eq!(
@@ -203,7 +203,7 @@ mod tests {
         );
         // Both windows are over: both kinds are new again.
         assert_eq!(l.tracked(), 0);
-        assert_eq!(l.observe("a", 10_001), Verdict::Log { suppressed: 0 });
+        assert_eq!(l.observe("a", 10_001), Throttle::Log { suppressed: 0 });
     }
 
     #[test]
@@ -212,7 +212,7 @@ mod tests {
         l.observe("a", 0);
         l.observe("a", 1);
         l.observe("a", 2);
-        assert_eq!(l.observe("a", 150), Verdict::Log { suppressed: 2 });
+        assert_eq!(l.observe("a", 150), Throttle::Log { suppressed: 2 });
     }
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
             let now = i * 2;
             if matches!(
                 l.observe("invalid:too_many_features", now),
-                Verdict::Log { .. }
+                Throttle::Log { .. }
             ) {
                 lines += 1;
             }
@@ -245,7 +245,7 @@ mod tests {
         }
         assert!(l.tracked() <= MAX_LOG_KINDS);
         // Kinds past the bound share one entry: logged once, then counted.
-        assert_eq!(l.observe("yet-another", 1), Verdict::Suppress);
+        assert_eq!(l.observe("yet-another", 1), Throttle::Suppress);
         let other = l.flush(10_000);
         assert!(other.iter().any(|s| s.kind == OVERFLOW_KIND));
     }
@@ -257,7 +257,7 @@ mod tests {
             l.observe(&format!("k{i}"), 0);
         }
         // All windows are over and had no repeats: a new kind gets its own entry.
-        assert_eq!(l.observe("fresh", 200), Verdict::Log { suppressed: 0 });
+        assert_eq!(l.observe("fresh", 200), Throttle::Log { suppressed: 0 });
         assert_eq!(l.tracked(), 1);
     }
 
@@ -267,7 +267,7 @@ mod tests {
         let long = "é".repeat(200);
         l.observe(&long, 0);
         let s = l.observe(&long, 1);
-        assert_eq!(s, Verdict::Suppress);
+        assert_eq!(s, Throttle::Suppress);
         let summary = l.flush(1_000);
         assert!(summary[0].kind.len() <= MAX_KIND_LEN);
     }

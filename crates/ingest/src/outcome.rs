@@ -39,7 +39,7 @@ pub enum Rejection {
     /// found, as `rampart_artifact::check` reports them.
     #[error("invalid feature file: {}", first_issue(.0))]
     Invalid(Vec<Issue>),
-    /// Valid, but the bot module could not build a plan from it (or its compiler panicked).
+    /// Valid, but the bot module could not build a model from it (or its compiler panicked).
     #[error("does not compile: {0}")]
     Compile(String),
     /// The crash-loop sentinel poisoned this version; a higher one is needed.

@@ -14,7 +14,7 @@
 //! - `safe_mode_threshold` counted deaths of any versions: the bot module boots off, fail
 //!   open ([`BootDecision::SafeMode`]), because falling back did not stop the loop.
 //!
-//! A run that died before activating anything is not counted: with no plan the module does
+//! A run that died before activating anything is not counted: with no model the module does
 //! nothing, so the death is not the module's.
 
 use rampart_artifact::Digest;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
-/// Everything the request path needs, swapped as one value: it never sees a new plan with an
+/// Everything the request path needs, swapped as one value: it never sees a new model with an
 /// old kill switch, or the reverse.
-pub struct Snapshot<P> {
+pub struct Snapshot<M> {
     /// The version serving, if any (a fresh edge with no last-known-good has none).
-    pub active: Option<Active<P>>,
+    pub active: Option<Active<M>>,
     /// The kill switch: `false` means requests pass unscored.
     pub module_enabled: bool,
     /// Whether the sentinel turned the module off.
@@ -18,23 +18,24 @@ pub struct Snapshot<P> {
 }
 
 /// The version serving.
-pub struct Active<P> {
+pub struct Active<M> {
     /// Its version.
     pub version: u64,
     /// Its digest.
     pub digest: Digest,
-    /// The compiled plan.
-    pub plan: Arc<P>,
+    /// The compiled model.
+    pub model: Arc<M>,
     /// How it got here.
-    pub origin: Origin,
+    pub channel: Channel,
     /// When it was swapped in, ms since the Unix epoch.
     pub activated_at_ms: u64,
 }
 
-/// How a version became active.
+/// The way a file came to the store, and so how a version became active; it picks the
+/// version rule (only the control plane may send a node back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Origin {
+pub enum Channel {
     /// Loaded from last-known-good on disk at start.
     Boot,
     /// Forced from last-known-good by an operator (break glass).
@@ -63,7 +64,7 @@ pub enum Mode {
 
 // === impl Snapshot ===
 
-impl<P> Snapshot<P> {
+impl<M> Snapshot<M> {
     /// A snapshot with nothing active.
     pub fn empty(module_enabled: bool, mode: Mode) -> Self {
         Snapshot {
@@ -73,13 +74,13 @@ impl<P> Snapshot<P> {
         }
     }
 
-    /// The plan to score with, or `None` when requests must pass unscored: no version
+    /// The model to score with, or `None` when requests must pass unscored: no version
     /// active, kill switch off, or safe mode. The one check the request path makes.
-    pub fn scoring_plan(&self) -> Option<&P> {
+    pub fn scoring_model(&self) -> Option<&M> {
         if !self.module_enabled || self.mode != Mode::Normal {
             return None;
         }
-        self.active.as_ref().map(|a| &*a.plan)
+        self.active.as_ref().map(|a| &*a.model)
     }
 
     /// The active version, if any.
@@ -111,7 +112,7 @@ impl<P> Snapshot<P> {
     }
 
     /// The same switches with another active version.
-    pub(crate) fn with_active(&self, active: Option<Active<P>>) -> Self {
+    pub(crate) fn with_active(&self, active: Option<Active<M>>) -> Self {
         Snapshot {
             active,
             module_enabled: self.module_enabled,
@@ -120,7 +121,7 @@ impl<P> Snapshot<P> {
     }
 }
 
-impl<P> fmt::Debug for Snapshot<P> {
+impl<M> fmt::Debug for Snapshot<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Snapshot")
             .field("active", &self.active)
@@ -132,24 +133,24 @@ impl<P> fmt::Debug for Snapshot<P> {
 
 // === impl Active ===
 
-impl<P> Clone for Active<P> {
+impl<M> Clone for Active<M> {
     fn clone(&self) -> Self {
         Active {
             version: self.version,
             digest: self.digest,
-            plan: Arc::clone(&self.plan),
-            origin: self.origin,
+            model: Arc::clone(&self.model),
+            channel: self.channel,
             activated_at_ms: self.activated_at_ms,
         }
     }
 }
 
-impl<P> fmt::Debug for Active<P> {
+impl<M> fmt::Debug for Active<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Active")
             .field("version", &self.version)
             .field("digest", &self.digest)
-            .field("origin", &self.origin)
+            .field("channel", &self.channel)
             .field("activated_at_ms", &self.activated_at_ms)
             .finish_non_exhaustive()
     }
@@ -163,24 +164,24 @@ mod tests {
         Active {
             version: 3,
             digest: Digest::of(b"3"),
-            plan: Arc::new("plan"),
-            origin: Origin::Watch,
+            model: Arc::new("model"),
+            channel: Channel::Watch,
             activated_at_ms: 0,
         }
     }
 
     #[test]
-    fn scoring_needs_a_plan_the_switch_and_normal_mode() {
+    fn scoring_needs_a_model_the_switch_and_normal_mode() {
         let s = Snapshot::empty(true, Mode::Normal).with_active(Some(active()));
-        assert_eq!(s.scoring_plan(), Some(&"plan"));
-        assert_eq!(s.with_module_enabled(false).scoring_plan(), None);
+        assert_eq!(s.scoring_model(), Some(&"model"));
+        assert_eq!(s.with_module_enabled(false).scoring_model(), None);
         let safe = s.with_mode(Mode::SafeMode {
             reason: "test".into(),
         });
-        assert_eq!(safe.scoring_plan(), None);
+        assert_eq!(safe.scoring_model(), None);
         assert_eq!(safe.version(), Some(3));
         assert_eq!(
-            Snapshot::<&str>::empty(true, Mode::Normal).scoring_plan(),
+            Snapshot::<&str>::empty(true, Mode::Normal).scoring_model(),
             None
         );
     }

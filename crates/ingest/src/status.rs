@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::journal::Poisoned;
 use crate::sentinel::{BootDecision, SentinelConfig};
-use crate::snapshot::{Mode, Origin};
+use crate::snapshot::{Channel, Mode};
 use crate::soak::Soak;
 
 /// The store's state for operators.
@@ -19,7 +19,7 @@ pub struct Status {
     pub kill_switch_reason: Option<String>,
     /// Normal, or safe mode (module off) after a crash loop.
     pub mode: Mode,
-    /// Whether requests are scored right now (plan, switch and mode all allow it).
+    /// Whether requests are scored right now (model, switch and mode all allow it).
     pub scoring: bool,
     /// The last file refused, with its issues.
     pub last_rejection: Option<LastRejection>,
@@ -48,8 +48,9 @@ pub struct ActiveStatus {
     pub version: u64,
     /// Its digest.
     pub digest: Digest,
-    /// How it got here.
-    pub origin: Origin,
+    /// How it got here (`origin` on the wire).
+    #[serde(rename = "origin")]
+    pub channel: Channel,
     /// When it was swapped in, ms since the Unix epoch.
     pub since_ms: u64,
     /// Its feature count.
@@ -61,8 +62,9 @@ pub struct ActiveStatus {
 pub struct LastRejection {
     /// When, ms since the Unix epoch.
     pub at_ms: u64,
-    /// Where the file came from.
-    pub origin: Origin,
+    /// Where the file came from (`origin` on the wire).
+    #[serde(rename = "origin")]
+    pub channel: Channel,
     /// Its version, when it could be read.
     pub version: Option<u64>,
     /// The rejection code.

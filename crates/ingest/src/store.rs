@@ -1,7 +1,7 @@
-//! The store: the one place a feature file becomes the plan the request path runs.
+//! The store: the one place a feature file becomes the model the request path runs.
 //!
 //! Files come in one way, [`Store::offer`] ([`Store::offer_file`] reads one first): verified
-//! once, then the version rule by [`Origin`] (see `store/offer`), then poisoned list,
+//! once, then the version rule by [`Channel`] (see `store/offer`), then poisoned list,
 //! compile, journal and swap. Break glass (pin, force last-known-good, safe mode, the kill
 //! switch) is kept apart in `break_glass`. The request path holds a [`Reader`]: loads and
 //! request counts, nothing that writes.
@@ -13,7 +13,7 @@
 //! # Layout
 //! - `store.rs`: [`Store`], its boot, the public entry points, and what they share (the
 //!   data-dir candidate, last-known-good promotion, journal, rejection bookkeeping).
-//! - `offer`: the version rule by origin and the steps after verification (poisoned,
+//! - `offer`: the version rule by channel and the steps after verification (poisoned,
 //!   compile, journal, swap).
 //! - `break_glass`: what an operator does by hand: pin, unpin, force last-known-good, clear
 //!   safe mode, the kill switch and its `module.json`.
@@ -32,14 +32,14 @@ use rampart_artifact::{Digest, Issue, Policy, Validated, check};
 use crate::archive;
 use crate::compiler::Compiler;
 use crate::config::{Config, DataDir};
-use crate::counters::{Counters, Metrics};
+use crate::counters::{ApplyCounters, Metrics};
 use crate::disk::{self, DiskError};
 use crate::journal::{self, Journal, Poisoned};
-use crate::limiter::{LogLimiter, Verdict};
+use crate::limiter::{LogLimiter, Throttle};
 use crate::lkg::{Lkg, Slot};
 use crate::outcome::{ApplyOutcome, Rejection};
 use crate::sentinel::{self, BootDecision, Event};
-use crate::snapshot::{Mode, Origin, Snapshot};
+use crate::snapshot::{Channel, Mode, Snapshot};
 use crate::soak::Soak;
 use crate::status::{
     ActiveStatus, LastRejection, LkgStatus, SentinelStatus, Status, VersionDigest,
@@ -56,12 +56,12 @@ pub struct Store<C: Compiler> {
     layout: DataDir,
     compiler: C,
     /// What readers see: the snapshot, the soak meter, the counters.
-    shared: Arc<Shared<C::Plan>>,
+    shared: Arc<Shared<C::Model>>,
     writer: Mutex<Writer>,
 }
 
 /// Why the store could not start. Only an unusable data dir stops a boot: a missing,
-/// corrupt or poisoned last-known-good boots with no plan instead.
+/// corrupt or poisoned last-known-good boots with no model instead.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
     /// The data dir or one of its subdirectories cannot be created.
@@ -137,7 +137,7 @@ impl<C: Compiler> Store<C> {
         if let Some(e) = poisoned_err {
             problems.push(("read poisoned list".to_owned(), e));
         }
-        let counters = Counters::default();
+        let counters = ApplyCounters::default();
         let mut newly_poisoned = false;
         for suspect in decision.poison() {
             if poisoned.iter().any(|p| p.version == suspect.version) {
@@ -217,41 +217,41 @@ impl<C: Compiler> Store<C> {
     }
 
     /// The request path's handle: snapshot loads and request counts only (cheap to clone).
-    pub fn reader(&self) -> Reader<C::Plan> {
+    pub fn reader(&self) -> Reader<C::Model> {
         Reader::new(Arc::clone(&self.shared))
     }
 
     /// The current snapshot as an owned `Arc` (admin and agent paths).
-    pub fn snapshot(&self) -> Arc<Snapshot<C::Plan>> {
+    pub fn snapshot(&self) -> Arc<Snapshot<C::Model>> {
         self.shared.current.load_full()
     }
 
     /// Offers a file's bytes, from the watch dir or the control plane: the one way a file
     /// comes in. It is verified (signature, contract), held to the version rule of its
-    /// `origin` (only [`Origin::Control`] may send the node back to a version it served
-    /// before; any other origin must be above the version serving), refused if poisoned,
+    /// `channel` (only [`Channel::Control`] may send the node back to a version it served
+    /// before; any other channel must be above the version serving), refused if poisoned,
     /// compiled, then swapped in. Any failure keeps the current version serving, and is
     /// counted, remembered for `/status` and logged (rate-limited).
-    pub fn offer(&self, bytes: &[u8], origin: Origin, now_ms: u64) -> ApplyOutcome {
+    pub fn offer(&self, bytes: &[u8], channel: Channel, now_ms: u64) -> ApplyOutcome {
         let mut w = self.lock();
-        let (outcome, version) = self.offer_locked(&mut w, bytes, origin, now_ms);
-        self.finish(&mut w, &outcome, origin, version, now_ms);
+        let (outcome, version) = self.offer_locked(&mut w, bytes, channel, now_ms);
+        self.finish(&mut w, &outcome, channel, version, now_ms);
         outcome
     }
 
     /// [`offer`](Self::offer)s a file on disk: its length from metadata is checked against
     /// the contract's wire limit before a byte is read (a 100 MB file costs one `stat`), then
     /// it is read with a cap. A file that cannot be read is refused like a bad one.
-    pub fn offer_file(&self, path: &Path, origin: Origin, now_ms: u64) -> ApplyOutcome {
+    pub fn offer_file(&self, path: &Path, channel: Channel, now_ms: u64) -> ApplyOutcome {
         match disk::read_capped(path, self.config.max_file_bytes()) {
-            Ok(bytes) => self.offer(&bytes, origin, now_ms),
+            Ok(bytes) => self.offer(&bytes, channel, now_ms),
             Err(e) => {
                 let mut w = self.lock();
                 let outcome = ApplyOutcome::Rejected {
                     kept: kept(&w),
                     rejection: unreadable(e),
                 };
-                self.finish(&mut w, &outcome, origin, None, now_ms);
+                self.finish(&mut w, &outcome, channel, None, now_ms);
                 outcome
             }
         }
@@ -287,7 +287,7 @@ impl<C: Compiler> Store<C> {
         tracing::info!("clean exit recorded");
     }
 
-    /// The last file refused, from any origin (cheap: no disk access, unlike
+    /// The last file refused, from any channel (cheap: no disk access, unlike
     /// [`status`](Self::status)); the edge agent reports it in every heartbeat.
     pub fn last_rejection(&self) -> Option<LastRejection> {
         self.lock().last_rejection.clone()
@@ -311,7 +311,7 @@ impl<C: Compiler> Store<C> {
         let active = snapshot.active.as_ref().map(|a| ActiveStatus {
             version: a.version,
             digest: a.digest,
-            origin: a.origin,
+            channel: a.channel,
             since_ms: a.activated_at_ms,
             features: w
                 .active
@@ -323,7 +323,7 @@ impl<C: Compiler> Store<C> {
             module_enabled: snapshot.module_enabled,
             kill_switch_reason: w.kill_reason.clone(),
             mode: snapshot.mode.clone(),
-            scoring: snapshot.scoring_plan().is_some(),
+            scoring: snapshot.scoring_model().is_some(),
             last_rejection: w.last_rejection.clone(),
             lkg: LkgStatus {
                 current: w.lkg.current,
@@ -397,7 +397,7 @@ impl<C: Compiler> Store<C> {
                 Candidate::Missing => {}
                 Candidate::Bad(rejection, version) => {
                     w.lkg_problems.push(format!("{}: {rejection}", slot.name()));
-                    self.record_rejection(w, &rejection, Origin::Boot, version, now_ms);
+                    self.record_rejection(w, &rejection, Channel::Boot, version, now_ms);
                 }
                 Candidate::Good(validated, bytes) => {
                     let vd = VersionDigest {
@@ -426,7 +426,7 @@ impl<C: Compiler> Store<C> {
                 w,
                 *validated,
                 bytes,
-                Origin::Boot,
+                Channel::Boot,
                 now_ms,
                 slot == Slot::Current,
             ) {
@@ -441,11 +441,11 @@ impl<C: Compiler> Store<C> {
                 }
                 Err((rejection, v)) => {
                     w.lkg_problems.push(format!("{}: {rejection}", slot.name()));
-                    self.record_rejection(w, &rejection, Origin::Boot, v, now_ms);
+                    self.record_rejection(w, &rejection, Channel::Boot, v, now_ms);
                 }
             }
         }
-        tracing::warn!("no usable last-known-good: serving no plan (requests pass unscored)");
+        tracing::warn!("no usable last-known-good: serving no model (requests pass unscored)");
     }
 
     /// Writes the active version as last-known-good.
@@ -489,17 +489,17 @@ impl<C: Compiler> Store<C> {
         &self,
         w: &mut Writer,
         outcome: &ApplyOutcome,
-        origin: Origin,
+        channel: Channel,
         version: Option<u64>,
         now_ms: u64,
     ) {
         match outcome {
             ApplyOutcome::Rejected { rejection, .. } => {
-                self.record_rejection(w, rejection, origin, version, now_ms);
+                self.record_rejection(w, rejection, channel, version, now_ms);
             }
             ApplyOutcome::Applied { version, digest } => {
                 self.shared.counters.outcome(outcome);
-                tracing::info!(version, digest = %digest, ?origin, "feature file applied");
+                tracing::info!(version, digest = %digest, origin = ?channel, "feature file applied");
             }
             ApplyOutcome::Unchanged { .. } => self.shared.counters.outcome(outcome),
         }
@@ -509,14 +509,14 @@ impl<C: Compiler> Store<C> {
         &self,
         w: &mut Writer,
         rejection: &Rejection,
-        origin: Origin,
+        channel: Channel,
         version: Option<u64>,
         now_ms: u64,
     ) {
         self.shared.counters.rejected(rejection);
         w.last_rejection = Some(LastRejection {
             at_ms: now_ms,
-            origin,
+            channel,
             version,
             code: rejection.code(),
             message: rejection.to_string(),
@@ -524,18 +524,18 @@ impl<C: Compiler> Store<C> {
         });
         let kept = kept(w).map(|(v, _)| v);
         match w.limiter.observe(&rejection.kind(), now_ms) {
-            Verdict::Log { suppressed } => {
+            Throttle::Log { suppressed } => {
                 self.shared.counters.log_line();
                 tracing::warn!(
                     code = rejection.code(),
-                    ?origin,
+                    origin = ?channel,
                     version,
                     kept,
                     suppressed,
                     "feature file rejected, keeping the current version: {rejection}"
                 );
             }
-            Verdict::Suppress => self.shared.counters.log_suppressed(),
+            Throttle::Suppress => self.shared.counters.log_suppressed(),
         }
     }
 
@@ -543,11 +543,11 @@ impl<C: Compiler> Store<C> {
         self.shared.counters.disk_error();
         w.last_disk_error = Some(format!("{what}: {error}"));
         match w.limiter.observe(&format!("disk:{what}"), now_ms) {
-            Verdict::Log { suppressed } => {
+            Throttle::Log { suppressed } => {
                 self.shared.counters.log_line();
                 tracing::error!(suppressed, "data dir: {what}: {error}");
             }
-            Verdict::Suppress => self.shared.counters.log_suppressed(),
+            Throttle::Suppress => self.shared.counters.log_suppressed(),
         }
     }
 }

@@ -15,13 +15,13 @@ mod fixtures;
 use std::fs::File;
 
 use fixtures::*;
-use rampart_ingest::{ApplyOutcome, Origin, Rejection, Store};
+use rampart_ingest::{ApplyOutcome, Channel, Rejection, Store};
 
 const T0: u64 = 1_763_463_900_000;
 
 fn store_with_v5(dir: &std::path::Path) -> (Store<TestCompiler>, rampart_artifact::Digest) {
     let store = Store::boot(config(dir), TestCompiler::new(200), T0).unwrap();
-    let outcome = store.offer(&good(5), Origin::Watch, T0);
+    let outcome = store.offer(&good(5), Channel::Watch, T0);
     let ApplyOutcome::Applied { version: 5, digest } = outcome else {
         panic!("{outcome:?}");
     };
@@ -48,7 +48,7 @@ fn assert_refused(
     }
     let snap = store.snapshot();
     assert_eq!(snap.digest(), Some(d5));
-    assert_eq!(snap.scoring_plan().unwrap().names.len(), 60);
+    assert_eq!(snap.scoring_model().unwrap().names.len(), 60);
     let status = store.status();
     let last = status.last_rejection.unwrap();
     assert_eq!(last.code, code);
@@ -130,7 +130,7 @@ fn every_bad_input_is_refused_with_its_code_and_v5_keeps_serving() {
     ];
     let before = store.metrics();
     for (name, bytes, code, issue) in &cases {
-        let outcome = store.offer(bytes, Origin::Watch, T0 + 1);
+        let outcome = store.offer(bytes, Channel::Watch, T0 + 1);
         eprintln!("{name}: {:?}", outcome.rejection().map(ToString::to_string));
         assert_refused(&store, d5, &outcome, code, *issue);
     }
@@ -151,7 +151,7 @@ fn every_bad_input_is_refused_with_its_code_and_v5_keeps_serving() {
 fn the_18_november_file_names_the_count_on_status() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
-    let outcome = store.offer(&november_18(6), Origin::Control, T0 + 1);
+    let outcome = store.offer(&november_18(6), Channel::Control, T0 + 1);
     assert_refused(&store, d5, &outcome, "invalid", Some("too_many_features"));
     let json = serde_json::to_value(store.status()).unwrap();
     let last = &json["last_rejection"];
@@ -173,7 +173,7 @@ fn a_100_mb_file_is_refused_by_its_length_before_reading() {
         .unwrap()
         .set_len(100 * 1024 * 1024)
         .unwrap();
-    let outcome = store.offer_file(&path, Origin::Watch, T0 + 1);
+    let outcome = store.offer_file(&path, Channel::Watch, T0 + 1);
     assert_refused(&store, d5, &outcome, "invalid", Some("too_large"));
     match &outcome.rejection().unwrap().issues()[0] {
         rampart_artifact::Issue::TooLarge { what, size, limit } => {
@@ -189,7 +189,7 @@ fn a_100_mb_file_is_refused_by_its_length_before_reading() {
 fn a_missing_file_is_an_io_rejection() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
-    let outcome = store.offer_file(&dir.path().join("gone.rfeat"), Origin::Watch, T0 + 1);
+    let outcome = store.offer_file(&dir.path().join("gone.rfeat"), Channel::Watch, T0 + 1);
     assert_refused(&store, d5, &outcome, "io", None);
 }
 
@@ -199,7 +199,7 @@ fn offer_file_reads_a_good_file() {
     let (store, _) = store_with_v5(dir.path());
     let path = dir.path().join("v6.rfeat");
     std::fs::write(&path, good(6)).unwrap();
-    let outcome = store.offer_file(&path, Origin::Watch, T0 + 1);
+    let outcome = store.offer_file(&path, Channel::Watch, T0 + 1);
     assert!(
         matches!(outcome, ApplyOutcome::Applied { version: 6, .. }),
         "{outcome:?}"
@@ -210,10 +210,10 @@ fn offer_file_reads_a_good_file() {
 fn a_file_that_does_not_fit_the_compiler_is_a_compile_rejection() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::boot(config(dir.path()), TestCompiler::new(100), T0).unwrap();
-    store.offer(&good(5), Origin::Watch, T0);
+    store.offer(&good(5), Channel::Watch, T0);
     let d5 = store.snapshot().digest().unwrap();
     // 150 features: inside the contract (200), outside the module's room (100).
-    let outcome = store.offer(&signed(&doc(6, 150)), Origin::Watch, T0 + 1);
+    let outcome = store.offer(&signed(&doc(6, 150)), Channel::Watch, T0 + 1);
     assert_refused(&store, d5, &outcome, "compile", None);
     let Some(Rejection::Compile(message)) = outcome.rejection() else {
         panic!("{outcome:?}");
@@ -226,7 +226,7 @@ fn a_file_that_does_not_fit_the_compiler_is_a_compile_rejection() {
 fn the_same_file_twice_is_unchanged_and_a_higher_version_applies() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
-    let again = store.offer(&good(5), Origin::Watch, T0 + 1);
+    let again = store.offer(&good(5), Channel::Watch, T0 + 1);
     assert_eq!(
         again,
         ApplyOutcome::Unchanged {
@@ -237,31 +237,31 @@ fn the_same_file_twice_is_unchanged_and_a_higher_version_applies() {
     // The same document signed again (other bytes, same digest) is not a regression either.
     let mut resigned = good(5);
     resigned.insert(0, b' ');
-    let again = store.offer(&resigned, Origin::Control, T0 + 2);
+    let again = store.offer(&resigned, Channel::Control, T0 + 2);
     assert!(
         matches!(again, ApplyOutcome::Unchanged { version: 5, .. }),
         "{again:?}"
     );
-    let next = store.offer(&good(6), Origin::Watch, T0 + 3);
+    let next = store.offer(&good(6), Channel::Watch, T0 + 3);
     assert!(matches!(next, ApplyOutcome::Applied { version: 6, .. }));
     let m = store.metrics();
     assert_eq!((m.applied, m.unchanged, m.rejected), (2, 2, 0));
     let active = store.status().active.unwrap();
     assert_eq!(
-        (active.version, active.origin, active.since_ms),
-        (6, Origin::Watch, T0 + 3)
+        (active.version, active.channel, active.since_ms),
+        (6, Channel::Watch, T0 + 3)
     );
 }
 
 #[test]
-fn a_reader_holding_a_snapshot_keeps_its_plan_across_a_swap() {
+fn a_reader_holding_a_snapshot_keeps_its_model_across_a_swap() {
     let dir = tempfile::tempdir().unwrap();
     let (store, d5) = store_with_v5(dir.path());
     let held = store.snapshot();
-    store.offer(&signed(&doc(6, 10)), Origin::Watch, T0 + 1);
+    store.offer(&signed(&doc(6, 10)), Channel::Watch, T0 + 1);
     assert_eq!(held.digest(), Some(d5));
-    assert_eq!(held.scoring_plan().unwrap().names.len(), 60);
-    assert_eq!(store.snapshot().scoring_plan().unwrap().names.len(), 10);
+    assert_eq!(held.scoring_model().unwrap().names.len(), 60);
+    assert_eq!(store.snapshot().scoring_model().unwrap().names.len(), 10);
 }
 
 #[test]
@@ -271,13 +271,13 @@ fn the_request_paths_reader_sees_every_swap_and_counts_requests() {
     let reader = store.reader();
     let clone = reader.clone();
     assert_eq!(reader.load().digest(), Some(d5));
-    store.offer(&good(6), Origin::Watch, T0 + 1);
+    store.offer(&good(6), Channel::Watch, T0 + 1);
     store.set_module_enabled(false, "incident 43");
     for r in [&reader, &clone] {
         let snap = r.load();
         assert_eq!(snap.version(), Some(6));
         assert!(
-            snap.scoring_plan().is_none(),
+            snap.scoring_model().is_none(),
             "the kill switch is in the same snapshot"
         );
         assert_eq!(r.snapshot().version(), Some(6));
@@ -295,32 +295,32 @@ fn the_request_paths_reader_sees_every_swap_and_counts_requests() {
 fn kill_switch_off_and_on_through_every_apply_path() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = store_with_v5(dir.path());
-    assert!(store.snapshot().scoring_plan().is_some());
+    assert!(store.snapshot().scoring_model().is_some());
 
     store.set_module_enabled(false, "incident 42");
     let snap = store.snapshot();
     assert!(!snap.module_enabled);
-    assert!(snap.scoring_plan().is_none(), "off means unscored");
+    assert!(snap.scoring_model().is_none(), "off means unscored");
     assert_eq!(snap.version(), Some(5));
 
     // Off survives a good apply, a bad apply and an unchanged apply.
     assert!(matches!(
-        store.offer(&good(6), Origin::Control, T0 + 1),
+        store.offer(&good(6), Channel::Control, T0 + 1),
         ApplyOutcome::Applied { version: 6, .. }
     ));
-    assert!(store.snapshot().scoring_plan().is_none());
+    assert!(store.snapshot().scoring_model().is_none());
     assert!(matches!(
-        store.offer(&november_18(7), Origin::Watch, T0 + 2),
+        store.offer(&november_18(7), Channel::Watch, T0 + 2),
         ApplyOutcome::Rejected { .. }
     ));
     assert!(
         store
-            .offer(&good(6), Origin::Watch, T0 + 3)
+            .offer(&good(6), Channel::Watch, T0 + 3)
             .rejection()
             .is_none()
     );
     let snap = store.snapshot();
-    assert!(!snap.module_enabled && snap.scoring_plan().is_none());
+    assert!(!snap.module_enabled && snap.scoring_model().is_none());
     assert_eq!(snap.version(), Some(6));
     let status = store.status();
     assert!(!status.module_enabled && !status.scoring);
@@ -332,25 +332,25 @@ fn kill_switch_off_and_on_through_every_apply_path() {
     let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 10).unwrap();
     assert!(!store.snapshot().module_enabled);
     assert_eq!(store.snapshot().version(), Some(6));
-    assert!(store.snapshot().scoring_plan().is_none());
+    assert!(store.snapshot().scoring_model().is_none());
 
-    // On again: the plan of the latest good file scores, and stays on through applies.
+    // On again: the model of the latest good file scores, and stays on through applies.
     store.set_module_enabled(true, "incident 42 resolved");
-    assert!(store.snapshot().scoring_plan().is_some());
+    assert!(store.snapshot().scoring_model().is_some());
     assert!(matches!(
-        store.offer(&good(7), Origin::Watch, T0 + 11),
+        store.offer(&good(7), Channel::Watch, T0 + 11),
         ApplyOutcome::Applied { version: 7, .. }
     ));
     assert!(
         store
-            .offer(&truncated(8), Origin::Watch, T0 + 12)
+            .offer(&truncated(8), Channel::Watch, T0 + 12)
             .rejection()
             .is_some()
     );
     let snap = store.snapshot();
     assert!(snap.module_enabled);
     assert_eq!(snap.version(), Some(7));
-    assert!(snap.scoring_plan().is_some());
+    assert!(snap.scoring_model().is_some());
     drop(store);
     let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 20).unwrap();
     assert!(store.snapshot().module_enabled);
@@ -368,7 +368,7 @@ fn a_flood_of_10_000_rejections_is_a_handful_of_log_lines() {
         // 10,000 files over 20 s, the edge ticking every second.
         for i in 0..10_000u64 {
             let now = T0 + i * 2;
-            let outcome = store.offer(&bad[(i % 3) as usize], Origin::Watch, now);
+            let outcome = store.offer(&bad[(i % 3) as usize], Channel::Watch, now);
             assert!(outcome.rejection().is_some());
             if i % 500 == 0 {
                 store.tick(now);
@@ -392,7 +392,7 @@ fn readers_see_whole_snapshots_while_files_are_applied() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    // The plan of version v has 10 + v % 50 features: a reader can tell a torn snapshot.
+    // The model of version v has 10 + v % 50 features: a reader can tell a torn snapshot.
     let features = |v: u64| 10 + (v % 50) as usize;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
@@ -411,8 +411,8 @@ fn readers_see_whole_snapshots_while_files_are_applied() {
                 let (mut seen, mut last) = (0u64, 0u64);
                 while !stop.load(Ordering::Relaxed) {
                     let snap = store.snapshot();
-                    if let (Some(v), Some(plan)) = (snap.version(), snap.scoring_plan()) {
-                        assert_eq!(plan.names.len(), features(v), "torn snapshot at v{v}");
+                    if let (Some(v), Some(model)) = (snap.version(), snap.scoring_model()) {
+                        assert_eq!(model.names.len(), features(v), "torn snapshot at v{v}");
                         assert!(v >= last, "went back from v{last} to v{v}");
                         last = v;
                         seen += 1;
@@ -424,7 +424,7 @@ fn readers_see_whole_snapshots_while_files_are_applied() {
         })
         .collect();
     for (i, bytes) in files.iter().enumerate() {
-        let outcome = store.offer(bytes, Origin::Watch, T0 + i as u64);
+        let outcome = store.offer(bytes, Channel::Watch, T0 + i as u64);
         assert_eq!(outcome.rejection().is_some(), i % 2 == 1, "{outcome:?}");
     }
     stop.store(true, Ordering::Relaxed);

@@ -13,7 +13,7 @@ mod fixtures;
 use std::path::Path;
 
 use fixtures::*;
-use rampart_ingest::{ApplyOutcome, Config, DataDir, Origin, SoakConfig, Store};
+use rampart_ingest::{ApplyOutcome, Channel, Config, DataDir, SoakConfig, Store};
 
 const T0: u64 = 1_763_463_900_000;
 const SEC: u64 = 1000;
@@ -41,7 +41,7 @@ fn a_version_becomes_last_known_good_after_its_soak_of_time_and_requests() {
     // What the request path holds: it feeds the soak.
     let reader = store.reader();
     let v1 = good(1);
-    store.offer(&v1, Origin::Watch, T0);
+    store.offer(&v1, Channel::Watch, T0);
     for _ in 0..4 {
         reader.record_request(false);
     }
@@ -60,7 +60,7 @@ fn a_version_becomes_last_known_good_after_its_soak_of_time_and_requests() {
 
     // A module error restarts the soak of the next version.
     let v2 = good(2);
-    store.offer(&v2, Origin::Watch, T0 + 20 * SEC);
+    store.offer(&v2, Channel::Watch, T0 + 20 * SEC);
     for _ in 0..10 {
         reader.record_request(false);
     }
@@ -83,37 +83,37 @@ fn a_version_becomes_last_known_good_after_its_soak_of_time_and_requests() {
 fn a_restart_serves_last_known_good_before_anything_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let store = boot(config(dir.path()), T0);
-    store.offer(&good(3), Origin::Control, T0);
+    store.offer(&good(3), Channel::Control, T0);
     store.tick(T0 + SEC);
-    store.offer(&good(4), Origin::Control, T0 + 2 * SEC);
+    store.offer(&good(4), Channel::Control, T0 + 2 * SEC);
     // v4 never soaked: the restart serves v3.
     store.clean_exit(T0 + 3 * SEC);
     drop(store);
     let store = boot(config(dir.path()), T0 + 4 * SEC);
     let snap = store.snapshot();
     let active = snap.active.as_ref().unwrap();
-    assert_eq!((active.version, active.origin), (3, Origin::Boot));
-    assert!(snap.scoring_plan().is_some());
+    assert_eq!((active.version, active.channel), (3, Channel::Boot));
+    assert!(snap.scoring_model().is_some());
     // The version rule holds against what boot served.
-    let older = store.offer(&good(2), Origin::Watch, T0 + 5 * SEC);
+    let older = store.offer(&good(2), Channel::Watch, T0 + 5 * SEC);
     assert_eq!(
         older.rejection().unwrap().issues()[0].code(),
         "version_not_above"
     );
     assert!(matches!(
-        store.offer(&good(4), Origin::Watch, T0 + 6 * SEC),
+        store.offer(&good(4), Channel::Watch, T0 + 6 * SEC),
         ApplyOutcome::Applied { version: 4, .. }
     ));
 }
 
 #[test]
-fn a_corrupt_current_falls_back_to_previous_then_to_no_plan() {
+fn a_corrupt_current_falls_back_to_previous_then_to_no_model() {
     let dir = tempfile::tempdir().unwrap();
     let layout = DataDir::new(dir.path());
     let store = boot(config(dir.path()), T0);
-    store.offer(&good(1), Origin::Watch, T0);
+    store.offer(&good(1), Channel::Watch, T0);
     store.tick(T0 + SEC);
-    store.offer(&good(2), Origin::Watch, T0 + 2 * SEC);
+    store.offer(&good(2), Channel::Watch, T0 + 2 * SEC);
     store.tick(T0 + 3 * SEC);
     drop(store);
 
@@ -130,30 +130,30 @@ fn a_corrupt_current_falls_back_to_previous_then_to_no_plan() {
         "{:?}",
         status.lkg
     );
-    assert_eq!(status.last_rejection.unwrap().origin, Origin::Boot);
+    assert_eq!(status.last_rejection.unwrap().channel, Channel::Boot);
     assert_eq!(store.metrics().rejections_of("invalid"), 1);
     // The next promotion overwrites the corrupt file and keeps previous as it was.
-    store.offer(&good(3), Origin::Watch, T0 + 5 * SEC);
+    store.offer(&good(3), Channel::Watch, T0 + 5 * SEC);
     store.tick(T0 + 6 * SEC);
     assert_eq!(read(&layout.lkg_current()), good(3));
     assert_eq!(read(&layout.lkg_previous()), good(1));
     drop(store);
 
-    // Both unusable: one signed by a key no longer trusted, one not JSON. No plan, no crash.
+    // Both unusable: one signed by a key no longer trusted, one not JSON. No model, no crash.
     std::fs::write(layout.lkg_current(), other_keys_signature(9)).unwrap();
     std::fs::write(layout.lkg_previous(), b"\0\0\0").unwrap();
     let store = boot(config(dir.path()), T0 + 7 * SEC);
     let snap = store.snapshot();
-    assert!(snap.active.is_none() && snap.scoring_plan().is_none());
+    assert!(snap.active.is_none() && snap.scoring_model().is_none());
     assert_eq!(store.status().lkg.boot_problems.len(), 2);
     assert!(matches!(
-        store.offer(&good(10), Origin::Watch, T0 + 8 * SEC),
+        store.offer(&good(10), Channel::Watch, T0 + 8 * SEC),
         ApplyOutcome::Applied { version: 10, .. }
     ));
 }
 
 #[test]
-fn a_fresh_data_dir_boots_with_no_plan_and_no_complaint() {
+fn a_fresh_data_dir_boots_with_no_model_and_no_complaint() {
     let dir = tempfile::tempdir().unwrap();
     let store = boot(config(&dir.path().join("new/deeper")), T0);
     assert!(store.snapshot().active.is_none());
@@ -179,7 +179,7 @@ fn pin_serves_an_archived_version_and_refuses_applies_until_unpin() {
     cfg.archive_len = 3;
     let store = boot(cfg, T0);
     for v in 1..=5 {
-        store.offer(&good(v), Origin::Control, T0 + v);
+        store.offer(&good(v), Channel::Control, T0 + v);
     }
     assert_eq!(store.status().archive, [3, 4, 5]);
     let pinned = store.pin(3, T0 + 10);
@@ -188,11 +188,11 @@ fn pin_serves_an_archived_version_and_refuses_applies_until_unpin() {
         "{pinned:?}"
     );
     let snap = store.snapshot();
-    assert_eq!(snap.active.as_ref().unwrap().origin, Origin::Pinned);
+    assert_eq!(snap.active.as_ref().unwrap().channel, Channel::Pinned);
     let status = store.status();
     assert_eq!((status.pinned, status.break_glass), (Some(3), true));
 
-    let refused = store.offer(&good(6), Origin::Control, T0 + 11);
+    let refused = store.offer(&good(6), Channel::Control, T0 + 11);
     assert_eq!(refused.rejection().unwrap().code(), "pinned");
     assert_eq!(store.snapshot().version(), Some(3));
     assert_eq!(store.metrics().rejections_of("pinned"), 1);
@@ -206,7 +206,7 @@ fn pin_serves_an_archived_version_and_refuses_applies_until_unpin() {
     let status = store.status();
     assert_eq!((status.pinned, status.break_glass), (None, false));
     assert!(matches!(
-        store.offer(&good(6), Origin::Control, T0 + 13),
+        store.offer(&good(6), Channel::Control, T0 + 13),
         ApplyOutcome::Applied { version: 6, .. }
     ));
 }
@@ -216,8 +216,8 @@ fn a_tampered_archive_file_cannot_be_pinned() {
     let dir = tempfile::tempdir().unwrap();
     let layout = DataDir::new(dir.path());
     let store = boot(config(dir.path()), T0);
-    store.offer(&good(1), Origin::Control, T0);
-    store.offer(&good(2), Origin::Control, T0 + 1);
+    store.offer(&good(1), Channel::Control, T0);
+    store.offer(&good(2), Channel::Control, T0 + 1);
     std::fs::write(layout.version_file(1), bad_signature(1)).unwrap();
     let refused = store.pin(1, T0 + 2);
     assert_eq!(
@@ -235,21 +235,24 @@ fn a_tampered_archive_file_cannot_be_pinned() {
 fn force_last_known_good_goes_back_and_pins() {
     let dir = tempfile::tempdir().unwrap();
     let store = boot(config(dir.path()), T0);
-    store.offer(&good(1), Origin::Control, T0);
+    store.offer(&good(1), Channel::Control, T0);
     store.tick(T0 + 1);
-    store.offer(&good(2), Origin::Control, T0 + 2);
+    store.offer(&good(2), Channel::Control, T0 + 2);
     let forced = store.force_last_known_good(T0 + 3);
     assert!(
         matches!(forced, ApplyOutcome::Applied { version: 1, .. }),
         "{forced:?}"
     );
     let snap = store.snapshot();
-    assert_eq!(snap.active.as_ref().unwrap().origin, Origin::LastKnownGood);
+    assert_eq!(
+        snap.active.as_ref().unwrap().channel,
+        Channel::LastKnownGood
+    );
     let status = store.status();
     assert_eq!((status.pinned, status.break_glass), (Some(1), true));
     assert_eq!(
         store
-            .offer(&good(3), Origin::Control, T0 + 4)
+            .offer(&good(3), Channel::Control, T0 + 4)
             .rejection()
             .unwrap()
             .code(),
@@ -263,7 +266,7 @@ fn force_last_known_good_goes_back_and_pins() {
     store.unpin();
     assert!(
         store
-            .offer(&good(3), Origin::Control, T0 + 6)
+            .offer(&good(3), Channel::Control, T0 + 6)
             .rejection()
             .is_none()
     );
@@ -273,7 +276,7 @@ fn force_last_known_good_goes_back_and_pins() {
 fn force_last_known_good_without_one_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let store = boot(config(dir.path()), T0);
-    store.offer(&good(1), Origin::Control, T0);
+    store.offer(&good(1), Channel::Control, T0);
     let refused = store.force_last_known_good(T0 + 1);
     assert_eq!(refused.rejection().unwrap().code(), "io");
     assert_eq!(refused.serving().unwrap().0, 1);

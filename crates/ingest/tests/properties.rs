@@ -14,7 +14,7 @@ mod fixtures;
 use fixtures::*;
 use proptest::prelude::*;
 use rampart_ingest::sentinel::{Event, SentinelConfig, decide};
-use rampart_ingest::{DataDir, Origin, Store};
+use rampart_ingest::{Channel, DataDir, Store};
 
 const T0: u64 = 1_763_463_900_000;
 
@@ -29,7 +29,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0).unwrap();
-        store.offer(&good(5), Origin::Watch, T0);
+        store.offer(&good(5), Channel::Watch, T0);
         let d5 = store.snapshot().digest();
         let mut bytes = good(6);
         for (at, byte) in &edits {
@@ -39,7 +39,7 @@ proptest! {
         if let Some(cut) = cut {
             bytes.truncate(cut.index(bytes.len()));
         }
-        let outcome = store.offer(&bytes, Origin::Watch, T0 + 1);
+        let outcome = store.offer(&bytes, Channel::Watch, T0 + 1);
         if bytes != good(6) {
             // Any change to a signed file either breaks its JSON, its signature, or
             // (whitespace outside the payload) nothing at all.
@@ -55,8 +55,8 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0).unwrap();
-        store.offer(&good(5), Origin::Watch, T0);
-        let outcome = store.offer(&bytes, Origin::Watch, T0 + 1);
+        store.offer(&good(5), Channel::Watch, T0);
+        let outcome = store.offer(&bytes, Channel::Watch, T0 + 1);
         prop_assert!(outcome.rejection().is_some());
         prop_assert_eq!(store.snapshot().version(), Some(5));
     }
@@ -80,7 +80,7 @@ proptest! {
         std::fs::write(layout.lkg_current(), &lkg).unwrap();
         let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0).unwrap();
         prop_assert!(store.snapshot().active.is_none());
-        prop_assert!(store.offer(&good(1), Origin::Watch, T0).rejection().is_none());
+        prop_assert!(store.offer(&good(1), Channel::Watch, T0).rejection().is_none());
     }
 
     /// The decision never counts more deaths than there were runs, and never poisons a

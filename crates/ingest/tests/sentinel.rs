@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use fixtures::*;
 use rampart_host::clock::now_ms;
-use rampart_ingest::{ApplyOutcome, Config, Mode, Origin, Store};
+use rampart_ingest::{ApplyOutcome, Channel, Config, Mode, Store};
 use serde::{Deserialize, Serialize};
 
 const T0: u64 = 1_763_463_900_000;
@@ -29,7 +29,7 @@ fn boot(config: Config, now: u64) -> Store<TestCompiler> {
     Store::boot(config, TestCompiler::new(200), now).unwrap()
 }
 
-/// v2 is the bad file of these tests: valid, but its plan panics when it scores.
+/// v2 is the bad file of these tests: valid, but its model panics when it scores.
 fn file(version: u64) -> Vec<u8> {
     if version == 2 {
         with_feature(2, PANIC_FEATURE)
@@ -46,7 +46,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
 
     // A good version soaks into last-known-good, and the process exits cleanly.
     let store = boot(cfg(), now);
-    store.offer(&file(1), Origin::Control, now);
+    store.offer(&file(1), Channel::Control, now);
     store.tick(now + SEC);
     store.clean_exit(now + 2 * SEC);
     drop(store);
@@ -59,7 +59,7 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
         assert_eq!(store.snapshot().version(), Some(1));
         assert!(
             store
-                .offer(&file(2), Origin::Control, now)
+                .offer(&file(2), Channel::Control, now)
                 .rejection()
                 .is_none()
         );
@@ -76,8 +76,8 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
     assert_eq!(status.poisoned[0].version, 2);
     assert_eq!(status.poisoned[0].deaths, 3);
     assert_eq!(store.snapshot().version(), Some(1));
-    assert!(store.snapshot().scoring_plan().is_some());
-    let refused = store.offer(&file(2), Origin::Control, now);
+    assert!(store.snapshot().scoring_model().is_some());
+    let refused = store.offer(&file(2), Channel::Control, now);
     assert_eq!(refused.rejection().unwrap().code(), "poisoned");
     assert_eq!(store.metrics().poisoned, 1);
     drop(store); // this run dies too, blamed on v1 (activated at boot)
@@ -95,8 +95,8 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
         "{:?}",
         snap.mode
     );
-    assert!(snap.scoring_plan().is_none(), "safe mode fails open");
-    // v1 died three times too: poisoned, so last-known-good is unusable and no plan loads.
+    assert!(snap.scoring_model().is_none(), "safe mode fails open");
+    // v1 died three times too: poisoned, so last-known-good is unusable and no model loads.
     assert_eq!(snap.version(), None);
     let status = store.status();
     assert_eq!(status.sentinel.decision.code(), "safe_mode");
@@ -116,19 +116,19 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
     // an operator clears safe mode.
     assert_eq!(
         store
-            .offer(&file(2), Origin::Control, now)
+            .offer(&file(2), Channel::Control, now)
             .rejection()
             .unwrap()
             .code(),
         "poisoned"
     );
     assert!(matches!(
-        store.offer(&file(3), Origin::Control, now),
+        store.offer(&file(3), Channel::Control, now),
         ApplyOutcome::Applied { version: 3, .. }
     ));
-    assert!(store.snapshot().scoring_plan().is_none());
+    assert!(store.snapshot().scoring_model().is_none());
     store.clear_safe_mode("looked at it");
-    assert_eq!(store.snapshot().scoring_plan().unwrap().names.len(), 60);
+    assert_eq!(store.snapshot().scoring_model().unwrap().names.len(), 60);
     store.clean_exit(now + SEC);
     drop(store);
 
@@ -176,7 +176,7 @@ fn child_config(dir: &Path) -> Config {
 
 /// The child: boots a store on the parent's data dir and runs the script, one action per
 /// comma: `apply:N`, `tick`, `clean` (clean exit), `wait` (until SIGKILL), `serve` (score
-/// with the active plan: a real panic when it is v2's).
+/// with the active model: a real panic when it is v2's).
 #[test]
 #[ignore = "runs only as the child of real_process_deaths_poison_then_turn_the_module_off"]
 fn child_entry() {
@@ -203,7 +203,7 @@ fn child_entry() {
     for action in script.split(',') {
         match action.split_once(':') {
             Some(("apply", v)) => {
-                let outcome = store.offer(&file(v.parse().unwrap()), Origin::Watch, now_ms());
+                let outcome = store.offer(&file(v.parse().unwrap()), Channel::Watch, now_ms());
                 report.outcomes.push(match outcome.rejection() {
                     Some(r) => format!("rejected:{}", r.code()),
                     None => outcome.code().to_owned(),
@@ -215,11 +215,11 @@ fn child_entry() {
                 report.scoring = true;
                 write_report(&report);
                 // The request path without catch_unwind, as FL2's was: this panics for v2.
-                let scored = store.snapshot().scoring_plan().map(Plan::score);
+                let scored = store.snapshot().scoring_model().map(TestModel::score);
                 eprintln!("scored {scored:?}");
             }
             _ if action == "wait" => {
-                report.scoring = store.snapshot().scoring_plan().is_some();
+                report.scoring = store.snapshot().scoring_model().is_some();
                 write_report(&report);
                 // Bounded: the parent kills us long before this ends.
                 std::thread::sleep(CHILD_DEADLINE);
@@ -228,7 +228,7 @@ fn child_entry() {
             _ => panic!("unknown action {action}"),
         }
     }
-    report.scoring = store.snapshot().scoring_plan().is_some();
+    report.scoring = store.snapshot().scoring_model().is_some();
     write_report(&report);
 }
 
@@ -328,6 +328,6 @@ fn real_process_deaths_poison_then_turn_the_module_off() {
     assert_eq!((r.decision.as_str(), r.deaths), ("safe_mode", 6));
     assert!(r.safe_mode && !r.scoring);
     assert_eq!(r.poisoned, [2, 1]);
-    assert_eq!(r.boot_version, None, "v1 is poisoned too: no plan");
+    assert_eq!(r.boot_version, None, "v1 is poisoned too: no model");
     assert_eq!(r.outcomes, ["rejected:poisoned", "applied"]);
 }

@@ -1,8 +1,8 @@
-//! Scoring speed: extract + score one request with the 60-odd-feature example plan and with
-//! a 200-feature plan (goals: ≤ 2 µs and ≤ 5 µs median).
+//! Scoring speed: extract + score one request with the 60-odd-feature example model and with
+//! a 200-feature model (goals: ≤ 2 µs and ≤ 5 µs median).
 //!
-//! The 200-feature plan repeats catalogue entries (the catalogue has fewer than 200 names),
-//! built with the bench-only `Plan::from_raw_for_bench`; scoring cost depends on the number
+//! The 200-feature model repeats catalog entries (the catalog has fewer than 200 names),
+//! built with the bench-only `Model::from_raw_for_bench`; scoring cost depends on the number
 //! of terms, not on which features they are.
 
 #![allow(
@@ -16,69 +16,69 @@
 mod traffic;
 
 use divan::{Bencher, black_box};
-use rampart_score::{AgentMemo, FeatureId, Plan, Scorer, extract};
-use traffic::{AUTOMATED, BROWSERS, example_plan, header_map, headers, view};
+use rampart_score::{AgentMemo, FeatureId, Model, Scorer, extract};
+use traffic::{AUTOMATED, BROWSERS, example_model, header_map, headers, view};
 
 fn main() {
     divan::main();
 }
 
-/// A plan of `n` terms cycling through the example model's features.
-fn plan_of(n: usize) -> Plan {
-    let example = example_plan();
+/// A model of `n` terms cycling through the example model's features.
+fn model_of(n: usize) -> Model {
+    let example = example_model();
     let terms: Vec<(FeatureId, f32)> = example.terms().cycle().take(n).collect();
-    Plan::from_raw_for_bench(&terms, example.bias())
+    Model::from_raw_for_bench(&terms, example.bias())
 }
 
-fn bench_score(bencher: Bencher, plan: &Plan, ua: &str, kit: traffic::Kit) {
+fn bench_score(bencher: Bencher, model: &Model, ua: &str, kit: traffic::Kit) {
     let scorer = Scorer::new();
     let map = header_map(&headers(kit, ua));
     let req = view(&map, 1, 1_000);
-    bencher.bench_local(|| scorer.score(Some(black_box(plan)), black_box(&req)));
+    bencher.bench_local(|| scorer.score(Some(black_box(model)), black_box(&req)));
 }
 
-/// Extract + score, Chrome desktop with its 14 headers, the example plan.
+/// Extract + score, Chrome desktop with its 14 headers, the example model.
 #[divan::bench]
-fn score_chrome_example_plan(bencher: Bencher) {
+fn score_chrome_example_model(bencher: Bencher) {
     let (ua, kit) = BROWSERS[0];
-    bench_score(bencher, &example_plan(), ua, kit);
+    bench_score(bencher, &example_model(), ua, kit);
 }
 
-/// Extract + score, Chrome desktop, the example plan, as the edge does it: with the client
+/// Extract + score, Chrome desktop, the example model, as the edge does it: with the client
 /// connection's user-agent memo (the same agent as the last request on the connection).
 #[divan::bench]
-fn score_chrome_example_plan_memo(bencher: Bencher) {
+fn score_chrome_example_model_memo(bencher: Bencher) {
     let (ua, kit) = BROWSERS[0];
-    let plan = example_plan();
+    let model = example_model();
     let scorer = Scorer::new();
     let map = header_map(&headers(kit, ua));
     let req = view(&map, 1, 1_000);
     let mut memo = AgentMemo::default();
-    bencher.bench_local(|| scorer.score_memo(Some(black_box(&plan)), black_box(&req), &mut memo));
+    bencher.bench_local(|| scorer.score_memo(Some(black_box(&model)), black_box(&req), &mut memo));
 }
 
 /// Extract + score, Chrome desktop, 200 features.
 #[divan::bench]
 fn score_chrome_200_features(bencher: Bencher) {
     let (ua, kit) = BROWSERS[0];
-    bench_score(bencher, &plan_of(200), ua, kit);
+    bench_score(bencher, &model_of(200), ua, kit);
 }
 
-/// Extract + score, Googlebot-Mobile (a long user agent), the example plan.
+/// Extract + score, Googlebot-Mobile (a long user agent), the example model.
 #[divan::bench]
-fn score_crawler_example_plan(bencher: Bencher) {
+fn score_crawler_example_model(bencher: Bencher) {
     let (ua, kit) = AUTOMATED[8];
-    bench_score(bencher, &example_plan(), ua, kit);
+    bench_score(bencher, &example_model(), ua, kit);
 }
 
-/// Extract + score, curl (3 headers), the example plan.
+/// Extract + score, curl (3 headers), the example model.
 #[divan::bench]
-fn score_curl_example_plan(bencher: Bencher) {
+fn score_curl_example_model(bencher: Bencher) {
     let (ua, kit) = AUTOMATED[0];
-    bench_score(bencher, &example_plan(), ua, kit);
+    bench_score(bencher, &example_model(), ua, kit);
 }
 
-/// Extraction alone (every catalogue feature), Chrome desktop.
+/// Extraction alone (every catalog feature), Chrome desktop.
 #[divan::bench]
 fn extract_chrome(bencher: Bencher) {
     let scorer = Scorer::new();
@@ -91,15 +91,15 @@ fn extract_chrome(bencher: Bencher) {
 /// The model alone (dot product and sigmoid), by number of terms.
 #[divan::bench(args = [60, 200])]
 fn model_only(bencher: Bencher, n: usize) {
-    let plan = plan_of(n);
+    let model = model_of(n);
     let scorer = Scorer::new();
     let (ua, kit) = BROWSERS[0];
     let map = header_map(&headers(kit, ua));
     let features = scorer.features(&view(&map, 1, 1_000));
-    bencher.bench_local(|| black_box(&plan).score(black_box(&features)));
+    bencher.bench_local(|| black_box(&model).score(black_box(&features)));
 }
 
-/// Why the plan stores `f32`: a 200-term gather-dot-product in `f32` against `f64`.
+/// Why the model stores `f32`: a 200-term gather-dot-product in `f32` against `f64`.
 #[divan::bench(types = [f32, f64])]
 fn dot_200<T>(bencher: Bencher)
 where

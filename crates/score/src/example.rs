@@ -9,7 +9,7 @@
 
 use rampart_artifact::{Document, Feature, Model, Provenance, SCHEMA};
 
-use crate::catalogue::FeatureId as F;
+use crate::catalog::FeatureId as F;
 
 /// `provenance.source` of the example model.
 pub const EXAMPLE_SOURCE: &str = "catalog:example";
@@ -129,15 +129,15 @@ mod tests {
     use rampart_artifact::validate;
 
     use super::*;
-    use crate::catalogue::edge_contract;
-    use crate::plan::Plan;
+    use crate::catalog::edge_contract;
+    use crate::model::Model;
 
     #[test]
     fn the_example_validates_against_the_edge_contract_and_compiles() {
         let d = example_document(3);
         let contract = edge_contract();
         let v = validate(&d, &contract, None).unwrap();
-        let p = Plan::compile(&v, contract.max_features()).unwrap();
+        let p = Model::compile(&v, contract.max_features()).unwrap();
         assert_eq!(p.version(), 3);
         assert_eq!(p.len(), EXAMPLE_WEIGHTS.len());
         assert!((55..=70).contains(&p.len()), "{}", p.len());

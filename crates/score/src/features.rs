@@ -11,17 +11,17 @@ mod target;
 pub use agent::{SEC_CH_UA_SINCE_CHROME, UA_SCAN_LIMIT};
 pub use target::STATIC_EXTENSIONS;
 
-use crate::catalogue::{COUNT, FeatureId};
+use crate::catalog::{COUNT, FeatureId};
 use crate::rate::RateTable;
 use crate::request::RequestView;
 
-/// The value of every catalogue feature for one request, indexed by [`FeatureId`].
+/// The value of every catalog feature for one request, indexed by [`FeatureId`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Features {
     values: [f32; COUNT],
 }
 
-/// Computes every catalogue feature of `req`, and counts it in `rate`.
+/// Computes every catalog feature of `req`, and counts it in `rate`.
 ///
 /// Allocates nothing (after the user-agent automaton is built, once per process); reads
 /// no clock (time is `req.now_ms`).
@@ -110,12 +110,12 @@ impl Features {
         }
     }
 
-    /// All values, in catalogue order.
+    /// All values, in catalog order.
     pub fn as_slice(&self) -> &[f32] {
         &self.values
     }
 
-    /// `(id, value)` pairs in catalogue order.
+    /// `(id, value)` pairs in catalog order.
     pub fn iter(&self) -> impl Iterator<Item = (FeatureId, f32)> + '_ {
         FeatureId::ALL
             .iter()

@@ -1,186 +1,416 @@
-//! The model's output: a bot score from 1 to 99, or no score at all.
+//! A feature file compiled for the request path: ids and weights in room reserved up front.
+//!
+//! This is where Cloudflare's FL2 called `append_with_names(..).unwrap()` on a file with
+//! more features than its 200 preallocated slots. Here every way a file can fail to fit is a
+//! [`CompileError`], returned before anything is swapped in, and the edge keeps its model.
 
-/// Lowest real score: surely automated.
-pub const MIN_SCORE: u8 = 1;
+use rampart_artifact::{Digest, Document, Validated, limits::HARD_MAX_FEATURES};
 
-/// Highest real score: surely human.
-pub const MAX_SCORE: u8 = 99;
+use crate::catalog::{COUNT, FeatureId};
+use crate::features::Features;
+use crate::score::{Score, score_logit};
 
-/// The header value of a request without a score.
-pub const UNSCORED_HEADER: &str = "unscored";
+/// Largest room [`Model::compile`] reserves: the most features any contract may allow.
+pub const MAX_ROOM: usize = HARD_MAX_FEATURES;
 
-/// The result of scoring one request.
+/// A model ready to score requests.
 ///
-/// `Unscored` is not a low score: a `--block-below` rule never blocks it (see [`blocks`]);
-/// what happens to unscored traffic is the edge's fail policy. On 18 November 2025 the old
-/// proxy gave every request score 0 and customers' "block bots" rules blocked real users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Score {
-    /// A real score, [`MIN_SCORE`]..=[`MAX_SCORE`]: 1 = surely automated, 99 = surely human.
-    Scored(u8),
-    /// No score, and why.
-    Unscored(Unscored),
+/// Weights are stored as `f32`, like the features: a 200-term dot product in `f32` is exact
+/// to about 1e-5 of the logit, far below what moves a score by one point. The bench `dot_200`
+/// measures `f64` at the same speed (the loop is bound by the gather), so `f32` wins on
+/// memory alone: half the model's bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    version: u64,
+    digest: Digest,
+    bias: f32,
+    ids: Vec<FeatureId>,
+    weights: Vec<f32>,
+    room: usize,
 }
 
-/// Why a request has no score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Unscored {
-    /// No plan is loaded (nothing valid has arrived yet).
-    NoPlan,
-    /// The bot module is switched off (kill switch, or the crash-loop sentinel).
-    ModuleOff,
-    /// The module failed on this request (a non-finite sum; the edge also maps a caught
-    /// panic here).
-    ModuleError,
+/// Why a validated feature file cannot become a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CompileError {
+    /// The file has more features than the room reserved (the 18 November 2025 crash, as a
+    /// value instead of a panic).
+    #[error("{count} features do not fit the room for {room}")]
+    TooManyFeatures {
+        /// Features in the file.
+        count: usize,
+        /// The room, from the contract's `max_features`.
+        room: usize,
+    },
+    /// The room asked for is larger than [`MAX_ROOM`].
+    #[error("room for {room} features is over the maximum of {max}")]
+    RoomTooLarge {
+        /// The room asked for.
+        room: usize,
+        /// [`MAX_ROOM`].
+        max: usize,
+    },
+    /// A feature this module has no extractor for.
+    // "catalogue" stays in these two messages: they reach `/status` and the control plane
+    // verbatim, and the workspace spells the word "catalog" everywhere else.
+    #[error("feature `{name}` is not in the extractor catalogue")]
+    UnknownFeature {
+        /// Its name.
+        name: String,
+    },
+    /// A feature whose type is not the catalog's.
+    #[error("feature `{name}` has type {found}, the catalogue says {expected}")]
+    TypeMismatch {
+        /// Its name.
+        name: String,
+        /// The catalog's type.
+        expected: &'static str,
+        /// The file's type.
+        found: String,
+    },
+    /// A feature listed twice (the 18 November duplicate rows).
+    #[error("feature `{name}` appears more than once")]
+    DuplicateFeature {
+        /// Its name.
+        name: String,
+    },
+    /// A weight or the bias that is not a finite `f32` (too large for one).
+    #[error("weight of `{name}` is not a finite f32")]
+    NonFinite {
+        /// The feature's name, or `model.bias`.
+        name: String,
+    },
 }
 
-/// Whether a customer rule "block scores below `block_below`" blocks this request: only a
-/// real score under the threshold does. Unscored requests are never blocked by the rule.
-pub fn blocks(score: Score, block_below: Option<u8>) -> bool {
-    match (score, block_below) {
-        (Score::Scored(s), Some(threshold)) => s < threshold,
-        _ => false,
+// === impl Model ===
+
+impl Model {
+    /// Compiles a validated feature file into room for `room` features (the contract's
+    /// `max_features`). Checks the count against the room before reading any feature, and
+    /// allocates only at compile time: scoring never does.
+    pub fn compile(validated: &Validated, room: usize) -> Result<Model, CompileError> {
+        Self::from_document(validated.document(), validated.digest(), room)
     }
-}
 
-/// `1 + round(98 · sigmoid(z))`, clamped to 1..=99; a non-finite `z` is a module error.
-pub fn score_logit(z: f32) -> Score {
-    if !z.is_finite() {
-        return Score::Unscored(Unscored::ModuleError);
+    /// The checks of [`compile`](Self::compile), on any document: the model does not rely on
+    /// validation having refused duplicates or unknown names.
+    fn from_document(doc: &Document, digest: Digest, room: usize) -> Result<Model, CompileError> {
+        if room > MAX_ROOM {
+            return Err(CompileError::RoomTooLarge {
+                room,
+                max: MAX_ROOM,
+            });
+        }
+        let count = doc.features.len();
+        if count > room {
+            return Err(CompileError::TooManyFeatures { count, room });
+        }
+        let bias = finite_f32(doc.model.bias).ok_or_else(|| CompileError::NonFinite {
+            name: "model.bias".to_owned(),
+        })?;
+        let mut ids = Vec::with_capacity(room);
+        let mut weights = Vec::with_capacity(room);
+        let mut seen = [false; COUNT];
+        for feature in &doc.features {
+            let name = || feature.name.clone();
+            let id = FeatureId::from_name(&feature.name)
+                .ok_or_else(|| CompileError::UnknownFeature { name: name() })?;
+            if feature.ty != id.ty() {
+                return Err(CompileError::TypeMismatch {
+                    name: name(),
+                    expected: id.ty(),
+                    found: feature.ty.clone(),
+                });
+            }
+            match seen.get_mut(id.index()) {
+                Some(s) if !*s => *s = true,
+                _ => return Err(CompileError::DuplicateFeature { name: name() }),
+            }
+            let weight =
+                finite_f32(feature.weight).ok_or(CompileError::NonFinite { name: name() })?;
+            ids.push(id);
+            weights.push(weight);
+        }
+        Ok(Model {
+            version: doc.version,
+            digest,
+            bias,
+            ids,
+            weights,
+            room,
+        })
     }
-    // Two branches so exp never overflows to inf/inf.
-    let p = if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    };
-    let s = (1.0 + (98.0 * p).round()).clamp(f32::from(MIN_SCORE), f32::from(MAX_SCORE));
-    Score::Scored(s as u8)
-}
 
-/// Header values of 0..=99, so a score becomes a header without formatting or allocating.
-const HEADER_VALUES: [&str; 100] = [
-    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
-    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
-    "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48",
-    "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64",
-    "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80",
-    "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96",
-    "97", "98", "99",
-];
-
-// === impl Score ===
-
-impl Score {
-    /// A real score, if `s` is in 1..=99.
-    pub fn scored(s: u8) -> Option<Score> {
-        (MIN_SCORE..=MAX_SCORE)
-            .contains(&s)
-            .then_some(Score::Scored(s))
-    }
-
-    /// The value of the `x-rampart-bot-score` header: `"1"`..`"99"`, or `"unscored"`.
-    /// A `Scored` value outside 1..=99 (only constructible by hand) is clamped into it.
-    pub fn header_value(self) -> &'static str {
-        match self {
-            Score::Scored(s) => HEADER_VALUES
-                .get(usize::from(s.clamp(MIN_SCORE, MAX_SCORE)))
-                .copied()
-                .unwrap_or(UNSCORED_HEADER),
-            Score::Unscored(_) => UNSCORED_HEADER,
+    /// A model from raw terms, repeats allowed and no room check: only for benchmarks that
+    /// need more terms than the catalog has names (a 200-feature model).
+    #[doc(hidden)]
+    pub fn from_raw_for_bench(terms: &[(FeatureId, f32)], bias: f32) -> Model {
+        Model {
+            version: 0,
+            digest: Digest::of(b"bench"),
+            bias,
+            ids: terms.iter().map(|(id, _)| *id).collect(),
+            weights: terms.iter().map(|(_, w)| *w).collect(),
+            room: terms.len(),
         }
     }
 
-    /// The real score, if there is one.
-    pub fn value(self) -> Option<u8> {
-        match self {
-            Score::Scored(s) => Some(s),
-            Score::Unscored(_) => None,
+    /// Scores one request's features: `sigmoid(bias + Σ weight·value)`, mapped to 1..=99;
+    /// [`Unscored::ModuleError`](crate::Unscored::ModuleError) if the sum is not finite.
+    pub fn score(&self, features: &Features) -> Score {
+        score_logit(self.logit(features))
+    }
+
+    /// `bias + Σ weight·value`.
+    pub fn logit(&self, features: &Features) -> f32 {
+        let values = features.as_slice();
+        let mut sum = self.bias;
+        for (id, w) in self.ids.iter().zip(&self.weights) {
+            sum += w * values.get(id.index()).copied().unwrap_or(0.0);
         }
+        sum
+    }
+
+    /// The version of the feature file this model came from.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The digest of the feature file this model came from.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// The model's bias.
+    pub fn bias(&self) -> f32 {
+        self.bias
+    }
+
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the model has no features (it then scores the bias alone).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The room the model was compiled into.
+    pub fn room(&self) -> usize {
+        self.room
+    }
+
+    /// `(feature, weight)` in file order.
+    pub fn terms(&self) -> impl Iterator<Item = (FeatureId, f32)> + Clone + '_ {
+        self.ids.iter().copied().zip(self.weights.iter().copied())
     }
 }
 
-// === impl Unscored ===
-
-impl Unscored {
-    /// A stable snake_case name, for metric labels and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unscored::NoPlan => "no_plan",
-            Unscored::ModuleOff => "module_off",
-            Unscored::ModuleError => "module_error",
-        }
-    }
+/// `v` as a finite `f32`, or `None` when it is not finite or overflows `f32`.
+fn finite_f32(v: f64) -> Option<f32> {
+    let narrow = v as f32;
+    narrow.is_finite().then_some(narrow)
 }
 
 #[cfg(test)]
 mod tests {
+    use rampart_artifact::testing::{self, feature};
+    use rampart_artifact::{Contract, Feature, validate};
+
     use super::*;
+    use crate::catalog::CATALOG;
+    use crate::score::Unscored;
 
-    #[test]
-    fn logits_map_to_1_through_99() {
-        assert_eq!(score_logit(0.0), Score::Scored(50));
-        assert_eq!(score_logit(1e30), Score::Scored(99));
-        assert_eq!(score_logit(-1e30), Score::Scored(1));
-        assert_eq!(score_logit(f32::MAX), Score::Scored(99));
-        assert_eq!(score_logit(f32::MIN), Score::Scored(1));
-        // sigmoid(2) = 0.8808: 1 + round(86.3) = 87.
-        assert_eq!(score_logit(2.0), Score::Scored(87));
-        assert_eq!(score_logit(-2.0), Score::Scored(13));
-        let mut last = 0;
-        for i in -200..=200 {
-            let Score::Scored(s) = score_logit(i as f32 / 20.0) else {
-                panic!("unscored at {i}");
-            };
-            assert!((1..=99).contains(&s));
-            assert!(s >= last, "monotonic");
-            last = s;
+    fn doc(features: Vec<Feature>) -> Document {
+        Document {
+            model: rampart_artifact::Model { bias: 0.25 },
+            ..testing::document(7, features)
         }
     }
 
-    #[test]
-    fn a_non_finite_logit_is_a_module_error_not_a_score() {
-        for z in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            assert_eq!(score_logit(z), Score::Unscored(Unscored::ModuleError));
-        }
+    /// Validated against a permissive contract, so the model's own checks are what is tested.
+    fn validated(d: &Document) -> Validated {
+        let c = Contract::from_toml("max_features = 100000\nmax_abs_weight = 1e300").unwrap();
+        validate(d, &c, None).unwrap()
+    }
+
+    fn catalog_doc(n: usize) -> Document {
+        doc(CATALOG
+            .iter()
+            .take(n)
+            .map(|e| feature(e.name, e.ty, 0.5))
+            .collect())
     }
 
     #[test]
-    fn header_values() {
-        assert_eq!(Score::Scored(37).header_value(), "37");
-        assert_eq!(Score::Scored(1).header_value(), "1");
-        assert_eq!(Score::Scored(99).header_value(), "99");
-        assert_eq!(Score::Scored(0).header_value(), "1");
-        assert_eq!(Score::Scored(200).header_value(), "99");
-        for u in [Unscored::NoPlan, Unscored::ModuleOff, Unscored::ModuleError] {
-            assert_eq!(Score::Unscored(u).header_value(), "unscored");
-        }
-        for s in 1..=99u8 {
-            assert_eq!(Score::Scored(s).header_value(), s.to_string());
-        }
+    fn compiles_into_the_room_and_keeps_the_provenance() {
+        let d = catalog_doc(60);
+        let v = validated(&d);
+        let p = Model::compile(&v, 200).unwrap();
+        assert_eq!(p.len(), 60);
+        assert_eq!(p.room(), 200);
+        assert!(p.ids.capacity() >= 200 && p.weights.capacity() >= 200);
+        assert_eq!(p.version(), 7);
+        assert_eq!(p.digest(), d.digest());
+        assert_eq!(p.bias(), 0.25);
+        let names: Vec<_> = p.terms().map(|(id, _)| id.name()).collect();
+        assert_eq!(names, d.names().collect::<Vec<_>>());
     }
 
     #[test]
-    fn unscored_is_never_blocked_and_scores_below_the_threshold_are() {
-        for u in [Unscored::NoPlan, Unscored::ModuleOff, Unscored::ModuleError] {
-            for t in [None, Some(1), Some(30), Some(100), Some(255)] {
-                assert!(!blocks(Score::Unscored(u), t));
-            }
-        }
-        assert!(blocks(Score::Scored(29), Some(30)));
-        assert!(!blocks(Score::Scored(30), Some(30)));
-        assert!(!blocks(Score::Scored(1), None));
-        assert!(blocks(Score::Scored(99), Some(100)));
+    fn more_features_than_the_room_is_a_typed_error() {
+        // 201 features, room 200: the FL2 unwrap, as a value. Names are checked after the
+        // count, so even a file of unknown names reports the count first.
+        let d = doc((0..201)
+            .map(|i| feature(&format!("f_{i}"), "Float32", 1.0))
+            .collect());
+        assert_eq!(
+            Model::compile(&validated(&d), 200),
+            Err(CompileError::TooManyFeatures {
+                count: 201,
+                room: 200
+            })
+        );
+        // Exactly the room fits.
+        let d = catalog_doc(CATALOG.len());
+        assert!(Model::compile(&validated(&d), CATALOG.len()).is_ok());
+        assert_eq!(
+            Model::compile(&validated(&d), CATALOG.len() - 1),
+            Err(CompileError::TooManyFeatures {
+                count: CATALOG.len(),
+                room: CATALOG.len() - 1
+            })
+        );
     }
 
     #[test]
-    fn constructors_and_names() {
-        assert_eq!(Score::scored(0), None);
-        assert_eq!(Score::scored(100), None);
-        assert_eq!(Score::scored(5), Some(Score::Scored(5)));
-        assert_eq!(Score::Scored(5).value(), Some(5));
-        assert_eq!(Score::Unscored(Unscored::NoPlan).value(), None);
-        assert_eq!(Unscored::ModuleOff.as_str(), "module_off");
+    fn the_18_november_file_fails_on_count_then_on_duplicates() {
+        // Every feature twice. The artifact validator refuses duplicates before a model is
+        // ever compiled; the model checks again on its own (defense in depth), tested here on
+        // the document directly since no `Validated` can hold duplicates.
+        let mut d = catalog_doc(60);
+        let copy = d.features.clone();
+        d.features.extend(copy);
+        let compile = |room| Model::from_document(&d, d.digest(), room);
+        assert_eq!(
+            compile(200),
+            Err(CompileError::DuplicateFeature {
+                name: "ua_length".into()
+            })
+        );
+        assert_eq!(
+            compile(60),
+            Err(CompileError::TooManyFeatures {
+                count: 120,
+                room: 60
+            })
+        );
+        // The real file (every feature of a 120-feature catalog twice) is over 200: the
+        // count stops it before any name is read.
+        let big = doc((0..240)
+            .map(|i| feature(&format!("f_{}", i % 120), "Float32", 1.0))
+            .collect());
+        assert_eq!(
+            Model::from_document(&big, big.digest(), 200),
+            Err(CompileError::TooManyFeatures {
+                count: 240,
+                room: 200
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_wrong_types() {
+        let d = doc(vec![
+            feature("ua_length", "UInt16", 1.0),
+            feature("bot_score", "Float32", 1.0),
+        ]);
+        assert_eq!(
+            Model::compile(&validated(&d), 200),
+            Err(CompileError::UnknownFeature {
+                name: "bot_score".into()
+            })
+        );
+        let d = doc(vec![feature("ua_length", "Float64", 1.0)]);
+        assert_eq!(
+            Model::compile(&validated(&d), 200),
+            Err(CompileError::TypeMismatch {
+                name: "ua_length".into(),
+                expected: "UInt16",
+                found: "Float64".into()
+            })
+        );
+    }
+
+    #[test]
+    fn weights_too_large_for_f32_are_refused() {
+        let d = doc(vec![feature("ua_length", "UInt16", 1e300)]);
+        assert_eq!(
+            Model::compile(&validated(&d), 200),
+            Err(CompileError::NonFinite {
+                name: "ua_length".into()
+            })
+        );
+        let mut d = doc(vec![feature("ua_length", "UInt16", 1.0)]);
+        d.model.bias = -1e200;
+        assert_eq!(
+            Model::compile(&validated(&d), 200),
+            Err(CompileError::NonFinite {
+                name: "model.bias".into()
+            })
+        );
+    }
+
+    #[test]
+    fn room_is_bounded() {
+        let v = validated(&catalog_doc(3));
+        assert_eq!(
+            Model::compile(&v, usize::MAX),
+            Err(CompileError::RoomTooLarge {
+                room: usize::MAX,
+                max: MAX_ROOM
+            })
+        );
+    }
+
+    #[test]
+    fn extreme_weights_still_score_1_to_99() {
+        let mut f = Features::zeroed();
+        f.set(FeatureId::UaLength, 65_535.0);
+        f.set(FeatureId::HdrCount, 255.0);
+        for w in [-1e30_f32, -1000.0, -1.0, 0.0, 1.0, 1000.0, 1e30] {
+            let p = Model::from_raw_for_bench(
+                &[(FeatureId::UaLength, w), (FeatureId::HdrCount, w)],
+                0.0,
+            );
+            let s = p.score(&f).value().unwrap();
+            assert!((1..=99).contains(&s), "{w}: {s}");
+        }
+        // A sum that overflows f32 is a module error, never a score.
+        let p = Model::from_raw_for_bench(
+            &[
+                (FeatureId::UaLength, f32::MAX),
+                (FeatureId::HdrCount, f32::MAX),
+            ],
+            0.0,
+        );
+        assert_eq!(p.score(&f), Score::Unscored(Unscored::ModuleError));
+    }
+
+    #[test]
+    fn the_logit_is_bias_plus_the_dot_product() {
+        let mut f = Features::zeroed();
+        f.set(FeatureId::UaLength, 100.0);
+        f.set(FeatureId::HdrHasAcceptLanguage, 1.0);
+        let p = Model::from_raw_for_bench(
+            &[
+                (FeatureId::UaLength, 0.01),
+                (FeatureId::HdrHasAcceptLanguage, 2.0),
+                (FeatureId::UaIsEmpty, -5.0),
+            ],
+            -0.5,
+        );
+        assert!((p.logit(&f) - 2.5).abs() < 1e-6);
+        assert_eq!(p.score(&Features::zeroed()), score_logit(-0.5));
     }
 }

@@ -1,12 +1,12 @@
 //! The bot module in one call: a shared rate table, extraction and the model.
 
 use crate::features::{AgentMemo, Features, extract, extract_memo};
-use crate::model::{Score, Unscored};
-use crate::plan::Plan;
+use crate::model::Model;
 use crate::rate::RateTable;
 use crate::request::RequestView;
+use crate::score::{Score, Unscored};
 
-/// What the request path holds for the bot module besides the plan: the rate table, shared
+/// What the request path holds for the bot module besides the model: the rate table, shared
 /// by every worker thread (`&self` everywhere).
 #[derive(Debug, Default)]
 pub struct Scorer {
@@ -42,22 +42,22 @@ impl Scorer {
     /// connection); the same score as [`Scorer::score`].
     pub fn score_memo(
         &self,
-        plan: Option<&Plan>,
+        model: Option<&Model>,
         req: &RequestView<'_>,
         memo: &mut AgentMemo,
     ) -> Score {
-        match plan {
-            Some(plan) => plan.score(&extract_memo(req, &self.rate, memo)),
-            None => Score::Unscored(Unscored::NoPlan),
+        match model {
+            Some(model) => model.score(&extract_memo(req, &self.rate, memo)),
+            None => Score::Unscored(Unscored::NoModel),
         }
     }
 
-    /// Scores `req` with `plan`, or [`Unscored::NoPlan`] without one. Without a plan the
+    /// Scores `req` with `model`, or [`Unscored::NoModel`] without one. Without a model the
     /// request is not extracted, so it is not counted in the rate table either.
-    pub fn score(&self, plan: Option<&Plan>, req: &RequestView<'_>) -> Score {
-        match plan {
-            Some(plan) => plan.score(&self.features(req)),
-            None => Score::Unscored(Unscored::NoPlan),
+    pub fn score(&self, model: Option<&Model>, req: &RequestView<'_>) -> Score {
+        match model {
+            Some(model) => model.score(&self.features(req)),
+            None => Score::Unscored(Unscored::NoModel),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use http::Method;
 use rampart_score::{AgentMemo, RequestView, Score, Scorer};
-use traffic::{AUTOMATED, BROWSERS, example_plan, header_map, headers, view};
+use traffic::{AUTOMATED, BROWSERS, example_model, header_map, headers, view};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -25,7 +25,7 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 fn scoring_1000_requests_allocates_nothing() {
     let _profiler = dhat::Profiler::builder().testing().build();
 
-    let plan = example_plan();
+    let model = example_model();
     let scorer = Scorer::new();
     let maps: Vec<_> = BROWSERS
         .iter()
@@ -54,8 +54,8 @@ fn scoring_1000_requests_allocates_nothing() {
     // to the longest agent once.
     let mut memo = AgentMemo::default();
     for i in 0..maps.len() {
-        black_box(scorer.score(Some(&plan), &request(i)));
-        black_box(scorer.score_memo(Some(&plan), &request(i), &mut memo));
+        black_box(scorer.score(Some(&model), &request(i)));
+        black_box(scorer.score_memo(Some(&model), &request(i), &mut memo));
     }
 
     // The counter works: an allocation between two readings shows.
@@ -67,13 +67,13 @@ fn scoring_1000_requests_allocates_nothing() {
     let before = dhat::HeapStats::get();
     let mut scored = 0;
     for i in 0..1_000 {
-        if let Score::Scored(_) = black_box(scorer.score(Some(&plan), &request(i))) {
+        if let Score::Scored(_) = black_box(scorer.score(Some(&model), &request(i))) {
             scored += 1;
         }
         black_box(scorer.score(None, &request(i)).header_value());
         // With the per-connection memo: runs of one agent, then another.
         if let Score::Scored(_) =
-            black_box(scorer.score_memo(Some(&plan), &request(i / 4), &mut memo))
+            black_box(scorer.score_memo(Some(&model), &request(i / 4), &mut memo))
         {
             scored += 1;
         }

@@ -7,7 +7,7 @@
     clippy::indexing_slicing
 )]
 
-use rampart_score::CATALOGUE;
+use rampart_score::CATALOG;
 use rampart_score::example::EXAMPLE_WEIGHTS;
 
 fn page() -> String {
@@ -16,9 +16,9 @@ fn page() -> String {
 }
 
 #[test]
-fn the_catalogue_table_lists_every_extractor_with_its_type() {
+fn the_catalog_table_lists_every_extractor_with_its_type() {
     let page = page();
-    for e in CATALOGUE {
+    for e in CATALOG {
         let row = format!("| `{}` | {} |", e.name, e.ty);
         assert!(page.contains(&row), "docs/score.md lacks the row {row}");
     }

@@ -8,7 +8,7 @@
 )]
 
 use rampart_artifact::{Contract, Policy, check};
-use rampart_score::catalogue::edge_contract;
+use rampart_score::catalog::edge_contract;
 use rampart_score::example::example_document;
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/features.json");

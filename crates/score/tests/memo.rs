@@ -14,7 +14,7 @@ mod traffic;
 use http::HeaderMap;
 use proptest::prelude::*;
 use rampart_score::{AgentMemo, MAX_MEMO_UA, RateTable, Scorer, extract, extract_memo};
-use traffic::{AUTOMATED, BROWSERS, example_plan, header_map, headers, view};
+use traffic::{AUTOMATED, BROWSERS, example_model, header_map, headers, view};
 
 /// Every sample agent, plus one too long to keep, and a request without a user agent.
 fn maps() -> Vec<HeaderMap> {
@@ -50,7 +50,7 @@ proptest! {
 #[test]
 fn scores_with_and_without_the_memo_agree() {
     let maps = maps();
-    let plan = example_plan();
+    let model = example_model();
     let plain = Scorer::with_rate(RateTable::with_slots(1024, 9));
     let memoed = Scorer::with_rate(RateTable::with_slots(1024, 9));
     let mut memo = AgentMemo::default();
@@ -59,8 +59,8 @@ fn scores_with_and_without_the_memo_agree() {
             for repeat in 0..3u64 {
                 let req = view(map, i as u32, 1_000 + round * 10_000 + repeat);
                 assert_eq!(
-                    memoed.score_memo(Some(&plan), &req, &mut memo),
-                    plain.score(Some(&plan), &req)
+                    memoed.score_memo(Some(&model), &req, &mut memo),
+                    plain.score(Some(&model), &req)
                 );
             }
         }

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use http::header::{HeaderName, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Version};
 use proptest::prelude::*;
-use rampart_score::{FeatureId, Plan, RateTable, RequestView, Score, extract};
+use rampart_score::{FeatureId, Model, RateTable, RequestView, Score, extract};
 
 fn value(bytes: &[u8]) -> Option<HeaderValue> {
     HeaderValue::from_bytes(bytes).ok()
@@ -89,12 +89,12 @@ proptest! {
             .enumerate()
             .map(|(i, w)| (FeatureId::ALL[i % FeatureId::ALL.len()], *w))
             .collect();
-        let plan = Plan::from_raw_for_bench(&terms, bias);
-        match plan.score(&f) {
+        let model = Model::from_raw_for_bench(&terms, bias);
+        match model.score(&f) {
             Score::Scored(s) => prop_assert!((1..=99).contains(&s)),
             Score::Unscored(u) => prop_assert_eq!(u, rampart_score::Unscored::ModuleError),
         }
-        prop_assert_eq!(traffic::example_plan().score(&f).value().is_some(), true);
+        prop_assert_eq!(traffic::example_model().score(&f).value().is_some(), true);
     }
 
     #[test]

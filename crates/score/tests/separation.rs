@@ -11,11 +11,11 @@
 mod traffic;
 
 use rampart_score::{Score, Scorer, blocks};
-use traffic::{AUTOMATED, BROWSERS, example_plan, header_map, headers, view};
+use traffic::{AUTOMATED, BROWSERS, example_model, header_map, headers, view};
 
 fn score_of(scorer: &Scorer, ua: &str, kit: traffic::Kit, client: u32) -> u8 {
     let map = header_map(&headers(kit, ua));
-    match scorer.score(Some(&example_plan()), &view(&map, client, 1_000)) {
+    match scorer.score(Some(&example_model()), &view(&map, client, 1_000)) {
         Score::Scored(s) => s,
         other => panic!("{ua}: {other:?}"),
     }
@@ -26,10 +26,10 @@ fn browsers_score_above_70_and_automation_below_20() {
     let scorer = Scorer::new();
     let mut report = Vec::new();
     let mut bad = Vec::new();
-    let plan = example_plan();
+    let model = example_model();
     let logit = |ua: &str, kit, n| {
         let map = header_map(&headers(kit, ua));
-        plan.logit(&scorer.features(&view(&map, n, 1_000)))
+        model.logit(&scorer.features(&view(&map, n, 1_000)))
     };
     for (i, (ua, kit)) in BROWSERS.iter().enumerate() {
         let s = score_of(&scorer, ua, *kit, i as u32);
@@ -69,15 +69,15 @@ fn a_browser_user_agent_at_machine_rate_scores_lower() {
     let scorer = Scorer::new();
     let (ua, kit) = BROWSERS[0];
     let map = header_map(&headers(kit, ua));
-    let plan = example_plan();
+    let model = example_model();
     let first = scorer
-        .score(Some(&plan), &view(&map, 9, 5_000))
+        .score(Some(&model), &view(&map, 9, 5_000))
         .value()
         .unwrap();
     let mut last = first;
     for _ in 0..600 {
         last = scorer
-            .score(Some(&plan), &view(&map, 9, 5_000))
+            .score(Some(&model), &view(&map, 9, 5_000))
             .value()
             .unwrap();
     }
@@ -87,7 +87,7 @@ fn a_browser_user_agent_at_machine_rate_scores_lower() {
     );
     // A new minute starts over.
     let next = scorer
-        .score(Some(&plan), &view(&map, 9, 65_000))
+        .score(Some(&model), &view(&map, 9, 65_000))
         .value()
         .unwrap();
     assert_eq!(next, first);

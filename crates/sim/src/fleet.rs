@@ -2,7 +2,7 @@
 //!
 //! Each step (one virtual second) every node boots if its restart is over, takes what reached
 //! it, and serves its share of the traffic: a node's request rate for the step, split into
-//! humans and bots by its PoP's mix, scored by the distribution of the plan it serves (see
+//! humans and bots by its PoP's mix, scored by the distribution of the model it serves (see
 //! [`crate::traffic`]). The step's counts go to the report's [`Tally`]; while a rollout runs,
 //! each reachable node also sends a heartbeat ([`Beat`]) with the same counts.
 
@@ -22,7 +22,7 @@ use crate::node::naive::{Kind, Loads, Proxy, Supervisor};
 use crate::node::{Node, Serving};
 use crate::producer::Publication;
 use crate::scenario::{RestartTarget, Scenario};
-use crate::traffic::{Dist, HISTOGRAM_BUCKETS, Plans};
+use crate::traffic::{Dist, HISTOGRAM_BUCKETS, Models};
 
 /// Salt of the fleet's random stream (PoP sizes and mixes, wedge-prone nodes, push delays).
 const FLEET_SALT: u64 = 0xf1ee_7000;
@@ -113,7 +113,7 @@ pub struct Fleet {
     queue: BinaryHeap<Reverse<Pending>>,
     seq: u64,
     rng: Rng,
-    plans: Plans,
+    models: Models,
     loads: Loads,
     calendar: Calendar,
     block_rule_share: f64,
@@ -127,7 +127,7 @@ impl Fleet {
     pub fn new(
         scenario: &Scenario,
         kind: EdgeKind,
-        plans: Plans,
+        models: Models,
         keyring: &Keyring,
         data_root: &Path,
         now: u64,
@@ -193,7 +193,7 @@ impl Fleet {
             queue: BinaryHeap::new(),
             seq: 0,
             rng,
-            plans,
+            models,
             loads: Loads::default(),
             calendar: scenario.calendar,
             block_rule_share: scenario.customers.block_rule_share,
@@ -210,9 +210,9 @@ impl Fleet {
         &self.pops
     }
 
-    /// The plans and their distributions.
-    pub fn plans_mut(&mut self) -> &mut Plans {
-        &mut self.plans
+    /// The models and their distributions.
+    pub fn models_mut(&mut self) -> &mut Models {
+        &mut self.models
     }
 
     /// Sends `delivery` to node `node`, arriving at `at`.
@@ -300,8 +300,8 @@ impl Fleet {
             };
             let requests = pop.rate * secs;
             match &mut n.node {
-                Node::Naive(p) => p.advance(now, &mut self.loads, &mut self.plans),
-                Node::Guarded(e) => e.advance(now, requests.round() as u64, &mut self.plans)?,
+                Node::Naive(p) => p.advance(now, &mut self.loads, &mut self.models),
+                Node::Guarded(e) => e.advance(now, requests.round() as u64, &mut self.models)?,
             }
             let serving = match &n.node {
                 Node::Naive(p) => p.serving(),
@@ -317,8 +317,8 @@ impl Fleet {
                     n.affected = true;
                 }
                 Serving::Scored(id) => {
-                    let faulty = self.plans.is_faulty(id);
-                    dist = self.plans.dist(id);
+                    let faulty = self.models.is_faulty(id);
+                    dist = self.models.dist(id);
                     let blocked = humans * rule * dist.map_or(0.0, |d| d.human_blocked);
                     tally.humans += humans;
                     tally.humans_blocked += blocked;
@@ -442,12 +442,12 @@ impl Fleet {
             };
             match (&mut n.node, p.delivery) {
                 (Node::Naive(proxy), Delivery::File(f)) => {
-                    proxy.offer(f, now, &mut self.loads, &mut self.plans);
+                    proxy.offer(f, now, &mut self.loads, &mut self.models);
                 }
                 (Node::Naive(proxy), Delivery::KillSwitch(on)) => proxy.set_module_enabled(on),
-                (Node::Guarded(edge), Delivery::File(f)) => edge.offer(f, now, &mut self.plans),
+                (Node::Guarded(edge), Delivery::File(f)) => edge.offer(f, now, &mut self.models),
                 (Node::Guarded(edge), Delivery::KillSwitch(on)) => {
-                    edge.set_module_enabled(on, &mut self.plans);
+                    edge.set_module_enabled(on, &mut self.models);
                 }
             }
         }

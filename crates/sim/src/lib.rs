@@ -5,7 +5,7 @@
 //! Every layer is the real code: the generator's [`Job`](rampart_generate::Job) with its
 //! guards, [`rampart_artifact::check`] for the control plane's validation, the rollout engine
 //! ([`rampart_rollout::reconcile`]) with its gates, one [`rampart_ingest::Store`] per edge node
-//! with the real [`rampart_score::Plan`], the crash-loop sentinel's
+//! with the real [`rampart_score::Model`], the crash-loop sentinel's
 //! [`decide`](rampart_ingest::sentinel::decide). What is modelled is what is not rampart: the
 //! ClickHouse cluster, the naive proxies (FL2 panics, FL scores 0), traffic volume, operators.
 //!
@@ -24,8 +24,8 @@
 //! **Sample the traffic, not the fleet.** Every node is a full instance (its own store on its
 //! own data dir, its own sentinel journal, its own heartbeats), because the layers under test
 //! are per node and their failures are per node. What is sampled is the traffic: a few
-//! thousand realistic requests per 5-minute bucket, scored once by each plan in use, scaled to
-//! each node's rate and its PoP's bot share. A score is a pure function of the plan and the
+//! thousand realistic requests per 5-minute bucket, scored once by each model in use, scaled to
+//! each node's rate and its PoP's bot share. A score is a pure function of the model and the
 //! request, so this is exact for the sample and costs nothing per node.
 
 pub mod clock;

@@ -5,14 +5,14 @@
 //!   Optionally supervised by rampart's crash-loop sentinel ([`rampart_ingest::sentinel::decide`]
 //!   over a journal of the same events the ingest store writes).
 //! - [`guarded`]: rampart's edge: a real [`rampart_ingest::Store`] per node, on its own data
-//!   dir, compiling files with the real [`rampart_score::Plan`].
+//!   dir, compiling files with the real [`rampart_score::Model`].
 
 pub mod guarded;
 pub mod naive;
 
 use rampart_rollout::Apply;
 
-use crate::traffic::PlanId;
+use crate::traffic::ModelId;
 
 /// How a node answers requests right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +21,12 @@ pub enum Serving {
     Down,
     /// Up, but every request fails (the 5 December path).
     Failing,
-    /// Scored by this plan.
-    Scored(PlanId),
-    /// The old proxy on a file it could not load: every score is 0. The plan that failed to
+    /// Scored by this model.
+    Scored(ModelId),
+    /// The old proxy on a file it could not load: every score is 0. The model that failed to
     /// load is remembered for the report.
     ScoreZero,
-    /// Passed unscored (no plan, module off, safe mode).
+    /// Passed unscored (no model, module off, safe mode).
     Unscored,
 }
 

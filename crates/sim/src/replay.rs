@@ -24,7 +24,7 @@ use crate::producer::{Producer, ProducerError, Publication, RunResult, key_seed}
 use crate::report::{Bucket, Report, Run, Stops, Timeline};
 use crate::scenario::{Action, Scenario};
 use crate::source::{Source, SourceError, UNSCOPED_QUERY};
-use crate::traffic::{BUCKET_MS, POOL_SIZE, Plans, Pool};
+use crate::traffic::{BUCKET_MS, Models, POOL_SIZE, Pool};
 
 /// One step of the virtual clock: the heartbeat interval and the reconcile cadence.
 pub const STEP_MS: u64 = SECOND;
@@ -178,11 +178,11 @@ fn run_with(
         }
     };
     let boot_at = scenario.start.saturating_sub(WARMUP_MS);
-    let plans = Plans::new(Arc::clone(&shared.pool), scenario.customers.block_below);
+    let models = Models::new(Arc::clone(&shared.pool), scenario.customers.block_below);
     let mut fleet = Fleet::new(
         scenario,
         kind,
-        plans,
+        models,
         &keyring,
         &scratch.path.join("nodes"),
         boot_at,
@@ -330,7 +330,7 @@ fn run_with(
             last_good = Arc::clone(d);
         }
         let index = t.saturating_sub(scenario.start) / BUCKET_MS;
-        fleet.plans_mut().set_bucket(index);
+        fleet.models_mut().set_bucket(index);
         let mut tally = Tally::default();
         let want = control.wants_beats();
         fleet.step(t, STEP_MS, &mut tally, want.then_some(&mut beats))?;

@@ -122,7 +122,7 @@ pub struct Report {
 /// How a run fared against the fault, compared with the naive run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum Containment {
     /// The naive run itself.
     Baseline,
     /// No impact minute.
@@ -193,23 +193,23 @@ impl Timeline {
     }
 }
 
-// === impl Verdict ===
+// === impl Containment ===
 
-impl Verdict {
+impl Containment {
     /// Whether the fault was stopped (no impact, or contained to the layer's cost).
     pub fn stopped(self) -> bool {
-        matches!(self, Verdict::NoImpact | Verdict::Contained)
+        matches!(self, Containment::NoImpact | Containment::Contained)
     }
 
     /// For people.
     pub fn describe(self) -> &'static str {
         match self {
-            Verdict::Baseline => "the day as it was",
-            Verdict::NoImpact => "no impact",
-            Verdict::Contained => "contained",
-            Verdict::FailuresOnly => "stops the failures, not the blocked people",
-            Verdict::BlockedOnly => "stops the blocked people, not the failures",
-            Verdict::NotStopped => "not stopped",
+            Containment::Baseline => "the day as it was",
+            Containment::NoImpact => "no impact",
+            Containment::Contained => "contained",
+            Containment::FailuresOnly => "stops the failures, not the blocked people",
+            Containment::BlockedOnly => "stops the blocked people, not the failures",
+            Containment::NotStopped => "not stopped",
         }
     }
 }
@@ -289,16 +289,16 @@ impl Run {
     }
 
     /// How this run fared against the fault, compared with the naive run of `runs`.
-    pub fn verdict(&self, runs: &[Run]) -> Verdict {
+    pub fn verdict(&self, runs: &[Run]) -> Containment {
         let Some(naive) = runs.iter().find(|r| r.layers == Layers::NAIVE) else {
-            return Verdict::NotStopped;
+            return Containment::NotStopped;
         };
         if self.layers == Layers::NAIVE {
-            return Verdict::Baseline;
+            return Containment::Baseline;
         }
         let (mine, theirs) = (self.total(), naive.total());
         if !self.minutes.iter().any(Tally::is_impact) {
-            return Verdict::NoImpact;
+            return Containment::NoImpact;
         }
         let failed = mine.failed <= theirs.failed * CONTAINED_SHARE_OF_NAIVE;
         let blocked = mine.humans_blocked_by_fault
@@ -307,23 +307,23 @@ impl Run {
         // a layer can be said to stop.
         if theirs.humans_blocked_by_fault <= 0.0 {
             return if failed {
-                Verdict::Contained
+                Containment::Contained
             } else {
-                Verdict::NotStopped
+                Containment::NotStopped
             };
         }
         if theirs.failed <= 0.0 {
             return if blocked {
-                Verdict::Contained
+                Containment::Contained
             } else {
-                Verdict::NotStopped
+                Containment::NotStopped
             };
         }
         match (failed, blocked) {
-            (true, true) => Verdict::Contained,
-            (true, false) => Verdict::FailuresOnly,
-            (false, true) => Verdict::BlockedOnly,
-            (false, false) => Verdict::NotStopped,
+            (true, true) => Containment::Contained,
+            (true, false) => Containment::FailuresOnly,
+            (false, true) => Containment::BlockedOnly,
+            (false, false) => Containment::NotStopped,
         }
     }
 

@@ -3,17 +3,17 @@
 //! A replay cannot score a million requests a second, so it scores a sample and scales it. A
 //! pool of requests is drawn once from the realistic profiles (`rampart-traffic`, seeded) and
 //! each request's features are extracted once by the real extractors ([`Scorer::features`]).
-//! Every 5-minute bucket takes its own window of the pool; every plan in use scores that window
-//! with [`Plan::score`], giving the plan's score distribution for humans and for bots. A node's
+//! Every 5-minute bucket takes its own window of the pool; every model in use scores that window
+//! with [`Model::score`], giving the model's score distribution for humans and for bots. A node's
 //! requests in a step are then its request rate times that distribution, weighted by its PoP's
-//! bot share. The score is a pure function of the plan and the request, so scoring each request
-//! of the window once per plan is exact for the sample, not an approximation of it.
+//! bot share. The score is a pure function of the model and the request, so scoring each request
+//! of the window once per model is exact for the sample, not an approximation of it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rampart_artifact::Digest;
-use rampart_score::{Features, Plan, RateTable, Score, Scorer, blocks, rate::DEFAULT_SLOTS};
+use rampart_score::{Features, Model, RateTable, Score, Scorer, blocks, rate::DEFAULT_SLOTS};
 use rampart_traffic::{Mix, ProfileError, Profiles, Traffic};
 
 use crate::clock::MINUTE;
@@ -42,7 +42,7 @@ struct Sample {
     features: Features,
 }
 
-/// A plan's score distribution over one bucket's sample.
+/// A model's score distribution over one bucket's sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dist {
     /// Share of human requests per histogram bucket (index 0 unscored; sums to 1).
@@ -55,15 +55,15 @@ pub struct Dist {
     pub bot_blocked: f64,
 }
 
-/// A small id for a plan, so the per-node hot loop indexes a vector instead of hashing.
+/// A small id for a model, so the per-node hot loop indexes a vector instead of hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PlanId(pub u32);
+pub struct ModelId(pub u32);
 
-/// Every plan any node has loaded, by digest, with the distributions of the current bucket.
+/// Every model any node has loaded, by digest, with the distributions of the current bucket.
 #[derive(Debug)]
-pub struct Plans {
-    ids: HashMap<Digest, PlanId>,
-    plans: Vec<Arc<Plan>>,
+pub struct Models {
+    ids: HashMap<Digest, ModelId>,
+    models: Vec<Arc<Model>>,
     faulty: Vec<bool>,
     bucket: Option<u64>,
     dists: Vec<Option<Dist>>,
@@ -129,13 +129,13 @@ impl Pool {
 // === impl Dist ===
 
 impl Dist {
-    /// Scores `samples` with `plan`.
-    fn of<'a>(plan: &Plan, samples: impl Iterator<Item = &'a Sample>, block_below: u8) -> Dist {
+    /// Scores `samples` with `model`.
+    fn of<'a>(model: &Model, samples: impl Iterator<Item = &'a Sample>, block_below: u8) -> Dist {
         let mut d = Dist::empty();
         let (mut humans, mut bots) = (0.0f64, 0.0f64);
         let (mut h_blocked, mut b_blocked) = (0.0f64, 0.0f64);
         for s in samples {
-            let score = plan.score(&s.features);
+            let score = model.score(&s.features);
             let bucket = match score {
                 Score::Scored(v) => usize::from(v.clamp(1, 99)),
                 Score::Unscored(_) => 0,
@@ -190,14 +190,14 @@ impl Dist {
     }
 }
 
-// === impl Plans ===
+// === impl Models ===
 
-impl Plans {
+impl Models {
     /// An empty registry scoring with `pool` under a "block below `block_below`" rule.
-    pub fn new(pool: Arc<Pool>, block_below: u8) -> Plans {
-        Plans {
+    pub fn new(pool: Arc<Pool>, block_below: u8) -> Models {
+        Models {
             ids: HashMap::new(),
-            plans: Vec::new(),
+            models: Vec::new(),
             faulty: Vec::new(),
             bucket: None,
             dists: Vec::new(),
@@ -206,19 +206,19 @@ impl Plans {
         }
     }
 
-    /// The id of the plan of `digest`, registering `plan` if it is new. `faulty` marks a plan
+    /// The id of the model of `digest`, registering `model` if it is new. `faulty` marks a model
     /// compiled from a file the fault produced (ground truth for the report).
     pub fn register(
         &mut self,
         digest: Digest,
-        plan: impl FnOnce() -> Arc<Plan>,
+        model: impl FnOnce() -> Arc<Model>,
         faulty: bool,
-    ) -> PlanId {
+    ) -> ModelId {
         if let Some(id) = self.ids.get(&digest) {
             return *id;
         }
-        let id = PlanId(u32::try_from(self.plans.len()).unwrap_or(u32::MAX));
-        self.plans.push(plan());
+        let id = ModelId(u32::try_from(self.models.len()).unwrap_or(u32::MAX));
+        self.models.push(model());
         self.faulty.push(faulty);
         self.dists.push(None);
         self.ids.insert(digest, id);
@@ -226,12 +226,12 @@ impl Plans {
     }
 
     /// The id of a registered digest.
-    pub fn id(&self, digest: &Digest) -> Option<PlanId> {
+    pub fn id(&self, digest: &Digest) -> Option<ModelId> {
         self.ids.get(digest).copied()
     }
 
-    /// Whether the plan came from a faulty file.
-    pub fn is_faulty(&self, id: PlanId) -> bool {
+    /// Whether the model came from a faulty file.
+    pub fn is_faulty(&self, id: ModelId) -> bool {
         self.faulty.get(id.0 as usize).copied().unwrap_or(false)
     }
 
@@ -245,14 +245,14 @@ impl Plans {
         }
     }
 
-    /// The distribution of plan `id` in the current bucket.
-    pub fn dist(&mut self, id: PlanId) -> Option<&Dist> {
+    /// The distribution of model `id` in the current bucket.
+    pub fn dist(&mut self, id: ModelId) -> Option<&Dist> {
         let i = id.0 as usize;
         let bucket = self.bucket.unwrap_or(0);
         let missing = self.dists.get(i).is_some_and(Option::is_none);
         if missing {
-            let plan = self.plans.get(i)?;
-            let d = Dist::of(plan, self.pool.window(bucket), self.block_below);
+            let model = self.models.get(i)?;
+            let d = Dist::of(model, self.pool.window(bucket), self.block_below);
             if let Some(slot) = self.dists.get_mut(i) {
                 *slot = Some(d);
             }
@@ -273,13 +273,13 @@ mod tests {
 
     use super::*;
 
-    fn catalog_plan() -> (Digest, Arc<Plan>) {
+    fn catalog_model() -> (Digest, Arc<Model>) {
         let cat = Catalog::embedded().unwrap();
         let mut doc = rampart_score::example_document(1);
         doc.model.bias = cat.bias;
         doc.features = cat.features.clone();
         let v = validate(&doc, &edge_contract(), None).unwrap();
-        (v.digest(), Arc::new(Plan::compile(&v, 200).unwrap()))
+        (v.digest(), Arc::new(Model::compile(&v, 200).unwrap()))
     }
 
     #[test]
@@ -298,12 +298,12 @@ mod tests {
     #[test]
     fn the_model_separates_humans_from_bots_and_rules_block_mostly_bots() {
         let pool = Arc::new(Pool::new(11, 4_096).unwrap());
-        let mut plans = Plans::new(pool, 30);
-        let (digest, plan) = catalog_plan();
-        let id = plans.register(digest, || plan, false);
-        assert_eq!(plans.register(digest, unreachable_plan, false), id);
-        plans.set_bucket(0);
-        let d = plans.dist(id).unwrap().clone();
+        let mut models = Models::new(pool, 30);
+        let (digest, model) = catalog_model();
+        let id = models.register(digest, || model, false);
+        assert_eq!(models.register(digest, unreachable_model, false), id);
+        models.set_bucket(0);
+        let d = models.dist(id).unwrap().clone();
         let sum: f64 = d.human.iter().sum();
         assert!((sum - 1.0).abs() < 1e-9);
         assert!(d.human_blocked < 0.1, "humans blocked: {}", d.human_blocked);
@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(Dist::zero().human_blocked, 1.0);
     }
 
-    fn unreachable_plan() -> Arc<Plan> {
-        Arc::new(Plan::from_raw_for_bench(&[], 0.0))
+    fn unreachable_model() -> Arc<Model> {
+        Arc::new(Model::from_raw_for_bench(&[], 0.0))
     }
 }

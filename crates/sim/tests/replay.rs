@@ -7,7 +7,7 @@
 //! Whole replays on a smaller fleet (40 PoPs × 4: the same shape, fast in a debug build).
 
 use rampart_sim::clock::parse_time_of_day;
-use rampart_sim::report::Verdict;
+use rampart_sim::report::Containment;
 use rampart_sim::{Layer, Mode, Scenario, Summary, replay, report};
 
 /// PoPs of the test fleet (4 nodes each, as the scenarios say).
@@ -121,11 +121,17 @@ fn every_ablation_row_stops_the_fault_it_can_see() {
         // proxy never dies, so its zero scores keep blocking people. That is the score-shift
         // gate's job (and the edge's, which never loads the file).
         if layer == Layer::Sentinel {
-            assert_eq!(v, Verdict::FailuresOnly, "{}: {:?}", run.key, run.headline);
+            assert_eq!(
+                v,
+                Containment::FailuresOnly,
+                "{}: {:?}",
+                run.key,
+                run.headline
+            );
             assert!(run.stops.sentinel_poisonings > 0);
         } else {
             assert!(
-                matches!(v, Verdict::NoImpact | Verdict::Contained),
+                matches!(v, Containment::NoImpact | Containment::Contained),
                 "{}: {v:?} {:?}",
                 run.key,
                 run.headline

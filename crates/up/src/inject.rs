@@ -367,16 +367,16 @@ pub fn nov18_document(version: u64) -> anyhow::Result<Document> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_artifact::testing::{key, signed};
     use rampart_artifact::{Keyring, Policy, check};
 
     #[test]
     fn the_nov18_file_is_every_name_twice_past_the_limit() {
         let doc = nov18_document(7).unwrap();
         assert_eq!(doc.features.len(), 2 * (60 + SHARD_COLUMNS));
-        let key = SecretKey::from_seed([1; 32]);
-        let bytes = Envelope::sign(&doc, &key).to_json();
+        let bytes = signed(&doc);
         let contract = rampart_score::edge_contract();
-        let keyring = Keyring::new([key.public()]);
+        let keyring = Keyring::new([key().public()]);
         let issues = check(
             &bytes,
             &Policy {
@@ -400,11 +400,10 @@ mod tests {
     fn the_catalog_file_is_valid_for_the_edge() {
         let mut doc = catalog_document(3).unwrap();
         doc.model.bias = ALL_ONES_BIAS;
-        let key = SecretKey::from_seed([1; 32]);
         let contract = rampart_score::edge_contract();
-        let keyring = Keyring::new([key.public()]);
+        let keyring = Keyring::new([key().public()]);
         let checked = check(
-            &Envelope::sign(&doc, &key).to_json(),
+            &signed(&doc),
             &Policy {
                 contract: &contract,
                 keyring: Some(&keyring),

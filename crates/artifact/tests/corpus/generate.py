@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KEYS = os.path.join(HERE, "..", "keys")
 RAMPART = os.path.join(HERE, "..", "..", "..", "..", "target", "debug", "rampart")
 
-# Feature names a bot model over HTTP requests would use (the edge's extractor catalogue).
+# Feature names a bot model over HTTP requests would use (the edge's extractor catalog).
 NAMES = """ua_length ua_token_count ua_max_token_len ua_digit_ratio ua_upper_ratio ua_paren_count
 ua_slash_count ua_semicolon_count ua_has_mozilla ua_has_compatible ua_has_applewebkit ua_has_gecko
 ua_has_khtml ua_has_chrome ua_has_firefox ua_has_safari ua_has_edge ua_has_mobile ua_has_windows

@@ -2,7 +2,7 @@
 //! histogram, the verdict on a desired version, the last refusal as the wire carries it.
 
 use rampart_api::limits::{MAX_HEARTBEAT_ISSUES, MAX_MESSAGE_LEN, SCORE_BUCKETS};
-use rampart_api::{ApplyReport, Counters, Desired, IssueReport, Rejection, ScoreHistogram};
+use rampart_api::{ApplyReport, BeatCounters, Desired, IssueReport, Rejection, ScoreHistogram};
 use rampart_ingest::ApplyOutcome;
 use rampart_ingest::status::LastRejection;
 
@@ -18,8 +18,8 @@ pub const NACK_TOO_LARGE: &str = "too_large";
 pub const NACK_DIGEST_MISMATCH: &str = "digest_mismatch";
 
 /// Counters and scores between `base` (the totals of the last delivered beat) and `now`.
-pub fn deltas(now: &Totals, base: &Totals, restarts: u64) -> (Counters, ScoreHistogram) {
-    let counters = Counters {
+pub fn deltas(now: &Totals, base: &Totals, restarts: u64) -> (BeatCounters, ScoreHistogram) {
+    let counters = BeatCounters {
         requests: now.requests.saturating_sub(base.requests),
         errors_5xx: now.errors_5xx.saturating_sub(base.errors_5xx),
         module_errors: now.module_errors.saturating_sub(base.module_errors),
@@ -108,7 +108,7 @@ pub fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use rampart_artifact::{Digest, Issue};
-    use rampart_ingest::{Origin, Rejection as StoreRejection};
+    use rampart_ingest::{Channel, Rejection as StoreRejection};
 
     use super::*;
 
@@ -156,7 +156,7 @@ mod tests {
             digest: d.digest,
         };
         let v = verdict(&d, &ok, 9);
-        assert_eq!(v.verdict, rampart_api::Verdict::Ack);
+        assert_eq!(v.verdict, rampart_api::AckNack::Ack);
         assert_eq!((v.version, v.at_ms), (Some(1), 9));
         let other = ApplyOutcome::Unchanged {
             version: 1,
@@ -182,7 +182,7 @@ mod tests {
             ]),
         };
         let v = verdict(&d, &invalid, 1);
-        assert_eq!(v.verdict, rampart_api::Verdict::Nack);
+        assert_eq!(v.verdict, rampart_api::AckNack::Nack);
         assert_eq!(v.issues, ["duplicate_name", "too_many_features"]);
         let compile = ApplyOutcome::Rejected {
             kept: None,
@@ -195,7 +195,7 @@ mod tests {
     fn a_rejection_travels_on_one_bounded_line() {
         let last = LastRejection {
             at_ms: 5,
-            origin: Origin::Control,
+            channel: Channel::Control,
             version: Some(3),
             code: "invalid",
             message: format!("first\nsecond {}", "é".repeat(2000)),

@@ -14,7 +14,7 @@ use crate::config::DataDir;
 use crate::disk::{self, DiskError};
 use crate::lkg::Slot;
 use crate::outcome::{ApplyOutcome, Rejection};
-use crate::snapshot::{Mode, Origin};
+use crate::snapshot::{Channel, Mode};
 
 use super::{Candidate, Store, kept};
 
@@ -91,7 +91,7 @@ impl<C: Compiler> Store<C> {
                     &mut w,
                     *validated,
                     bytes,
-                    Origin::LastKnownGood,
+                    Channel::LastKnownGood,
                     now_ms,
                     slot == Slot::Current,
                 ),
@@ -130,7 +130,7 @@ impl<C: Compiler> Store<C> {
                 )
             }
         };
-        self.finish(&mut w, &outcome, Origin::LastKnownGood, version, now_ms);
+        self.finish(&mut w, &outcome, Channel::LastKnownGood, version, now_ms);
         outcome
     }
 
@@ -145,7 +145,7 @@ impl<C: Compiler> Store<C> {
             )),
             Candidate::Bad(rejection, v) => Err((rejection, v)),
             Candidate::Good(validated, bytes) => {
-                self.activate_checked(&mut w, *validated, bytes, Origin::Pinned, now_ms, false)
+                self.activate_checked(&mut w, *validated, bytes, Channel::Pinned, now_ms, false)
             }
         };
         let outcome = match tried {
@@ -160,11 +160,11 @@ impl<C: Compiler> Store<C> {
                 rejection,
             },
         };
-        self.finish(&mut w, &outcome, Origin::Pinned, Some(version), now_ms);
+        self.finish(&mut w, &outcome, Channel::Pinned, Some(version), now_ms);
         outcome
     }
 
-    /// Ends break glass: offered files are applied again, under their origin's version
+    /// Ends break glass: offered files are applied again, under their channel's version
     /// rule against the version now serving. Returns the version that was pinned.
     pub fn unpin(&self) -> Option<u64> {
         let mut w = self.lock();

@@ -1,7 +1,7 @@
 //! The one way a file comes in ([`Store::offer`]) and the version rule, decided here only.
 //!
 //! A file is verified once (signature, contract), then held to the version rule of its
-//! [`Origin`]: the watch dir must bring a version above the one serving (a replayed old file
+//! [`Channel`]: the watch dir must bring a version above the one serving (a replayed old file
 //! must not win); the control plane may also send the node back to a version this node served
 //! before (a rollout rolling back), proven by its digest in last-known-good or the archive.
 //! What follows verification (poisoned list, compile, journal, swap) is shared with boot and
@@ -16,12 +16,12 @@ use crate::archive;
 use crate::compiler::Compiler;
 use crate::outcome::{ApplyOutcome, Rejection};
 use crate::sentinel::Event;
-use crate::snapshot::{Active, Origin};
+use crate::snapshot::{Active, Channel};
 use crate::soak::Soak;
 
 use super::{Candidate, Held, Store, Writer, kept, unchanged};
 
-/// Which versions an origin may bring.
+/// Which versions a channel may bring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VersionRule {
     /// Only above the version serving.
@@ -47,10 +47,10 @@ enum Step {
 impl VersionRule {
     /// Only the control plane may go back: it rolls a rollout back with the file the node
     /// served before. A file dropped in the watch dir has no such authority.
-    fn of(origin: Origin) -> Self {
-        match origin {
-            Origin::Control => VersionRule::ServedBefore,
-            Origin::Watch | Origin::Boot | Origin::LastKnownGood | Origin::Pinned => {
+    fn of(channel: Channel) -> Self {
+        match channel {
+            Channel::Control => VersionRule::ServedBefore,
+            Channel::Watch | Channel::Boot | Channel::LastKnownGood | Channel::Pinned => {
                 VersionRule::Newer
             }
         }
@@ -66,7 +66,7 @@ impl<C: Compiler> Store<C> {
         &self,
         w: &mut Writer,
         bytes: &[u8],
-        origin: Origin,
+        channel: Channel,
         now_ms: u64,
     ) -> (ApplyOutcome, Option<u64>) {
         if let Some(pinned) = w.pinned {
@@ -78,7 +78,7 @@ impl<C: Compiler> Store<C> {
             // The exact bytes already verified: the watcher re-reading the same file.
             return (unchanged(held), Some(held.validated.version()));
         }
-        let rule = VersionRule::of(origin);
+        let rule = VersionRule::of(channel);
         // The watch dir's bound goes into the check, so a refused file lists every issue at
         // once, its version among them. The control plane's is decided after verification:
         // a lower version is an issue only when this node never served that file.
@@ -120,7 +120,7 @@ impl<C: Compiler> Store<C> {
                 return (ApplyOutcome::Unchanged { version, digest }, Some(version));
             }
         };
-        match self.activate_checked(w, validated, bytes.to_vec(), origin, now_ms, soaked) {
+        match self.activate_checked(w, validated, bytes.to_vec(), channel, now_ms, soaked) {
             Ok(outcome) => {
                 if matches!(outcome, ApplyOutcome::Applied { .. }) {
                     if let Step::Back { from, .. } = step {
@@ -188,7 +188,7 @@ impl<C: Compiler> Store<C> {
         w: &mut Writer,
         validated: Validated,
         bytes: Vec<u8>,
-        origin: Origin,
+        channel: Channel,
         now_ms: u64,
         soaked: bool,
     ) -> Result<ApplyOutcome, (Rejection, Option<u64>)> {
@@ -201,7 +201,7 @@ impl<C: Compiler> Store<C> {
         {
             return Ok(unchanged(held));
         }
-        let plan = self
+        let model = self
             .compile(&validated)
             .map_err(|message| (Rejection::Compile(message), Some(version)))?;
         let digest = validated.digest();
@@ -218,8 +218,8 @@ impl<C: Compiler> Store<C> {
         let active = Active {
             version,
             digest,
-            plan: Arc::new(plan),
-            origin,
+            model: Arc::new(model),
+            channel,
             activated_at_ms: now_ms,
         };
         let next = self.shared.current.load().with_active(Some(active));
@@ -236,9 +236,9 @@ impl<C: Compiler> Store<C> {
 
     /// Compiles with the compiler's panics caught: a compiler bug rejects one file instead
     /// of killing the thread that applies files.
-    fn compile(&self, validated: &Validated) -> Result<C::Plan, String> {
+    fn compile(&self, validated: &Validated) -> Result<C::Model, String> {
         match catch_unwind(AssertUnwindSafe(|| self.compiler.compile(validated))) {
-            Ok(Ok(plan)) => Ok(plan),
+            Ok(Ok(model)) => Ok(model),
             Ok(Err(e)) => Err(e.to_string()),
             Err(payload) => {
                 let what = payload

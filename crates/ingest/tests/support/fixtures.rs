@@ -1,6 +1,6 @@
 //! Signed feature files, a trivial compiler and a counting log subscriber for the
-//! integration tests. Every file is built here from code, so the corpus cannot drift from the
-//! artifact crate's format.
+//! integration tests. Documents, keys and signatures come from `rampart_artifact::testing`;
+//! what is here is the broken files this crate's tests feed the store.
 
 #![allow(dead_code)]
 
@@ -9,41 +9,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rampart_artifact::{
-    Contract, Document, Envelope, Feature, Keyring, Model, PAYLOAD_TYPE, Provenance, SCHEMA,
-    SecretKey, Validated,
-};
+use rampart_artifact::testing::{contract_knowing, doubled, signed_by};
+pub use rampart_artifact::testing::{doc, key, other_key, signed};
+use rampart_artifact::{Contract, Envelope, Keyring, PAYLOAD_TYPE, Validated};
 use rampart_ingest::{Compiler, Config, SoakConfig};
 
-/// The producer's key, trusted by the edge.
-pub fn key() -> SecretKey {
-    SecretKey::from_seed([7; 32])
-}
-
-/// A key the edge does not trust.
-pub fn other_key() -> SecretKey {
-    SecretKey::from_seed([9; 32])
-}
-
-/// The name of the feature whose presence makes [`Plan::score`] panic, as FL2's
+/// The name of the feature whose presence makes [`TestModel::score`] panic, as FL2's
 /// `append_with_names(..).unwrap()` did: the test-only hook for a real panic.
 pub const PANIC_FEATURE: &str = "fl2_unwrap";
 
 /// The name that makes [`TestCompiler`] panic inside `compile`.
 pub const COMPILE_PANIC_FEATURE: &str = "compile_panic";
 
-/// The contract of the tests: the defaults (200 features, 1 MiB), with a catalogue of known
+/// The contract of the tests: the defaults (200 features, 1 MiB), with a catalog of known
 /// names `f_0`..`f_299` plus the two hook names.
 pub fn contract() -> Contract {
-    let mut names: Vec<String> = (0..300).map(|i| format!("f_{i}")).collect();
-    names.push(PANIC_FEATURE.to_owned());
-    names.push(COMPILE_PANIC_FEATURE.to_owned());
-    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    Contract::from_toml(&format!(
-        "consumer = \"edge\"\nknown_names = [{}]\n",
-        list.join(", ")
-    ))
-    .unwrap()
+    contract_knowing(300, &[PANIC_FEATURE, COMPILE_PANIC_FEATURE]).unwrap()
 }
 
 /// A store config on `dir` with the test contract, the trusted key, and a soak of 0 s and
@@ -57,36 +38,6 @@ pub fn config(dir: &Path) -> Config {
     c
 }
 
-/// A good document: `n` features `f_0`.. with small weights.
-pub fn doc(version: u64, n: usize) -> Document {
-    Document {
-        schema: SCHEMA.into(),
-        version,
-        created_at: "2025-11-18T11:05:00Z".into(),
-        provenance: Provenance {
-            source: "clickhouse://127.0.0.1:8123/default".into(),
-            query: "SELECT name, type FROM system.columns WHERE database = 'default'".into(),
-            rows: n as u64,
-            generator: "rampart-ingest-tests".into(),
-            generator_version: "0".into(),
-            server_version: None,
-        },
-        model: Model { bias: 0.5 },
-        features: (0..n)
-            .map(|i| Feature {
-                name: format!("f_{i}"),
-                ty: "Float64".into(),
-                weight: 0.25,
-            })
-            .collect(),
-    }
-}
-
-/// `doc` signed by the trusted key, as the wire bytes.
-pub fn signed(doc: &Document) -> Vec<u8> {
-    Envelope::sign(doc, &key()).to_json()
-}
-
 /// A good signed file of `version` with 60 features.
 pub fn good(version: u64) -> Vec<u8> {
     signed(&doc(version, 60))
@@ -94,10 +45,7 @@ pub fn good(version: u64) -> Vec<u8> {
 
 /// The 18 November file: every one of 120 features twice (240, over the 200 limit).
 pub fn november_18(version: u64) -> Vec<u8> {
-    let mut d = doc(version, 120);
-    let copy = d.features.clone();
-    d.features.extend(copy);
-    signed(&d)
+    signed(&doubled(version, 120))
 }
 
 /// 201 distinct features.
@@ -123,7 +71,7 @@ pub fn bad_signature(version: u64) -> Vec<u8> {
 
 /// A good file signed by a key the edge does not trust.
 pub fn other_keys_signature(version: u64) -> Vec<u8> {
-    Envelope::sign(&doc(version, 60), &other_key()).to_json()
+    signed_by(&doc(version, 60), &other_key())
 }
 
 /// A file with a feature no extractor knows.
@@ -152,14 +100,14 @@ pub fn with_feature(version: u64, name: &str) -> Vec<u8> {
     signed(&d)
 }
 
-/// The plan of the tests: the feature names, in room for `room` of them.
+/// The model of the tests: the feature names, in room for `room` of them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct TestModel {
     pub names: Vec<String>,
 }
 
-impl Plan {
-    /// What the request path would do with the plan. Panics when the plan holds
+impl TestModel {
+    /// What the request path would do with the model. Panics when the model holds
     /// [`PANIC_FEATURE`]: a real panic, not a simulated one.
     pub fn score(&self) -> usize {
         if self.names.iter().any(|n| n == PANIC_FEATURE) {
@@ -171,8 +119,8 @@ impl Plan {
     }
 }
 
-/// Compiles a plan of names into `room` slots: more features than that is an error, as in the
-/// score crate's preallocated plan.
+/// Compiles a model of names into `room` slots: more features than that is an error, as in the
+/// score crate's preallocated model.
 #[derive(Debug, Clone)]
 pub struct TestCompiler {
     pub room: usize,
@@ -207,10 +155,10 @@ impl TestCompiler {
 }
 
 impl Compiler for TestCompiler {
-    type Plan = Plan;
+    type Model = TestModel;
     type Error = NoRoom;
 
-    fn compile(&self, validated: &Validated) -> Result<Plan, NoRoom> {
+    fn compile(&self, validated: &Validated) -> Result<TestModel, NoRoom> {
         let names: Vec<String> = validated.document().names().map(str::to_owned).collect();
         if names.iter().any(|n| n == COMPILE_PANIC_FEATURE) {
             panic!("compiler bug triggered by {COMPILE_PANIC_FEATURE}");
@@ -222,7 +170,7 @@ impl Compiler for TestCompiler {
             });
         }
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        Ok(Plan { names })
+        Ok(TestModel { names })
     }
 }
 

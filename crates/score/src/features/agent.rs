@@ -11,7 +11,7 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
 
-use crate::catalogue::FeatureId as F;
+use crate::catalog::FeatureId as F;
 use crate::features::Features;
 
 /// Longest user-agent prefix scanned for tokens and character classes. `ua_length` still

@@ -2,7 +2,7 @@
 
 use http::HeaderMap;
 
-use crate::catalogue::FeatureId as F;
+use crate::catalog::FeatureId as F;
 use crate::features::Features;
 use crate::features::agent::{Agent, SEC_CH_UA_SINCE_CHROME};
 

@@ -2,7 +2,7 @@
 
 use http::{Method, Version};
 
-use crate::catalogue::FeatureId as F;
+use crate::catalog::FeatureId as F;
 use crate::features::Features;
 
 /// File extensions of static assets (compared ignoring ASCII case).

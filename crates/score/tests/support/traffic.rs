@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Version};
 use rampart_artifact::validate;
-use rampart_score::{Plan, RequestView, edge_contract, example_document};
+use rampart_score::{Model, RequestView, edge_contract, example_document};
 
 /// How a client shapes its headers; `{ua}` stands for its user agent.
 #[derive(Debug, Clone, Copy)]
@@ -324,8 +324,8 @@ pub fn view<'a>(headers: &'a HeaderMap, n: u32, now_ms: u64) -> RequestView<'a> 
 }
 
 /// The example model, validated against the edge contract and compiled into its room.
-pub fn example_plan() -> Plan {
+pub fn example_model() -> Model {
     let contract = edge_contract();
     let v = validate(&example_document(1), &contract, None).unwrap();
-    Plan::compile(&v, contract.max_features()).unwrap()
+    Model::compile(&v, contract.max_features()).unwrap()
 }

@@ -1,5 +1,5 @@
 //! rampart's edge: a real ingest [`Store`] per node, compiling with the real scorer's
-//! [`Plan`], on the node's own data dir.
+//! [`Model`], on the node's own data dir.
 //!
 //! Everything the edge does with a file is the store's doing: the bounded read, the signature,
 //! the contract, the poisoned list, the compile into 200 preallocated slots, the atomic swap,
@@ -11,15 +11,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rampart_artifact::{Keyring, Validated};
-use rampart_ingest::{ApplyOutcome, BootError, Compiler, Config, Origin, Store};
+use rampart_ingest::{ApplyOutcome, BootError, Channel, Compiler, Config, Store};
 use rampart_rollout::Apply;
 use rampart_rollout::observation::MAX_NACK_CODES;
-use rampart_score::{CompileError, Plan, edge_contract};
+use rampart_score::{CompileError, Model, edge_contract};
 
 use crate::clock::{Calendar, SECOND};
 use crate::node::{Report, Serving};
 use crate::producer::Publication;
-use crate::traffic::Plans;
+use crate::traffic::Models;
 
 /// Applied files each node keeps to vouch for a rollback the control plane sends (the store's
 /// minimum is 1; last-known-good vouches too, and a small archive keeps a 16,500-node
@@ -31,9 +31,9 @@ pub const SOAK_RECORDS_PER_STEP: u64 = 2_000;
 /// Ticks continue this long past the soak, so the promotion tick is not missed.
 const SOAK_MARGIN_MS: u64 = 2 * SECOND;
 
-/// Compiles a validated file into a [`Plan`] with room for `room` features, as the edge does.
+/// Compiles a validated file into a [`Model`] with room for `room` features, as the edge does.
 #[derive(Debug, Clone, Copy)]
-pub struct PlanCompiler {
+pub struct ModelCompiler {
     room: usize,
 }
 
@@ -42,7 +42,7 @@ pub struct PlanCompiler {
 pub struct Edge {
     config: Config,
     calendar: Calendar,
-    store: Option<Store<PlanCompiler>>,
+    store: Option<Store<ModelCompiler>>,
     down_until: Option<u64>,
     restart_ms: u64,
     desired: Option<Arc<Publication>>,
@@ -54,14 +54,14 @@ pub struct Edge {
     rollbacks: u64,
 }
 
-// === impl PlanCompiler ===
+// === impl ModelCompiler ===
 
-impl Compiler for PlanCompiler {
-    type Plan = Plan;
+impl Compiler for ModelCompiler {
+    type Model = Model;
     type Error = CompileError;
 
-    fn compile(&self, validated: &Validated) -> Result<Plan, CompileError> {
-        Plan::compile(validated, self.room)
+    fn compile(&self, validated: &Validated) -> Result<Model, CompileError> {
+        Model::compile(validated, self.room)
     }
 }
 
@@ -107,15 +107,15 @@ impl Edge {
     }
 
     /// A file from the control plane (or the naive push).
-    pub fn offer(&mut self, p: Arc<Publication>, now: u64, plans: &mut Plans) {
+    pub fn offer(&mut self, p: Arc<Publication>, now: u64, models: &mut Models) {
         self.desired = Some(Arc::clone(&p));
         if self.store.is_some() {
-            self.apply(&p, now, plans);
+            self.apply(&p, now, models);
         }
     }
 
     /// The kill switch (delivered with heartbeats, or set locally).
-    pub fn set_module_enabled(&mut self, enabled: bool, plans: &mut Plans) {
+    pub fn set_module_enabled(&mut self, enabled: bool, models: &mut Models) {
         if let Some(store) = &self.store {
             let reason = if enabled {
                 "kill switch cleared"
@@ -124,11 +124,16 @@ impl Edge {
             };
             store.set_module_enabled(enabled, reason);
         }
-        self.refresh(plans, false);
+        self.refresh(models, false);
     }
 
     /// Boots after a restart; feeds the soak meter and ticks the store while a soak runs.
-    pub fn advance(&mut self, now: u64, requests: u64, plans: &mut Plans) -> Result<(), BootError> {
+    pub fn advance(
+        &mut self,
+        now: u64,
+        requests: u64,
+        models: &mut Models,
+    ) -> Result<(), BootError> {
         if let Some(until) = self.down_until
             && now >= until
         {
@@ -136,9 +141,9 @@ impl Edge {
             self.start(now)?;
             self.report.restarts = self.report.restarts.saturating_add(1);
             if let Some(p) = self.desired.clone() {
-                self.apply(&p, now, plans);
+                self.apply(&p, now, models);
             }
-            self.refresh(plans, false);
+            self.refresh(models, false);
         }
         if let Some(store) = &self.store
             && now <= self.tick_until
@@ -187,7 +192,7 @@ impl Edge {
     }
 
     fn start(&mut self, now: u64) -> Result<(), BootError> {
-        let compiler = PlanCompiler {
+        let compiler = ModelCompiler {
             room: self.config.contract.max_features(),
         };
         let store = Store::boot(self.config.clone(), compiler, self.calendar.unix_ms(now))?;
@@ -195,14 +200,14 @@ impl Edge {
         Ok(())
     }
 
-    fn apply(&mut self, p: &Arc<Publication>, now: u64, plans: &mut Plans) {
+    fn apply(&mut self, p: &Arc<Publication>, now: u64, models: &mut Models) {
         let Some(store) = &self.store else {
             return;
         };
         // As the edge's agent does: the store's version rule decides whether the control
         // plane may send this node back to a version it served.
         let before = store.snapshot().version();
-        let outcome = store.offer(&p.bytes, Origin::Control, self.calendar.unix_ms(now));
+        let outcome = store.offer(&p.bytes, Channel::Control, self.calendar.unix_ms(now));
         let apply = match &outcome {
             ApplyOutcome::Applied { version, digest } => {
                 if before.is_some_and(|b| *version < b) {
@@ -234,20 +239,20 @@ impl Edge {
             }
         };
         self.report.apply = Some(apply);
-        self.refresh(plans, p.faulty);
+        self.refresh(models, p.faulty);
     }
 
     /// Reads the snapshot once after anything that may change it.
-    fn refresh(&mut self, plans: &mut Plans, faulty_if_new: bool) {
+    fn refresh(&mut self, models: &mut Models, faulty_if_new: bool) {
         let Some(store) = &self.store else {
             self.serving = Serving::Down;
             return;
         };
         let snap = store.snapshot();
-        self.serving = match (snap.scoring_plan(), snap.active.as_ref()) {
+        self.serving = match (snap.scoring_model(), snap.active.as_ref()) {
             (Some(_), Some(active)) => {
-                let plan = Arc::clone(&active.plan);
-                Serving::Scored(plans.register(active.digest, || plan, faulty_if_new))
+                let model = Arc::clone(&active.model);
+                Serving::Scored(models.register(active.digest, || model, faulty_if_new))
             }
             _ => Serving::Unscored,
         };
@@ -282,22 +287,22 @@ mod tests {
         let calendar = Calendar::parse("2025-11-18").unwrap();
         let keyring = Keyring::new([key.public()]);
         let mut edge = Edge::boot(dir.path().to_owned(), keyring, calendar, SECOND, 0).unwrap();
-        let mut plans = Plans::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
         let v1 = publication(1, 0.0, &key);
-        edge.offer(Arc::clone(&v1), 0, &mut plans);
-        edge.offer(publication(2, 0.0, &key), SECOND, &mut plans);
+        edge.offer(Arc::clone(&v1), 0, &mut models);
+        edge.offer(publication(2, 0.0, &key), SECOND, &mut models);
         assert_eq!(edge.active_version().map(|(v, _)| v), Some(2));
 
         // The control plane sends the node back: the store's own rule takes it, as on the edge.
-        edge.offer(v1, 2 * SECOND, &mut plans);
+        edge.offer(v1, 2 * SECOND, &mut models);
         assert_eq!(
             edge.active_version(),
             Some((1, publication(1, 0.0, &key).digest))
         );
         let store = edge.store.as_ref().unwrap();
         assert_eq!(
-            store.snapshot().active.as_ref().unwrap().origin,
-            Origin::Control
+            store.snapshot().active.as_ref().unwrap().channel,
+            Channel::Control
         );
         assert_eq!(store.status().pinned, None);
         assert_eq!((edge.rollbacks(), edge.nacks()), (1, 0));
@@ -307,8 +312,8 @@ mod tests {
         ));
 
         // Other content under a lower version was never served here: a NACK.
-        edge.offer(publication(2, 0.0, &key), 3 * SECOND, &mut plans);
-        edge.offer(publication(1, 0.5, &key), 4 * SECOND, &mut plans);
+        edge.offer(publication(2, 0.0, &key), 3 * SECOND, &mut models);
+        edge.offer(publication(1, 0.5, &key), 4 * SECOND, &mut models);
         assert_eq!(edge.active_version().map(|(v, _)| v), Some(2));
         assert_eq!((edge.rollbacks(), edge.nacks()), (1, 1));
         let Some(Apply::Rejected { codes, .. }) = edge.take_report().apply else {

@@ -20,13 +20,13 @@ use rampart_artifact::limits::{DEFAULT_MAX_FEATURES, HARD_MAX_FEATURES};
 use rampart_artifact::{Contract, ContractSpec, Digest, validate};
 use rampart_ingest::sentinel::{Event, SentinelConfig, decide};
 use rampart_rollout::Apply;
-use rampart_score::Plan;
+use rampart_score::Model;
 
 use crate::clock::SECOND;
 use crate::node::{Report, Serving};
 use crate::producer::Publication;
 use crate::scenario::ModuleOff;
-use crate::traffic::{PlanId, Plans};
+use crate::traffic::{ModelId, Models};
 
 /// Features the naive proxy preallocates room for.
 pub const ROOM: usize = DEFAULT_MAX_FEATURES;
@@ -79,7 +79,7 @@ pub struct Supervisor {
 /// result, so it is computed once.
 #[derive(Debug, Default)]
 pub struct Loads {
-    results: HashMap<Digest, Result<PlanId, usize>>,
+    results: HashMap<Digest, Result<ModelId, usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ enum State {
 #[derive(Debug, Clone)]
 enum Loaded {
     Nothing,
-    Plan(PlanId, Arc<Publication>),
+    Model(ModelId, Arc<Publication>),
     Broken(Arc<Publication>),
 }
 
@@ -139,7 +139,7 @@ impl Proxy {
     }
 
     /// The distribution writes a new file to the node's disk; a running proxy loads it.
-    pub fn offer(&mut self, p: Arc<Publication>, now: u64, loads: &mut Loads, plans: &mut Plans) {
+    pub fn offer(&mut self, p: Arc<Publication>, now: u64, loads: &mut Loads, models: &mut Models) {
         self.desired = Some(Arc::clone(&p));
         if self.state == State::Up {
             if let Some(sup) = &self.supervisor
@@ -147,7 +147,7 @@ impl Proxy {
             {
                 return;
             }
-            self.load(p, now, loads, plans);
+            self.load(p, now, loads, models);
         }
     }
 
@@ -157,15 +157,15 @@ impl Proxy {
     }
 
     /// Boots a node whose restart time is over.
-    pub fn advance(&mut self, now: u64, loads: &mut Loads, plans: &mut Plans) {
+    pub fn advance(&mut self, now: u64, loads: &mut Loads, models: &mut Models) {
         if let State::Down { until } = self.state
             && now >= until
         {
-            self.boot(now, loads, plans);
+            self.boot(now, loads, models);
         }
         if let Some(sup) = self.supervisor.as_mut()
             && self.state == State::Up
-            && let Loaded::Plan(_, p) = &self.loaded
+            && let Loaded::Model(_, p) = &self.loaded
             && sup
                 .serving_since
                 .is_some_and(|t| now.saturating_sub(t) >= SOAK_MS)
@@ -197,7 +197,7 @@ impl Proxy {
         }
         match &self.loaded {
             Loaded::Nothing => Serving::Unscored,
-            Loaded::Plan(id, _) => Serving::Scored(*id),
+            Loaded::Model(id, _) => Serving::Scored(*id),
             Loaded::Broken(_) => Serving::ScoreZero,
         }
     }
@@ -209,7 +209,7 @@ impl Proxy {
         }
         match &self.loaded {
             Loaded::Nothing => None,
-            Loaded::Plan(_, p) | Loaded::Broken(p) => Some(p),
+            Loaded::Model(_, p) | Loaded::Broken(p) => Some(p),
         }
     }
 
@@ -228,7 +228,7 @@ impl Proxy {
         std::mem::take(&mut self.report)
     }
 
-    fn boot(&mut self, now: u64, loads: &mut Loads, plans: &mut Plans) {
+    fn boot(&mut self, now: u64, loads: &mut Loads, models: &mut Models) {
         if let (Some(wedge_after), Some(since)) = (self.wedge, self.crash_loop_since)
             && now.saturating_sub(since) >= wedge_after
         {
@@ -249,17 +249,17 @@ impl Proxy {
             }
         }
         if let Some(f) = file {
-            self.load(f, now, loads, plans);
+            self.load(f, now, loads, models);
         }
     }
 
-    fn load(&mut self, p: Arc<Publication>, now: u64, loads: &mut Loads, plans: &mut Plans) {
+    fn load(&mut self, p: Arc<Publication>, now: u64, loads: &mut Loads, models: &mut Models) {
         if let Some(sup) = self.supervisor.as_mut() {
             sup.activated(&p, now);
         }
-        match loads.load(&p, plans) {
+        match loads.load(&p, models) {
             Ok(id) => {
-                self.loaded = Loaded::Plan(id, Arc::clone(&p));
+                self.loaded = Loaded::Model(id, Arc::clone(&p));
                 self.crash_loop_since = None;
                 self.report.apply = Some(Apply::Accepted { digest: p.digest });
             }
@@ -331,9 +331,9 @@ impl Supervisor {
 // === impl Loads ===
 
 impl Loads {
-    /// What loading `p` into room for [`ROOM`] features gives: a plan, or the feature count
+    /// What loading `p` into room for [`ROOM`] features gives: a model, or the feature count
     /// that did not fit (or did not compile: the unwrap fails either way).
-    pub fn load(&mut self, p: &Publication, plans: &mut Plans) -> Result<PlanId, usize> {
+    pub fn load(&mut self, p: &Publication, models: &mut Models) -> Result<ModelId, usize> {
         if let Some(r) = self.results.get(&p.digest) {
             return *r;
         }
@@ -342,7 +342,7 @@ impl Loads {
         let result = if count > ROOM {
             Err(count)
         } else {
-            // The naive proxy checks nothing; the contract here is only what a plan needs.
+            // The naive proxy checks nothing; the contract here is only what a model needs.
             let permissive = Contract::try_from(ContractSpec {
                 max_features: HARD_MAX_FEATURES,
                 ..ContractSpec::default()
@@ -350,9 +350,9 @@ impl Loads {
             .unwrap_or_default();
             match validate(doc, &permissive, None)
                 .ok()
-                .and_then(|v| Plan::compile(&v, ROOM).ok())
+                .and_then(|v| Model::compile(&v, ROOM).ok())
             {
-                Some(plan) => Ok(plans.register(p.digest, || Arc::new(plan), p.faulty)),
+                Some(model) => Ok(models.register(p.digest, || Arc::new(model), p.faulty)),
                 None => Err(count),
             }
         };

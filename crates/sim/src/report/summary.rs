@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::clock::{MINUTE, format_time};
 use crate::fleet::Totals;
 use crate::mode::{Layer, Layers, Mode};
-use crate::report::{Entry, Report, Run, Stops, Verdict};
+use crate::report::{Containment, Entry, Report, Run, Stops};
 use crate::traffic::BUCKET_MS;
 
 /// The schema id of `summary.json`.
@@ -113,7 +113,7 @@ pub struct HeadlineSummary {
     /// Whether the fault caused no impact minute at all.
     pub no_impact: bool,
     /// How the run fared against the fault, compared with the naive run.
-    pub verdict: Verdict,
+    pub verdict: Containment,
 }
 
 // === impl HeadlineSummary ===
@@ -203,7 +203,7 @@ impl Summary {
     }
 }
 
-fn run(r: &Run, start: u64, verdict: Verdict) -> RunSummary {
+fn run(r: &Run, start: u64, verdict: Containment) -> RunSummary {
     let h = r.headline(start);
     let totals: &Totals = &r.totals;
     RunSummary {

@@ -1,9 +1,9 @@
-//! The extractor catalogue: every feature the bot module can compute, by name.
+//! The extractor catalog: every feature the bot module can compute, by name.
 //!
 //! A feature file names features; the names refer to this list. The position of an entry in
-//! [`CATALOGUE`] is its [`FeatureId`], and the ClickHouse type is the one the column
+//! [`CATALOG`] is its [`FeatureId`], and the ClickHouse type is the one the column
 //! `http_requests_features.<name>` has, so that a file generated from `system.columns`
-//! matches the catalogue exactly (a different type is a compile error, not a cast).
+//! matches the catalog exactly (a different type is a compile error, not a cast).
 //!
 //! Values are raw, unscaled measurements (a length is a byte count) except where the help
 //! text says otherwise; integers saturate at the maximum of their ClickHouse type.
@@ -24,10 +24,10 @@ pub struct Extractor {
 /// The consumer name the edge declares in its contract.
 pub const EDGE_CONSUMER: &str = "edge";
 
-/// Declares [`FeatureId`] and [`CATALOGUE`] from one list, so the two cannot drift apart.
-macro_rules! catalogue {
+/// Declares [`FeatureId`] and [`CATALOG`] from one list, so the two cannot drift apart.
+macro_rules! catalog {
     ($($variant:ident $name:literal $ty:ident $help:literal;)*) => {
-        /// A feature the bot module computes; its discriminant is its index in [`CATALOGUE`].
+        /// A feature the bot module computes; its discriminant is its index in [`CATALOG`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u8)]
         pub enum FeatureId {
@@ -38,12 +38,12 @@ macro_rules! catalogue {
         }
 
         /// Every extractor, in [`FeatureId`] order.
-        pub const CATALOGUE: &[Extractor] = &[
+        pub const CATALOG: &[Extractor] = &[
             $(Extractor { name: $name, ty: stringify!($ty), help: $help },)*
         ];
 
         impl FeatureId {
-            /// Every id, in catalogue order.
+            /// Every id, in catalog order.
             pub const ALL: &[FeatureId] = &[$(FeatureId::$variant,)*];
 
             /// The feature's name.
@@ -60,7 +60,7 @@ macro_rules! catalogue {
                 }
             }
 
-            /// The id of a feature name, if the catalogue has it.
+            /// The id of a feature name, if the catalog has it.
             pub fn from_name(name: &str) -> Option<FeatureId> {
                 match name {
                     $($name => Some(FeatureId::$variant),)*
@@ -71,7 +71,7 @@ macro_rules! catalogue {
     };
 }
 
-catalogue! {
+catalog! {
     UaLength "ua_length" UInt16 "Length of the User-Agent header in bytes (0 when absent).";
     UaIsEmpty "ua_is_empty" UInt8 "1 when the User-Agent header is absent or empty.";
     UaTokenCount "ua_token_count" UInt8 "Number of space-separated tokens in the User-Agent.";
@@ -153,30 +153,30 @@ catalogue! {
     ClientRateLog2 "client_rate_log2" Float32 "log2 of client_rate_1m (0 for the first request of the minute).";
 }
 
-/// Number of extractors in the catalogue: the length of every [`crate::Features`].
-pub const COUNT: usize = CATALOGUE.len();
+/// Number of extractors in the catalog: the length of every [`crate::Features`].
+pub const COUNT: usize = CATALOG.len();
 
-// The whole catalogue fits the default room (200), so a file may use every extractor, and
+// The whole catalog fits the default room (200), so a file may use every extractor, and
 // the `u8` discriminant of `FeatureId`.
 const _: () = assert!(COUNT <= rampart_artifact::limits::DEFAULT_MAX_FEATURES);
 
-/// The id of a feature name, if the catalogue has it.
+/// The id of a feature name, if the catalog has it.
 pub fn lookup(name: &str) -> Option<FeatureId> {
     FeatureId::from_name(name)
 }
 
 /// The contract this edge enforces: the defaults of `rampart_artifact` (200 features, 1 MiB,
-/// numeric types) with consumer `edge` and every catalogue name as the known names.
+/// numeric types) with consumer `edge` and every catalog name as the known names.
 ///
 /// This is what `rampart edge contract` prints and what the generator checks by default.
 pub fn edge_contract() -> Contract {
     let spec = ContractSpec {
         consumer: EDGE_CONSUMER.to_owned(),
-        known_names: Some(CATALOGUE.iter().map(|e| e.name.to_owned()).collect()),
+        known_names: Some(CATALOG.iter().map(|e| e.name.to_owned()).collect()),
         ..ContractSpec::default()
     };
     // The spec is the defaults plus a list of distinct names shorter than the name limit, so
-    // it cannot be refused; `edge_contract_is_the_catalogue` proves it. Should it ever be, the
+    // it cannot be refused; `edge_contract_is_the_catalog` proves it. Should it ever be, the
     // default contract still bounds size and count.
     Contract::try_from(spec).unwrap_or_default()
 }
@@ -184,17 +184,17 @@ pub fn edge_contract() -> Contract {
 // === impl FeatureId ===
 
 impl FeatureId {
-    /// The index of this feature in [`CATALOGUE`] and in [`crate::Features`].
+    /// The index of this feature in [`CATALOG`] and in [`crate::Features`].
     pub const fn index(self) -> usize {
         self as usize
     }
 
-    /// The catalogue entry of this feature.
+    /// The catalog entry of this feature.
     pub fn extractor(self) -> Extractor {
         Extractor {
             name: self.name(),
             ty: self.ty(),
-            help: CATALOGUE.get(self.index()).map_or("", |e| e.help),
+            help: CATALOG.get(self.index()).map_or("", |e| e.help),
         }
     }
 }
@@ -208,9 +208,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_catalogue_agree() {
+    fn ids_and_catalog_agree() {
         assert_eq!(FeatureId::ALL.len(), COUNT);
-        for (i, (id, e)) in FeatureId::ALL.iter().zip(CATALOGUE).enumerate() {
+        for (i, (id, e)) in FeatureId::ALL.iter().zip(CATALOG).enumerate() {
             assert_eq!(id.index(), i);
             assert_eq!(id.name(), e.name);
             assert_eq!(id.ty(), e.ty);
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn names_are_unique_valid_and_types_are_allowed() {
         let mut seen = HashSet::new();
-        for e in CATALOGUE {
+        for e in CATALOG {
             assert!(seen.insert(e.name), "{} twice", e.name);
             assert!(
                 e.name
@@ -269,13 +269,13 @@ mod tests {
     }
 
     #[test]
-    fn edge_contract_is_the_catalogue() {
+    fn edge_contract_is_the_catalog() {
         let c = edge_contract();
         assert_eq!(c.consumer(), "edge");
         assert_eq!(c.max_features(), 200);
         assert_eq!(c.max_bytes(), 1024 * 1024);
         assert!(c.has_known_names());
-        for e in CATALOGUE {
+        for e in CATALOG {
             assert!(c.knows_name(e.name), "{}", e.name);
         }
         assert!(!c.knows_name("bot_score"));
