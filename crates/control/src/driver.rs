@@ -1,10 +1,13 @@
 //! The rollout driver: starts rollouts, carries out operator commands, and reconciles every
 //! running rollout on a timer and whenever a planned node beats.
 //!
-//! One step: take the rollout and its observations from the mirror, ask the rollout
-//! machine ([`rampart_rollout::reconcile`] or [`rampart_rollout::command`]) for a
-//! [`Decision`], and commit the new state **in the same batch** as the writes its actions
-//! call for (desired versions per node, the bad mark, audit entries). Only then does the
+//! The driving itself is the rollout runner's ([`rampart_rollout::runner`], the code the
+//! replay runs too): [`Run::start`] over the live nodes with their last heartbeats,
+//! [`Run::step`] and [`Run::command`], [`Run::final_targets`] once done, and the auto-rollout
+//! [`Queue`](rampart_rollout::Queue). What this module adds is durability. One step: take a
+//! copy of the [`Run`] from the mirror, step it, and commit its new state **in the same batch**
+//! as the writes its actions call for (desired versions per node, the bad mark, audit
+//! entries). Only then does the
 //! mirror change and do long-polling edges hear of it. Killed between two steps, a
 //! restarted control plane loads the last committed state and the next reconcile picks up
 //! from there: the machine is level-driven, so a step replayed is a step repeated, not a

@@ -3,7 +3,7 @@
 //!
 //! Bodies stream both ways (the client's [`Incoming`] body is the origin request's body and
 //! the origin's is the client response's), connections to the origin are kept alive and
-//! pooled per worker (each client connection leases one, see [`origin`]), and every way the
+//! pooled per worker (each client connection leases one, see `proxy/origin.rs`), and every way the
 //! origin can fail ends in a status: refused or reset → 502, no response head within the
 //! timeout → 504.
 

@@ -3,9 +3,10 @@
 //! each layer alone, and reports what the fleet's users saw.
 //!
 //! Every layer is the real code: the generator's [`Job`](rampart_generate::Job) with its
-//! guards, [`rampart_artifact::check`] for the control plane's validation, the rollout engine
-//! ([`rampart_rollout::reconcile`]) with its gates, one [`rampart_ingest::Store`] per edge node
-//! with the real [`rampart_score::Model`], the crash-loop sentinel's
+//! guards, [`rampart_artifact::check`] for the control plane's validation, the control
+//! plane's own rollout runner ([`rampart_rollout::runner`]) with its gates, one
+//! [`rampart_ingest::Store`] per edge node fed through [`offer`](rampart_ingest::Store::offer)
+//! as the edge's agent does, with the real [`rampart_score::Model`], the crash-loop sentinel's
 //! [`decide`](rampart_ingest::sentinel::decide). What is modelled is what is not rampart: the
 //! ClickHouse cluster, the naive proxies (FL2 panics, FL scores 0), traffic volume, operators.
 //!
@@ -18,7 +19,7 @@
 //! - [`node`]: the naive proxy and rampart's edge; [`fleet`]: PoPs, deliveries, traffic.
 //! - [`traffic`]: the scored request sample.
 //! - [`mode`]: naive, rampart, ablation, and the layers.
-//! - [`replay`]: the loop; [`report`]: summary.json, SVG charts, report.html.
+//! - [`replay`](mod@replay): the loop; [`report`]: summary.json, SVG charts, report.html.
 //!
 //! # The decision that matters
 //! **Sample the traffic, not the fleet.** Every node is a full instance (its own store on its

@@ -10,7 +10,7 @@
 //!
 //! With a [`Supervisor`], boots go through rampart's crash-loop sentinel: the journal holds
 //! the events rampart's ingest store writes (boot, activated, clean exit), and
-//! [`decide`](rampart_ingest::sentinel::decide) poisons a version the process keeps dying
+//! [`rampart_ingest::sentinel::decide`] poisons a version the process keeps dying
 //! after, so the next boot serves the last file that had served its soak.
 
 use std::collections::HashMap;
