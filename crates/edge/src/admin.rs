@@ -10,16 +10,23 @@
 //! | `POST /break-glass/lkg` | serve last-known-good now |
 //! | `POST /break-glass/pin` | `{"version": N}`: serve an archived version, ignore new files |
 //! | `POST /break-glass/unpin` | end the pin |
+//!
+//! Writes are refused before they are read when a browser could be sending them on a web
+//! page's behalf (cross-site request forgery, DNS rebinding): the `Host` must be an IP address
+//! or `localhost`, an `Origin` (browsers send one with every POST) must be this API's own, a
+//! `Sec-Fetch-Site` must not say another site, and the body must be `application/json`, a
+//! type no page can send to another origin without a preflight this API never answers.
+//! Free-text `reason`s refuse control characters (no forged log lines) and are bounded.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use rampart_host::clock::now_ms;
@@ -174,6 +181,11 @@ impl Admin {
     ) -> Result<Response<Full<Bytes>>, Infallible> {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        if method == Method::POST
+            && let Some(refusal) = write_refusal(request.headers())
+        {
+            return Ok(refusal);
+        }
         let response = match (method, path.as_str()) {
             (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),
             (Method::GET, "/status") => self.status().await,
@@ -240,6 +252,9 @@ impl Admin {
         let reason = cmd
             .reason
             .unwrap_or_else(|| "set through the admin API".to_owned());
+        if let Err(resp) = check_reason(&reason) {
+            return resp;
+        }
         let enabled = cmd.enabled;
         let logged = reason.clone();
         match blocking(move || store.set_module_enabled(enabled, reason)).await {
@@ -266,6 +281,9 @@ impl Admin {
         let reason = cmd
             .reason
             .unwrap_or_else(|| "cleared through the admin API".to_owned());
+        if let Err(resp) = check_reason(&reason) {
+            return resp;
+        }
         match blocking(move || store.clear_safe_mode(&reason)).await {
             Ok(()) => {
                 let snapshot = self.store.snapshot();
@@ -456,6 +474,67 @@ impl WatchEvent {
 }
 
 /// Reads a small JSON body, or the response that refuses it.
+/// Why a write must not be served, checked on its headers before its body is read: what a
+/// browser sends on a web page's behalf is refused, what curl and the CLI send passes.
+fn write_refusal(headers: &HeaderMap) -> Option<Response<Full<Bytes>>> {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // A DNS-rebinding page reaches this port under its own domain name, and says so in Host.
+    let Some(host) = value(header::HOST.as_str()).filter(|h| local_authority(h)) else {
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "writes need Host to be an IP address or localhost\n".to_owned(),
+        ));
+    };
+    if let Some(origin) = value(header::ORIGIN.as_str()) {
+        let own = origin
+            .strip_prefix("http://")
+            .is_some_and(|o| o.eq_ignore_ascii_case(host));
+        if !own {
+            return Some(text(
+                StatusCode::FORBIDDEN,
+                "cross-origin writes are refused\n".to_owned(),
+            ));
+        }
+    }
+    if value("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "writes from another site are refused\n".to_owned(),
+        ));
+    }
+    let json = value(header::CONTENT_TYPE.as_str()).is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json {
+        return Some(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "writes take Content-Type: application/json\n".to_owned(),
+        ));
+    }
+    None
+}
+
+/// Whether a `Host` value names this machine by address or as `localhost` (with or without
+/// a port), never by a domain name someone else controls.
+fn local_authority(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+/// A reason goes to the log and to `/status`: bounded, and no control characters.
+fn check_reason(reason: &str) -> Result<(), Response<Full<Bytes>>> {
+    rampart_api::check_text("reason", reason, rampart_api::limits::MAX_REASON_LEN)
+        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))
+}
+
 async fn body<T: serde::de::DeserializeOwned>(
     request: Request<Incoming>,
 ) -> Result<T, Response<Full<Bytes>>> {

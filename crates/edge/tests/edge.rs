@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use origin::{Origin, client, get, send};
+use origin::{Origin, client, get, raw, send};
 use rampart_artifact::testing::{key, other_key, signed};
 use rampart_artifact::{Document, Envelope, Feature, Keyring, PAYLOAD_TYPE};
 use rampart_edge::module::{FailPolicy, TEST_PANIC_HEADER};
@@ -571,6 +571,100 @@ async fn the_admin_api_refuses_what_it_does_not_understand() {
     let status = edge.status().await;
     assert_eq!(status["edge"]["fail_policy"], "open");
     assert_eq!(status["edge"]["test_hooks"], false);
+}
+
+/// A write to the admin API as a browser sends it for `page`: a simple cross-site POST, or a
+/// fetch with the headers given. Returns the status line's code.
+async fn write_as(admin: SocketAddr, host: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    let mut request =
+        format!("POST /killswitch/bot HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let answer = raw(admin, &request).await;
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_cannot_drive_the_admin_api() {
+    let origin = Origin::start().await;
+    let edge = start(origin.addr, |_| {}).await;
+    let admin = edge.node.admin_addr();
+    let own = admin.to_string();
+    let off = r#"{"enabled": false, "reason": "by attacker"}"#;
+    // The attack as it was run: a form post from a page, after DNS rebinding.
+    let csrf = [
+        ("Origin", "http://attacker.example"),
+        ("Content-Type", "text/plain"),
+    ];
+    assert_eq!(write_as(admin, "attacker.example", &csrf, off).await, 403);
+    assert_eq!(
+        write_as(
+            admin,
+            "attacker.example:80",
+            &[("Content-Type", "application/json")],
+            off
+        )
+        .await,
+        403
+    );
+    // Our own Host, but a page on another origin or site, or a type a page may send.
+    assert_eq!(write_as(admin, &own, &csrf, off).await, 403);
+    let json = ("Content-Type", "application/json");
+    assert_eq!(
+        write_as(admin, &own, &[json, ("Sec-Fetch-Site", "cross-site")], off).await,
+        403
+    );
+    assert_eq!(
+        write_as(admin, &own, &[("Content-Type", "text/plain")], off).await,
+        415
+    );
+    assert_eq!(
+        write_as(
+            admin,
+            &own,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            off
+        )
+        .await,
+        415
+    );
+    assert_eq!(write_as(admin, &own, &[], off).await, 415);
+    // Reasons that would forge a log line or paint a terminal.
+    for reason in ["ok\\nFAKE log line", "\\u001b[31mred", "tab\\there"] {
+        let body = format!(r#"{{"enabled": false, "reason": "{reason}"}}"#);
+        assert_eq!(write_as(admin, &own, &[json], &body).await, 400, "{reason}");
+    }
+    // Nothing above changed the switch.
+    let status = edge.status().await;
+    assert_eq!(status["module_enabled"], true, "{status:#}");
+    // What an operator sends passes: curl (no Origin), or the page of this API itself.
+    assert_eq!(
+        write_as(admin, &format!("localhost:{}", admin.port()), &[json], off).await,
+        200
+    );
+    let on = r#"{"enabled": true, "reason": "drill over"}"#;
+    let same_origin = format!("http://{own}");
+    assert_eq!(
+        write_as(
+            admin,
+            &own,
+            &[
+                json,
+                ("Origin", &same_origin),
+                ("Sec-Fetch-Site", "same-origin")
+            ],
+            on
+        )
+        .await,
+        200
+    );
+    assert_eq!(edge.status().await["module_enabled"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
