@@ -252,8 +252,8 @@ impl Admin {
         let reason = cmd
             .reason
             .unwrap_or_else(|| "set through the admin API".to_owned());
-        if let Err(resp) = check_reason(&reason) {
-            return resp;
+        if let Some(refusal) = reason_refusal(&reason) {
+            return refusal;
         }
         let enabled = cmd.enabled;
         let logged = reason.clone();
@@ -281,8 +281,8 @@ impl Admin {
         let reason = cmd
             .reason
             .unwrap_or_else(|| "cleared through the admin API".to_owned());
-        if let Err(resp) = check_reason(&reason) {
-            return resp;
+        if let Some(refusal) = reason_refusal(&reason) {
+            return refusal;
         }
         match blocking(move || store.clear_safe_mode(&reason)).await {
             Ok(()) => {
@@ -529,10 +529,12 @@ fn local_authority(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
 }
 
-/// A reason goes to the log and to `/status`: bounded, and no control characters.
-fn check_reason(reason: &str) -> Result<(), Response<Full<Bytes>>> {
+/// Why a reason is refused: it goes to the log and to `/status`, so it is bounded and holds
+/// no control characters.
+fn reason_refusal(reason: &str) -> Option<Response<Full<Bytes>>> {
     rampart_api::check_text("reason", reason, rampart_api::limits::MAX_REASON_LEN)
-        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))
+        .err()
+        .map(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))
 }
 
 async fn body<T: serde::de::DeserializeOwned>(
