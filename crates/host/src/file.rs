@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::string::FromUtf8Error;
 
@@ -91,6 +92,16 @@ pub fn read_text(path: &Path, limit: usize) -> Result<String, Error> {
 /// named after the process so two processes never write the same one. On failure the temp
 /// file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace(path, bytes, 0o666)
+}
+
+/// [`write_atomic`] for a secret (a key, a token): the file is readable and writable by its
+/// owner only, from the moment it exists.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace(path, bytes, 0o600)
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let name = path.file_name().ok_or_else(|| Error::Io {
         op: "write",
         path: path.to_owned(),
@@ -101,7 +112,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let written = write_synced(&tmp, bytes)
+    let written = write_synced(&tmp, bytes, mode)
         .and_then(|()| fs::rename(&tmp, path).map_err(Error::io("rename", path)));
     if written.is_err() {
         // Nothing to do if this fails too: the error that matters is the one returned.
@@ -137,11 +148,13 @@ pub fn sync_parent(path: &Path) -> Result<(), Error> {
         .map_err(Error::io("sync dir", dir))
 }
 
-fn write_synced(tmp: &Path, bytes: &[u8]) -> Result<(), Error> {
+fn write_synced(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    // A leftover temp file keeps its old mode: remove it so `mode` applies.
+    let _ = fs::remove_file(tmp);
     let mut file = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .mode(mode)
         .open(tmp)
         .map_err(Error::io("create", tmp))?;
     file.write_all(bytes).map_err(Error::io("write", tmp))?;
@@ -312,5 +325,22 @@ mod tests {
         assert!(matches!(err, Error::NotUtf8 { .. }), "{err:?}");
         assert!(!err.is_not_found());
         assert_eq!(err.into_io().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_private_file_is_for_its_owner_only_and_replaces_atomically() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        write_private(&path, b"one").unwrap();
+        write_private(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["admin.token"], "no temp file left");
     }
 }

@@ -9,8 +9,10 @@
 //! - [`file`](mod@file): [`read_capped`](file::read_capped) (metadata length, then
 //!   [`read_bounded`](rampart_artifact::limits::read_bounded)),
 //!   [`write_atomic`](file::write_atomic) (temp file, fsync, rename, fsync of the directory),
-//!   and their one [`Error`](file::Error).
+//!   [`write_private`](file::write_private) (the same, mode 0600, for secrets), and their one
+//!   [`Error`](file::Error).
 //! - [`clock`]: [`now_ms`](clock::now_ms), wall-clock milliseconds since the Unix epoch.
+//! - [`secret`]: [`random_hex`](secret::random_hex), tokens from the OS's randomness.
 //! - `log` (feature `log`): `log::init`, `tracing` to stderr with `RUST_LOG`.
 //!
 //! # The decision that matters
@@ -22,3 +24,4 @@ pub mod clock;
 pub mod file;
 #[cfg(feature = "log")]
 pub mod log;
+pub mod secret;

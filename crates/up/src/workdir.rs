@@ -12,9 +12,8 @@
 //!   control/, edges/<id>/, generator/, logs/
 //! ```
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rampart_artifact::SecretKey;
@@ -151,9 +150,7 @@ fn read_key(path: &Path) -> Result<SecretKey, WorkdirError> {
 }
 
 fn secret() -> Result<String, WorkdirError> {
-    let mut bytes = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| WorkdirError::Random(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    rampart_host::secret::random_hex(SECRET_BYTES).map_err(|e| WorkdirError::Random(e.to_string()))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), WorkdirError> {
@@ -162,14 +159,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), WorkdirError> {
 
 /// Keys and tokens: readable by the owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), WorkdirError> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .map_err(|source| io_err(path, source))
+    rampart_host::file::write_private(path, bytes).map_err(|e| io_err(path, e.into_io()))
 }
 
 fn io_err(path: &Path, source: io::Error) -> WorkdirError {
