@@ -128,7 +128,7 @@ curl -fsS "http://127.0.0.1:$P_ADMIN/status" | grep -q '"scoring": true' \
 
 killswitch() {
   curl -fsS -o /dev/null -X POST "http://127.0.0.1:$P_ADMIN/killswitch/bot" \
-    -H 'content-type: application/json' -d "{\"enabled\": $1, \"reason\": \"bench\"}"
+    -H 'content-type: application/json' -H "authorization: Bearer $(cat "$WORK/data/admin.token")" -d "{\"enabled\": $1, \"reason\": \"bench\"}"
 }
 
 # A browser-like request, so the extractors have something to chew on.

@@ -11,7 +11,8 @@
 //! | `POST /break-glass/pin` | `{"version": N}`: serve an archived version, ignore new files |
 //! | `POST /break-glass/unpin` | end the pin |
 //!
-//! Writes are refused before they are read when a browser could be sending them on a web
+//! Writes need the admin token ([`token`]: `Authorization: Bearer TOKEN`, `401` without it)
+//! and are refused before they are read when a browser could be sending them on a web
 //! page's behalf (cross-site request forgery, DNS rebinding): the `Host` must be an IP address
 //! or `localhost`, an `Origin` (browsers send one with every POST) must be this API's own, a
 //! `Sec-Fetch-Site` must not say another site, and the body must be `application/json`, a
@@ -33,6 +34,10 @@ use rampart_host::clock::now_ms;
 use rampart_ingest::{ApplyOutcome, Mode, Store};
 use serde::{Deserialize, Serialize};
 
+pub mod token;
+
+pub use token::{ADMIN_TOKEN_FILE, AdminToken, TokenError};
+
 use crate::agent::AgentReport;
 use crate::bot::ModelCompiler;
 use crate::metrics::{Metrics, family};
@@ -49,6 +54,7 @@ const MAX_EVENT_NAME: usize = 128;
 /// What the admin API serves from.
 #[derive(Debug)]
 pub struct Admin {
+    token: AdminToken,
     store: Arc<Store<ModelCompiler>>,
     metrics: Arc<Metrics>,
     info: EdgeInfo,
@@ -65,6 +71,8 @@ pub struct EdgeInfo {
     pub listen: SocketAddr,
     /// Where the admin API listens.
     pub admin: SocketAddr,
+    /// Where the admin token is (the file, never the secret).
+    pub admin_token_file: PathBuf,
     /// The origin.
     pub upstream: String,
     /// `--block-below`.
@@ -136,8 +144,14 @@ struct StatusBody<'a> {
 
 impl Admin {
     /// The admin state over `store`.
-    pub fn new(store: Arc<Store<ModelCompiler>>, metrics: Arc<Metrics>, info: EdgeInfo) -> Self {
+    pub fn new(
+        store: Arc<Store<ModelCompiler>>,
+        metrics: Arc<Metrics>,
+        info: EdgeInfo,
+        token: AdminToken,
+    ) -> Self {
         Admin {
+            token,
             store,
             metrics,
             info,
@@ -181,10 +195,24 @@ impl Admin {
     ) -> Result<Response<Full<Bytes>>, Infallible> {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        if method == Method::POST
-            && let Some(refusal) = write_refusal(request.headers())
-        {
-            return Ok(refusal);
+        if method == Method::POST {
+            if let Some(refusal) = write_refusal(request.headers()) {
+                return Ok(refusal);
+            }
+            if !self.token.allows(request.headers()) {
+                let mut resp = text(
+                    StatusCode::UNAUTHORIZED,
+                    format!(
+                        "writes need Authorization: Bearer TOKEN, the token in {}\n",
+                        self.token.path().display()
+                    ),
+                );
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"rampart-edge-admin\""),
+                );
+                return Ok(resp);
+            }
         }
         let response = match (method, path.as_str()) {
             (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// Allow a non-loopback --admin address.
     #[arg(long)]
     pub admin_allow_remote: bool,
+    /// The admin API's bearer token for writes [default: DATA_DIR/admin.token, made at the
+    /// first start].
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Where last-known-good, the archive, the boot journal and the switches live.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -256,6 +260,7 @@ impl ServeArgs {
             listen,
             upstream,
             admin,
+            admin_token_file: self.admin_token_file.clone().or(file.admin_token_file),
             data_dir,
             watch_dir: self.watch_dir.clone().or(file.watch_dir),
             watch_poll: self

@@ -61,6 +61,8 @@ pub struct Config {
     pub upstream: Upstream,
     /// Where the admin API listens.
     pub admin: SocketAddr,
+    /// The admin token's file (`None`: `DATA_DIR/admin.token`, made at the first start).
+    pub admin_token_file: Option<PathBuf>,
     /// Last-known-good, archive, journal and switches.
     pub data_dir: PathBuf,
     /// Feature files dropped here are applied.
@@ -135,6 +137,8 @@ pub struct FileConfig {
     pub admin: Option<SocketAddr>,
     /// `--admin-allow-remote`.
     pub admin_allow_remote: Option<bool>,
+    /// `--admin-token-file`.
+    pub admin_token_file: Option<PathBuf>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
     /// `--watch-dir`.
@@ -264,6 +268,9 @@ impl FileConfig {
         if let Some(p) = &mut file.contract {
             rebase(p);
         }
+        if let Some(p) = &mut file.admin_token_file {
+            rebase(p);
+        }
         for p in file.pubkeys.iter_mut().flatten() {
             rebase(p);
         }
@@ -328,6 +335,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream,
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_token_file: None,
             data_dir,
             watch_dir: None,
             watch_poll: DEFAULT_WATCH_POLL,
@@ -373,6 +381,7 @@ mod tests {
             watch_dir = "/abs/watch"
             pubkeys = ["keys/a.pub", "/etc/b.pub"]
             contract = "edge.toml"
+            admin_token_file = "admin.token"
             block_below = 20
             fail_policy = "closed"
             [soak]
@@ -386,6 +395,10 @@ mod tests {
         let f = FileConfig::parse(text, Path::new("/etc/rampart")).unwrap();
         assert_eq!(f.data_dir.unwrap(), Path::new("/etc/rampart/data"));
         assert_eq!(f.watch_dir.unwrap(), Path::new("/abs/watch"));
+        assert_eq!(
+            f.admin_token_file.unwrap(),
+            Path::new("/etc/rampart/admin.token")
+        );
         assert_eq!(
             f.pubkeys.unwrap(),
             [

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::admin::{Admin, EdgeInfo};
+use crate::admin::{Admin, AdminToken, EdgeInfo};
 use crate::agent::{Agent, AgentError};
 use crate::bot::{BotModule, ModelCompiler};
 use crate::config::{ADMIN_MAX_CONNECTIONS, Config};
@@ -71,6 +71,9 @@ pub enum StartError {
     /// The control plane agent could not be set up (its URL).
     #[error("control plane agent: {0}")]
     Agent(#[from] AgentError),
+    /// The admin token could not be read or made.
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin::TokenError),
 }
 
 /// One proxy worker: a thread with a single-threaded runtime, its own listener (the
@@ -143,10 +146,13 @@ impl Node {
             config.rules,
             config.test_hooks,
         );
+        let token =
+            AdminToken::load_or_create(config.admin_token_file.as_deref(), &config.data_dir)?;
         let info = EdgeInfo {
             version: env!("CARGO_PKG_VERSION"),
             listen,
             admin: admin_addr,
+            admin_token_file: token.path().to_owned(),
             upstream: config.upstream.to_string(),
             block_below: config.rules.block_below,
             fail_policy: config.rules.fail_policy.as_str(),
@@ -159,7 +165,7 @@ impl Node {
             Some(c) => Some(Agent::new(c, store.clone(), metrics.clone())?),
             None => None,
         };
-        let mut admin = Admin::new(store.clone(), metrics.clone(), info);
+        let mut admin = Admin::new(store.clone(), metrics.clone(), info, token);
         if let Some(a) = &agent {
             admin = admin.with_agent(a.report());
         }

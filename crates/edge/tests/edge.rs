@@ -77,6 +77,16 @@ impl Edge {
         self.node.listen_addr()
     }
 
+    /// The admin token the edge made in its data dir at the first start.
+    fn token(&self) -> String {
+        let path = self
+            ._dirs
+            .0
+            .path()
+            .join(rampart_edge::admin::ADMIN_TOKEN_FILE);
+        std::fs::read_to_string(path).unwrap().trim().to_owned()
+    }
+
     /// Drops a file into the watch dir the way a publisher should: write aside, rename in.
     fn drop_file(&self, name: &str, bytes: &[u8]) {
         let tmp = self.watch.join(format!(".{name}.tmp"));
@@ -99,6 +109,7 @@ impl Edge {
     async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
         let req = Request::post(format!("http://{}{path}", self.node.admin_addr()))
             .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", self.token()))
             .body(Full::new(Bytes::from(body.to_owned())))
             .unwrap();
         let (status, _, body) = send(&client(), req).await;
@@ -636,16 +647,42 @@ async fn a_web_page_cannot_drive_the_admin_api() {
     );
     assert_eq!(write_as(admin, &own, &[], off).await, 415);
     // Reasons that would forge a log line or paint a terminal.
+    let token = format!("Bearer {}", edge.token());
     for reason in ["ok\\nFAKE log line", "\\u001b[31mred", "tab\\there"] {
         let body = format!(r#"{{"enabled": false, "reason": "{reason}"}}"#);
-        assert_eq!(write_as(admin, &own, &[json], &body).await, 400, "{reason}");
+        let auth = ("Authorization", token.as_str());
+        assert_eq!(
+            write_as(admin, &own, &[json, auth], &body).await,
+            400,
+            "{reason}"
+        );
     }
+    // Without the token, or with another: 401, whatever else is right.
+    assert_eq!(write_as(admin, &own, &[json], off).await, 401);
+    let wrong = format!("Bearer {}", "0".repeat(64));
+    assert_eq!(
+        write_as(admin, &own, &[json, ("Authorization", &wrong)], off).await,
+        401
+    );
     // Nothing above changed the switch.
     let status = edge.status().await;
     assert_eq!(status["module_enabled"], true, "{status:#}");
+    let auth = ("Authorization", token.as_str());
+    let path = status["edge"]["admin_token_file"].as_str().unwrap();
+    assert!(path.ends_with("admin.token"), "{path}");
+    assert!(
+        !status.to_string().contains(&edge.token()),
+        "no secret on /status"
+    );
     // What an operator sends passes: curl (no Origin), or the page of this API itself.
     assert_eq!(
-        write_as(admin, &format!("localhost:{}", admin.port()), &[json], off).await,
+        write_as(
+            admin,
+            &format!("localhost:{}", admin.port()),
+            &[json, auth],
+            off
+        )
+        .await,
         200
     );
     let on = r#"{"enabled": true, "reason": "drill over"}"#;
@@ -656,6 +693,7 @@ async fn a_web_page_cannot_drive_the_admin_api() {
             &own,
             &[
                 json,
+                auth,
                 ("Origin", &same_origin),
                 ("Sec-Fetch-Site", "same-origin")
             ],
