@@ -16,6 +16,7 @@
 
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -185,8 +186,33 @@ async function start({ edges = 6, pops = 3, rate = 200 } = {}) {
   }
 
   const read = (p) => fs.readFileSync(p, 'utf8').trim();
-  const tokens = { admin: read(state.files.admin_token), publisher: read(state.files.publisher_token) };
+  const tokens = {
+    admin: read(state.files.admin_token),
+    approver: read(state.files.approver_token),
+    publisher: read(state.files.publisher_token),
+  };
   const url = state.control;
+  // The control plane serves https with a certificate from the stack's own CA: trust that
+  // CA, and nothing else, for every API call.
+  const ca = fs.readFileSync(state.files.ca);
+  /** One request to the control plane over TLS; resolves to { ok, status, text }. */
+  const request = (route, { method = 'GET', headers = {}, body, timeout = REQUEST_TIMEOUT_MS } = {}) =>
+    new Promise((resolve, reject) => {
+      const req = https.request(url + route, { method, headers, ca, timeout }, (resp) => {
+        const chunks = [];
+        resp.on('data', (c) => chunks.push(c));
+        resp.on('end', () => resolve({
+          ok: resp.statusCode >= 200 && resp.statusCode < 300,
+          status: resp.statusCode,
+          text: Buffer.concat(chunks).toString('utf8'),
+        }));
+        resp.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method} ${route}: timed out`)));
+      req.on('error', reject);
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
 
   const stack = {
     url,
@@ -197,26 +223,29 @@ async function start({ edges = 6, pops = 3, rate = 200 } = {}) {
     keys: { signing: state.files.signing_key, rotated: state.files.rotated_key },
     /** The last lines `rampart up` printed. */
     output: () => lines.join('\n'),
+    request,
     /** Calls the API; `role` picks the token (none: an anonymous read). */
     async call(method, route, { role, body, raw } = {}) {
       const headers = {};
       if (role) headers.Authorization = `Bearer ${tokens[role]}`;
       let payload;
-      if (raw !== undefined) payload = raw;
-      else if (body !== undefined) {
+      if (raw !== undefined) {
+        headers['Content-Type'] = 'application/octet-stream';
+        payload = raw;
+      } else if (body !== undefined) {
         headers['Content-Type'] = 'application/json';
         payload = JSON.stringify(body);
       }
-      const resp = await fetch(url + route, { method, headers, body: payload, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-      const text = await resp.text();
+      const resp = await request(route, { method, headers, body: payload });
+      const text = resp.text;
       if (!resp.ok) throw new Error(`${method} ${route}: ${resp.status} ${text}`);
       return text ? JSON.parse(text) : null;
     },
     /** The document inside a stored artifact. */
     async document(digest) {
-      const resp = await fetch(`${url}/v1/artifacts/${digest}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const resp = await request(`/v1/artifacts/${digest}`);
       if (!resp.ok) throw new Error(`GET artifact ${digest}: ${resp.status}`);
-      const env = JSON.parse(await resp.text());
+      const env = JSON.parse(resp.text);
       return JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8'));
     },
     /** Signs `doc` with `key` (the real `rampart artifact sign`) and publishes it as the publisher. */

@@ -20,8 +20,15 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Whom the client trusts
+//! A [`Transport`] says it: `https://` against the web PKI roots, or against one CA file
+//! instead of them (`rampart up`'s local CA, an operator's own); `http://` only when
+//! [`Transport::plain_http`] allows it, and then only to a loopback host, so a bearer token
+//! never crosses a network in clear. Redirects are never followed.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use rampart_artifact::Digest;
@@ -34,10 +41,14 @@ use crate::audit::AuditPage;
 use crate::error::{ApiError, is_refusal};
 use crate::fleet::{ContractList, NodeList, NodeView, RegisterAnswer, Registration};
 use crate::heartbeat::{Heartbeat, HeartbeatAnswer};
+use crate::identity::{
+    ApprovalList, ApprovalView, Approved, Decision, Enrolled, EnrollmentIssued, IssueEnrollment,
+    NodeRemoved, RemoveNode,
+};
 use crate::killswitch::{KillSwitchList, KillSwitchSet};
 use crate::limits::{
-    CLIENT_CONNECT_TIMEOUT_MS, CLIENT_LONG_POLL_MARGIN_MS, CLIENT_REQUEST_TIMEOUT_MS,
-    MAX_ARTIFACT_BODY, MAX_LONG_POLL_MS,
+    CLIENT_CONNECT_TIMEOUT_MS, CLIENT_LONG_POLL_MARGIN_MS, CLIENT_PUBLISH_TIMEOUT_MS,
+    CLIENT_REQUEST_TIMEOUT_MS, MAX_ARTIFACT_BODY, MAX_LONG_POLL_MS,
 };
 use crate::rollout::{RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout};
 use crate::routes;
@@ -45,6 +56,35 @@ use crate::routes;
 /// The largest JSON answer the client reads (a fleet of thousands of nodes with their
 /// contracts fits; a runaway server does not fill the client's memory).
 pub const MAX_ANSWER_BODY: usize = 32 * 1024 * 1024;
+
+/// Largest CA file (PEM) a client or a flag reads.
+pub const MAX_CA_FILE_BYTES: usize = 256 * 1024;
+
+/// How a client reaches the control plane: whom it trusts over TLS, and whether plain HTTP
+/// (loopback only) is allowed. The default trusts the web PKI roots and refuses `http://`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// A CA bundle (PEM) trusted *instead of* the web PKI roots (`--ca`, `--control-ca`).
+    pub ca_pem: Option<String>,
+    /// Whether an `http://` URL is accepted, to a loopback host only (`--plain-http`).
+    pub plain_http: bool,
+}
+
+// === impl Transport ===
+
+impl Transport {
+    /// The transport a binary's flags describe: `--ca FILE` (read now, so a missing or
+    /// oversized file stops the start) and `--plain-http`.
+    pub fn from_flags(
+        ca: Option<&std::path::Path>,
+        plain_http: bool,
+    ) -> Result<Self, rampart_host::file::Error> {
+        let ca_pem = ca
+            .map(|p| rampart_host::file::read_text(p, MAX_CA_FILE_BYTES))
+            .transpose()?;
+        Ok(Transport { ca_pem, plain_http })
+    }
+}
 
 /// A client of one control plane.
 #[derive(Clone)]
@@ -65,8 +105,20 @@ pub enum ClientError {
         /// What is wrong.
         reason: String,
     },
-    /// Could not connect, timed out, or the connection broke.
-    #[error("control plane unreachable: {0}")]
+    /// An `http://` URL where plain HTTP is not allowed, or to a host that is not loopback.
+    #[error("refusing plain HTTP to {url:?}: {reason}")]
+    PlainHttp {
+        /// The URL given.
+        url: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The CA bundle holds no usable certificate.
+    #[error("invalid CA bundle: {0}")]
+    Ca(String),
+    /// Could not connect (a certificate not signed by the trusted CA included), timed out,
+    /// or the connection broke. The text carries every cause.
+    #[error("control plane unreachable: {}", causes(.0))]
     Transport(#[source] reqwest::Error),
     /// The control plane answered with an error body.
     #[error("control plane answered {status}: {error}")]
@@ -108,9 +160,27 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client of the control plane at `base_url` (`http://127.0.0.1:7000`), sending
-    /// `token` as a bearer token on every request when given (reads work without one).
+    /// A client of the control plane at `base_url`, sending `token` as a bearer token on
+    /// every request when given (reads work without one): `https://` against the web PKI
+    /// roots, or `http://` to a loopback host (`http://127.0.0.1:7000`, what tests and a
+    /// local `--plain-http` control plane use). Binaries build theirs with
+    /// [`Client::with_transport`], so that plain HTTP is an operator's explicit flag.
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let loopback = Transport {
+            ca_pem: None,
+            plain_http: true,
+        };
+        Self::with_transport(base_url, token, &loopback)
+    }
+
+    /// A client of the control plane at `base_url` reached as `transport` says (see the
+    /// module docs): a CA replaces the web PKI roots, and `http://` needs
+    /// [`Transport::plain_http`] and a loopback host.
+    pub fn with_transport(
+        base_url: &str,
+        token: Option<String>,
+        transport: &Transport,
+    ) -> Result<Self, ClientError> {
         let invalid = |reason: String| ClientError::InvalidUrl {
             url: base_url.to_owned(),
             reason,
@@ -119,12 +189,36 @@ impl Client {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(invalid("must be an http:// or https:// URL".into()));
         }
-        let http = reqwest::Client::builder()
+        check_plain_http(&base, transport.plain_http)?;
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(CLIENT_CONNECT_TIMEOUT_MS))
             .timeout(Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))
-            .build()
-            .map_err(ClientError::Transport)?;
+            // A redirect could lead the token somewhere else, or to plain HTTP.
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(base.scheme() == "https");
+        if let Some(pem) = &transport.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| ClientError::Ca(causes(&e)))?;
+            if certs.is_empty() {
+                return Err(ClientError::Ca("no certificate in the PEM".into()));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(ClientError::Transport)?;
         Ok(Client { http, base, token })
+    }
+
+    /// The same control plane (and connection pool) with another bearer token: a node's
+    /// credential after enrollment, or a bootstrap token for it.
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token,
+        }
     }
 
     /// The base URL.
@@ -137,6 +231,7 @@ impl Client {
     pub async fn publish(&self, signed: Vec<u8>) -> Result<PublishResult, ClientError> {
         let req = self
             .request(Method::POST, routes::ARTIFACTS)?
+            .timeout(Duration::from_millis(CLIENT_PUBLISH_TIMEOUT_MS))
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(signed);
         self.json(req).await
@@ -225,9 +320,12 @@ impl Client {
             .await
     }
 
-    /// Starts a rollout.
-    pub async fn rollout_start(&self, start: &StartRollout) -> Result<RolloutView, ClientError> {
-        self.json(self.request(Method::POST, routes::ROLLOUTS)?.json(start))
+    /// Starts a rollout; a break-glass start answers the approval a second admin must give.
+    pub async fn rollout_start(
+        &self,
+        start: &StartRollout,
+    ) -> Result<Decision<RolloutView>, ClientError> {
+        self.decision(self.request(Method::POST, routes::ROLLOUTS)?.json(start))
             .await
     }
 
@@ -324,10 +422,59 @@ impl Client {
             .await
     }
 
-    /// Sets a kill switch; answers every stored setting.
-    pub async fn killswitch_set(&self, set: &KillSwitchSet) -> Result<KillSwitchList, ClientError> {
-        self.json(self.request(Method::PUT, routes::KILLSWITCHES)?.json(set))
+    /// Sets a kill switch; answers every stored setting, or, for a fleet-wide switch, the
+    /// approval a second admin must give.
+    pub async fn killswitch_set(
+        &self,
+        set: &KillSwitchSet,
+    ) -> Result<Decision<KillSwitchList>, ClientError> {
+        self.decision(self.request(Method::PUT, routes::KILLSWITCHES)?.json(set))
             .await
+    }
+
+    /// Issues a one-time bootstrap token for a node (admin).
+    pub async fn enrollment_issue(
+        &self,
+        req: &IssueEnrollment,
+    ) -> Result<EnrollmentIssued, ClientError> {
+        self.json(self.request(Method::POST, routes::ENROLLMENTS)?.json(req))
+            .await
+    }
+
+    /// Trades this client's token (a bootstrap token) for `node`'s own credential.
+    pub async fn enroll(&self, node: &str) -> Result<Enrolled, ClientError> {
+        self.json(
+            self.request(Method::POST, &routes::node_enroll(node))?
+                .json(&serde_json::json!({})),
+        )
+        .await
+    }
+
+    /// Removes a node with its contract and credential (admin).
+    pub async fn node_remove(&self, node: &str, reason: &str) -> Result<NodeRemoved, ClientError> {
+        let body = RemoveNode {
+            reason: reason.to_owned(),
+        };
+        self.json(
+            self.request(Method::DELETE, &routes::node(node))?
+                .json(&body),
+        )
+        .await
+    }
+
+    /// The requests waiting for a second admin.
+    pub async fn approvals(&self) -> Result<ApprovalList, ClientError> {
+        self.json(self.request(Method::GET, routes::APPROVALS)?)
+            .await
+    }
+
+    /// Approves a pending request (an admin other than the one who asked).
+    pub async fn approve(&self, id: u64) -> Result<Approved, ClientError> {
+        self.json(
+            self.request(Method::POST, &routes::approval(id))?
+                .json(&serde_json::json!({})),
+        )
+        .await
     }
 
     /// Every stored kill-switch setting.
@@ -340,6 +487,12 @@ impl Client {
     pub async fn audit(&self, after: u64, limit: usize) -> Result<AuditPage, ClientError> {
         let path = format!("{}?after={after}&limit={limit}", routes::AUDIT);
         self.json(self.request(Method::GET, &path)?).await
+    }
+
+    /// `GET /v1/health`: the control plane's state and counters (nodes, rollouts, refusals,
+    /// TLS, epoch and sequence, trust), as JSON.
+    pub async fn health(&self) -> Result<serde_json::Value, ClientError> {
+        self.json(self.request(Method::GET, routes::HEALTH)?).await
     }
 
     fn request(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder, ClientError> {
@@ -361,6 +514,27 @@ impl Client {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
         }
         Ok(req)
+    }
+
+    /// A write answered 202 with an approval, or 2xx with its result.
+    async fn decision<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Decision<T>, ClientError> {
+        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let status = resp.status();
+        let body = read_bounded(resp, MAX_ANSWER_BODY).await?;
+        if status == StatusCode::ACCEPTED {
+            serde_json::from_slice::<ApprovalView>(&body)
+                .map(Decision::Pending)
+                .map_err(ClientError::Decode)
+        } else if status.is_success() {
+            serde_json::from_slice(&body)
+                .map(Decision::Done)
+                .map_err(ClientError::Decode)
+        } else {
+            Err(error_from(status, &body))
+        }
     }
 
     async fn json<T: DeserializeOwned>(
@@ -390,6 +564,8 @@ impl ClientError {
                 *status >= 500 || *status == 429
             }
             ClientError::InvalidUrl { .. }
+            | ClientError::PlainHttp { .. }
+            | ClientError::Ca(_)
             | ClientError::Decode(_)
             | ClientError::TooLarge { .. } => false,
         }
@@ -417,6 +593,55 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// Refuses an `http://` base unless `allowed` and its host is loopback.
+fn check_plain_http(base: &Url, allowed: bool) -> Result<(), ClientError> {
+    if base.scheme() != "http" {
+        return Ok(());
+    }
+    let refuse = |reason| {
+        Err(ClientError::PlainHttp {
+            url: base.as_str().to_owned(),
+            reason,
+        })
+    };
+    if !allowed {
+        return refuse("use https://, or allow plain HTTP explicitly (loopback only)");
+    }
+    if !is_loopback(base) {
+        return refuse(
+            "plain HTTP is allowed to a loopback host only (127.0.0.0/8, ::1, localhost)",
+        );
+    }
+    Ok(())
+}
+
+/// Whether the URL's host is a loopback address (or `localhost`).
+pub fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// An error and every cause under it, on one line (a TLS failure hides three levels down).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Reads a body, refusing it as soon as it passes `limit` (the length header is checked
@@ -458,6 +683,10 @@ mod tests {
     #[test]
     fn only_http_urls_are_accepted() {
         assert!(Client::new("http://127.0.0.1:7000", None).is_ok());
+        assert!(
+            Client::new("http://h:1", None).is_err(),
+            "plain, not loopback"
+        );
         assert!(Client::new("https://control.example/rampart", None).is_ok());
         assert!(matches!(
             Client::new("ftp://x", None),
@@ -467,26 +696,69 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_needs_the_flag_and_a_loopback_host() {
+        let strict = Transport::default();
+        let plain = Transport {
+            ca_pem: None,
+            plain_http: true,
+        };
+        assert!(Client::with_transport("https://control.example", None, &strict).is_ok());
+        for url in ["http://127.0.0.1:1", "http://[::1]:1", "http://localhost:1"] {
+            assert!(matches!(
+                Client::with_transport(url, Some("t".into()), &strict),
+                Err(ClientError::PlainHttp { .. })
+            ));
+            assert!(
+                Client::with_transport(url, Some("t".into()), &plain).is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://10.0.0.1:1",
+            "http://control.example",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let e = Client::with_transport(url, Some("t".into()), &plain).unwrap_err();
+            assert!(matches!(e, ClientError::PlainHttp { .. }), "{url}");
+            assert!(e.to_string().contains("loopback"));
+            // `new` allows loopback only as well.
+            assert!(Client::new(url, Some("t".into())).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_ca_bundle_without_a_certificate_is_refused() {
+        let bad = Transport {
+            ca_pem: Some("not a pem".into()),
+            plain_http: false,
+        };
+        assert!(matches!(
+            Client::with_transport("https://h:1", None, &bad),
+            Err(ClientError::Ca(_))
+        ));
+    }
+
+    #[test]
     fn paths_join_onto_a_prefixed_base() {
-        let c = Client::new("http://h:1/rampart", None).unwrap();
+        let c = Client::new("http://127.0.0.1:1/rampart", None).unwrap();
         let req = c
             .request(Method::GET, "/v1/nodes")
             .unwrap()
             .build()
             .unwrap();
-        assert_eq!(req.url().as_str(), "http://h:1/rampart/v1/nodes");
-        let c = Client::new("http://h:1", None).unwrap();
+        assert_eq!(req.url().as_str(), "http://127.0.0.1:1/rampart/v1/nodes");
+        let c = Client::new("http://127.0.0.1:1", None).unwrap();
         let req = c
             .request(Method::GET, "/v1/nodes")
             .unwrap()
             .build()
             .unwrap();
-        assert_eq!(req.url().as_str(), "http://h:1/v1/nodes");
+        assert_eq!(req.url().as_str(), "http://127.0.0.1:1/v1/nodes");
     }
 
     #[test]
     fn the_token_goes_in_the_header_and_never_in_debug() {
-        let c = Client::new("http://h:1", Some("s3cret".into())).unwrap();
+        let c = Client::new("http://127.0.0.1:1", Some("s3cret".into())).unwrap();
         let req = c
             .request(Method::GET, "/v1/nodes")
             .unwrap()

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::IssueReport;
 use crate::killswitch::KillSwitches;
-use crate::limits::{MAX_HEARTBEAT_ISSUES, MAX_MESSAGE_LEN, SCORE_BUCKETS};
+use crate::limits::{MAX_DEATHS_PER_BEAT, MAX_HEARTBEAT_ISSUES, MAX_MESSAGE_LEN, SCORE_BUCKETS};
 use crate::{Invalid, check_text};
 
 /// What an edge reports, every beat.
@@ -42,6 +42,54 @@ pub struct Heartbeat {
     /// [`crate::limits::MAX_LONG_POLL_MS`]; 0 answers at once).
     #[serde(default)]
     pub wait_ms: u64,
+    /// Deaths of earlier runs of this edge not yet reported (each reported once, oldest
+    /// first, at most [`MAX_DEATHS_PER_BEAT`]): the control plane correlates them with the
+    /// versions that were active (deaths are evidence against a version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deaths: Vec<Death>,
+}
+
+/// A run of the edge process that ended without a clean exit, as the next run found it in
+/// its boot journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Death {
+    /// When the death was detected (the boot after it), ms since the Unix epoch (edge clock).
+    pub detected_at_ms: u64,
+    /// The version that was active when the run died; `None` when it served nothing.
+    #[serde(default)]
+    pub active: Option<Active>,
+    /// How long that version had been active when the run was last seen alive, in ms, when
+    /// the journal knows.
+    #[serde(default)]
+    pub active_for_ms: Option<u64>,
+    /// How long the process had run when it was last seen alive, in ms, when known.
+    #[serde(default)]
+    pub uptime_ms: Option<u64>,
+    /// Why it died, when known.
+    #[serde(default)]
+    pub cause: DeathCause,
+}
+
+/// Why a run died, as far as the edge (or its supervisor) can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeathCause {
+    /// Killed by a signal (its number), as a supervisor reported it.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// A panic that escaped the module's isolation (recorded by the panic hook).
+    Panic,
+    /// Exited with a non-zero code without a clean shutdown.
+    Exit {
+        /// The exit code.
+        code: i32,
+    },
+    /// No record of how: the run simply stopped (SIGKILL, OOM, power).
+    #[default]
+    Unknown,
 }
 
 /// A version and its digest, as served.
@@ -152,6 +200,16 @@ pub struct HeartbeatAnswer {
     pub beat_interval_ms: u64,
     /// Whether the answer differs from what the edge had seen (`false`: the wait ran out).
     pub changed: bool,
+    /// The same desired state as a signed [`Order`](crate::order::Order) (director key,
+    /// epoch, sequence). An edge with a keyset applies only this, never the unsigned fields
+    /// above; `None` from a control plane without a director key (the legacy/dev path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<rampart_artifact::Envelope>,
+    /// Versions the fleet has blessed (their rollout finished its watch), newest first, at
+    /// most [`MAX_BLESSED`](crate::limits::MAX_BLESSED): an edge promotes to last-known-good only a blessed version.
+    /// Carried in the signed order too; an edge with a keyset reads it only from there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blessed: Vec<Active>,
 }
 
 // === impl Heartbeat ===
@@ -169,6 +227,7 @@ impl Heartbeat {
             scores: ScoreHistogram::default(),
             seen: None,
             wait_ms: 0,
+            deaths: Vec::new(),
         }
     }
 
@@ -198,6 +257,12 @@ impl Heartbeat {
         }
         if let Some(seen) = &self.seen {
             check_text("seen", seen, MAX_MESSAGE_LEN)?;
+        }
+        if self.deaths.len() > MAX_DEATHS_PER_BEAT {
+            return Err(Invalid::new(
+                "deaths",
+                format!("at most {MAX_DEATHS_PER_BEAT} per beat"),
+            ));
         }
         Ok(())
     }
@@ -310,6 +375,29 @@ impl ScoreHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deaths_travel_in_a_beat_and_too_many_are_refused() {
+        let mut beat = Heartbeat::empty(0);
+        assert!(!serde_json::to_string(&beat).unwrap().contains("deaths"));
+        beat.deaths.push(Death {
+            detected_at_ms: 10,
+            active: None,
+            active_for_ms: Some(300_000),
+            uptime_ms: None,
+            cause: DeathCause::Signal { signal: 9 },
+        });
+        let json = serde_json::to_string(&beat).unwrap();
+        assert!(
+            json.contains(r#""cause":{"kind":"signal","signal":9}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Heartbeat>(&json).unwrap(), beat);
+        let unknown: Death = serde_json::from_str(r#"{"detected_at_ms":1}"#).unwrap();
+        assert_eq!(unknown.cause, DeathCause::Unknown);
+        beat.deaths = vec![unknown; MAX_DEATHS_PER_BEAT + 1];
+        assert_eq!(beat.check().unwrap_err().field, "deaths");
+    }
 
     #[test]
     fn a_histogram_counts_every_score_and_clamps() {

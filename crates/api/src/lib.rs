@@ -13,9 +13,13 @@
 //! - [`fleet`]: node registration and the fleet view.
 //! - [`heartbeat`]: what an edge reports (versions, ACK/NACK, counters, score histogram) and
 //!   what it is told (desired version, kill switches, next beat).
+//! - [`order`]: the signed [`Order`] inside a heartbeat answer (director key, epoch,
+//!   sequence) and the edge's rule for admitting one ([`order::admit`]).
 //! - [`killswitch`], [`rollout`], [`audit`]: operator requests and views.
 //! - [`limits`]: every bound both sides enforce.
-//! - [`client`]: [`Client`], with timeouts, for the edge agent (tokio), the CLI and tests.
+//! - [`client`]: [`Client`], with timeouts, for the edge agent (tokio), the CLI, the generator
+//!   and tests; [`Transport`]: the CA it trusts instead of the web PKI, and plain HTTP only
+//!   when asked for and only to loopback (the bearer token never crosses a network in clear).
 //! - [`token`]: bearer-token files and `RAMPART_TOKEN`, as every client reads them.
 //! - [`error::is_refusal`]: the one rule for which answers refuse the input (exit 1, held).
 //!
@@ -36,24 +40,31 @@ pub mod client;
 pub mod error;
 pub mod fleet;
 pub mod heartbeat;
+pub mod identity;
 pub mod killswitch;
 pub mod limits;
+pub mod order;
 pub mod rollout;
 pub mod routes;
 pub mod token;
 
 pub use artifact::{ArtifactList, ArtifactMeta, BadMark, ChangeView, DiffView, PublishResult};
 pub use audit::{AuditEntry, AuditPage};
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, Transport};
 pub use error::{ApiError, ErrorCode, IssueReport};
 pub use fleet::{ContractList, Health, Labels, NodeList, NodeView, RegisterAnswer, Registration};
 pub use heartbeat::{
-    AckNack, Active, ApplyReport, BeatCounters, Desired, Heartbeat, HeartbeatAnswer, Rejection,
-    ScoreHistogram,
+    AckNack, Active, ApplyReport, BeatCounters, Death, DeathCause, Desired, Heartbeat,
+    HeartbeatAnswer, Rejection, ScoreHistogram,
+};
+pub use identity::{
+    ApprovalList, ApprovalView, Approved, Decision, Enrolled, EnrollmentIssued, IssueEnrollment,
+    NodeRemoved, RemoveNode,
 };
 pub use killswitch::{
     KillSwitchEntry, KillSwitchList, KillSwitchSet, KillSwitches, Module, Scope, SwitchState,
 };
+pub use order::{Admitted, Applied, ORDER_PAYLOAD_TYPE, Order, OrderRefusal};
 pub use rollout::{
     GateView, RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout, WaveView,
 };

@@ -19,6 +19,14 @@ pub const MAX_SOFTWARE_VERSION_LEN: usize = 128;
 /// report is already capped by the artifact crate, this keeps a heartbeat small.
 pub const MAX_HEARTBEAT_ISSUES: usize = 64;
 
+/// Most deaths an edge reports in one heartbeat (the rest wait for the next beats): a crash
+/// loop is told in a few beats, and a beat stays small.
+pub const MAX_DEATHS_PER_BEAT: usize = 16;
+
+/// Most blessed versions a heartbeat answer or an order carries (an edge keeps fewer: its
+/// last-known-good history).
+pub const MAX_BLESSED: usize = 8;
+
 /// Longest message in a heartbeat's rejection, in bytes.
 pub const MAX_MESSAGE_LEN: usize = 1024;
 
@@ -38,6 +46,15 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// server also checks every registered contract's own cap.
 pub const MAX_ARTIFACT_BODY: usize = HARD_MAX_BYTES.div_ceil(3) * 4 + MAX_ENVELOPE_OVERHEAD;
 
+/// Largest id the API accepts for a rollout, an approval or an audit sequence number: the
+/// store keeps them as SQLite integers (signed 64-bit), so a larger one names nothing. A
+/// request with one is a 400 naming the parameter, not a store failure.
+pub const MAX_ID: u64 = 9_223_372_036_854_775_807;
+
+/// Longest bake a rollout request may ask for (`bake_ms`), in ms: a week. Longer is a typo,
+/// and a bound keeps every deadline computed from it far from overflow.
+pub const MAX_BAKE_MS: u64 = 7 * 24 * 3_600_000;
+
 /// Most items in one page of a list (artifacts, audit entries, rollouts).
 pub const MAX_PAGE: usize = 1_000;
 
@@ -53,6 +70,10 @@ pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// What the client adds to a heartbeat's `wait_ms` before it gives up: the server answers at
 /// the end of the wait, this covers the trip and a busy server.
 pub const CLIENT_LONG_POLL_MARGIN_MS: u64 = 5_000;
+
+/// A publish may take this long (the control plane verifies and fsyncs an artifact of up to
+/// [`MAX_ARTIFACT_BODY`] before it answers).
+pub const CLIENT_PUBLISH_TIMEOUT_MS: u64 = 60_000;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::heartbeat::Active;
-use crate::limits::MAX_REASON_LEN;
+use crate::limits::{MAX_BAKE_MS, MAX_REASON_LEN};
 use crate::{Invalid, check_text};
 
 /// Start a rollout of a stored artifact.
@@ -141,8 +141,15 @@ pub struct RolloutList {
 // === impl StartRollout ===
 
 impl StartRollout {
-    /// Checks the wire bounds: a break-glass push needs a reason.
+    /// Checks the wire bounds: a break-glass push needs a reason; a bake is at most
+    /// [`MAX_BAKE_MS`].
     pub fn check(&self) -> Result<(), Invalid> {
+        if self.bake_ms.is_some_and(|b| b > MAX_BAKE_MS) {
+            return Err(Invalid::new(
+                "bake_ms",
+                format!("must be at most {MAX_BAKE_MS} (a week)"),
+            ));
+        }
         let reason = self.reason.as_deref().unwrap_or("");
         check_text("reason", reason, MAX_REASON_LEN)?;
         if self.break_glass && reason.trim().is_empty() {
@@ -212,6 +219,21 @@ mod tests {
         s.break_glass = false;
         s.reason = None;
         assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn a_bake_is_at_most_a_week() {
+        let mut s = StartRollout {
+            digest: Digest::of(b"x"),
+            reason: None,
+            break_glass: false,
+            bake_ms: Some(MAX_BAKE_MS),
+        };
+        assert!(s.check().is_ok());
+        s.bake_ms = Some(MAX_BAKE_MS + 1);
+        assert_eq!(s.check().unwrap_err().field, "bake_ms");
+        s.bake_ms = Some(u64::MAX);
+        assert_eq!(s.check().unwrap_err().field, "bake_ms");
     }
 
     #[test]

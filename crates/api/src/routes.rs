@@ -19,8 +19,16 @@ pub const ARTIFACT_DIFF: &str = "/v1/artifacts/{digest}/diff";
 pub const CONTRACTS: &str = "/v1/contracts";
 /// `POST` register a node, `GET` the fleet.
 pub const NODES: &str = "/v1/nodes";
-/// `GET` one node.
+/// `GET` one node, `DELETE` remove it (admin; its contract and credential go too).
 pub const NODE: &str = "/v1/nodes/{node}";
+/// `POST` trade a one-time bootstrap token for the node's own credential.
+pub const NODE_ENROLL: &str = "/v1/nodes/{node}/enroll";
+/// `POST` issue a one-time bootstrap token for a node (admin).
+pub const ENROLLMENTS: &str = "/v1/enrollments";
+/// `GET` the requests waiting for a second admin.
+pub const APPROVALS: &str = "/v1/approvals";
+/// `POST` approve one (an admin other than the one who asked).
+pub const APPROVAL: &str = "/v1/approvals/{id}";
 /// `POST` a heartbeat (long-poll).
 pub const HEARTBEAT: &str = "/v1/nodes/{node}/heartbeat";
 /// `POST` start a rollout, `GET` list rollouts.
@@ -49,6 +57,11 @@ pub const ALL: &[(&str, &str)] = &[
     ("post", NODES),
     ("get", NODES),
     ("get", NODE),
+    ("delete", NODE),
+    ("post", NODE_ENROLL),
+    ("post", ENROLLMENTS),
+    ("get", APPROVALS),
+    ("post", APPROVAL),
     ("post", HEARTBEAT),
     ("post", ROLLOUTS),
     ("get", ROLLOUTS),
@@ -79,6 +92,16 @@ pub fn node(node: &str) -> String {
     format!("{NODES}/{node}")
 }
 
+/// `/v1/nodes/{node}/enroll`.
+pub fn node_enroll(node: &str) -> String {
+    format!("{NODES}/{node}/enroll")
+}
+
+/// `/v1/approvals/{id}`.
+pub fn approval(id: u64) -> String {
+    format!("{APPROVALS}/{id}")
+}
+
 /// `/v1/nodes/{node}/heartbeat`.
 pub fn heartbeat(node: &str) -> String {
     format!("{NODES}/{node}/heartbeat")
@@ -107,6 +130,8 @@ mod tests {
             ARTIFACT_DIFF.replace("{digest}", &d.to_string())
         );
         assert_eq!(heartbeat("e1"), HEARTBEAT.replace("{node}", "e1"));
+        assert_eq!(node_enroll("e1"), NODE_ENROLL.replace("{node}", "e1"));
+        assert_eq!(approval(3), APPROVAL.replace("{id}", "3"));
         assert_eq!(
             rollout_command(7, crate::RolloutCommand::Abort),
             "/v1/rollouts/7/abort"

@@ -12,7 +12,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::document::{Document, Feature, Model, Provenance};
-use crate::envelope::{Envelope, PAYLOAD_TYPE, Signature};
+use crate::envelope::{Envelope, PAYLOAD_TYPE, Signature, WireEnvelope};
 use crate::issue::{Issue, Issues, quote};
 use crate::limits::{MAX_DEPTH, MAX_SIGNATURES, wire_limit};
 
@@ -139,24 +139,6 @@ fn precheck(bytes: &[u8]) -> Result<(), Issue> {
         return Err(Issue::Empty);
     }
     scan_depth(bytes, MAX_DEPTH)
-}
-
-/// An envelope as serde reads it on the fast path.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireEnvelope {
-    #[serde(rename = "payloadType")]
-    payload_type: String,
-    payload: String,
-    signatures: Vec<WireSignature>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireSignature {
-    #[serde(default)]
-    keyid: String,
-    sig: String,
 }
 
 /// Typed decoding of a well-formed document or envelope; `None` sends the input to the

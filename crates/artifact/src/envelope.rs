@@ -12,7 +12,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::document::Document;
 use crate::issue::{Issue, quote};
@@ -50,6 +50,60 @@ struct Wire<'a> {
 struct WireSig<'a> {
     keyid: &'a str,
     sig: String,
+}
+
+/// An envelope as serde reads it (owned).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WireEnvelope {
+    #[serde(rename = "payloadType")]
+    pub(crate) payload_type: String,
+    pub(crate) payload: String,
+    pub(crate) signatures: Vec<WireSignature>,
+}
+
+/// One signature as serde reads it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WireSignature {
+    #[serde(default)]
+    pub(crate) keyid: String,
+    pub(crate) sig: String,
+}
+
+/// Why bytes are not an envelope ([`Envelope::from_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Larger than the caller's limit (checked before parsing).
+    #[error("{size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not the JSON of an envelope (or base64 that does not decode).
+    #[error("not a signed envelope: {0}")]
+    Malformed(String),
+    /// No signature, or more than the caller allows.
+    #[error("{count} signatures; between 1 and {limit} are accepted")]
+    Signatures {
+        /// How many it carries.
+        count: usize,
+        /// The most accepted.
+        limit: usize,
+    },
+}
+
+/// Which keys of a keyring signed an envelope ([`Envelope::signers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signers {
+    /// Trusted keys whose signature verifies, each once, in the envelope's order.
+    pub valid: Vec<KeyId>,
+    /// Key ids the keyring does not hold (quoted, bounded).
+    pub unknown: Vec<String>,
+    /// Trusted keys whose signature does not verify.
+    pub bad: Vec<KeyId>,
 }
 
 // === impl Envelope ===
@@ -121,20 +175,73 @@ impl Envelope {
 
     /// The envelope as compact JSON with a trailing newline.
     pub fn to_json(&self) -> Vec<u8> {
-        let wire = Wire {
-            payload_type: &self.payload_type,
-            payload: BASE64.encode(&self.payload),
-            signatures: self
-                .signatures
-                .iter()
-                .map(|s| WireSig {
-                    keyid: &s.keyid,
-                    sig: BASE64.encode(&s.sig),
-                })
-                .collect(),
-        };
-        let mut out = serde_json::to_vec(&wire).unwrap_or_default();
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
         out.push(b'\n');
+        out
+    }
+
+    /// Reads an envelope of any payload type from JSON: the size is compared with `max_bytes`
+    /// before parsing, the nesting is bounded by a byte scan, and the number of signatures
+    /// must be between 1 and `max_signatures`. Nothing is verified: see [`Envelope::signers`].
+    pub fn from_json(
+        bytes: &[u8],
+        max_bytes: usize,
+        max_signatures: usize,
+    ) -> Result<Self, EnvelopeError> {
+        if bytes.len() > max_bytes {
+            return Err(EnvelopeError::TooLarge {
+                size: bytes.len(),
+                limit: max_bytes,
+            });
+        }
+        crate::decode::scan_depth(bytes, crate::limits::MAX_DEPTH)
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let wire = serde_json::from_slice::<WireEnvelope>(bytes)
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        Self::from_wire(wire, max_signatures)
+    }
+
+    fn from_wire(wire: WireEnvelope, max_signatures: usize) -> Result<Self, EnvelopeError> {
+        let count = wire.signatures.len();
+        if count == 0 || count > max_signatures {
+            return Err(EnvelopeError::Signatures {
+                count,
+                limit: max_signatures,
+            });
+        }
+        let payload = BASE64
+            .decode(&wire.payload)
+            .map_err(|e| EnvelopeError::Malformed(format!("payload: {e}")))?;
+        let mut signatures = Vec::with_capacity(count);
+        for s in wire.signatures {
+            signatures.push(Signature {
+                sig: BASE64
+                    .decode(&s.sig)
+                    .map_err(|e| EnvelopeError::Malformed(format!("signature: {e}")))?,
+                keyid: s.keyid,
+            });
+        }
+        Ok(Envelope::from_parts(wire.payload_type, payload, signatures))
+    }
+
+    /// Sorts the signatures by the keys of `keyring`: each trusted key that verifies counts
+    /// once (a repeated signature does not count twice), unknown ids and signatures that do
+    /// not verify are listed. The caller decides what a threshold is and whether an unknown
+    /// id is a refusal.
+    pub fn signers(&self, keyring: &Keyring) -> Signers {
+        let message = pae(&self.payload_type, &self.payload);
+        let mut out = Signers::default();
+        for sig in &self.signatures {
+            match keyring.get(&sig.keyid) {
+                Some(key) if key.verifies(&message, &sig.sig) => {
+                    if !out.valid.contains(key.id()) {
+                        out.valid.push(key.id().clone());
+                    }
+                }
+                Some(key) => out.bad.push(key.id().clone()),
+                None => out.unknown.push(quote(&sig.keyid)),
+            }
+        }
         out
     }
 
@@ -170,6 +277,35 @@ impl Envelope {
                 trusted.join(", ")
             },
         })
+    }
+}
+
+/// The envelope's JSON form, for embedding in another message (an order in a heartbeat
+/// answer): the same fields as [`Envelope::to_json`].
+impl Serialize for Envelope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            payload_type: &self.payload_type,
+            payload: BASE64.encode(&self.payload),
+            signatures: self
+                .signatures
+                .iter()
+                .map(|s| WireSig {
+                    keyid: &s.keyid,
+                    sig: BASE64.encode(&s.sig),
+                })
+                .collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Reads at most [`MAX_SIGNATURES`](crate::limits::MAX_SIGNATURES) signatures; the size of
+/// the whole message is the caller's limit.
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireEnvelope::deserialize(deserializer)?;
+        Envelope::from_wire(wire, crate::limits::MAX_SIGNATURES).map_err(serde::de::Error::custom)
     }
 }
 

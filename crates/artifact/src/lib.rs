@@ -16,6 +16,9 @@
 //! - `document`: [`Document`], canonical bytes, [`Digest`].
 //! - `decode`: untrusted bytes to a document (size, depth, JSON, shape).
 //! - `envelope` and `keys`: the signed form, keys and [`Keyring`].
+//! - `keyset`: the root of trust (TUF style): a [`Root`] (k of n root keys) signs a
+//!   [`Keyset`] (generator, director and operator keys) with an expiry and a version that
+//!   cannot go back; see `docs/trust.md`.
 //! - `contract`: [`Contract`] and its file format.
 //! - `validate`: [`validate`] and [`Validated`].
 //! - `diff`: [`Diff`] between two files.
@@ -36,6 +39,7 @@ mod document;
 mod envelope;
 mod issue;
 mod keys;
+mod keyset;
 mod validate;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -45,9 +49,14 @@ pub use contract::{Contract, ContractError, ContractSpec, DEFAULT_ALLOWED_TYPES}
 pub use decode::{Decoded, decode, scan_depth};
 pub use diff::{Change, Diff};
 pub use document::{Digest, Document, Feature, Model, ParseDigestError, Provenance, SCHEMA};
-pub use envelope::{Envelope, PAYLOAD_TYPE, Signature, pae};
+pub use envelope::{Envelope, EnvelopeError, PAYLOAD_TYPE, Signature, Signers, pae};
 pub use issue::{Issue, Report, quote};
 pub use keys::{KeyError, KeyId, Keyring, PublicKey, SecretKey};
+pub use keyset::{
+    KEYSET_PAYLOAD_TYPE, KEYSET_SCHEMA, Keyset, KeysetSpec, MAX_ROLE_KEYS, MAX_ROOT_KEYS,
+    MAX_TRUST_FILE_BYTES, MAX_TRUST_SIGNATURES, ROOT_PAYLOAD_TYPE, ROOT_SCHEMA, Root, RootSpec,
+    TrustError, format_time, parse_time,
+};
 pub use validate::{Validated, validate};
 
 use issue::Issues;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use rampart_api::{KillSwitchList, KillSwitchSet, Module};
+use rampart_api::{Decision, KillSwitchList, KillSwitchSet, Module};
 
 use crate::remote::{Remote, block_on, fail, out};
 
@@ -27,7 +27,8 @@ pub(crate) struct SetArgs {
     /// off: requests pass unscored; on: scored again.
     #[arg(value_enum)]
     state: State,
-    /// One node instead of the whole fleet.
+    /// One node instead of the whole fleet (a fleet-wide change waits for a second admin:
+    /// `rampart approval grant ID`).
     #[arg(long, value_name = "ID")]
     node: Option<String>,
     /// Remove the node's own setting (it follows the fleet again).
@@ -77,8 +78,12 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             };
             block_on(async {
                 match client.killswitch_set(&set).await {
-                    Ok(list) => {
+                    Ok(Decision::Done(list)) => {
                         out(&text(&list));
+                        ExitCode::SUCCESS
+                    }
+                    Ok(Decision::Pending(a)) => {
+                        out(&crate::node::line(&a));
                         ExitCode::SUCCESS
                     }
                     Err(e) => fail(&e),

@@ -5,16 +5,23 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use rampart_api::{Client, ClientError};
+use rampart_api::{Client, ClientError, Transport};
 
 use crate::{EXIT_ERROR, EXIT_INVALID};
 
 /// Where the control plane is, and who we are.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Remote {
-    /// The control plane, e.g. http://127.0.0.1:7700.
+    /// The control plane, e.g. https://127.0.0.1:7700.
     #[arg(long, value_name = "URL", env = "RAMPART_CONTROL")]
     pub control: String,
+    /// Trust this CA (PEM) instead of the web PKI roots (`rampart up` and `rampart tls
+    /// init` write one: `ca.pem`).
+    #[arg(long, value_name = "FILE", env = "RAMPART_CA")]
+    pub ca: Option<PathBuf>,
+    /// Allow an http:// --control URL, to a loopback host only.
+    #[arg(long)]
+    pub plain_http: bool,
     /// A file holding the bearer token (a bare secret, or a `NAME ROLE SECRET` line);
     /// default: $RAMPART_TOKEN.
     #[arg(long, value_name = "FILE")]
@@ -33,7 +40,8 @@ impl Remote {
             ),
             None => rampart_api::token::from_env(),
         };
-        Ok(Client::new(&self.control, token)?)
+        let transport = Transport::from_flags(self.ca.as_deref(), self.plain_http)?;
+        Ok(Client::with_transport(&self.control, token, &transport)?)
     }
 }
 

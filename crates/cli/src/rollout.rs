@@ -51,7 +51,8 @@ pub(crate) struct StartArgs {
     /// Why (required with --break-glass; goes to the audit log).
     #[arg(long)]
     reason: Option<String>,
-    /// Push to every live node at once (still verified, validated and gated; audited).
+    /// Push to every live node at once (still verified, validated and gated; audited). Waits
+    /// for a second admin: `rampart approval grant ID`.
     #[arg(long)]
     break_glass: bool,
     /// Bake time of every wave, in ms.
@@ -167,8 +168,12 @@ fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
             bake_ms: a.bake_ms,
         };
         match client.rollout_start(&req).await {
-            Ok(v) => {
+            Ok(rampart_api::Decision::Done(v)) => {
                 show(&v, a.format);
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(rampart_api::Decision::Pending(approval)) => {
+                crate::remote::out(&crate::node::line(&approval));
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => Ok(fail(&e)),

@@ -319,3 +319,23 @@ fn inspect_and_diff() {
     let o = rampart(&["artifact", "inspect", &corpus("bad/truncated.json")]);
     assert_eq!(code(&o), 1);
 }
+
+/// Issue 13: `rampart artifact inspect FILE | head -3` panicked with a backtrace. The
+/// reader is closed before the process starts, so its first write meets a broken pipe.
+#[test]
+fn a_closed_pipe_on_stdout_ends_the_command_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "artifact",
+            "inspect",
+            &corpus("good/signed-features-60.json"),
+        ])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(code(&o), 0, "{stderr}");
+}

@@ -17,7 +17,7 @@ use rampart_api::{Client, KillSwitchSet, Labels, Module, Registration, RolloutVi
 use rampart_artifact::ContractSpec;
 use rampart_artifact::testing::{doc_weighted, doubled, key, signed};
 use rampart_e2e::Fleet;
-use rampart_e2e::control_plane::{ADMIN, EDGE, PUBLISHER};
+use rampart_e2e::control_plane::{ADMIN, ADMIN2, EDGE, PUBLISHER, enroll};
 
 /// A `rampart control` child, killed when dropped.
 struct Control {
@@ -35,10 +35,13 @@ impl Drop for Control {
 fn setup(dir: &Path) {
     std::fs::write(
         dir.join("tokens"),
-        format!("alice admin {ADMIN}\ngen publisher {PUBLISHER}\nedges edge {EDGE}\n"),
+        format!(
+            "alice admin {ADMIN}\nbob admin {ADMIN2}\ngen publisher {PUBLISHER}\nedges edge {EDGE}\n"
+        ),
     )
     .unwrap();
     std::fs::write(dir.join("admin.token"), ADMIN).unwrap();
+    std::fs::write(dir.join("admin2.token"), ADMIN2).unwrap();
     std::fs::write(dir.join("key.pub"), key().public().to_pem().unwrap()).unwrap();
     std::fs::write(
         dir.join("policy.toml"),
@@ -50,7 +53,13 @@ fn setup(dir: &Path) {
 
 fn spawn(dir: &Path) -> Control {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["control", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "control",
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--data-dir",
+        ])
         .arg(dir.join("data"))
         .arg("--token-file")
         .arg(dir.join("tokens"))
@@ -117,8 +126,12 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
     setup(dir.path());
     let mut control = spawn(dir.path());
     let admin = Client::new(&control.url, Some(ADMIN.into())).unwrap();
-    let edge = Client::new(&control.url, Some(EDGE.into())).unwrap();
+    let anon = Client::new(&control.url, None).unwrap();
+    let mut enrolled = Vec::new();
     for (id, pop, region, canary) in NODES {
+        let credential = enroll(&admin, id).await;
+        enrolled.push((id.to_owned(), credential.clone()));
+        let edge = anon.with_token(Some(credential));
         edge.register(&Registration {
             node: id.into(),
             labels: Labels {
@@ -132,8 +145,7 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
         .await
         .unwrap();
     }
-    let ids: Vec<&str> = NODES.iter().map(|n| n.0).collect();
-    let fleet = Fleet::start(edge.clone(), &ids);
+    let fleet = Fleet::start(anon, &enrolled);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let sign = |d| signed(&d);
@@ -149,7 +161,12 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
         break_glass: false,
         bake_ms: Some(bake_ms),
     };
-    let r1 = admin.rollout_start(&start(v1, 200)).await.unwrap();
+    let r1 = admin
+        .rollout_start(&start(v1, 200))
+        .await
+        .unwrap()
+        .done()
+        .unwrap();
     assert_eq!(
         wait_for(&admin, r1.id, 60, |v| v.done).await.phase,
         "succeeded"
@@ -162,7 +179,12 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
         .unwrap()
         .artifact
         .digest;
-    let r2 = admin.rollout_start(&start(v2, 1_500)).await.unwrap();
+    let r2 = admin
+        .rollout_start(&start(v2, 1_500))
+        .await
+        .unwrap()
+        .done()
+        .unwrap();
     let before = wait_for(&admin, r2.id, 60, |v| {
         v.current_wave.is_some_and(|w| w >= 1)
     })
@@ -183,7 +205,8 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
 
     let restarted = spawn(dir.path());
     let admin = Client::new(&restarted.url, Some(ADMIN.into())).unwrap();
-    *fleet.client.lock().unwrap() = Client::new(&restarted.url, Some(EDGE.into())).unwrap();
+    // The nodes' credentials are in the store: they work against the restarted process.
+    *fleet.client.lock().unwrap() = Client::new(&restarted.url, None).unwrap();
 
     // Resumed where it stood: same rollout, not back at the canary, not restarted.
     let after = admin.rollout_status(r2.id).await.unwrap();
@@ -234,11 +257,11 @@ async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
     let control = spawn(dir.path());
-    let run = |args: &[&str]| {
+    let run_as = |token: &str, args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(args)
-            .args(["--control", &control.url, "--token-file"])
-            .arg(dir.path().join("admin.token"))
+            .args(["--control", &control.url, "--plain-http", "--token-file"])
+            .arg(dir.path().join(token))
             .output()
             .unwrap();
         (
@@ -247,8 +270,31 @@ async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let edge = Client::new(&control.url, Some(EDGE.into())).unwrap();
+    let run = |args: &[&str]| run_as("admin.token", args);
+    // Each node enrolls with a bootstrap token from `rampart node enroll`.
+    let anon = Client::new(&control.url, None).unwrap();
+    let mut enrolled = Vec::new();
     for (id, pop, region, canary) in NODES {
+        let boot = dir.path().join(format!("{id}.boot"));
+        let (code, out, err) = run(&[
+            "node",
+            "enroll",
+            id,
+            "--reason",
+            "new edge",
+            "--out",
+            boot.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let token = std::fs::read_to_string(&boot).unwrap();
+        let credential = anon
+            .with_token(Some(token))
+            .enroll(id)
+            .await
+            .unwrap()
+            .credential;
+        enrolled.push((id.to_owned(), credential.clone()));
+        let edge = anon.with_token(Some(credential));
         edge.register(&Registration {
             node: id.into(),
             labels: Labels {
@@ -262,8 +308,7 @@ async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
         .await
         .unwrap();
     }
-    let ids: Vec<&str> = NODES.iter().map(|n| n.0).collect();
-    let fleet = Fleet::start(edge.clone(), &ids);
+    let fleet = Fleet::start(anon.clone(), &enrolled);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // `start FILE` publishes then starts; `watch` follows it to the end (exit 0).
@@ -307,12 +352,44 @@ async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
     let (code, _, err) = run(&["rollout", "pause", &v["id"].to_string()]);
     assert_eq!(code, 1, "pausing a finished rollout is refused: {err}");
 
-    // Kill switch off and on, fleet-wide.
-    let (code, out, err) = run(&["killswitch", "set", "bot", "off", "--reason", "drill"]);
+    // Kill switch off and on, fleet-wide: alice asks, bob approves (alice may not).
+    for (state, reason, shown) in [
+        ("off", "drill", "bot OFF on the fleet"),
+        ("on", "drill over", "bot on on the fleet"),
+    ] {
+        let (code, out, err) = run(&["killswitch", "set", "bot", state, "--reason", reason]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("waits for a second admin"), "{out}");
+        let id = out
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(':')
+            .to_owned();
+        let (code, out, _) = run(&["approval", "list"]);
+        assert_eq!(code, 0);
+        assert!(out.contains(&format!("approval {id}:")), "{out}");
+        let (code, _, err) = run(&["approval", "grant", &id]);
+        assert_eq!(code, 2, "the admin who asked cannot approve: {err}");
+        assert!(err.contains("403"), "{err}");
+        let (code, out, err) = run_as("admin2.token", &["approval", "grant", &id]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("took effect"), "{out}");
+        let (_, out, _) = run(&["killswitch", "show"]);
+        assert!(out.contains(shown), "{out}");
+        assert!(out.contains("alice+bob"), "{out}");
+    }
+
+    // A node removed by name, with a reason: its credential stops working.
+    let (code, out, err) = run(&["node", "remove", "iad-2", "--reason", "decommissioned"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("bot OFF on the fleet"), "{out}");
-    let (code, out, _) = run(&["killswitch", "set", "bot", "on", "--reason", "drill over"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("bot on on the fleet"), "{out}");
+    assert!(out.contains("removed iad-2"), "{out}");
+    let iad2 = &enrolled.iter().find(|(n, _)| n == "iad-2").unwrap().1;
+    let e = anon
+        .with_token(Some(iad2.clone()))
+        .heartbeat("iad-2", &rampart_api::Heartbeat::empty(0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401));
     fleet.stop().await;
 }

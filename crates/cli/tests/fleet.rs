@@ -14,19 +14,18 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use rampart_host::clock::now_ms;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use rampart_api::{Client, RolloutView, StartRollout};
-use rampart_artifact::{Digest, Envelope};
+use common::{Fleet, FleetSpec};
+use rampart_artifact::Envelope;
 use rampart_up::inject::{ALL_ONES_BIAS, catalog_document, failed_gate};
 use rampart_up::load::Load;
 use rampart_up::origin::Origin;
-use rampart_up::stack::{self, ControlProc, ControlSpec, EdgeProc, EdgeSpec};
+use rampart_up::stack;
 use rampart_up::status;
-use rampart_up::workdir::Workdir;
 
 /// Short bakes and small samples, so the whole file runs in about a minute on 2 cores.
 const POLICY: &str = "\
@@ -59,146 +58,21 @@ const NODES: [(&str, &str, &str); 10] = [
     ("sin-2", "sin", "ap"),
 ];
 
-struct Fleet {
-    work: Workdir,
-    control_spec: ControlSpec,
-    control: Option<ControlProc>,
-    edges: Vec<EdgeProc>,
-    admin: Client,
-    anon: Client,
-    publisher: Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Fleet {
-    fn start(origin: SocketAddr) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let work = Workdir::create(&dir.path().join("stack"), POLICY).unwrap();
-        let exe = PathBuf::from(env!("CARGO_BIN_EXE_rampart"));
-        let control_spec = ControlSpec {
-            exe: exe.clone(),
-            listen: stack::free_addr().unwrap(),
-            // The control plane already trusts the rotated key; the edges do not yet.
-            pubkeys: vec![work.pubkey.clone(), work.rotated_pubkey.clone()],
-            beat_interval_ms: BEAT_MS,
-            auto_rollout: false,
-            extra: Vec::new(),
-        };
-        let control = stack::start_control(&control_spec, &work).unwrap();
-        let edges = NODES
-            .iter()
-            .map(|(id, pop, region)| {
-                let spec = EdgeSpec {
-                    exe: exe.clone(),
-                    id: (*id).into(),
-                    pop: (*pop).into(),
-                    region: (*region).into(),
-                    canary: *id == "fra-1",
-                    upstream: origin,
-                    control: control.url.clone(),
-                    pubkeys: vec![work.pubkey.clone()],
-                    extra: Vec::new(),
-                };
-                stack::start_edge(&spec, &work).unwrap()
-            })
-            .collect();
-        let url = control.url.clone();
-        Fleet {
-            admin: Client::new(&url, Some(work.admin_secret.clone())).unwrap(),
-            anon: Client::new(&url, None).unwrap(),
-            publisher: Client::new(&url, Some(work.publisher_secret.clone())).unwrap(),
-            work,
-            control_spec,
-            control: Some(control),
-            edges,
-            _dir: dir,
-        }
-    }
-
-    fn edge(&self, id: &str) -> &EdgeProc {
-        self.edges.iter().find(|e| e.spec.id == id).unwrap()
-    }
-
-    async fn publish(&self, signed: Vec<u8>) -> Digest {
-        self.publisher
-            .publish(signed)
-            .await
-            .unwrap()
-            .artifact
-            .digest
-    }
-
-    async fn rollout(&self, digest: Digest, bake_ms: u64) -> RolloutView {
-        self.admin
-            .rollout_start(&StartRollout {
-                digest,
-                reason: Some("fleet test".into()),
-                break_glass: false,
-                bake_ms: Some(bake_ms),
-            })
-            .await
-            .unwrap()
-    }
-
-    async fn wait_rollout(
-        &self,
-        id: u64,
-        secs: u64,
-        what: impl Fn(&RolloutView) -> bool,
-    ) -> RolloutView {
-        for _ in 0..secs * 10 {
-            if let Ok(v) = self.anon.rollout_status(id).await
-                && what(&v)
-            {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "rollout {id}: not reached in {secs} s: {:#?}",
-            self.anon.rollout_status(id).await
-        );
-    }
-
-    /// Waits until every node registered and beats.
-    async fn wait_beating(&self, since_ms: u64, secs: u64) {
-        for _ in 0..secs * 10 {
-            if let Ok(list) = self.anon.nodes().await
-                && list.nodes.len() == NODES.len()
-                && list
-                    .nodes
-                    .iter()
-                    .all(|n| n.last_beat_ms.is_some_and(|at| at >= since_ms))
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("not every edge beats: {:#?}", self.anon.nodes().await);
-    }
-
-    /// The version an edge serves, from its own admin API.
-    async fn serving(&self, id: &str) -> Option<u64> {
-        let s = status::get_json(self.edge(id).admin, "/status")
-            .await
-            .unwrap();
-        s["active"]["version"].as_u64()
-    }
-
-    async fn all_serve(&self, version: u64) -> bool {
-        for (id, _, _) in NODES {
-            if self.serving(id).await != Some(version) {
-                return false;
-            }
-        }
-        true
+fn spec() -> FleetSpec<'static> {
+    FleetSpec {
+        policy: POLICY,
+        beat_ms: BEAT_MS,
+        nodes: &NODES,
+        canary: "fra-1",
+        edge_extra: Vec::new(),
+        test_hooks: false,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_real_edges_take_good_files_and_stop_bad_ones_at_the_canary() {
     let origin = Origin::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let mut fleet = Fleet::start(origin.addr());
+    let mut fleet = Fleet::start(origin.addr(), &spec());
     let load = Load::start(fleet.edges.iter().map(|e| e.proxy).collect(), RATE, 7).unwrap();
     fleet.wait_beating(0, 30).await;
     let key = fleet.work.signing_key().unwrap();
@@ -329,10 +203,5 @@ async fn ten_real_edges_take_good_files_and_stop_bad_ones_at_the_canary() {
     assert_eq!(total.failures(), 0, "{total:?}");
     assert!(origin.counts().requests() > 0);
     drop(load);
-    for e in fleet.edges.drain(..) {
-        e.child.stop(Duration::from_secs(10));
-    }
-    if let Some(c) = fleet.control.take() {
-        c.child.stop(Duration::from_secs(10));
-    }
+    fleet.stop();
 }

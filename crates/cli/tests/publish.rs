@@ -1,4 +1,5 @@
-//! `rampart generate --publish`: the signed file goes to a real `rampart control`, and the
+//! `rampart generate --publish`: the signed file goes to a real `rampart control` over TLS
+//! (a CA and certificate made by `rampart tls init`, trusted with `--ca`), and the
 //! generator's state dir records a version as published only once the control plane took it.
 #![allow(
     clippy::unwrap_used,
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use rampart_api::{Client, Labels, Registration};
+use rampart_api::{Client, Labels, Registration, Transport};
 use rampart_artifact::ContractSpec;
 
 const ADMIN: &str = "admin-secret-0123456789abcdef0123456789";
@@ -33,9 +34,19 @@ impl Drop for Control {
 }
 
 fn control(dir: &Path) -> Control {
+    let init = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["tls", "init"])
+        .arg(dir.join("tls"))
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["control", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
+        .arg("--tls-cert")
+        .arg(dir.join("tls/server.pem"))
+        .arg("--tls-key")
+        .arg(dir.join("tls/server.key"))
         .arg("--token-file")
         .arg(dir.join("tokens"))
         .arg("--pubkey")
@@ -69,8 +80,13 @@ fn generate(dir: &Path, state: &str, url: &str) -> Output {
         .arg(dir.join(state))
         .args(["--publish", url, "--publish-token-file"])
         .arg(dir.join("publisher.token"))
+        .env("RAMPART_CA", dir.join("tls/ca.pem"))
         .output()
         .unwrap()
+}
+
+fn tls(dir: &Path) -> Transport {
+    Transport::from_flags(Some(&dir.join("tls/ca.pem")), false).unwrap()
 }
 
 fn published_version(dir: &Path, state: &str) -> Option<u64> {
@@ -109,14 +125,17 @@ async fn generate_publishes_to_the_control_plane_and_records_only_what_it_accept
     );
     assert!(stdout.contains("published version 1"), "{stdout}");
     assert_eq!(published_version(d, "state-a"), Some(1));
-    let anon = Client::new(&control.url, None).unwrap();
+    assert!(control.url.starts_with("https://"), "{}", control.url);
+    let anon = Client::with_transport(&control.url, None, &tls(d)).unwrap();
     let listed = anon.artifacts(10).await.unwrap().artifacts;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].published_by, "gen");
 
     // An edge registers a contract the embedded catalog breaks (10 features at most): the
     // control plane refuses with 422, the run exits 1 with the issues, nothing is recorded.
-    Client::new(&control.url, Some(EDGE.into()))
+    let admin = Client::with_transport(&control.url, Some(ADMIN.into()), &tls(d)).unwrap();
+    let credential = rampart_e2e::control_plane::enroll(&admin, "tiny-1").await;
+    Client::with_transport(&control.url, Some(credential), &tls(d))
         .unwrap()
         .register(&Registration {
             node: "tiny-1".into(),

@@ -49,7 +49,7 @@ fn up_starts_everything_and_ctrl_c_stops_everything() {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|_| panic!("no traffic summary; got:\n{}", seen.join("\n")));
-        if let Some(rest) = line.trim().strip_prefix("control plane   http://") {
+        if let Some(rest) = line.trim().strip_prefix("control plane   https://") {
             addrs.push(rest.split_whitespace().next().unwrap().parse().unwrap());
         }
         if line.trim().starts_with("edge ") {
@@ -88,8 +88,11 @@ fn up_starts_everything_and_ctrl_c_stops_everything() {
     assert_eq!(state["pid"], child.id());
     assert_eq!(
         state["control"].as_str().unwrap(),
-        format!("http://{}", addrs[0])
+        format!("https://{}", addrs[0]),
+        "the control plane runs over TLS"
     );
+    let ca = std::fs::read_to_string(state["files"]["ca"].as_str().unwrap()).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
     assert_eq!(
         std::fs::read_to_string(state["files"]["admin_token"].as_str().unwrap())
             .unwrap()
@@ -233,7 +236,7 @@ fn up_inject_nov18_shows_each_layer_stopping_its_file() {
             .clone()
     };
     assert!(
-        row("generator").contains("duplicates (105 names)"),
+        row("generator guards").contains("duplicates (105 names)"),
         "{text}"
     );
     assert!(

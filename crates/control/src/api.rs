@@ -8,28 +8,40 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rampart_api::limits::{DEFAULT_PAGE, MAX_ARTIFACT_BODY, MAX_JSON_BODY, MAX_PAGE};
+use rampart_api::Decision;
+use rampart_api::limits::{DEFAULT_PAGE, MAX_ARTIFACT_BODY, MAX_ID, MAX_JSON_BODY, MAX_PAGE};
 use rampart_api::{ErrorCode, RolloutCommand, routes};
 use rampart_artifact::Digest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use crate::auth::{Action, Caller, Denied};
+use crate::auth::{Action, Caller};
+use crate::config::HIGH_WATER_PERCENT;
+use crate::connections::{Connections, is_fleet};
 use crate::openapi;
 use crate::service::{Error, Service};
 use crate::store::Store;
+use crate::tls::CertReloader;
 
 /// Most requests served at once (long-polls included: one per edge). Past it, a request is
 /// answered 503 at once rather than queued, and the edge retries with backoff.
 pub const MAX_IN_FLIGHT: usize = 16_384;
 
+/// `retry-after` on a request shed near the connection cap, in seconds.
+const SHED_RETRY_AFTER_S: &str = "5";
+
 type Shared<S> = State<Arc<Service<S>>>;
+
+/// The certificate `/v1/health` reports on: a request extension the server adds when it
+/// serves TLS.
+#[derive(Debug, Clone)]
+pub struct TlsStatus(pub Arc<CertReloader>);
 
 /// The router over a service.
 pub fn router<S: Store>(service: Arc<Service<S>>) -> Router {
@@ -43,7 +55,11 @@ pub fn router<S: Store>(service: Arc<Service<S>>) -> Router {
         .route(routes::ARTIFACT_DIFF, get(artifact_diff::<S>))
         .route(routes::CONTRACTS, get(contracts::<S>))
         .route(routes::NODES, post(register::<S>).get(nodes::<S>))
-        .route(routes::NODE, get(node::<S>))
+        .route(routes::NODE, get(node::<S>).delete(remove_node::<S>))
+        .route(routes::NODE_ENROLL, post(enroll::<S>))
+        .route(routes::ENROLLMENTS, post(issue_enrollment::<S>))
+        .route(routes::APPROVALS, get(approvals::<S>))
+        .route(routes::APPROVAL, post(approve::<S>))
         .route(routes::HEARTBEAT, post(heartbeat::<S>))
         .route(
             routes::ROLLOUTS,
@@ -63,18 +79,49 @@ pub fn router<S: Store>(service: Arc<Service<S>>) -> Router {
             move |req: Request, next: Next| {
                 let limit = Arc::clone(&limit);
                 async move {
-                    match limit.try_acquire_owned() {
+                    let conns = req.extensions().get::<Arc<Connections>>().cloned();
+                    let shedding = conns.as_ref().is_some_and(|c| c.shedding());
+                    if shedding && !is_fleet(req.method(), req.uri().path()) {
+                        if let Some(c) = &conns {
+                            c.count_shed();
+                        }
+                        return shed_response();
+                    }
+                    let mut resp = match limit.try_acquire_owned() {
                         Ok(_permit) => next.run(req).await,
                         Err(_) => Error::new(
                             ErrorCode::Unavailable,
                             format!("more than {MAX_IN_FLIGHT} requests in flight; retry"),
                         )
                         .into_response(),
+                    };
+                    if shedding {
+                        // Near the cap a connection is given back after its request.
+                        resp.headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
                     }
+                    resp
                 }
             },
         ))
         .with_state(service)
+}
+
+/// 503 for a request that is not fleet traffic while the connections are above the
+/// high-water mark (see [`crate::connections`]).
+fn shed_response() -> Response {
+    let mut resp = Error::new(
+        ErrorCode::Unavailable,
+        format!(
+            "the control plane is near its connection cap ({HIGH_WATER_PERCENT}% or more in use) \
+             and serves only node registration, enrollment, heartbeats and health; retry later"
+        ),
+    )
+    .into_response();
+    let headers = resp.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from_static(SHED_RETRY_AFTER_S));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 // === impl Error ===
@@ -108,14 +155,20 @@ fn authorize<S: Store>(
     headers: &HeaderMap,
     action: Action,
 ) -> Result<Caller, Error> {
-    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    svc.config
-        .tokens
-        .authorize(header, action)
-        .map_err(|d| match d {
-            Denied::Unauthenticated => Error::new(ErrorCode::Unauthorized, d.to_string()),
-            Denied::Forbidden { .. } => Error::new(ErrorCode::Forbidden, d.to_string()),
-        })
+    svc.authenticate(authorization(headers), action)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+/// 200 with the result, or 202 with the approval a second admin must give.
+fn decided<T: Serialize>(result: Result<Decision<T>, Error>, done: StatusCode) -> Response {
+    match result {
+        Ok(Decision::Done(v)) => ok(done, &v),
+        Ok(Decision::Pending(a)) => ok(StatusCode::ACCEPTED, &a),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Reads a body of at most `limit` bytes; the length header is checked first.
@@ -147,18 +200,71 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
     }
 }
 
-async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, Error> {
-    if let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
-        && !ct.starts_with("application/json")
-    {
-        return Err(Error::new(
+/// The media type JSON bodies are sent as.
+const JSON: &str = "application/json";
+
+/// The media types a publish may be sent as: the envelope's bytes, or the same bytes
+/// declared as the JSON they are.
+const ARTIFACT_MEDIA: &[&str] = &["application/octet-stream", JSON];
+
+/// Whether a Content-Type value names `want`: its type and subtype compared without case
+/// (RFC 9110 §8.3.1), parameters such as `charset` allowed, nothing glued on
+/// (`application/jsonp` is not JSON).
+fn media_type_is(value: &str, want: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case(want)
+}
+
+/// 415 unless the request declares one of `allowed`. A body without a Content-Type is
+/// refused too: every write route reads a body, and guessing its type is how a form post
+/// from a browser would get in.
+fn require_media(headers: &HeaderMap, allowed: &[&str]) -> Result<(), Error> {
+    let expected = allowed.join(" or ");
+    match headers.get(CONTENT_TYPE).map(|v| v.to_str()) {
+        None => Err(Error::new(
             ErrorCode::UnsupportedMediaType,
-            format!("expected application/json, got {ct}"),
-        ));
+            format!("no Content-Type: send the body as {expected}"),
+        )),
+        Some(Ok(ct)) if allowed.iter().any(|want| media_type_is(ct, want)) => Ok(()),
+        Some(Ok(ct)) => Err(Error::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("expected {expected}, got {:?}", cut(ct)),
+        )),
+        Some(Err(_)) => Err(Error::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("expected {expected}, got a Content-Type that is not text"),
+        )),
     }
+}
+
+async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, Error> {
+    require_media(headers, &[JSON])?;
     let bytes = read_body(headers, body, MAX_JSON_BODY).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// At most 64 characters of a client's value, for an error message.
+fn cut(s: &str) -> String {
+    const SHOWN: usize = 64;
+    if s.chars().count() > SHOWN {
+        format!("{}…", s.chars().take(SHOWN).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A numeric id from a path or query `param`: decimal, from `min` to [`MAX_ID`] (ids are
+/// SQLite integers, signed 64-bit: a larger one names nothing and is the client's mistake,
+/// a 400 naming the parameter, not a store failure).
+fn id(param: &str, what: &str, min: u64, s: &str) -> Result<u64, Error> {
+    match s.parse::<u64>() {
+        Ok(n) if (min..=MAX_ID).contains(&n) => Ok(n),
+        _ => Err(Error::bad_request(format!(
+            "{param} ({what}) must be a whole number from {min} to {MAX_ID}; got {:?}",
+            cut(s)
+        ))),
+    }
 }
 
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, Error> {
@@ -198,39 +304,61 @@ fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-fn number(q: &[(String, String)], key: &str, default: u64, max: u64) -> Result<u64, Error> {
-    match param(q, key) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .map_err(|_| Error::bad_request(format!("{key} must be a number")))
-            .map(|n| n.min(max)),
-    }
-}
-
+/// The page size: `limit` from 1 to [`MAX_PAGE`], as `/openapi.json` documents it; out of
+/// bounds is a 400, not a silent clamp.
 fn limit(q: &[(String, String)]) -> Result<usize, Error> {
-    let n = number(q, "limit", DEFAULT_PAGE as u64, MAX_PAGE as u64)?;
-    Ok(usize::try_from(n).unwrap_or(MAX_PAGE).max(1))
+    let Some(v) = param(q, "limit") else {
+        return Ok(DEFAULT_PAGE);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(Error::bad_request(format!(
+            "query parameter limit (page size) must be a whole number from 1 to {MAX_PAGE}; got {:?}",
+            cut(v)
+        ))),
+    }
 }
 
 async fn openapi_json() -> Response {
     ok(StatusCode::OK, &openapi::document())
 }
 
-async fn health<S: Store>(State(svc): Shared<S>) -> Response {
+async fn health<S: Store>(
+    State(svc): Shared<S>,
+    tls: Option<axum::Extension<TlsStatus>>,
+    conns: Option<axum::Extension<Arc<Connections>>>,
+) -> Response {
     let (nodes, running) = {
         let fleet = svc.fleet();
         (fleet.nodes.len(), fleet.running.len())
     };
+    // `tls` is null in plain HTTP; over TLS it names the certificate serving, its reloads
+    // and the refused pairs (a renewal that did not take shows here).
+    let tls = tls.map(|axum::Extension(TlsStatus(t))| t.report());
+    // Caps, timeouts and what they closed or refused; null when the router is served
+    // without the shared accept loop (unit tests).
+    let connections = conns.map(|axum::Extension(c)| c.report());
     ok(
         StatusCode::OK,
-        &serde_json::json!({ "status": "ok", "nodes": nodes, "running_rollouts": running }),
+        &serde_json::json!({
+            "status": "ok",
+            "nodes": nodes,
+            "running_rollouts": running,
+            "refused": svc.refusals(),
+            "tls": tls,
+            "epoch": svc.order_state().epoch,
+            "seq": svc.order_state().seq,
+            "trust": svc.trust_report(),
+            "log_suppressed": crate::client_log::suppressed(),
+            "connections": connections,
+        }),
     )
 }
 
 async fn publish<S: Store>(State(svc): Shared<S>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let caller = authorize(&svc, &headers, Action::Publish)?;
+        require_media(&headers, ARTIFACT_MEDIA)?;
         let bytes = read_body(&headers, body, MAX_ARTIFACT_BODY).await?;
         svc.publish(&caller, bytes).await
     }
@@ -307,7 +435,9 @@ async fn contracts<S: Store>(State(svc): Shared<S>) -> Response {
 async fn register<S: Store>(State(svc): Shared<S>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let caller = authorize(&svc, &headers, Action::Register)?;
-        let reg = read_json(&headers, body).await?;
+        let reg: rampart_api::Registration = read_json(&headers, body).await?;
+        reg.check()?;
+        svc.speaks_for(&caller, &reg.node).await?;
         svc.register(&caller, reg).await
     }
     .await;
@@ -333,8 +463,9 @@ async fn heartbeat<S: Store>(
 ) -> Response {
     reply(
         async {
-            authorize(&svc, &headers, Action::Heartbeat)?;
+            let caller = authorize(&svc, &headers, Action::Heartbeat)?;
             let node = path(p)?;
+            svc.speaks_for(&caller, &node).await?;
             let beat = read_json(&headers, body).await?;
             svc.heartbeat(&node, beat).await
         }
@@ -350,13 +481,10 @@ async fn start_rollout<S: Store>(
     let result = async {
         let caller = authorize(&svc, &headers, Action::Rollout)?;
         let req = read_json(&headers, body).await?;
-        svc.start_rollout(&caller, req).await
+        svc.rollout_decision(&caller, req).await
     }
     .await;
-    match result {
-        Ok(v) => ok(StatusCode::CREATED, &v),
-        Err(e) => e.into_response(),
-    }
+    decided(result, StatusCode::CREATED)
 }
 
 async fn rollouts<S: Store>(State(svc): Shared<S>, RawQuery(q): RawQuery) -> Response {
@@ -370,8 +498,7 @@ async fn rollouts<S: Store>(State(svc): Shared<S>, RawQuery(q): RawQuery) -> Res
 }
 
 fn rollout_id(s: &str) -> Result<u64, Error> {
-    s.parse()
-        .map_err(|_| Error::bad_request(format!("{s:?} is not a rollout id")))
+    id("path parameter id", "a rollout id", 1, s)
 }
 
 async fn rollout<S: Store>(
@@ -401,6 +528,7 @@ async fn rollout_command<S: Store>(
             let action = if bytes.iter().all(u8::is_ascii_whitespace) {
                 rampart_api::RolloutAction::default()
             } else {
+                require_media(&headers, &[JSON])?;
                 serde_json::from_slice(&bytes)
                     .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))?
             };
@@ -419,11 +547,82 @@ async fn set_kill_switch<S: Store>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let result = async {
+        let caller = authorize(&svc, &headers, Action::KillSwitch)?;
+        let set = read_json(&headers, body).await?;
+        svc.kill_switch_decision(&caller, set).await
+    }
+    .await;
+    decided(result, StatusCode::OK)
+}
+
+async fn issue_enrollment<S: Store>(
+    State(svc): Shared<S>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let caller = authorize(&svc, &headers, Action::Enroll)?;
+        let req = read_json(&headers, body).await?;
+        svc.issue_enrollment(&caller, req).await
+    }
+    .await;
+    match result {
+        Ok(v) => ok(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn enroll<S: Store>(
+    State(svc): Shared<S>,
+    headers: HeaderMap,
+    p: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Response {
     reply(
         async {
-            let caller = authorize(&svc, &headers, Action::KillSwitch)?;
-            let set = read_json(&headers, body).await?;
-            svc.set_kill_switch(&caller, set).await
+            let node = path(p)?;
+            // The body is empty or `{}`; read (capped) so a client may send either.
+            read_body(&headers, body, MAX_JSON_BODY).await?;
+            svc.enroll(&node, authorization(&headers)).await
+        }
+        .await,
+    )
+}
+
+async fn remove_node<S: Store>(
+    State(svc): Shared<S>,
+    headers: HeaderMap,
+    p: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Response {
+    reply(
+        async {
+            let caller = authorize(&svc, &headers, Action::RemoveNode)?;
+            let node = path(p)?;
+            let req = read_json(&headers, body).await?;
+            svc.remove_node(&caller, &node, req).await
+        }
+        .await,
+    )
+}
+
+async fn approvals<S: Store>(State(svc): Shared<S>) -> Response {
+    ok(StatusCode::OK, &svc.pending_approvals())
+}
+
+async fn approve<S: Store>(
+    State(svc): Shared<S>,
+    headers: HeaderMap,
+    p: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Response {
+    reply(
+        async {
+            let caller = authorize(&svc, &headers, Action::Approve)?;
+            let id = id("path parameter id", "an approval id", 1, &path(p)?)?;
+            read_body(&headers, body, MAX_JSON_BODY).await?;
+            svc.approve(&caller, id).await
         }
         .await,
     )
@@ -433,7 +632,10 @@ async fn audit<S: Store>(State(svc): Shared<S>, RawQuery(q): RawQuery) -> Respon
     reply(
         async {
             let q = query(q.as_deref(), &["after", "limit"])?;
-            let after = number(&q, "after", 0, u64::MAX)?;
+            let after = match param(&q, "after") {
+                None => 0,
+                Some(v) => id("query parameter after", "an audit sequence number", 0, v)?,
+            };
             svc.audit(after, limit(&q)?).await
         }
         .await,

@@ -3,6 +3,11 @@
 //! A token file holds one token per line, `NAME ROLE SECRET` (roles: `admin`, `publisher`,
 //! `edge`), or a bare `SECRET` for a single admin token named `operator`; blank lines and
 //! `#` comments are skipped. The name is what the audit log records as *who*.
+//!
+//! Nodes do not use this file: each node has its own credential, made at enrollment
+//! ([`crate::enroll`]), and speaks only for itself ([`Caller::speaks_for`]). The `edge` role
+//! is still read, so an old token file keeps loading, but it may no longer do anything: a
+//! shared token that spoke for every node let one leaked secret forge any node's NACK.
 
 use std::fmt;
 
@@ -20,8 +25,11 @@ pub const MAX_TOKENS: usize = 1_024;
 /// What a token may do. Reads need no token at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
-    /// An edge: register, heartbeat.
+    /// The old shared edge token: read from token files, allowed nothing (nodes enroll).
     Edge,
+    /// One node, by the credential it got at enrollment: register, heartbeat, contract, for
+    /// its own node id only (the caller's name).
+    Node,
     /// A generator: publish artifacts.
     Publisher,
     /// An operator: everything.
@@ -41,6 +49,12 @@ pub enum Action {
     Rollout,
     /// Set a kill switch.
     KillSwitch,
+    /// Issue a bootstrap token for a node.
+    Enroll,
+    /// Remove a node.
+    RemoveNode,
+    /// Approve another admin's request.
+    Approve,
 }
 
 /// A known token.
@@ -75,7 +89,7 @@ pub enum Denied {
     #[error("a valid bearer token is required for writes")]
     Unauthenticated,
     /// A known token whose role may not do this (403).
-    #[error("token {name:?} ({role}) may not {action}")]
+    #[error("token {name:?} ({role}) may not {action}{hint}", hint = hint(*role, *action))]
     Forbidden {
         /// The token's name.
         name: String,
@@ -84,6 +98,23 @@ pub enum Denied {
         /// What it tried.
         action: Action,
     },
+    /// A node's credential used for another node (403).
+    #[error("the credential of node {caller:?} may not speak for node {node:?}")]
+    OtherNode {
+        /// Whose credential it is.
+        caller: String,
+        /// The node it tried to speak for.
+        node: String,
+    },
+}
+
+fn hint(role: Role, action: Action) -> &'static str {
+    match (role, action) {
+        (Role::Edge, Action::Register | Action::Heartbeat) => {
+            " (the shared edge token no longer speaks for nodes: enroll each node with a bootstrap token, see docs/control-plane.md)"
+        }
+        _ => "",
+    }
 }
 
 /// A token file that cannot be used.
@@ -145,7 +176,8 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Publisher => action == Action::Publish,
-            Role::Edge => matches!(action, Action::Register | Action::Heartbeat),
+            Role::Edge => false,
+            Role::Node => matches!(action, Action::Register | Action::Heartbeat),
         }
     }
 }
@@ -156,6 +188,7 @@ impl fmt::Display for Role {
             Role::Admin => "admin",
             Role::Publisher => "publisher",
             Role::Edge => "edge",
+            Role::Node => "node",
         })
     }
 }
@@ -168,7 +201,32 @@ impl fmt::Display for Action {
             Action::Heartbeat => "heartbeat",
             Action::Rollout => "drive rollouts",
             Action::KillSwitch => "set kill switches",
+            Action::Enroll => "enroll nodes",
+            Action::RemoveNode => "remove nodes",
+            Action::Approve => "approve requests",
         })
+    }
+}
+
+// === impl Caller ===
+
+impl Caller {
+    /// Whether this caller may speak for `node`: only the node's own credential may.
+    pub fn speaks_for(&self, node: &str) -> Result<(), Denied> {
+        if self.role == Role::Node && self.name == node {
+            Ok(())
+        } else if self.role == Role::Node {
+            Err(Denied::OtherNode {
+                caller: self.name.clone(),
+                node: node.to_owned(),
+            })
+        } else {
+            Err(Denied::Forbidden {
+                name: self.name.clone(),
+                role: self.role,
+                action: Action::Heartbeat,
+            })
+        }
     }
 }
 
@@ -273,22 +331,32 @@ impl Tokens {
 
     /// Checks an `Authorization` header value for `action`.
     pub fn authorize(&self, header: Option<&str>, action: Action) -> Result<Caller, Denied> {
-        let secret = header
-            .and_then(|h| {
-                let (scheme, rest) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
-            })
-            .ok_or(Denied::Unauthenticated)?;
+        let secret = bearer(header).ok_or(Denied::Unauthenticated)?;
         let caller = self.identify(secret).ok_or(Denied::Unauthenticated)?;
-        if caller.role.allows(action) {
-            Ok(caller)
-        } else {
-            Err(Denied::Forbidden {
-                name: caller.name,
-                role: caller.role,
-                action,
-            })
-        }
+        permit(caller, action)
+    }
+}
+
+/// The secret of an `Authorization: Bearer SECRET` header value.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    header
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+        })
+        .filter(|s| !s.is_empty())
+}
+
+/// `caller`, when its role may do `action`.
+pub fn permit(caller: Caller, action: Action) -> Result<Caller, Denied> {
+    if caller.role.allows(action) {
+        Ok(caller)
+    } else {
+        Err(Denied::Forbidden {
+            name: caller.name,
+            role: caller.role,
+            action,
+        })
     }
 }
 
@@ -322,7 +390,10 @@ mod tests {
             t.authorize(Some(&bearer(B)), Action::Rollout),
             Err(Denied::Forbidden { .. })
         ));
-        assert!(t.authorize(Some(&bearer(C)), Action::Heartbeat).is_ok());
+        let shared = t
+            .authorize(Some(&bearer(C)), Action::Heartbeat)
+            .unwrap_err();
+        assert!(shared.to_string().contains("enroll"), "{shared}");
         assert!(matches!(
             t.authorize(Some(&bearer(C)), Action::Publish),
             Err(Denied::Forbidden { .. })
@@ -349,6 +420,28 @@ mod tests {
             t.authorize(Some(&format!("bearer {A}")), Action::Publish)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_node_speaks_for_itself_only() {
+        let node = Caller {
+            name: "fra-1".into(),
+            role: Role::Node,
+        };
+        assert!(node.speaks_for("fra-1").is_ok());
+        assert!(matches!(
+            node.speaks_for("fra-2"),
+            Err(Denied::OtherNode { .. })
+        ));
+        let admin = Caller {
+            name: "alice".into(),
+            role: Role::Admin,
+        };
+        assert!(matches!(
+            admin.speaks_for("fra-1"),
+            Err(Denied::Forbidden { .. })
+        ));
+        assert!(Role::Node.allows(Action::Heartbeat) && !Role::Node.allows(Action::Publish));
     }
 
     #[test]

@@ -477,6 +477,10 @@ pub async fn run<S: Store>(service: Arc<Service<S>>) {
                 if let Err(e) = service.flush_beats().await {
                     tracing::warn!(error = %e, "heartbeats not written; next flush retries");
                 }
+                if let Err(e) = service.age_contracts().await {
+                    tracing::warn!(error = %e, "contract ageing not recorded; next tick retries");
+                }
+                service.expire_approvals().await;
             }
             let _ = service.flush_beats().await;
         })

@@ -3,7 +3,7 @@
 //! observations. Changed only after the store committed the same change ([`Fleet::apply`]
 //! takes the very [`Write`]s that were committed), so it never shows what is not durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rampart_api::fleet::Health;
 use rampart_api::{
@@ -14,7 +14,8 @@ use rampart_artifact::{ContractSpec, Digest};
 use rampart_rollout::{Apply, Beat, Counters, Queue, Run, ScoreHistogram};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{BeatRecord, Loaded, NodeRecord, Target, Write};
+use crate::config::NodePolicy;
+use crate::store::{BeatRecord, EnrollmentRecord, Loaded, NodeRecord, OrderState, Target, Write};
 
 /// A rollout as the driver keeps and persists it: the runner's [`Run`] with the control
 /// plane's facts about it.
@@ -80,6 +81,16 @@ pub struct Fleet {
     /// Auto-rollout's queue: the newest publication per kind, waiting for its turn (a
     /// digest it started is never started again by it; a refused one is retried).
     pub queue: Queue,
+    /// Node credentials: sha256 of the secret → node id.
+    pub credentials: HashMap<Digest, String>,
+    /// Node id → its credential's hash (to replace it on re-enrollment).
+    pub credential_of: BTreeMap<String, Digest>,
+    /// Unused bootstrap tokens by hash.
+    pub enrollments: HashMap<Digest, EnrollmentRecord>,
+    /// Nodes whose contract aged out (audited once; a heartbeat brings it back).
+    pub aged_out: BTreeSet<String>,
+    /// The epoch and the sequence of the last change of desired state: the signed orders'.
+    pub order: OrderState,
 }
 
 /// What a node should do, and its etag.
@@ -91,6 +102,8 @@ pub struct NodeDesire {
     pub kill_switches: KillSwitches,
     /// Names the two above.
     pub etag: String,
+    /// The epoch and sequence this desired state is part of.
+    pub order: OrderState,
 }
 
 // === impl Fleet ===
@@ -100,6 +113,7 @@ impl Fleet {
     pub fn from_loaded(loaded: Loaded) -> Result<Self, serde_json::Error> {
         let mut fleet = Fleet {
             last_rollout_id: loaded.last_rollout_id,
+            order: loaded.order.unwrap_or_default(),
             ..Fleet::default()
         };
         for record in loaded.nodes {
@@ -125,6 +139,13 @@ impl Fleet {
         }
         for e in loaded.kill_switches {
             fleet.put_switch(e);
+        }
+        for e in loaded.enrollments {
+            fleet.enrollments.insert(e.hash, e);
+        }
+        for (node, hash) in loaded.credentials {
+            fleet.credentials.insert(hash, node.clone());
+            fleet.credential_of.insert(node, hash);
         }
         for r in loaded.active_rollouts {
             let stored: StoredRollout = serde_json::from_value(r.state)?;
@@ -189,6 +210,42 @@ impl Fleet {
                 self.kill_nodes.remove(&(*module, node.clone()));
                 true
             }
+            Write::PutEnrollment(e) => {
+                self.enrollments.insert(e.hash, e.clone());
+                false
+            }
+            Write::BurnEnrollment { hash, .. } => {
+                self.enrollments.remove(hash);
+                false
+            }
+            Write::PutCredential { node, hash, .. } => {
+                if let Some(old) = self.credential_of.insert(node.clone(), *hash) {
+                    self.credentials.remove(&old);
+                }
+                self.credentials.insert(*hash, node.clone());
+                false
+            }
+            Write::RemoveNode { node } => {
+                self.nodes.remove(node);
+                self.node_desired.retain(|(_, n), _| n != node);
+                self.kill_nodes.retain(|(_, n), _| n != node);
+                self.pending_beats.remove(node);
+                self.aged_out.remove(node);
+                if let Some(old) = self.credential_of.remove(node) {
+                    self.credentials.remove(&old);
+                }
+                true
+            }
+            Write::NextOrder { at_ms } => {
+                self.order.seq = self.order.seq.saturating_add(1);
+                self.order.at_ms = *at_ms;
+                true
+            }
+            Write::SetEpoch { epoch, at_ms } => {
+                self.order.epoch = *epoch;
+                self.order.at_ms = *at_ms;
+                true
+            }
             Write::PutArtifact(_)
             | Write::MarkBad { .. }
             | Write::PutRollout(_)
@@ -248,6 +305,7 @@ impl Fleet {
             desired,
             kill_switches,
             etag,
+            order: self.order,
         }
     }
 
@@ -257,6 +315,7 @@ impl Fleet {
         if let Some(n) = self.nodes.get_mut(node) {
             n.last = Some((now_ms, beat.clone()));
         }
+        self.aged_out.remove(node);
         self.pending_beats.insert(
             node.to_owned(),
             BeatRecord {
@@ -273,15 +332,53 @@ impl Fleet {
         planned
     }
 
-    /// The distinct contracts registered nodes enforce.
-    pub fn contracts(&self) -> Vec<ContractSpec> {
-        let mut seen: BTreeMap<String, ContractSpec> = BTreeMap::new();
-        for n in self.nodes.values() {
+    /// The distinct contracts that count in publish validation: per consumer group, those
+    /// shared by at least `contract_quorum` of the group's enrolled nodes seen within
+    /// `contract_max_age_ms` (all of them, when the group is smaller than the quorum).
+    /// A node that never enrolled, or went quiet, does not count.
+    pub fn contracts(&self, now_ms: u64, policy: &NodePolicy) -> Vec<ContractSpec> {
+        // consumer → (eligible nodes, spec key → (spec, nodes sharing it))
+        type Group = (usize, BTreeMap<String, (ContractSpec, usize)>);
+        let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
+        for (id, n) in &self.nodes {
+            if !self.counts(id, n, now_ms, policy.contract_max_age_ms) {
+                continue;
+            }
             let spec = &n.record.registration.contract;
             let key = serde_json::to_string(spec).unwrap_or_default();
-            seen.entry(key).or_insert_with(|| spec.clone());
+            let group = groups.entry(spec.consumer.as_str()).or_default();
+            group.0 += 1;
+            group.1.entry(key).or_insert_with(|| (spec.clone(), 0)).1 += 1;
         }
-        seen.into_values().collect()
+        let mut out = Vec::new();
+        for (eligible, specs) in groups.into_values() {
+            let need = policy.contract_quorum.clamp(1, eligible.max(1));
+            out.extend(
+                specs
+                    .into_values()
+                    .filter(|(_, sharing)| *sharing >= need)
+                    .map(|(spec, _)| spec),
+            );
+        }
+        out
+    }
+
+    /// Whether a node's contract counts: enrolled, and seen (registered or beating) within
+    /// `max_age_ms`.
+    fn counts(&self, id: &str, n: &NodeEntry, now_ms: u64, max_age_ms: u64) -> bool {
+        self.credential_of.contains_key(id) && now_ms.saturating_sub(last_seen(n)) <= max_age_ms
+    }
+
+    /// Nodes whose contract just aged out (not seen for `max_age_ms`, not yet reported).
+    pub fn newly_aged(&self, now_ms: u64, max_age_ms: u64) -> Vec<(String, u64)> {
+        self.nodes
+            .iter()
+            .filter(|(id, _)| !self.aged_out.contains(*id))
+            .filter_map(|(id, n)| {
+                let seen = last_seen(n);
+                (now_ms.saturating_sub(seen) > max_age_ms).then(|| (id.clone(), seen))
+            })
+            .collect()
     }
 
     /// One node as operators see it.
@@ -336,6 +433,14 @@ impl Fleet {
             .and_then(|n| n.last.as_ref())
             .is_some_and(|(at, _)| now_ms.saturating_sub(*at) <= horizon_ms)
     }
+}
+
+/// When a node was last heard from: its last beat, else its registration.
+fn last_seen(n: &NodeEntry) -> u64 {
+    n.last
+        .as_ref()
+        .map_or(n.record.registered_at_ms, |(at, _)| *at)
+        .max(n.record.registered_at_ms)
 }
 
 /// Names a desired state: equal states, equal etags.
@@ -468,6 +573,57 @@ mod tests {
         assert_eq!(b.scores.counts()[99], 1);
         assert_eq!(b.counters.unscored, 1);
         assert_eq!(b.restarts, 2);
+    }
+
+    #[test]
+    fn a_contract_counts_once_a_quorum_of_enrolled_live_nodes_shares_it() {
+        let mut f = fleet();
+        let policy = |quorum: usize| NodePolicy {
+            contract_quorum: quorum,
+            contract_max_age_ms: 100,
+        };
+        // Registered but never enrolled (an old database): nothing counts.
+        assert!(f.contracts(50, &policy(2)).is_empty());
+        let tiny = ContractSpec {
+            max_features: 1,
+            ..ContractSpec::default()
+        };
+        f.apply(&Write::PutNode(Box::new(NodeRecord {
+            registration: Registration {
+                node: "c".into(),
+                labels: Labels {
+                    pop: "p".into(),
+                    region: "r".into(),
+                    canary: false,
+                },
+                contract: tiny.clone(),
+                software_version: "0".into(),
+            },
+            registered_at_ms: 1,
+        })));
+        for (i, n) in ["a", "b", "c"].into_iter().enumerate() {
+            f.apply(&Write::PutCredential {
+                node: n.into(),
+                hash: Digest::of(&[u8::try_from(i).unwrap()]),
+                at_ms: 1,
+            });
+        }
+        // Same consumer: the default contract is shared by 2 of 3, the tiny one by 1.
+        assert_eq!(f.contracts(50, &policy(2)), vec![ContractSpec::default()]);
+        assert_eq!(f.contracts(50, &policy(1)).len(), 2);
+        // A quorum above the group: all three must share it; none does.
+        assert!(f.contracts(50, &policy(5)).is_empty());
+        // Quiet for longer than the max age: aged out, reported once per silence.
+        f.beat("a", &Heartbeat::empty(0), 150);
+        f.beat("b", &Heartbeat::empty(0), 150);
+        assert_eq!(f.contracts(200, &policy(1)), vec![ContractSpec::default()]);
+        assert_eq!(f.newly_aged(200, 100), vec![("c".to_owned(), 1)]);
+        f.aged_out.insert("c".into());
+        assert!(f.newly_aged(200, 100).is_empty());
+        // Removal takes the contract and the credential.
+        f.apply(&Write::RemoveNode { node: "a".into() });
+        assert!(!f.nodes.contains_key("a") && !f.credential_of.contains_key("a"));
+        assert_eq!(f.credentials.len(), 2);
     }
 
     #[test]

@@ -12,9 +12,20 @@
 //! - [`driver`]: rollouts: start, commands, and the reconcile loop around `rampart-rollout`.
 //! - [`api`]: axum routes under `/v1`; [`openapi`]: `/openapi.json`.
 //! - [`dashboard`]: the operators' web page under `/ui/`, embedded in the binary.
+//! - [`tls`]: the API over rustls, certificates reloaded without restart, the local CA.
+//! - [`epoch`]: the epoch kept in the database and in `control.epoch` beside it; a database
+//!   behind its file refuses to start without `--reinitialize`.
+//! - [`trust`]: the keyset re-read while running (generator keys for publishes).
 //! - [`auth`]: named bearer tokens with roles, compared in constant time.
-//! - [`config`]: settings and their defaults; [`server`]: one running control plane;
-//!   [`cli`]: `rampart control`.
+//! - [`enroll`]: node identity: bootstrap tokens, per-node credentials, a node speaks only
+//!   for itself, node removal, contract ageing.
+//! - [`approvals`]: two admins for a fleet-wide kill switch and a break-glass rollout.
+//! - [`client_log`]: the one rate limit on ERROR/WARN lines about failures a client can
+//!   cause.
+//! - [`config`]: settings and their defaults; [`server`]: one running control plane, served
+//!   through the accept loop the edge uses too ([`rampart_serve`]: connection cap, per-client
+//!   cap, header and idle timeouts, drain); [`connections`]: what `/v1/health` shows about
+//!   them, and fleet traffic first near the cap; [`cli`]: `rampart control`.
 //!
 //! # The decision that matters
 //! **A change is committed before anyone hears of it, and a rollout step is committed with
@@ -25,16 +36,23 @@
 //! a restarted control plane resumes every rollout where the store says it stood.
 
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod cli;
+pub mod client_log;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod driver;
+pub mod enroll;
+pub mod epoch;
 pub mod fleet;
 pub mod openapi;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
+pub mod trust;
 
 pub use config::Config;
 pub use server::{ServeError, Server};

@@ -1,8 +1,16 @@
 //! The OpenAPI 3.0 description served at `/openapi.json`, written by hand next to the
 //! routes it describes; a test checks that it lists exactly [`rampart_api::routes::ALL`].
 
+use rampart_api::identity::MAX_ENROLLMENT_TTL_MS;
+use rampart_api::limits::{
+    MAX_BAKE_MS, MAX_ID, MAX_IDENT_LEN, MAX_PAGE, MAX_REASON_LEN, MAX_SOFTWARE_VERSION_LEN,
+};
 use rampart_api::routes;
+use rampart_artifact::limits::{HARD_MAX_BYTES, HARD_MAX_FEATURES, HARD_MAX_NAME_LEN};
 use serde_json::{Value, json};
+
+/// What a digest looks like on the wire (the parser takes either case of hex).
+pub const DIGEST_PATTERN: &str = "^sha256:[0-9a-fA-F]{64}$";
 
 /// The document.
 pub fn document() -> Value {
@@ -10,17 +18,20 @@ pub fn document() -> Value {
         "digest",
         "path",
         "An artifact digest, `sha256:<64 hex digits>`.",
+        json!({ "type": "string", "pattern": DIGEST_PATTERN }),
     );
     let node = param(
         "node",
         "path",
         "A node id (`[A-Za-z0-9._-]`, at most 64 bytes).",
+        json!({ "type": "string", "pattern": format!("^[A-Za-z0-9._-]{{1,{MAX_IDENT_LEN}}}$") }),
     );
     let id = json!({ "name": "id", "in": "path", "required": true,
-        "description": "A rollout id.", "schema": { "type": "integer", "minimum": 1 } });
+        "description": "A rollout id.",
+        "schema": { "type": "integer", "minimum": 1, "maximum": MAX_ID } });
     let limit = json!({ "name": "limit", "in": "query", "required": false,
-        "description": "Page size (default 100, at most 1000).",
-        "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } });
+        "description": "Page size (default 100, at most 1000); out of bounds is a 400.",
+        "schema": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE } });
     let write = json!([{ "bearer": [] }]);
     let mut paths = serde_json::Map::new();
     let mut add = |path: &str, method: &str, op: Value| {
@@ -41,8 +52,8 @@ pub fn document() -> Value {
         routes::HEALTH,
         "get",
         json!({
-            "summary": "Liveness, node and rollout counts.", "operationId": "health",
-            "responses": { "200": { "description": "Up." } }
+            "summary": "Liveness, node and rollout counts, the TLS certificate serving (fingerprint, reloads, refused pairs, failed handshakes; null in plain HTTP), and the API's connections (caps, timeouts, refusals and closes).", "operationId": "health",
+            "responses": { "200": ok_ref("Up.", "Health") }
         }),
     );
     add(
@@ -104,7 +115,7 @@ pub fn document() -> Value {
             "operationId": "diffArtifact",
             "parameters": [digest, { "name": "against", "in": "query", "required": false,
                 "description": "The other digest (default: the stored version just below).",
-                "schema": { "type": "string" } }],
+                "schema": { "type": "string", "pattern": DIGEST_PATTERN } }],
             "responses": { "200": ok_ref("The diff.", "DiffView"), "404": err("Not stored.") }
         }),
     );
@@ -121,7 +132,7 @@ pub fn document() -> Value {
         routes::NODES,
         "post",
         json!({
-            "summary": "Register (or re-register) a node with its labels and contract. Roles: admin, edge.",
+            "summary": "Register (or re-register) a node with its labels and contract. Only the node's own credential (from enrollment) may; another node's gets 403 (counted and audited).",
             "operationId": "register", "security": write,
             "requestBody": body_ref("Registration"),
             "responses": {
@@ -153,13 +164,14 @@ pub fn document() -> Value {
         "post",
         json!({
             "summary": "Heartbeat and long-poll.",
-            "description": "The edge reports its state and echoes the etag of the last answer it acted on (`seen`). The answer comes at once when the node's desired state (version, kill switches) has another etag, else when it changes or after `wait_ms` (at most 30000). Roles: admin, edge.",
+            "description": "The edge reports its state and echoes the etag of the last answer it acted on (`seen`). The answer comes at once when the node's desired state (version, kill switches) has another etag, else when it changes or after `wait_ms` (at most 30000). Only the node's own credential (from enrollment) may send it.",
             "operationId": "heartbeat", "security": write, "parameters": [node],
             "requestBody": body_ref("Heartbeat"),
             "responses": {
                 "200": ok_ref("The desired state.", "HeartbeatAnswer"),
                 "400": err("Bad field (e.g. a histogram that is not 99 buckets)."),
-                "401": err("No or unknown token."),
+                "401": err("No or unknown credential."),
+                "403": err("Another node's credential, or not a node's (counted and audited)."),
                 "404": err("`unknown_node`: register first.")
             }
         }),
@@ -169,11 +181,12 @@ pub fn document() -> Value {
         "post",
         json!({
             "summary": "Start a rollout of a published artifact.",
-            "description": "Waves by fault domain (canary, then about 10%, 50%, 100%), each baked and gated. `break_glass` pushes to every live node at once and needs a reason; it is audited, and the artifact is still verified and validated. One rollout at a time per artifact kind. Role: admin.",
+            "description": "Waves by fault domain (canary, then about 10%, 50%, 100%), each baked and gated. `break_glass` pushes to every live node at once and needs a reason and a second admin: it answers 202 with an approval that another admin grants at `POST /v1/approvals/{id}`; the artifact is still verified and validated. One rollout at a time per artifact kind. Role: admin.",
             "operationId": "startRollout", "security": write,
             "requestBody": body_ref("StartRollout"),
             "responses": {
                 "201": ok_ref("Started (the canary wave is already told).", "RolloutView"),
+                "202": ok_ref("Break glass: waits for a second admin.", "ApprovalView"),
                 "400": err("Bad field (break glass without a reason)."),
                 "401": err("No or unknown token."), "403": err("Token may not drive rollouts."),
                 "404": err("Artifact not stored."),
@@ -231,14 +244,85 @@ pub fn document() -> Value {
         routes::KILLSWITCHES,
         "put",
         json!({
-            "summary": "Turn a module off or on, fleet-wide or on one node; delivered in heartbeat answers at once. Role: admin.",
+            "summary": "Turn a module off or on, fleet-wide or on one node; delivered in heartbeat answers at once. A fleet-wide change waits for a second admin (202). Role: admin.",
             "operationId": "setKillSwitch", "security": write,
             "requestBody": body_ref("KillSwitchSet"),
             "responses": {
                 "200": ok_ref("Every setting after the change.", "KillSwitchList"),
+                "202": ok_ref("Fleet-wide: waits for a second admin.", "ApprovalView"),
                 "400": err("No reason, or `clear` without a node."),
                 "401": err("No or unknown token."), "403": err("Token may not set kill switches."),
+                "404": err("Unknown node."),
+                "409": err("Fleet-wide: too many requests already wait for a second admin.")
+            }
+        }),
+    );
+    add(
+        routes::NODE,
+        "delete",
+        json!({
+            "summary": "Remove a node: its registration and contract, heartbeats, own targets and kill switches, and credential. Audited. Role: admin.",
+            "operationId": "removeNode", "security": write, "parameters": [node.clone()],
+            "requestBody": body_ref("RemoveNode"),
+            "responses": {
+                "200": ok_ref("Removed.", "NodeRemoved"),
+                "400": err("No reason."),
+                "401": err("No or unknown token."), "403": err("Token may not remove nodes."),
                 "404": err("Unknown node.")
+            }
+        }),
+    );
+    add(
+        routes::NODE_ENROLL,
+        "post",
+        json!({
+            "summary": "Trade a one-time bootstrap token (the bearer token) for the node's own credential.",
+            "description": "The token is burned by its first use, and by a refused one. The credential is shown once and stored hashed; it replaces any earlier credential of the node.",
+            "operationId": "enroll", "security": write, "parameters": [node.clone()],
+            "responses": {
+                "200": ok_ref("The credential.", "Enrolled"),
+                "401": err("No, unknown, used or expired bootstrap token (audited)."),
+                "403": err("The bootstrap token is for another node (audited).")
+            }
+        }),
+    );
+    add(
+        routes::ENROLLMENTS,
+        "post",
+        json!({
+            "summary": "Issue a one-time bootstrap token for a node id; shown once, stored hashed, audited. Role: admin.",
+            "operationId": "issueEnrollment", "security": write,
+            "requestBody": body_ref("IssueEnrollment"),
+            "responses": {
+                "201": ok_ref("The token.", "EnrollmentIssued"),
+                "400": err("Bad node id, no reason, or a ttl out of bounds."),
+                "401": err("No or unknown token."), "403": err("Token may not enroll nodes."),
+                "409": err("Too many tokens waiting for their edges.")
+            }
+        }),
+    );
+    add(
+        routes::APPROVALS,
+        "get",
+        json!({
+            "summary": "Requests waiting for a second admin.", "operationId": "approvals",
+            "responses": { "200": ok_ref("Pending approvals.", "ApprovalList") }
+        }),
+    );
+    add(
+        routes::APPROVAL,
+        "post",
+        json!({
+            "summary": "Approve a pending request; it takes effect as `first+second` and is audited with both names. Role: admin, not the one who asked.",
+            "operationId": "approve", "security": write,
+            "parameters": [{ "name": "id", "in": "path", "required": true,
+                "description": "An approval id.",
+                "schema": { "type": "integer", "minimum": 1, "maximum": MAX_ID } }],
+            "responses": {
+                "200": ok_ref("Approved and applied.", "Approved"),
+                "401": err("No or unknown token."),
+                "403": err("The admin who asked, or a token that may not approve."),
+                "404": err("No such pending approval (expired or done).")
             }
         }),
     );
@@ -249,16 +333,17 @@ pub fn document() -> Value {
             "summary": "The append-only audit log, oldest first.", "operationId": "audit",
             "parameters": [{ "name": "after", "in": "query", "required": false,
                 "description": "Entries with a greater sequence number.",
-                "schema": { "type": "integer", "minimum": 0 } }, limit],
+                "schema": { "type": "integer", "minimum": 0, "maximum": MAX_ID } }, limit],
             "responses": { "200": ok_ref("A page.", "AuditPage") }
         }),
     );
+    common_errors(&mut paths);
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "rampart control plane",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Feature files published, validated against every consumer contract, rolled out in gated waves with automatic rollback; edges heartbeat and long-poll their desired state. Reads are open; writes need `Authorization: Bearer <token>`. Every error is `{ \"error\": code, \"message\", \"issues\"? }`."
+            "description": "Feature files published, validated against every consumer contract, rolled out in gated waves with automatic rollback; edges heartbeat and long-poll their desired state. Reads are open; writes need `Authorization: Bearer <token>`. A body must declare its `Content-Type` (`application/json`, parameters such as `charset` allowed; a publish may also be `application/octet-stream`): none or another is a 415. Ids are at most 9223372036854775807 and page sizes 1 to 1000: beyond is a 400 naming the parameter. Every error is `{ \"error\": code, \"message\", \"issues\"? }`."
         },
         "paths": paths,
         "components": {
@@ -268,9 +353,58 @@ pub fn document() -> Value {
     })
 }
 
-fn param(name: &str, place: &str, description: &str) -> Value {
+fn param(name: &str, place: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": place, "required": true, "description": description,
-        "schema": { "type": "string" } })
+        "schema": schema })
+}
+
+/// The answers every operation of a kind can give, added where an operation does not say
+/// more: 400 for a parameter out of bounds, 401/403 for a write, 400/413/415 for a body.
+/// One place, so a new route cannot forget them.
+fn common_errors(paths: &mut serde_json::Map<String, Value>) {
+    for ops in paths.values_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for op in ops.values_mut() {
+            let mut add: Vec<(&str, &str)> = Vec::new();
+            let has_params = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+            if has_params {
+                add.push((
+                    "400",
+                    "A parameter is malformed or out of bounds (the message names it).",
+                ));
+            }
+            if op.get("security").is_some() {
+                add.push(("401", "No or unknown token."));
+                add.push(("403", "The token's role may not do this."));
+            }
+            if op.get("requestBody").is_some() {
+                add.push((
+                    "400",
+                    "The body is not what the schema says (the message says why).",
+                ));
+                add.push(("413", "Body over the cap."));
+                add.push(("415", "No Content-Type, or not one of the types listed."));
+            }
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (status, description) in add {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| err(description));
+            }
+        }
+    }
+}
+
+/// The same schema, where null is also accepted (an `Option` the server reads as absent).
+fn nullable(mut schema: Value) -> Value {
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("nullable".to_owned(), Value::Bool(true));
+    }
+    schema
 }
 
 fn ok_ref(description: &str, schema: &str) -> Value {
@@ -287,8 +421,36 @@ fn err(description: &str) -> Value {
     ok_ref(description, "ApiError")
 }
 
-/// Every schema named above: an object with its main fields (the Rust types in
-/// `rampart-api` are the full definition).
+/// A node id, PoP or region: `rampart_api::check_ident`.
+fn ident() -> Value {
+    json!({ "type": "string", "pattern": format!("^[A-Za-z0-9._-]{{1,{MAX_IDENT_LEN}}}$") })
+}
+
+/// Characters `rampart_api::check_text` refuses (Unicode control characters).
+const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+
+/// Free text of at most `max` bytes without control characters (`rampart_api::check_text`);
+/// `maxLength` counts characters, so text with many multi-byte characters may still be
+/// refused below it.
+fn text(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max, "pattern": format!("^[^{CONTROL}]*$") })
+}
+
+/// A required reason: text with at least one character that is not a space.
+fn reason() -> Value {
+    json!({ "type": "string", "maxLength": MAX_REASON_LEN,
+        "pattern": format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$") })
+}
+
+/// A body type the server reads strictly (`deny_unknown_fields`): exactly these fields.
+fn strict(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props,
+        "additionalProperties": false })
+}
+
+/// Every schema named above. Request bodies are described exactly as the server checks
+/// them (bounds, patterns, no unknown fields); answers list their main fields (the Rust
+/// types in `rampart-api` are the full definition).
 fn schemas() -> Value {
     let obj = |required: &[&str], props: Value| json!({ "type": "object", "required": required, "properties": props });
     let s = json!({ "type": "string" });
@@ -296,6 +458,16 @@ fn schemas() -> Value {
     let b = json!({ "type": "boolean" });
     let any = json!({ "type": "object" });
     json!({
+        "Health": obj(&["status", "nodes", "running_rollouts"], json!({ "status": s,
+            "nodes": i, "running_rollouts": i, "refused": any, "tls": any, "epoch": i,
+            "seq": i, "trust": any, "log_suppressed": i,
+            "connections": obj(&["open", "cap", "high_water", "per_client_cap",
+                "header_timeout_ms", "idle_timeout_ms", "accepted", "refused_over_cap",
+                "refused_per_client", "closed_header_timeout", "closed_idle", "shed"], json!({
+                "open": i, "cap": i, "high_water": i, "per_client_cap": i,
+                "header_timeout_ms": i, "idle_timeout_ms": i, "accepted": i,
+                "refused_over_cap": i, "refused_per_client": i,
+                "closed_header_timeout": i, "closed_idle": i, "shed": i })) })),
         "ApiError": obj(&["error", "message"], json!({ "error": s, "message": s,
             "issues": { "type": "array", "items": obj(&["code", "message"],
                 json!({ "code": s, "message": s, "detail": any })) } })),
@@ -312,9 +484,24 @@ fn schemas() -> Value {
             "removed": { "type": "array", "items": any },
             "changed": { "type": "array", "items": any }, "count_ratio": { "type": "number" } })),
         "ContractList": obj(&["contracts"], json!({ "contracts": { "type": "array", "items": any } })),
-        "Registration": obj(&["node", "labels", "contract", "software_version"], json!({
-            "node": s, "labels": obj(&["pop", "region"], json!({ "pop": s, "region": s, "canary": b })),
-            "contract": any, "software_version": s })),
+        "Registration": strict(&["node", "labels", "contract", "software_version"], json!({
+            "node": ident(),
+            "labels": strict(&["pop", "region"], json!({ "pop": ident(), "region": ident(), "canary": b })),
+            "contract": { "$ref": "#/components/schemas/ContractSpec" },
+            "software_version": text(MAX_SOFTWARE_VERSION_LEN) })),
+        "ContractSpec": {
+            "type": "object", "additionalProperties": false,
+            "description": "A consumer contract; every field has a default. `min_features` must not exceed `max_features` (400 otherwise).",
+            "properties": {
+                "consumer": { "type": "string", "minLength": 1, "maxLength": 128 },
+                "max_features": { "type": "integer", "minimum": 1, "maximum": HARD_MAX_FEATURES },
+                "min_features": { "type": "integer", "minimum": 0, "maximum": HARD_MAX_FEATURES },
+                "max_bytes": { "type": "integer", "minimum": 1, "maximum": HARD_MAX_BYTES },
+                "max_name_len": { "type": "integer", "minimum": 1, "maximum": HARD_MAX_NAME_LEN },
+                "max_abs_weight": { "type": "number", "exclusiveMinimum": true, "minimum": 0 },
+                "allowed_types": { "type": "array", "minItems": 1, "items": s },
+                "known_names": { "type": "array", "maxItems": HARD_MAX_FEATURES,
+                    "uniqueItems": true, "items": s, "nullable": true } } },
         "RegisterAnswer": obj(&["node", "created", "beat_interval_ms"], json!({ "node": s,
             "created": b, "beat_interval_ms": i })),
         "NodeView": obj(&["node", "labels", "health"], json!({ "node": s, "labels": any,
@@ -333,10 +520,23 @@ fn schemas() -> Value {
             "seen": s, "wait_ms": i })),
         "HeartbeatAnswer": obj(&["kill_switches", "etag", "beat_interval_ms", "changed"], json!({
             "desired": obj(&["version", "digest", "fetch"], json!({ "version": i, "digest": s, "fetch": s })),
-            "kill_switches": any, "etag": s, "beat_interval_ms": i, "changed": b })),
-        "StartRollout": obj(&["digest"], json!({ "digest": s, "reason": s, "break_glass": b,
-            "bake_ms": i })),
-        "RolloutAction": obj(&[], json!({ "reason": s, "mark_bad": b })),
+            "kill_switches": any, "etag": s, "beat_interval_ms": i, "changed": b,
+            "order": obj(&["payloadType", "payload", "signatures"], json!({ "payloadType": s,
+                "payload": s, "signatures": { "type": "array", "items": obj(&["keyid", "sig"],
+                    json!({ "keyid": s, "sig": s })) } })) })),
+        "StartRollout": {
+            "type": "object", "required": ["digest"], "additionalProperties": false,
+            "properties": { "digest": { "type": "string", "pattern": DIGEST_PATTERN },
+                "reason": nullable(text(MAX_REASON_LEN)), "break_glass": b,
+                "bake_ms": { "type": "integer", "minimum": 0, "maximum": MAX_BAKE_MS,
+                    "nullable": true } },
+            "description": "`break_glass` needs a `reason` that is not blank.",
+            "anyOf": [
+                { "properties": { "break_glass": { "enum": [false] } } },
+                { "required": ["reason"], "properties": { "reason": reason() } }
+            ] },
+        "RolloutAction": strict(&[], json!({ "reason": nullable(text(MAX_REASON_LEN)),
+            "mark_bad": b })),
         "RolloutView": obj(&["id", "phase", "waves"], json!({ "id": i, "kind": s,
             "target": any, "previous": any, "phase": s, "done": b, "break_glass": b,
             "reason": s, "started_by": s, "current_wave": i,
@@ -344,14 +544,38 @@ fn schemas() -> Value {
             "gates": { "type": "array", "items": any }, "outcome": s, "state": any })),
         "RolloutList": obj(&["rollouts"], json!({ "rollouts": { "type": "array",
             "items": { "$ref": "#/components/schemas/RolloutView" } } })),
-        "KillSwitchSet": obj(&["module", "enabled", "reason"], json!({
-            "module": { "type": "string", "enum": ["bot"] }, "enabled": b, "node": s,
-            "clear": b, "reason": s })),
+        "KillSwitchSet": {
+            "type": "object", "required": ["module", "enabled", "reason"],
+            "additionalProperties": false,
+            "properties": { "module": { "type": "string", "enum": ["bot"] }, "enabled": b,
+                "node": nullable(ident()), "clear": b, "reason": reason() },
+            "description": "`clear` needs a `node`.",
+            "anyOf": [
+                { "properties": { "clear": { "enum": [false] } } },
+                { "required": ["node"], "properties": { "node": ident() } }
+            ] },
         "KillSwitchList": obj(&["switches"], json!({ "switches": { "type": "array", "items": any } })),
+        "IssueEnrollment": strict(&["node", "reason"], json!({ "node": ident(), "reason": reason(),
+            "ttl_ms": { "type": "integer", "minimum": 1, "maximum": MAX_ENROLLMENT_TTL_MS,
+                "nullable": true } })),
+        "EnrollmentIssued": obj(&["node", "token", "expires_at_ms"], json!({ "node": s,
+            "token": s, "expires_at_ms": i })),
+        "Enrolled": obj(&["node", "credential"], json!({ "node": s, "credential": s })),
+        "RemoveNode": strict(&["reason"], json!({ "reason": reason() })),
+        "NodeRemoved": obj(&["node"], json!({ "node": s })),
+        "ApprovalView": obj(&["id", "action", "request", "requested_by", "requested_at_ms",
+            "expires_at_ms"], json!({ "id": i, "action": s, "request": any,
+            "requested_by": s, "requested_at_ms": i, "expires_at_ms": i })),
+        "ApprovalList": obj(&["approvals"], json!({ "approvals": { "type": "array",
+            "items": { "$ref": "#/components/schemas/ApprovalView" } } })),
+        "Approved": obj(&["approval", "approved_by", "result"], json!({
+            "approval": { "$ref": "#/components/schemas/ApprovalView" }, "approved_by": s,
+            "result": any })),
         "AuditPage": obj(&["entries"], json!({ "entries": { "type": "array", "items":
             obj(&["seq", "at_ms", "who", "action", "subject"], json!({ "seq": i, "at_ms": i,
                 "who": s, "action": s, "subject": s, "reason": s, "detail": any })) },
-            "next_after": i }))
+            "next_after": { "type": "integer", "minimum": 0, "nullable": true,
+                "description": "The `after` for the next page; null when this page is the last." } }))
     })
 }
 
@@ -376,6 +600,34 @@ mod tests {
         described.sort();
         expected.sort();
         assert_eq!(described, expected);
+    }
+
+    #[test]
+    fn the_health_schema_names_every_connection_counter() {
+        let doc = document();
+        let props =
+            &doc["components"]["schemas"]["Health"]["properties"]["connections"]["properties"];
+        let report = serde_json::to_value(crate::connections::ConnectionsReport {
+            open: 0,
+            cap: 0,
+            high_water: 0,
+            per_client_cap: 0,
+            header_timeout_ms: 0,
+            idle_timeout_ms: 0,
+            accepted: 0,
+            refused_over_cap: 0,
+            refused_per_client: 0,
+            closed_header_timeout: 0,
+            closed_idle: 0,
+            shed: 0,
+        })
+        .unwrap();
+        for key in report.as_object().unwrap().keys() {
+            assert!(
+                props.get(key).is_some(),
+                "{key} is not in the Health schema"
+            );
+        }
     }
 
     #[test]

@@ -1,23 +1,41 @@
-//! One running control plane: the SQLite store, the service, the HTTP listener and the
-//! rollout driver, started together and stopped together.
+//! One running control plane: the SQLite store, the service, the HTTP listener (over TLS
+//! unless plain HTTP on loopback was asked for) and the rollout driver, started together and
+//! stopped together.
+//!
+//! The listener is the shared accept loop ([`rampart_serve::serve_with`]), the edge's: a
+//! connection cap that refuses with 503 when full ([`WhenFull::Refuse`]), a per-client cap,
+//! the TLS handshake in each connection's task, a header timeout and an idle timeout, and a
+//! bounded drain. The axum router is called per request from that loop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Body;
+use rampart_serve::{
+    ConnStats, Drained, Events, Handshake, PerClient, Plain, ServeOptions, ShutdownSignal,
+    WhenFull, serve_with,
+};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower_service::Service as _;
 
-use crate::config::{Config, SHUTDOWN_GRACE_MS};
+use crate::config::{Config, ConnLimits, SHUTDOWN_GRACE_MS};
+use crate::connections::Connections;
 use crate::service::{Service, StartError};
 use crate::store::SqliteStore;
+use crate::tls::{CertReloader, ServerTls, TlsError, TlsHandshake, TlsReport};
 use crate::{api, driver};
 
 /// A running control plane.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    tls: Option<Arc<CertReloader>>,
     service: Arc<Service<SqliteStore>>,
-    http: JoinHandle<std::io::Result<()>>,
+    connections: Arc<Connections>,
+    http: JoinHandle<Drained>,
     driver: JoinHandle<()>,
 }
 
@@ -35,6 +53,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS setting: no usable certificate pair, or plain HTTP off loopback.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 // === impl Server ===
@@ -43,6 +64,8 @@ impl Server {
     /// Opens the store in `config.data_dir`, binds `config.listen`, and starts serving and
     /// driving rollouts (resuming every rollout the store holds).
     pub async fn start(config: Config) -> Result<Server, ServeError> {
+        config.tls.check(config.listen)?;
+        let tls = open_tls(&config.tls)?;
         let store = SqliteStore::open(&config.data_dir).map_err(StartError::from)?;
         let listen = config.listen;
         let service = Service::open(config, store).await?;
@@ -56,21 +79,58 @@ impl Server {
             addr: listen,
             source,
         })?;
-        let router = api::router(Arc::clone(&service));
+        let limits = config_limits(&service);
+        let cap = limits.effective_cap(rampart_host::process::open_files_limit());
+        if cap < limits.max_connections {
+            tracing::warn!(
+                configured = limits.max_connections,
+                cap,
+                "the connection cap is lowered to the descriptor limit (ulimit -n) minus a reserve; raise the limit to serve more"
+            );
+        }
+        let stats = Arc::new(ConnStats::default());
+        let connections = Connections::new(limits, cap, Arc::clone(&stats));
+        let options = ServeOptions {
+            max_connections: cap,
+            when_full: WhenFull::Refuse,
+            per_client: (limits.max_connections_per_client > 0)
+                .then(|| PerClient::new(limits.max_connections_per_client)),
+            header_timeout: Duration::from_millis(limits.header_timeout_ms),
+            idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+            drain_timeout: Duration::from_millis(limits.drain_ms),
+        };
+        let (trigger, signal) = ShutdownSignal::new();
         let mut stop = service.shutdown_signal();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            trigger.trigger();
         });
+        let router =
+            api::router(Arc::clone(&service)).layer(axum::Extension(Arc::clone(&connections)));
+        let events: Arc<dyn Events> = stats;
+        let http = match &tls {
+            Some(reloader) => {
+                let router = router.layer(axum::Extension(api::TlsStatus(Arc::clone(reloader))));
+                let handshake = TlsHandshake::new(Arc::clone(reloader))?;
+                tokio::spawn(serve_router(
+                    listener, options, events, signal, handshake, router,
+                ))
+            }
+            None => tokio::spawn(serve_router(
+                listener, options, events, signal, Plain, router,
+            )),
+        };
         let driver = tokio::spawn(driver::run(Arc::clone(&service)));
+        if let Some(trust) = service.config().trust.clone() {
+            tokio::spawn(crate::trust::reload_loop(Arc::clone(&service), trust));
+        }
         let running = service.fleet().running.len();
-        tracing::info!(%addr, resumed_rollouts = running, "control plane listening");
+        tracing::info!(%addr, tls = tls.is_some(), resumed_rollouts = running, "control plane listening");
         Ok(Server {
             addr,
+            tls,
             service,
+            connections,
             http,
             driver,
         })
@@ -79,6 +139,22 @@ impl Server {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https://ADDR` over TLS, `http://ADDR` in plain HTTP.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The certificate serving and its reloads; `None` in plain HTTP.
+    pub fn tls_report(&self) -> Option<TlsReport> {
+        self.tls.as_ref().map(|t| t.report())
+    }
+
+    /// The API's connection counters and caps (as `/v1/health` shows them).
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
     }
 
     /// The service.
@@ -100,5 +176,44 @@ impl Server {
         if tokio::time::timeout(grace, &mut driver).await.is_err() {
             driver.abort();
         }
+    }
+}
+
+/// The connection limits the service was configured with.
+fn config_limits(service: &Service<SqliteStore>) -> ConnLimits {
+    service.config().connections
+}
+
+/// Serves `router` on `listener` through the shared accept loop until `signal`.
+async fn serve_router<S: Handshake>(
+    listener: TcpListener,
+    options: ServeOptions,
+    events: Arc<dyn Events>,
+    signal: ShutdownSignal,
+    handshake: S,
+    router: Router,
+) -> Drained {
+    serve_with(
+        listener,
+        options,
+        Some(events),
+        signal,
+        handshake,
+        move |_peer| {
+            let router = router.clone();
+            move |req: axum::http::Request<hyper::body::Incoming>| {
+                let mut router = router.clone();
+                async move { router.call(req.map(Body::new)).await }
+            }
+        },
+    )
+    .await
+}
+
+/// The certificate reloader for `tls`, or `None` for plain HTTP.
+fn open_tls(tls: &ServerTls) -> Result<Option<Arc<CertReloader>>, TlsError> {
+    match tls {
+        ServerTls::PlainHttp => Ok(None),
+        ServerTls::Files { cert, key } => CertReloader::open(cert, key).map(Some),
     }
 }

@@ -13,7 +13,7 @@ use rampart_api::limits::{MAX_IDENT_LEN, MAX_LONG_POLL_MS};
 use rampart_api::{
     ApiError, ArtifactList, ArtifactMeta, AuditPage, ContractList, DiffView, ErrorCode, Heartbeat,
     HeartbeatAnswer, KIND_FEATURES, KillSwitchEntry, KillSwitchList, KillSwitchSet, NodeList,
-    NodeView, PublishResult, RegisterAnswer, Registration, check_ident,
+    NodeView, Order, PublishResult, RegisterAnswer, Registration, check_ident,
 };
 use rampart_artifact::{Contract, ContractSpec, Diff, Digest, Issue, Policy, check};
 use tokio::sync::{Notify, watch};
@@ -40,6 +40,15 @@ pub struct Service<S> {
     shutdown: watch::Sender<bool>,
     /// Where the time comes from.
     clock: Clock,
+    /// Refused identity checks, for `/v1/health`.
+    pub(crate) refusals: crate::enroll::Refusals,
+    /// Requests waiting for a second admin.
+    approvals: Mutex<crate::approvals::Approvals>,
+    /// The keys publishes are checked against: the config's, then each keyset's
+    /// ([`crate::trust`]).
+    keyring: arc_swap::ArcSwap<rampart_artifact::Keyring>,
+    /// The keyset in use and its refusals, when the control plane has one.
+    trust: Mutex<Option<crate::trust::TrustReport>>,
 }
 
 /// Where the control plane reads the time, in ms since the Unix epoch: the wall clock, or
@@ -71,6 +80,50 @@ pub enum StartError {
     /// No key to verify artifacts with.
     #[error("no trusted public key: give at least one --pubkey")]
     NoKeys,
+    /// The database is behind its epoch file, or the file is unusable.
+    #[error(transparent)]
+    Epoch(#[from] crate::epoch::EpochError),
+}
+
+/// Checks the database's epoch against the epoch file beside it and settles both (see
+/// [`crate::epoch`]): refuses a database that is behind, unless `--reinitialize`.
+async fn settle_epoch<S: Store>(
+    config: &Config,
+    store: &S,
+    loaded: &mut crate::store::Loaded,
+    now_ms: u64,
+) -> Result<(), StartError> {
+    use crate::epoch;
+    let dir = &config.data_dir;
+    let db = loaded.order.map(|o| o.epoch);
+    let decision = epoch::decide(dir, db, epoch::read(dir)?, config.reinitialize.is_some())?;
+    if decision.store {
+        store
+            .commit(epoch::batch(
+                &decision,
+                db,
+                config.reinitialize.as_deref(),
+                now_ms,
+            ))
+            .await?;
+        let seq = loaded.order.map_or(0, |o| o.seq);
+        loaded.order = Some(crate::store::OrderState {
+            epoch: decision.epoch,
+            seq,
+            at_ms: now_ms,
+        });
+    }
+    if decision.file {
+        epoch::write(dir, decision.epoch)?;
+    }
+    if decision.reinitialized {
+        tracing::warn!(
+            epoch = decision.epoch,
+            reason = config.reinitialize.as_deref().unwrap_or(""),
+            "control plane reinitialized on a new epoch (audited)"
+        );
+    }
+    Ok(())
 }
 
 // === impl Error ===
@@ -124,7 +177,9 @@ impl From<StoreError> for Error {
             ),
             StoreError::Conflict(m) => Error::conflict(m),
             StoreError::Corrupt(_) | StoreError::Backend(_) => {
-                tracing::error!(error = %e, "store failure");
+                if let Some(suppressed) = crate::client_log::admit("store") {
+                    tracing::error!(error = %e, suppressed, "store failure");
+                }
                 Error::internal(format!("the control plane's store failed: {e}"))
             }
         }
@@ -154,17 +209,22 @@ impl<S: Store> Service<S> {
         if config.keyring.is_empty() {
             return Err(StartError::NoKeys);
         }
-        let loaded = store.load().await?;
+        let mut loaded = store.load().await?;
+        settle_epoch(&config, &store, &mut loaded, clock.now_ms()).await?;
         let fleet = Fleet::from_loaded(loaded)?;
         Ok(Arc::new(Service {
             store,
-            config,
             fleet: Mutex::new(fleet),
             write: tokio::sync::Mutex::new(()),
             revision: watch::Sender::new(0),
             nudge: Notify::new(),
             shutdown: watch::Sender::new(false),
             clock,
+            refusals: crate::enroll::Refusals::default(),
+            approvals: Mutex::new(crate::approvals::Approvals::default()),
+            keyring: arc_swap::ArcSwap::from_pointee(config.keyring.clone()),
+            trust: Mutex::new(config.trust.as_ref().map(crate::trust::TrustConfig::report)),
+            config,
         }))
     }
 
@@ -190,6 +250,18 @@ impl<S: Store> Service<S> {
         self.fleet.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The pending approvals, locked. Never held across an await.
+    pub(crate) fn approvals(&self) -> MutexGuard<'_, crate::approvals::Approvals> {
+        self.approvals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refused identity checks since start.
+    pub fn refusals(&self) -> crate::enroll::RefusalCounts {
+        self.refusals.counts()
+    }
+
     /// Starts shutdown: long-polls answer now.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
@@ -201,10 +273,14 @@ impl<S: Store> Service<S> {
         self.shutdown.subscribe()
     }
 
-    /// Commits a batch and mirrors it. Call with the write lock held.
-    pub(crate) async fn commit(&self, batch: Batch) -> Result<(), Error> {
+    /// Commits a batch and mirrors it. Call with the write lock held. A batch that changes
+    /// what some node must do also raises the order sequence, in the same transaction.
+    pub(crate) async fn commit(&self, mut batch: Batch) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if batch.changes_orders() {
+            batch.push(Write::NextOrder { at_ms: self.now() });
         }
         self.store.commit(batch.clone()).await?;
         let changed = {
@@ -227,10 +303,12 @@ impl<S: Store> Service<S> {
 
     // --- artifacts ---
 
-    /// The contracts a publish must satisfy: every registered one and the configured ones,
-    /// or the default contract when there is none.
+    /// The contracts a publish must satisfy: the registered ones that meet the contract
+    /// quorum ([`crate::config::NodePolicy`]) and the configured ones, or the default
+    /// contract when there is none.
     pub fn contracts(&self) -> ContractList {
-        let mut specs = self.fleet().contracts();
+        let now = self.now();
+        let mut specs = self.fleet().contracts(now, &self.config.node_policy);
         for c in &self.config.contracts {
             if !specs.contains(c.spec()) {
                 specs.push(c.spec().clone());
@@ -252,13 +330,14 @@ impl<S: Store> Service<S> {
         let mut broken: Vec<String> = Vec::new();
         let mut consumers = Vec::new();
         let mut passed = None;
+        let keyring = self.keyring();
         for spec in self.contracts().contracts {
             let consumer = spec.consumer.clone();
             let contract = Contract::try_from(spec)
                 .map_err(|e| Error::internal(format!("contract of {consumer}: {e}")))?;
             let policy = Policy {
                 contract: &contract,
-                keyring: Some(&self.config.keyring),
+                keyring: Some(&keyring),
                 previous: None,
             };
             match check(bytes, &policy) {
@@ -343,6 +422,21 @@ impl<S: Store> Service<S> {
         })));
         batch.push(Write::Audit(audit));
         let _w = self.write.lock().await;
+        // Under the write lock: two publishes of different files with one version cannot
+        // both pass. Edges refuse a second file with a version they already hold.
+        if let Some(other) = self
+            .store
+            .artifact_at(meta.kind.clone(), meta.version)
+            .await?
+        {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!(
+                    "version {} of {} is already stored as {} (a different file); publish it with a higher version",
+                    meta.version, meta.kind, other.digest
+                ),
+            ));
+        }
         self.commit(batch).await?;
         Ok(PublishResult {
             artifact: meta,
@@ -494,11 +588,13 @@ impl<S: Store> Service<S> {
             self.nudge.notify_one();
         }
         let answer = |desire: crate::fleet::NodeDesire, changed: bool| HeartbeatAnswer {
+            order: self.sign_order(node, &desire),
             desired: desire.desired,
             kill_switches: desire.kill_switches,
             etag: desire.etag,
             beat_interval_ms: self.config.beat_interval_ms,
             changed,
+            blessed: Vec::new(),
         };
         let seen = beat.seen.as_deref();
         if seen != Some(desire.etag.as_str()) {
@@ -526,6 +622,67 @@ impl<S: Store> Service<S> {
             }
         }
         Ok(answer(current, false))
+    }
+
+    /// The keys publishes are checked against now.
+    pub fn keyring(&self) -> Arc<rampart_artifact::Keyring> {
+        self.keyring.load_full()
+    }
+
+    /// Takes a new keyset: publishes are checked against `keyring` from now on.
+    pub fn set_keyset(
+        &self,
+        keyring: rampart_artifact::Keyring,
+        keyset: &rampart_artifact::Keyset,
+    ) {
+        self.keyring.store(Arc::new(keyring));
+        if let Some(r) = self.trust_lock().as_mut() {
+            r.keyset_version = keyset.version();
+            r.keyset_expires = keyset.expires().to_owned();
+        }
+    }
+
+    /// Counts and logs a refused keyset; the one in use stays.
+    pub fn keyset_refused(&self, message: String) {
+        tracing::warn!("keyset refused, keeping the one in use: {message}");
+        if let Some(r) = self.trust_lock().as_mut() {
+            r.refused_total = r.refused_total.saturating_add(1);
+            r.last_refusal = Some(message);
+        }
+    }
+
+    /// The keyset in use and its refusals (`None` without a keyset).
+    pub fn trust_report(&self) -> Option<crate::trust::TrustReport> {
+        self.trust_lock().clone()
+    }
+
+    fn trust_lock(&self) -> MutexGuard<'_, Option<crate::trust::TrustReport>> {
+        self.trust.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The signed order of `desire` for `node`, when the control plane has a director key.
+    fn sign_order(
+        &self,
+        node: &str,
+        desire: &crate::fleet::NodeDesire,
+    ) -> Option<rampart_artifact::Envelope> {
+        let key = self.config.director_key.as_ref()?;
+        let order = Order {
+            node: node.to_owned(),
+            epoch: desire.order.epoch,
+            seq: desire.order.seq,
+            kind: KIND_FEATURES.to_owned(),
+            desired: desire.desired.clone(),
+            kill_switches: desire.kill_switches.clone(),
+            issued_at_ms: desire.order.at_ms,
+            blessed: Vec::new(),
+        };
+        Some(order.sign(key))
+    }
+
+    /// The epoch and order sequence in use.
+    pub fn order_state(&self) -> crate::store::OrderState {
+        self.fleet().order
     }
 
     /// The fleet.

@@ -40,6 +40,21 @@ pub struct NodeRecord {
     pub registered_at_ms: u64,
 }
 
+/// A one-time bootstrap token as stored: its hash, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentRecord {
+    /// sha256 of the token.
+    pub hash: Digest,
+    /// The node it enrolls.
+    pub node: String,
+    /// The admin who issued it.
+    pub issued_by: String,
+    /// When, ms since the Unix epoch.
+    pub issued_at_ms: u64,
+    /// When it stops working, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
 /// A node's latest heartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeatRecord {
@@ -138,6 +153,56 @@ pub enum Write {
     PutRollout(Box<RolloutRecord>),
     /// Append to the audit log.
     Audit(NewAudit),
+    /// Store a bootstrap token's hash.
+    PutEnrollment(EnrollmentRecord),
+    /// Burn a bootstrap token: it was used (or must never be).
+    BurnEnrollment {
+        /// Its hash.
+        hash: Digest,
+        /// When, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Set (or replace) a node's credential hash.
+    PutCredential {
+        /// The node.
+        node: String,
+        /// sha256 of the credential.
+        hash: Digest,
+        /// When, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Remove a node: its registration (and so its contract), heartbeats, own desired
+    /// targets, own kill switches and credential.
+    RemoveNode {
+        /// The node.
+        node: String,
+    },
+    /// Raise the order sequence by one: the batch changes what some node must do (the
+    /// service adds it, see [`Batch::changes_orders`]), so its signed orders get a new
+    /// `seq` in the same transaction as the change.
+    NextOrder {
+        /// When, ms since the Unix epoch: the `issued_at_ms` of the orders of this `seq`.
+        at_ms: u64,
+    },
+    /// Set the control plane's epoch (first start, `--reinitialize`); the sequence is kept.
+    SetEpoch {
+        /// The epoch.
+        epoch: u64,
+        /// When, ms since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
+/// The order counter as stored: the epoch of this control plane and the sequence of its
+/// last change of desired state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderState {
+    /// The epoch.
+    pub epoch: u64,
+    /// The sequence.
+    pub seq: u64,
+    /// When the sequence last moved, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// Writes applied together or not at all.
@@ -162,6 +227,12 @@ pub struct Loaded {
     pub active_rollouts: Vec<RolloutRecord>,
     /// The highest rollout id ever used (0: none).
     pub last_rollout_id: u64,
+    /// Bootstrap tokens not yet used.
+    pub enrollments: Vec<EnrollmentRecord>,
+    /// Each enrolled node's credential hash.
+    pub credentials: Vec<(String, Digest)>,
+    /// The order counter; `None` in a database that never had one (new, or emptied).
+    pub order: Option<OrderState>,
 }
 
 /// Why the store failed.
@@ -217,6 +288,14 @@ pub trait Store: Send + Sync + 'static {
         digest: Digest,
     ) -> impl Future<Output = Result<Option<ArtifactMeta>, StoreError>> + Send;
 
+    /// The stored artifact of `kind` with exactly `version`, if any (a publish refuses a
+    /// second, different artifact with a version already stored: edges would refuse it).
+    fn artifact_at(
+        &self,
+        kind: String,
+        version: u64,
+    ) -> impl Future<Output = Result<Option<ArtifactMeta>, StoreError>> + Send;
+
     /// The stored artifact of `kind` with the highest version below `version`.
     fn artifact_before(
         &self,
@@ -269,5 +348,19 @@ impl Batch {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
+    }
+
+    /// Whether a write changes what some node must do (desired versions, kill switches):
+    /// such a batch must raise the order sequence.
+    pub fn changes_orders(&self) -> bool {
+        self.writes.iter().any(|w| {
+            matches!(
+                w,
+                Write::SetDesired { .. }
+                    | Write::ClearNodeDesired { .. }
+                    | Write::SetKillSwitch(_)
+                    | Write::ClearKillSwitch { .. }
+            )
+        })
     }
 }

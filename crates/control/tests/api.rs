@@ -55,6 +55,7 @@ async fn a_good_file_is_stored_once_and_served_byte_for_byte() {
     let resp = raw
         .post(format!("{}/v1/artifacts", h.url))
         .bearer_auth(PUBLISHER)
+        .header("content-type", "application/octet-stream")
         .body(h.sign(&doc_weighted(2, 10, 0.5)))
         .send()
         .await
@@ -63,6 +64,7 @@ async fn a_good_file_is_stored_once_and_served_byte_for_byte() {
     let resp = raw
         .post(format!("{}/v1/artifacts", h.url))
         .bearer_auth(PUBLISHER)
+        .header("content-type", "application/octet-stream")
         .body(bytes)
         .send()
         .await
@@ -150,7 +152,7 @@ async fn writes_need_a_token_with_the_right_role_and_reads_do_not() {
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["error"], "unauthorized");
     }
-    // An edge token may heartbeat, not publish or start rollouts.
+    // The old shared edge token may do nothing: not publish, not speak for nodes.
     let edge = rampart_api::Client::new(&h.url, Some(EDGE.into())).unwrap();
     let e = edge.publish(bytes.clone()).await.unwrap_err();
     assert_eq!(code(&e), (403, "forbidden".into()));
@@ -185,6 +187,8 @@ async fn writes_need_a_token_with_the_right_role_and_reads_do_not() {
 async fn bad_requests_get_a_json_error() {
     let h = Harness::start().await;
     let raw = reqwest::Client::new();
+    h.node("ghost").await;
+    let node = h.credentials.lock().unwrap()["ghost"].clone();
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (raw.get(format!("{}/v1/nope", h.url)), 404, "not_found"),
         (
@@ -218,7 +222,7 @@ async fn bad_requests_get_a_json_error() {
         ),
         (
             raw.post(format!("{}/v1/nodes", h.url))
-                .bearer_auth(EDGE)
+                .bearer_auth(&node)
                 .header("content-type", "application/json")
                 .body("{not json"),
             400,
@@ -226,7 +230,7 @@ async fn bad_requests_get_a_json_error() {
         ),
         (
             raw.post(format!("{}/v1/nodes", h.url))
-                .bearer_auth(EDGE)
+                .bearer_auth(&node)
                 .header("content-type", "text/plain")
                 .body("{}"),
             415,
@@ -234,7 +238,7 @@ async fn bad_requests_get_a_json_error() {
         ),
         (
             raw.post(format!("{}/v1/nodes", h.url))
-                .bearer_auth(EDGE)
+                .bearer_auth(&node)
                 .header("content-type", "application/json")
                 .body(vec![b' '; rampart_api::limits::MAX_JSON_BODY + 1]),
             413,
@@ -242,7 +246,7 @@ async fn bad_requests_get_a_json_error() {
         ),
         (
             raw.post(format!("{}/v1/nodes/ghost/heartbeat", h.url))
-                .bearer_auth(EDGE)
+                .bearer_auth(&node)
                 .json(&Heartbeat::empty(0)),
             404,
             "unknown_node",
@@ -269,10 +273,16 @@ async fn bad_requests_get_a_json_error() {
     h.register("edge-1", "fra", "eu", false).await;
     let mut beat = Heartbeat::empty(0);
     beat.scores.buckets.truncate(10);
-    let e = h.edge.heartbeat("edge-1", &beat).await.unwrap_err();
+    let e = h
+        .node("edge-1")
+        .await
+        .heartbeat("edge-1", &beat)
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), (400, "bad_request".into()));
     let e = h
-        .edge
+        .node("edge-1")
+        .await
         .register(&Registration {
             node: "bad id".into(),
             labels: rampart_api::Labels {
@@ -294,7 +304,8 @@ async fn a_long_poll_answers_at_once_when_the_desired_state_changes() {
     h.register("edge-1", "fra", "eu", false).await;
     // First beat: nothing seen yet, answered at once.
     let first = h
-        .edge
+        .node("edge-1")
+        .await
         .heartbeat("edge-1", &Heartbeat::empty(0))
         .await
         .unwrap();
@@ -304,19 +315,26 @@ async fn a_long_poll_answers_at_once_when_the_desired_state_changes() {
     // Seen and nothing to wait for: answered at once, unchanged.
     let mut beat = Heartbeat::empty(1);
     beat.seen = Some(first.etag.clone());
-    let same = h.edge.heartbeat("edge-1", &beat).await.unwrap();
+    let same = h
+        .node("edge-1")
+        .await
+        .heartbeat("edge-1", &beat)
+        .await
+        .unwrap();
     assert!(!same.changed);
     assert_eq!(same.etag, first.etag);
     // Now wait the longest a long-poll may; a kill switch set meanwhile ends the wait with
     // the new state (were the wait not woken, the answer would say `changed: false`).
     beat.wait_ms = rampart_api::limits::MAX_LONG_POLL_MS;
     let poll = {
-        let edge = h.edge.clone();
+        let edge = h.node("edge-1").await;
         let beat = beat.clone();
         tokio::spawn(async move { edge.heartbeat("edge-1", &beat).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    h.admin
+    // Fleet-wide: alice asks, bob approves.
+    let pending = h
+        .admin
         .killswitch_set(&KillSwitchSet {
             module: Module::Bot,
             enabled: false,
@@ -325,12 +343,18 @@ async fn a_long_poll_answers_at_once_when_the_desired_state_changes() {
             reason: "scores drift on every node".into(),
         })
         .await
+        .unwrap()
+        .pending()
         .unwrap();
+    h.admin2.approve(pending.id).await.unwrap();
     let answer = poll.await.unwrap().unwrap();
     assert!(answer.changed);
     assert_ne!(answer.etag, first.etag);
     assert!(!answer.kill_switches.bot.enabled);
-    assert_eq!(answer.kill_switches.bot.set_by.as_deref(), Some("alice"));
+    assert_eq!(
+        answer.kill_switches.bot.set_by.as_deref(),
+        Some("alice+bob")
+    );
 
     // Both ways: a node override turns it back on for edge-1 only, then clearing it
     // follows the fleet again.
@@ -346,12 +370,14 @@ async fn a_long_poll_answers_at_once_when_the_desired_state_changes() {
         .await
         .unwrap();
     let e1 = h
-        .edge
+        .node("edge-1")
+        .await
         .heartbeat("edge-1", &Heartbeat::empty(2))
         .await
         .unwrap();
     let e2 = h
-        .edge
+        .node("edge-2")
+        .await
         .heartbeat("edge-2", &Heartbeat::empty(0))
         .await
         .unwrap();
@@ -367,9 +393,10 @@ async fn a_long_poll_answers_at_once_when_the_desired_state_changes() {
         })
         .await
         .unwrap();
-    assert_eq!(list.switches.len(), 1);
+    assert_eq!(list.done().unwrap().switches.len(), 1);
     let e1 = h
-        .edge
+        .node("edge-1")
+        .await
         .heartbeat("edge-1", &Heartbeat::empty(3))
         .await
         .unwrap();
@@ -400,7 +427,7 @@ async fn fleet(h: &Harness) -> Fleet {
         h.register(id, pop, region, canary).await;
     }
     let ids: Vec<&str> = NODES.iter().map(|n| n.0).collect();
-    let fleet = Fleet::start(h.edge.clone(), &ids);
+    let fleet = Fleet::start(h.anon.clone(), &h.enrolled(&ids).await);
     // Every node beats before a rollout plans them (bounded wait).
     for _ in 0..100 {
         let nodes = h.anon.nodes().await.unwrap().nodes;
@@ -599,15 +626,12 @@ async fn break_glass_pushes_to_every_node_at_once_with_a_reason_and_operators_ca
         .await
         .unwrap();
     let r = h
-        .admin
-        .rollout_start(&StartRollout {
-            digest: v1.artifact.digest,
-            reason: Some("restore a known-good file everywhere".into()),
-            break_glass: true,
-            bake_ms: Some(200),
-        })
-        .await
-        .unwrap();
+        .break_glass(
+            v1.artifact.digest,
+            "restore a known-good file everywhere",
+            200,
+        )
+        .await;
     assert!(r.break_glass);
     assert_eq!(r.waves.len(), 1);
     assert_eq!(r.waves[0].nodes.len(), NODES.len());
@@ -617,7 +641,7 @@ async fn break_glass_pushes_to_every_node_at_once_with_a_reason_and_operators_ca
         .iter()
         .find(|e| e.action == "rollout.break_glass")
         .unwrap();
-    assert_eq!(bg.who, "alice");
+    assert_eq!(bg.who, "alice+bob");
     assert_eq!(
         bg.reason.as_deref(),
         Some("restore a known-good file everywhere")
@@ -725,4 +749,80 @@ async fn auto_rollout_rolls_out_each_new_version_by_itself_and_never_a_bad_one_a
         .count();
     assert_eq!(creates, 2);
     fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_an_order_signed_by_the_director_key_and_its_seq_survives_a_restart() {
+    use rampart_api::{Admitted, Order, order::admit};
+    use rampart_artifact::{Keyring, SecretKey};
+    let director = std::sync::Arc::new(SecretKey::from_seed([42; 32]));
+    let ring = Keyring::new([director.public()]);
+    let with_director = {
+        let d = director.clone();
+        move |c: &mut rampart_control::Config| c.director_key = Some(d)
+    };
+    let mut h = Harness::start_with(with_director.clone()).await;
+    h.register("edge-1", "fra", "eu", false).await;
+    // The node's own client: its credential, from its enrollment.
+    let node = h.node("edge-1").await;
+    let beat = || Heartbeat::empty(0);
+    let first = node.heartbeat("edge-1", &beat()).await.unwrap();
+    let (o1, d1) = Order::open(first.order.as_ref().unwrap(), &ring).unwrap();
+    assert_eq!((o1.node.as_str(), o1.epoch), ("edge-1", 1));
+    assert_eq!(o1.kill_switches, first.kill_switches);
+    // The generator's key does not open it.
+    assert!(
+        Order::open(
+            first.order.as_ref().unwrap(),
+            &Keyring::new([h.key.public()])
+        )
+        .is_err()
+    );
+    // The same state: the same order, byte for byte.
+    let again = node.heartbeat("edge-1", &beat()).await.unwrap();
+    let (_, d_again) = Order::open(again.order.as_ref().unwrap(), &ring).unwrap();
+    assert_eq!(d_again, d1);
+    // A node's own switch (one admin suffices) changes what it must do: a new seq.
+    h.admin
+        .killswitch_set(&KillSwitchSet {
+            module: Module::Bot,
+            enabled: false,
+            node: Some("edge-1".into()),
+            clear: false,
+            reason: "test".into(),
+        })
+        .await
+        .unwrap();
+    let second = node.heartbeat("edge-1", &beat()).await.unwrap();
+    let (o2, d2) = Order::open(second.order.as_ref().unwrap(), &ring).unwrap();
+    assert!(o2.seq > o1.seq, "{} then {}", o1.seq, o2.seq);
+    assert!(!o2.kill_switches.bot.enabled);
+    let applied = rampart_api::Applied {
+        epoch: o2.epoch,
+        seq: o2.seq,
+        digest: d2,
+    };
+    assert_eq!(
+        admit("edge-1", &o1, &d1, Some(&applied))
+            .unwrap_err()
+            .code(),
+        "older"
+    );
+
+    // Restarted on the same data dir: the epoch and sequence are where they were.
+    h.server.take().unwrap().shutdown().await;
+    let dir = h.dir.path().to_owned();
+    let mut c = rampart_e2e::control_plane::config(&dir);
+    with_director(&mut c);
+    let server = rampart_control::Server::start(c).await.unwrap();
+    let credential = h.credentials.lock().unwrap().get("edge-1").cloned();
+    let edge = rampart_api::Client::new(&format!("http://{}", server.addr()), credential).unwrap();
+    let third = edge.heartbeat("edge-1", &beat()).await.unwrap();
+    let (o3, d3) = Order::open(third.order.as_ref().unwrap(), &ring).unwrap();
+    assert_eq!((o3.epoch, o3.seq), (o2.epoch, o2.seq));
+    assert_eq!(
+        admit("edge-1", &o3, &d3, Some(&applied)).unwrap(),
+        Admitted::Same
+    );
+    server.shutdown().await;
 }

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use rampart_api::{Client, Heartbeat, KillSwitchSet, Labels, Module, Registration};
 use rampart_artifact::{ContractSpec, Keyring, SecretKey};
 use rampart_control::{Config, Server};
-use rampart_e2e::control_plane::{ADMIN, tokens};
+use rampart_e2e::control_plane::{ADMIN, ADMIN2, enroll, tokens};
 use tokio::sync::watch;
 
 const MAX_AGENTS: usize = 10_000;
@@ -38,20 +39,24 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::start(config).await?;
     let url = format!("http://{}", server.addr());
     let admin = Client::new(&url, Some(ADMIN.into()))?;
+    let admin2 = Client::new(&url, Some(ADMIN2.into()))?;
 
+    // Each node enrolls and registers with its own credential.
+    let mut clients = Vec::with_capacity(agents);
     for i in 0..agents {
-        admin
-            .register(&Registration {
-                node: format!("edge-{i}"),
-                labels: Labels {
-                    pop: format!("pop-{}", i % 30),
-                    region: format!("r-{}", i % 3),
-                    canary: i == 0,
-                },
-                contract: ContractSpec::default(),
-                software_version: "bench".into(),
-            })
-            .await?;
+        let node = admin.with_token(Some(enroll(&admin, &format!("edge-{i}")).await));
+        clients.push(node.clone());
+        node.register(&Registration {
+            node: format!("edge-{i}"),
+            labels: Labels {
+                pop: format!("pop-{}", i % 30),
+                region: format!("r-{}", i % 3),
+                canary: i == 0,
+            },
+            contract: ContractSpec::default(),
+            software_version: "bench".into(),
+        })
+        .await?;
     }
 
     // Each agent: long-poll with a 1 s wait, like a real edge; report when it first sees
@@ -64,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let beats = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for i in 0..agents {
-        let client = admin.clone();
+        let client = clients.get(i).cloned().unwrap_or_else(|| admin.clone());
         let (want, mut stop) = (want_rx.clone(), stop_rx.clone());
         let (seen_at, flat_out, beats) = (
             Arc::clone(&seen_at),
@@ -113,8 +118,8 @@ async fn main() -> anyhow::Result<()> {
             s.store(0, Ordering::Relaxed);
         }
         want_tx.send_replace(enabled);
-        let t0 = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(0);
-        admin
+        // Fleet-wide: one admin asks, the other approves; timed from the approval.
+        let pending = admin
             .killswitch_set(&KillSwitchSet {
                 module: Module::Bot,
                 enabled,
@@ -122,7 +127,11 @@ async fn main() -> anyhow::Result<()> {
                 clear: false,
                 reason: format!("bench round {round}"),
             })
-            .await?;
+            .await?
+            .pending()
+            .context("a fleet kill switch waits for a second admin")?;
+        let t0 = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(0);
+        admin2.approve(pending.id).await?;
         let deadline = Instant::now() + ROUND_TIMEOUT;
         while seen_at.iter().any(|s| s.load(Ordering::Relaxed) == 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;

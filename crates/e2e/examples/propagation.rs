@@ -21,7 +21,7 @@ use anyhow::{Context as _, bail};
 use rampart_api::{AckNack, Client, Labels, StartRollout};
 use rampart_artifact::{Digest, Envelope, Keyring, SecretKey};
 use rampart_control::{Config, Server};
-use rampart_e2e::control_plane::{ADMIN, EDGE, PUBLISHER, tokens};
+use rampart_e2e::control_plane::{ADMIN, ADMIN2, PUBLISHER, enroll, tokens};
 use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
 use rampart_edge::bot::ModelCompiler;
 use rampart_edge::metrics::Metrics;
@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("http://{}", server.addr());
     let admin = Client::new(&url, Some(ADMIN.into()))?;
     let publisher = Client::new(&url, Some(PUBLISHER.into()))?;
-    let edge_client = Client::new(&url, Some(EDGE.into()))?;
+    let edge_client = Client::new(&url, None)?;
 
     // The agents: the first `nackers` trust only the first key.
     let contract = rampart_score::edge_contract();
@@ -92,7 +92,9 @@ async fn main() -> anyhow::Result<()> {
         let agent = Agent::with_client(
             AgentConfig {
                 control: url.clone(),
-                token: Some(EDGE.into()),
+                token: Some(enroll(&admin, &format!("n{i:04}")).await),
+                enroll_token: None,
+                credential_file: None,
                 node: format!("n{i:04}"),
                 labels: Labels {
                     pop: format!("pop{}", i % 100),
@@ -100,6 +102,8 @@ async fn main() -> anyhow::Result<()> {
                     canary: i == 0,
                 },
                 beat_interval: None,
+                // Unused: the shared client below is already built.
+                transport: rampart_api::Transport::default(),
             },
             edge_client.clone(),
             store,
@@ -249,14 +253,21 @@ async fn propagate(
     Ok((digest, lat))
 }
 
+/// A break-glass start: one admin asks, the other approves.
 async fn start(admin: &Client, digest: Digest) -> anyhow::Result<()> {
-    admin
+    let pending = admin
         .rollout_start(&StartRollout {
             digest,
             reason: Some("propagation bench".into()),
             break_glass: true,
             bake_ms: Some(2_000),
         })
+        .await?
+        .pending()
+        .context("break glass waits for a second admin")?;
+    admin
+        .with_token(Some(ADMIN2.into()))
+        .approve(pending.id)
         .await?;
     Ok(())
 }

@@ -24,7 +24,8 @@ pub const REQUESTS_PER_BEAT: u64 = 100;
 pub struct Fleet {
     /// Digests every node NACKs.
     pub refuse: Arc<Mutex<HashSet<Digest>>>,
-    /// The client the nodes beat with (a test may swap it, for another URL or token).
+    /// The client the nodes beat with, each with its own credential (a test may swap it,
+    /// for another URL).
     pub client: Arc<Mutex<Client>>,
     tasks: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -33,17 +34,19 @@ pub struct Fleet {
 // === impl Fleet ===
 
 impl Fleet {
-    /// Starts one task per node of `nodes`, beating through `client`.
-    pub fn start(client: Client, nodes: &[&str]) -> Self {
+    /// Starts one task per `(node, credential)`, beating through `client` with the node's
+    /// own credential (see [`crate::control_plane::enroll`]).
+    pub fn start(client: Client, nodes: &[(String, String)]) -> Self {
         let refuse = Arc::new(Mutex::new(HashSet::new()));
         let client = Arc::new(Mutex::new(client));
         let (stop, _) = tokio::sync::watch::channel(false);
         let tasks = nodes
             .iter()
-            .map(|n| {
+            .map(|(n, credential)| {
                 tokio::spawn(agent(
                     Arc::clone(&client),
-                    (*n).to_owned(),
+                    n.clone(),
+                    credential.clone(),
                     Arc::clone(&refuse),
                     stop.subscribe(),
                 ))
@@ -72,6 +75,7 @@ const MAX_BEATS: u64 = 5_000;
 async fn agent(
     client: Arc<Mutex<Client>>,
     node: String,
+    credential: String,
     refuse: Arc<Mutex<HashSet<Digest>>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -90,7 +94,7 @@ async fn agent(
         }
         beat.scores.record_unscored();
         beat.wait_ms = 100;
-        let c = client.lock().unwrap().clone();
+        let c = client.lock().unwrap().with_token(Some(credential.clone()));
         let answer = tokio::select! {
             a = c.heartbeat(&node, &beat) => a,
             _ = stop.changed() => return,

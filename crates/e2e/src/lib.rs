@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - [`control_plane`]: [`Harness`]: a control plane in-process on loopback with fast gates,
-//!   its tokens, and a client for each role.
+//!   its tokens, and a client for each role; in plain HTTP ([`Harness::start`]) or over TLS
+//!   with a fresh CA its clients trust ([`Harness::start_tls`]).
 //! - [`fleet`]: [`Fleet`]: simulated edges that heartbeat through the real HTTP API, ACK what
 //!   they are told or NACK it.
 //! - `tests/agent.rs`: the edge agent (`rampart-edge`) following a control plane.

@@ -1,6 +1,7 @@
 //! The edge agent against a real control plane (in-process, on loopback): kill switches both
 //! ways, ACK and NACK with issue codes, counters and the score histogram in heartbeats, a
-//! restart reported once, and registering again when the control plane forgot the node.
+//! restart reported once, enrollment with a one-time bootstrap token and the credential kept
+//! across restarts, and a control plane that does not know the credential refusing the node.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,11 +13,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_api::{AckNack, Client, KillSwitchSet, Labels, Module, StartRollout};
+use rampart_api::{
+    AckNack, Client, IssueEnrollment, KillSwitchSet, Labels, Module, StartRollout, Transport,
+};
 use rampart_artifact::Keyring;
 use rampart_artifact::testing::{key, other_key, signed, signed_by};
 use rampart_control::{Config, Server};
-use rampart_e2e::control_plane::{ADMIN, EDGE, tokens};
+use rampart_e2e::control_plane::{ADMIN, ADMIN2, tokens};
 use rampart_edge::agent::{Agent, AgentConfig, AgentReport};
 use rampart_edge::bot::ModelCompiler;
 use rampart_edge::metrics::Metrics;
@@ -42,7 +45,29 @@ struct Edge {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn edge(url: &str, data: &std::path::Path) -> Edge {
+/// An edge agent for `fra-1` on plain HTTP: with `enroll_token` it enrolls first and keeps
+/// its credential in `data/node.credential`; with `token` it uses that credential.
+fn edge(
+    url: &str,
+    data: &std::path::Path,
+    token: Option<String>,
+    enroll_token: Option<String>,
+) -> Edge {
+    let plain = Transport {
+        ca_pem: None,
+        plain_http: true,
+    };
+    edge_with(url, data, token, enroll_token, plain)
+}
+
+/// [`edge`] over `transport`.
+fn edge_with(
+    url: &str,
+    data: &std::path::Path,
+    token: Option<String>,
+    enroll_token: Option<String>,
+    transport: Transport,
+) -> Edge {
     let contract = rampart_score::edge_contract();
     let config = rampart_ingest::Config::new(
         data.to_owned(),
@@ -55,7 +80,9 @@ fn edge(url: &str, data: &std::path::Path) -> Edge {
     let agent = Agent::new(
         AgentConfig {
             control: url.to_owned(),
-            token: Some(EDGE.into()),
+            token,
+            enroll_token,
+            credential_file: Some(data.join("node.credential")),
             node: "fra-1".into(),
             labels: Labels {
                 pop: "fra".into(),
@@ -63,6 +90,7 @@ fn edge(url: &str, data: &std::path::Path) -> Edge {
                 canary: true,
             },
             beat_interval: None,
+            transport,
         },
         store.clone(),
         metrics.clone(),
@@ -113,8 +141,35 @@ async fn the_agent_follows_its_control_plane() {
     let server = control(&dir.path().join("control"), listen).await;
     let url = format!("http://{listen}");
     let admin = Client::new(&url, Some(ADMIN.into())).unwrap();
-    let e = edge(&url, &dir.path().join("edge"));
-    until(&e.report, |r| r.registered && r.beats > 0).await;
+    let admin2 = Client::new(&url, Some(ADMIN2.into())).unwrap();
+    let boot = admin
+        .enrollment_issue(&IssueEnrollment {
+            node: "fra-1".into(),
+            reason: "new edge".into(),
+            ttl_ms: None,
+        })
+        .await
+        .unwrap();
+    let edge_dir = dir.path().join("edge");
+    let e = edge(&url, &edge_dir, None, Some(boot.token.clone()));
+    let r = until(&e.report, |r| r.registered && r.beats > 0).await;
+    assert!(r.enrolled);
+    // The credential is kept, owner-only, and the bootstrap token is spent.
+    let credential_file = edge_dir.join("node.credential");
+    let credential = std::fs::read_to_string(&credential_file).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&credential_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let e2 = Client::new(&url, Some(boot.token))
+        .unwrap()
+        .enroll("fra-1")
+        .await;
+    assert_eq!(e2.unwrap_err().status(), Some(401));
 
     // Requests counted on the request path reach the control plane as deltas.
     for s in [1u8, 50, 50, 99] {
@@ -158,7 +213,12 @@ async fn the_agent_follows_its_control_plane() {
         break_glass: false,
         bake_ms: Some(100),
     };
-    admin.rollout_start(&start(d1)).await.unwrap();
+    admin
+        .rollout_start(&start(d1))
+        .await
+        .unwrap()
+        .done()
+        .unwrap();
     until(&e.report, |r| {
         r.verdict
             .as_ref()
@@ -185,7 +245,12 @@ async fn the_agent_follows_its_control_plane() {
         .unwrap()
         .artifact
         .digest;
-    admin.rollout_start(&start(d2)).await.unwrap();
+    admin
+        .rollout_start(&start(d2))
+        .await
+        .unwrap()
+        .done()
+        .unwrap();
     let r = until(&e.report, |r| {
         r.verdict
             .as_ref()
@@ -197,9 +262,10 @@ async fn the_agent_follows_its_control_plane() {
     let done = wait_done(&admin).await;
     assert_eq!(done.phase, "rolled_back", "{done:?}");
 
-    // Kill switch off, then on again, from the control plane.
+    // Kill switch off, then on again, fleet-wide from the control plane: alice asks, bob
+    // approves.
     for enabled in [false, true] {
-        admin
+        let pending = admin
             .killswitch_set(&KillSwitchSet {
                 module: Module::Bot,
                 enabled,
@@ -208,7 +274,10 @@ async fn the_agent_follows_its_control_plane() {
                 reason: "drill".into(),
             })
             .await
+            .unwrap()
+            .pending()
             .unwrap();
+        admin2.approve(pending.id).await.unwrap();
         until(&e.report, |r| r.kill_switch == Some(enabled)).await;
         for _ in 0..100 {
             if e.store.snapshot().module_enabled == enabled {
@@ -219,11 +288,11 @@ async fn the_agent_follows_its_control_plane() {
         assert_eq!(e.store.snapshot().module_enabled, enabled);
     }
 
-    // The control plane loses its data: the node is unknown, the agent registers again.
+    // The control plane restarts on its store: the credential still works.
     server.shutdown().await;
     let after = until(&e.report, |r| !r.connected).await;
     assert!(after.failures > 0);
-    let server = control(&dir.path().join("control-new"), listen).await;
+    let server = control(&dir.path().join("control"), listen).await;
     until(&e.report, |r| r.connected && r.registered).await;
     let nodes = admin.nodes().await.unwrap().nodes;
     assert_eq!(nodes.len(), 1);
@@ -232,6 +301,27 @@ async fn the_agent_follows_its_control_plane() {
         Some(1),
         "it reports what it serves"
     );
+    e.stop.send_replace(true);
+    e.task.await.unwrap();
+
+    // A restarted edge reuses its stored credential (no bootstrap token left).
+    let e = edge(&url, &edge_dir, Some(credential.clone()), None);
+    let r = until(&e.report, |r| r.connected && r.beats > 0).await;
+    assert!(r.enrolled);
+    e.stop.send_replace(true);
+    e.task.await.unwrap();
+
+    // A control plane that never enrolled this node (another store) refuses it: 401, the
+    // edge keeps serving what it has and says why.
+    server.shutdown().await;
+    let server = control(&dir.path().join("control-new"), listen).await;
+    let e = edge(&url, &edge_dir, Some(credential), None);
+    let r = until(&e.report, |r| r.failures > 0).await;
+    assert!(
+        r.last_error.as_deref().unwrap_or("").contains("401"),
+        "{r:?}"
+    );
+    assert!(admin.nodes().await.unwrap().nodes.is_empty());
 
     traffic.abort();
     e.stop.send_replace(true);
@@ -308,7 +398,7 @@ async fn beats_carry_a_restart_once_and_every_request_exactly_once() {
         drop(Store::boot(config, ModelCompiler::new(200), 1).unwrap());
     }
     let (addr, beats) = recorder().await;
-    let e = edge(&format!("http://{addr}"), &data);
+    let e = edge(&format!("http://{addr}"), &data, None, None);
     assert!(e.store.restarted_after_death());
     // Requests while the agent beats: 30 rounds of 3 scored, 1 unscored, 1 5xx.
     for _ in 0..30 {
@@ -351,4 +441,50 @@ async fn beats_carry_a_restart_once_and_every_request_exactly_once() {
         beats.windows(2).all(|w| w[1].seq == w[0].seq + 1),
         "seq counts beats"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_the_right_ca_the_agent_registers_beats_and_takes_a_version() {
+    let h = rampart_e2e::Harness::start_tls().await;
+    assert!(h.url.starts_with("https://"), "{}", h.url);
+    let dir = tempfile::tempdir().unwrap();
+    let credential = rampart_e2e::control_plane::enroll(&h.admin, "fra-1").await;
+    let e = edge_with(
+        &h.url,
+        dir.path(),
+        Some(credential),
+        None,
+        h.transport.clone(),
+    );
+    until(&e.report, |r| r.registered && r.beats > 1).await;
+    assert_eq!(h.anon.nodes().await.unwrap().nodes.len(), 1);
+
+    let d1 = h
+        .publisher
+        .publish(signed(&catalog_document(1).unwrap()))
+        .await
+        .unwrap()
+        .artifact
+        .digest;
+    h.admin
+        .rollout_start(&StartRollout {
+            digest: d1,
+            reason: Some("test".into()),
+            break_glass: false,
+            bake_ms: Some(100),
+        })
+        .await
+        .unwrap();
+    until(&e.report, |r| {
+        r.verdict
+            .as_ref()
+            .is_some_and(|v| v.digest == d1 && v.verdict == AckNack::Ack)
+    })
+    .await;
+    assert_eq!(e.store.snapshot().version(), Some(1));
+    // Every handshake so far was a good one.
+    let health = h.server.as_ref().unwrap().tls_report().unwrap();
+    assert_eq!(health.handshake_failures, 0, "{health:?}");
+    let _ = e.stop.send(true);
+    e.task.await.unwrap();
 }

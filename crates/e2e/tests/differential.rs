@@ -140,6 +140,7 @@ fn heartbeat(beat: &Beat, digests: &Digests, seq: u64) -> Heartbeat {
         },
         seen: None,
         wait_ms: 0,
+        deaths: Vec::new(),
     }
 }
 

@@ -60,6 +60,7 @@ pub struct Admin {
     info: EdgeInfo,
     recent: Mutex<VecDeque<WatchEvent>>,
     agent: Option<tokio::sync::watch::Receiver<AgentReport>>,
+    trust: Option<Arc<crate::trust::Trust>>,
 }
 
 /// The proxy's settings, for `/status`.
@@ -138,6 +139,8 @@ struct StatusBody<'a> {
     watch: Vec<WatchEvent>,
     #[serde(skip_serializing_if = "Option::is_none")]
     control: Option<AgentReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trust: Option<crate::trust::TrustReport>,
 }
 
 // === impl Admin ===
@@ -157,7 +160,15 @@ impl Admin {
             info,
             recent: Mutex::new(VecDeque::with_capacity(MAX_RECENT_EVENTS)),
             agent: None,
+            trust: None,
         }
+    }
+
+    /// Shows the root and keyset in use, and their refusals, on `/status` under `trust`
+    /// and on `/metrics`.
+    pub fn with_trust(mut self, trust: Arc<crate::trust::Trust>) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     /// Shows the edge agent's report on `/status` under `control`.
@@ -271,6 +282,7 @@ impl Admin {
                 store: status,
                 watch: self.recent_watch(),
                 control: self.agent.as_ref().map(|r| r.borrow().clone()),
+                trust: self.trust.as_ref().map(|t| t.report()),
             },
         )
     }
@@ -449,6 +461,44 @@ impl Admin {
                     "gauge",
                     "Calls to the control plane that failed since the last success.",
                     r.failures,
+                ),
+            ] {
+                family(&mut out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+            if let Some(orders) = &r.orders {
+                let name = "rampart_edge_orders_refused_total";
+                family(
+                    &mut out,
+                    name,
+                    "counter",
+                    "Heartbeat answers whose signed order was refused (nothing applied), by code.",
+                );
+                for (code, n) in &orders.refused {
+                    let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
+                }
+            }
+        }
+        if let Some(trust) = &self.trust {
+            let t = trust.report();
+            for (name, kind, help, value) in [
+                (
+                    "rampart_edge_keyset_version",
+                    "gauge",
+                    "The version of the keyset in use.",
+                    t.keyset_version,
+                ),
+                (
+                    "rampart_edge_keyset_loaded_total",
+                    "counter",
+                    "Keysets and roots taken since start (the first included).",
+                    t.loaded_total,
+                ),
+                (
+                    "rampart_edge_keyset_refused_total",
+                    "counter",
+                    "Keysets and roots refused since start (the one in use stays).",
+                    t.refused_total,
                 ),
             ] {
                 family(&mut out, name, kind, help);

@@ -1,7 +1,9 @@
 //! The edge agent: the edge's side of the control plane, as one tokio task.
 //!
-//! It registers the node (labels, its contract, its software version), then heartbeats in a
-//! loop. Every beat carries the whole state: the version serving, the verdict (ACK/NACK) on
+//! It enrolls the node when it has no credential yet (a one-time bootstrap token traded for
+//! the node's own credential, kept in a `0600` file so a restart reuses it), registers the
+//! node (labels, its contract, its software version), then heartbeats in a loop. Every call
+//! carries the node's own credential: the control plane accepts a node's words only from it. Every beat carries the whole state: the version serving, the verdict (ACK/NACK) on
 //! the version the control plane asked for (repeated until the ask changes), the last file
 //! refused, the counters and scores since the last delivered beat, and a restart when the
 //! process before this one died. The beat is a long-poll: the control plane answers at once
@@ -17,6 +19,8 @@
 //! # Layout
 //! - [`backoff`]: exponential backoff with jitter for an unreachable control plane.
 //! - [`beat`]: the pure parts of a heartbeat (deltas, verdict, refusal on the wire).
+//! - [`order`]: signed orders: verified with the keyset's director keys and admitted
+//!   against the last one applied before anything of an answer is applied.
 //!
 //! # The decision that matters
 //! **The request path never waits for the agent.** The proxy reads the store's snapshot;
@@ -26,15 +30,17 @@
 
 pub mod backoff;
 pub mod beat;
+pub mod order;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_api::limits::MAX_LONG_POLL_MS;
 use rampart_api::{
     AckNack, Active, ApplyReport, Client, ClientError, Desired, ErrorCode, Heartbeat,
-    HeartbeatAnswer, Labels, Registration, Scope,
+    HeartbeatAnswer, Labels, OrderRefusal, Registration, Scope, Transport,
 };
 use rampart_host::clock::now_ms;
 use rampart_ingest::{ApplyOutcome, Channel, Mode, Store};
@@ -45,6 +51,8 @@ use crate::bot::ModelCompiler;
 use crate::metrics::{Metrics, SCORE_SLOTS, Totals};
 
 use self::backoff::Backoff;
+use self::order::OrderGate;
+use crate::trust::Trust;
 
 /// Shortest beat interval the agent accepts (from a flag or the control plane): a shorter
 /// one would turn the long-poll into a busy loop.
@@ -63,14 +71,21 @@ const MAX_ERROR_LEN: usize = 512;
 pub struct AgentConfig {
     /// The control plane's base URL.
     pub control: String,
-    /// The bearer token of the `edge` role, when the control plane wants one (it does).
+    /// This node's credential, when it has one (from enrollment, read from its file).
     pub token: Option<String>,
+    /// A one-time bootstrap token to enroll with when there is no credential yet.
+    pub enroll_token: Option<String>,
+    /// Where the credential from enrollment is written (mode 0600), for the next start.
+    pub credential_file: Option<PathBuf>,
     /// This node's id in the fleet.
     pub node: String,
     /// Where it runs.
     pub labels: Labels,
     /// How long a beat long-polls; `None` takes the control plane's interval.
     pub beat_interval: Option<Duration>,
+    /// Whom the agent trusts (`--control-ca`) and whether plain HTTP to loopback is allowed
+    /// (`--control-plain-http`).
+    pub transport: Transport,
 }
 
 /// What the agent last did, for `/status` and for whoever watches it (benchmarks, tests).
@@ -80,6 +95,8 @@ pub struct AgentReport {
     pub control: String,
     /// This node's id.
     pub node: String,
+    /// Whether the node has its own credential (from its file or enrollment).
+    pub enrolled: bool,
     /// Whether the control plane accepted the registration (reset on `unknown_node`).
     pub registered: bool,
     /// Whether the last call to the control plane succeeded.
@@ -102,6 +119,9 @@ pub struct AgentReport {
     pub verdict_sent_ms: Option<u64>,
     /// The bot module's switch as the control plane last set it, if it ever did.
     pub kill_switch: Option<bool>,
+    /// Signed orders: the last applied, refusals (`None` without a keyset: unsigned
+    /// answers are applied, the legacy/dev path).
+    pub orders: Option<self::order::OrdersReport>,
 }
 
 /// The edge agent of one node. See the module docs.
@@ -112,6 +132,10 @@ pub struct Agent {
     store: Arc<Store<ModelCompiler>>,
     metrics: Arc<Metrics>,
     report: watch::Sender<AgentReport>,
+    /// The keyset whose director keys sign orders.
+    trust: Option<Arc<Trust>>,
+    /// The gate of the last order applied, until [`Agent::run`] takes it into its loop.
+    gate: Option<OrderGate>,
 }
 
 /// Why the agent could not be built.
@@ -120,11 +144,18 @@ pub enum AgentError {
     /// The control plane URL is unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The record of the last order applied is unusable.
+    #[error(transparent)]
+    OrderFile(#[from] self::order::OrderFileError),
 }
 
 /// The loop's own state between beats.
 #[derive(Debug)]
 struct Cycle {
+    /// The client with the node's credential once it has one.
+    client: Client,
+    /// No credential yet, and a bootstrap token to get one with.
+    enroll: Option<String>,
     seq: u64,
     registered: bool,
     interval: Duration,
@@ -140,6 +171,8 @@ struct Cycle {
     backoff: Backoff,
     last_sent: Option<tokio::time::Instant>,
     unknown_node_in_a_row: u32,
+    /// The gate of signed orders, when the edge has a keyset.
+    orders: Option<OrderGate>,
 }
 
 /// What one exchange with the control plane came to.
@@ -158,7 +191,8 @@ impl Agent {
         store: Arc<Store<ModelCompiler>>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AgentError> {
-        let client = Client::new(&config.control, config.token.clone())?;
+        let client =
+            Client::with_transport(&config.control, config.token.clone(), &config.transport)?;
         Ok(Self::with_client(config, client, store, metrics))
     }
 
@@ -173,6 +207,7 @@ impl Agent {
         let report = AgentReport {
             control: config.control.clone(),
             node: config.node.clone(),
+            enrolled: config.token.is_some(),
             ..AgentReport::default()
         };
         let (report, _) = watch::channel(report);
@@ -182,7 +217,20 @@ impl Agent {
             store,
             metrics,
             report,
+            trust: None,
+            gate: None,
         }
+    }
+
+    /// Requires every answer to carry an order signed by a director key of `trust`'s
+    /// keyset, newer than the last one applied (read from, and kept in, `data_dir`).
+    pub fn with_trust(mut self, trust: Arc<Trust>, data_dir: &Path) -> Result<Self, AgentError> {
+        let gate = OrderGate::open(data_dir)?;
+        let report = gate.report().clone();
+        self.report.send_modify(|r| r.orders = Some(report));
+        self.trust = Some(trust);
+        self.gate = Some(gate);
+        Ok(self)
     }
 
     /// Follows what the agent does; every change of its report wakes the receiver.
@@ -193,9 +241,16 @@ impl Agent {
     /// Registers and heartbeats until `shutdown` resolves. Never returns early: an
     /// unreachable or refusing control plane is retried with backoff, and the edge keeps
     /// serving what it has meanwhile.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut cycle = Cycle {
+            client: self.client.with_token(self.config.token.clone()),
+            enroll: self
+                .config
+                .enroll_token
+                .clone()
+                .filter(|_| self.config.token.is_none()),
+            orders: self.gate.take(),
             seq: 0,
             registered: false,
             interval: self
@@ -252,10 +307,48 @@ impl Agent {
         tracing::debug!(node = %self.config.node, "edge agent stopped");
     }
 
-    /// One registration or one heartbeat round trip, with what it asked for done.
+    /// Trades the bootstrap token for the node's credential, keeps it in its file, and uses
+    /// it from now on.
+    async fn enroll(&self, cycle: &mut Cycle, token: String) -> Step {
+        let node = self.config.node.clone();
+        let enrolled = match self.client.with_token(Some(token)).enroll(&node).await {
+            Ok(e) => e,
+            Err(e) => return Step::Retry(format!("enroll: {e}")),
+        };
+        cycle.enroll = None;
+        cycle.client = self.client.with_token(Some(enrolled.credential.clone()));
+        if let Some(path) = self.config.credential_file.clone() {
+            let secret = enrolled.credential;
+            let written = tokio::task::spawn_blocking(move || {
+                rampart_host::file::write_private(&path, secret.as_bytes()).map(|()| path)
+            })
+            .await;
+            match written {
+                Ok(Ok(path)) => {
+                    tracing::info!(node, file = %path.display(), "enrolled; credential stored");
+                }
+                // The bootstrap token is spent: keep the credential for this run and say so.
+                Ok(Err(e)) => tracing::error!(
+                    node,
+                    error = %e,
+                    "enrolled, but the credential could not be stored: the next start needs a new bootstrap token"
+                ),
+                Err(e) => {
+                    tracing::error!(node, error = %e, "storing the credential did not finish")
+                }
+            }
+        }
+        self.report.send_modify(|r| r.enrolled = true);
+        Step::Continue
+    }
+
+    /// One enrollment, registration or heartbeat round trip, with what it asked for done.
     async fn step(&self, cycle: &mut Cycle) -> Step {
+        if let Some(token) = cycle.enroll.clone() {
+            return self.enroll(cycle, token).await;
+        }
         if !cycle.registered {
-            return match self.client.register(&self.registration()).await {
+            return match cycle.client.register(&self.registration()).await {
                 Ok(answer) => {
                     cycle.registered = true;
                     cycle.seen = None;
@@ -288,7 +381,7 @@ impl Agent {
             let at = now_ms();
             self.report.send_modify(|r| r.verdict_sent_ms = Some(at));
         }
-        match self.client.heartbeat(&self.config.node, &beat).await {
+        match cycle.client.heartbeat(&self.config.node, &beat).await {
             Ok(answer) => {
                 cycle.unknown_node_in_a_row = 0;
                 cycle.delivered = totals;
@@ -323,6 +416,14 @@ impl Agent {
         if self.config.beat_interval.is_none() {
             cycle.interval = interval_from(answer.beat_interval_ms);
         }
+        let answer = match self.verified(cycle, answer) {
+            Ok(answer) => answer,
+            Err(refusal) => {
+                // Fail stale: nothing of the answer is applied; the beat goes on.
+                self.refused_order(cycle, &refusal);
+                return;
+            }
+        };
         self.apply_switch(cycle, &answer).await;
         if let Some(desired) = &answer.desired {
             self.converge(cycle, desired).await;
@@ -339,6 +440,48 @@ impl Agent {
             r.desired = answer.desired.clone();
             r.verdict = cycle.verdict.clone();
             r.kill_switch = cycle.switch;
+            r.orders = cycle.orders.as_ref().map(|g| g.report().clone());
+        });
+    }
+
+    /// The answer as its signed order says, when the edge has a keyset; the answer as it
+    /// came otherwise (no keyset: the legacy/dev path). A newer order is written to
+    /// `order.json` here, on the agent's task: a small file, once per change of desired
+    /// state, and it must be durable before anything of the order is applied.
+    fn verified(
+        &self,
+        cycle: &mut Cycle,
+        answer: HeartbeatAnswer,
+    ) -> Result<HeartbeatAnswer, OrderRefusal> {
+        match (&self.trust, cycle.orders.as_mut()) {
+            (Some(trust), Some(gate)) => gate.verify(&self.config.node, trust, &answer, now_ms()),
+            _ => Ok(answer),
+        }
+    }
+
+    /// Counts a refused order and shows it; the answer is otherwise a success (the control
+    /// plane, or whoever answers, is reachable).
+    fn refused_order(&self, cycle: &mut Cycle, refusal: &OrderRefusal) {
+        let at = now_ms();
+        let Some(gate) = cycle.orders.as_mut() else {
+            return;
+        };
+        gate.refused(refusal, at);
+        let total: u64 = gate.report().refused.values().sum();
+        if total.is_power_of_two() {
+            tracing::warn!(
+                code = refusal.code(),
+                refused = total,
+                "order refused, keeping what this edge has: {refusal}"
+            );
+        }
+        let report = gate.report().clone();
+        self.report.send_modify(|r| {
+            r.connected = true;
+            r.beats = r.beats.saturating_add(1);
+            r.failures = 0;
+            r.last_answer_ms = Some(at);
+            r.orders = Some(report);
         });
     }
 
@@ -480,6 +623,7 @@ impl Agent {
             } else {
                 0
             },
+            deaths: Vec::new(),
         }
     }
 

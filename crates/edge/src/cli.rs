@@ -25,6 +25,7 @@ use crate::module::{FailPolicy, Rules};
 use crate::node::Node;
 use crate::proxy::{OriginTimeouts, Upstream};
 use crate::server::Drained;
+use crate::trust::{DEFAULT_KEYSET_POLL, MIN_KEYSET_POLL, TrustConfig};
 
 /// The environment variable that turns the test hooks on, read once at start.
 pub const TEST_HOOKS_ENV: &str = "RAMPART_TEST_HOOKS";
@@ -40,6 +41,11 @@ const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
 /// At most one panic message per this interval reaches the log; the rest are counted.
 const PANIC_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// After the drain (or a shutdown during boot), how long the process waits for blocking
+/// threads (file reads, the store's writer) before it exits anyway: whatever a thread is
+/// stuck on, SIGTERM ends the process within the drain bound plus this.
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Run the edge proxy: score requests with the bot module and forward them to the origin.
 #[derive(Debug, clap::Args)]
@@ -125,6 +131,11 @@ pub struct ServeArgs {
     /// [default: open].
     #[arg(long, value_name = "POLICY")]
     pub fail_policy: Option<FailPolicy>,
+    /// The bot module at boot when its saved kill switch (`module.json` and its copy) is
+    /// unreadable: off (until an operator or the control plane turns it on) or on
+    /// [default: off].
+    #[arg(long, value_name = "off|on")]
+    pub module_state_lost: Option<rampart_ingest::ModuleStateLost>,
     /// Seconds a new version serves before it becomes last-known-good [default: 60].
     #[arg(long, value_name = "SECS")]
     pub soak_secs: Option<u64>,
@@ -147,6 +158,14 @@ pub struct ServeArgs {
     /// Client connections served at once, per worker [default: 10000].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Client connections one address may hold at once, all workers together; more are
+    /// answered 429 (0: no cap) [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_client: Option<usize>,
+    /// Time a new client connection has to send its first complete request head, ms
+    /// [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub header_timeout_ms: Option<u64>,
     /// Origin connect timeout, ms [default: 2000].
     #[arg(long, value_name = "MS")]
     pub connect_timeout_ms: Option<u64>,
@@ -159,7 +178,7 @@ pub struct ServeArgs {
     /// Drain bound at shutdown, seconds [default: 10].
     #[arg(long, value_name = "SECS")]
     pub drain_timeout_secs: Option<u64>,
-    /// Follow this control plane (http://host:port): register, heartbeat, take the versions
+    /// Follow this control plane (https://host:port): register, heartbeat, take the versions
     /// and kill switches it sends. Without it: the watch dir and the admin API only.
     #[arg(long, value_name = "URL")]
     pub control: Option<String>,
@@ -175,13 +194,33 @@ pub struct ServeArgs {
     /// Take canary waves.
     #[arg(long)]
     pub canary: bool,
-    /// A file with the control plane's `edge` token (a bare secret, or the last field of its
-    /// first line, as in the control plane's token file).
+    /// This node's credential file: read at start when it exists, written (mode 0600) by
+    /// enrollment [default: DATA_DIR/node.credential].
     #[arg(long, value_name = "FILE")]
     pub control_token_file: Option<PathBuf>,
+    /// A one-time bootstrap token (from `rampart node enroll`) to enroll this node with when
+    /// it has no credential yet; the credential then goes to the credential file.
+    #[arg(long, value_name = "FILE")]
+    pub enroll_token_file: Option<PathBuf>,
     /// How long each heartbeat long-polls, ms [default: the control plane's interval].
     #[arg(long, value_name = "MS")]
     pub beat_interval_ms: Option<u64>,
+    /// Trust this CA (PEM) for --control instead of the web PKI roots.
+    #[arg(long, value_name = "FILE")]
+    pub control_ca: Option<PathBuf>,
+    /// Allow an http:// --control URL, to a loopback host only.
+    #[arg(long)]
+    pub control_plain_http: bool,
+    /// The root of trust (`rampart keyset init`); with `--keyset`, replaces `--pubkey`.
+    #[arg(long, value_name = "FILE", requires = "keyset")]
+    pub root: Option<PathBuf>,
+    /// The keyset signed by the root: feature files from its generator keys, orders from
+    /// its director keys; re-read every --keyset-poll-ms and rotated without restart.
+    #[arg(long, value_name = "FILE", requires = "root")]
+    pub keyset: Option<PathBuf>,
+    /// How often the root and keyset files are re-read, ms [default: 2000].
+    #[arg(long, value_name = "MS")]
+    pub keyset_poll_ms: Option<u64>,
 }
 
 /// SIGTERM and SIGINT, watched from creation on.
@@ -208,6 +247,7 @@ impl ServeArgs {
         let sentinel_file = file.sentinel.unwrap_or_default();
         let limits_file = file.limits.unwrap_or_default();
         let control_file = file.control.unwrap_or_default();
+        let trust_file = file.trust.unwrap_or_default();
 
         let upstream_text = self
             .upstream
@@ -246,7 +286,23 @@ impl ServeArgs {
                     .with_context(|| format!("public key {}", path.display()))?,
             );
         }
-        if keys.is_empty() {
+        let trust = match (
+            self.root.clone().or(trust_file.root),
+            self.keyset.clone().or(trust_file.keyset),
+        ) {
+            (Some(root), Some(keyset)) => Some(TrustConfig {
+                root,
+                keyset,
+                poll: self
+                    .keyset_poll_ms
+                    .or(trust_file.poll_ms)
+                    .map_or(DEFAULT_KEYSET_POLL, Duration::from_millis)
+                    .max(MIN_KEYSET_POLL),
+            }),
+            (None, None) => None,
+            _ => bail!("root and keyset go together (flags or [trust] in the config file)"),
+        };
+        if keys.is_empty() && trust.is_none() {
             tracing::warn!("no --pubkey: every feature file will be refused as unsigned");
         }
         let contract = load_contract(self.contract.as_deref().or(file.contract.as_deref()))?;
@@ -261,7 +317,7 @@ impl ServeArgs {
             upstream,
             admin,
             admin_token_file: self.admin_token_file.clone().or(file.admin_token_file),
-            data_dir,
+            data_dir: data_dir.clone(),
             watch_dir: self.watch_dir.clone().or(file.watch_dir),
             watch_poll: self
                 .watch_poll_ms
@@ -274,6 +330,10 @@ impl ServeArgs {
                 block_below: self.block_below.or(file.block_below),
                 fail_policy: self.fail_policy.or(file.fail_policy).unwrap_or_default(),
             },
+            module_state_lost: self
+                .module_state_lost
+                .or(file.module_state_lost)
+                .unwrap_or_default(),
             soak: Soak {
                 secs: self
                     .soak_secs
@@ -310,6 +370,15 @@ impl ServeArgs {
                     .or(limits_file.max_connections)
                     .unwrap_or(limits_defaults.max_connections)
                     .max(1),
+                max_connections_per_client: self
+                    .max_connections_per_client
+                    .or(limits_file.max_connections_per_client)
+                    .unwrap_or(limits_defaults.max_connections_per_client),
+                header_timeout: self
+                    .header_timeout_ms
+                    .or(limits_file.header_timeout_ms)
+                    .map_or(limits_defaults.header_timeout, ms)
+                    .max(ms(1)),
                 idle_timeout: self
                     .idle_timeout_secs
                     .or(limits_file.idle_timeout_secs)
@@ -330,7 +399,8 @@ impl ServeArgs {
                 },
             },
             test_hooks: false,
-            control: self.agent(control_file)?,
+            control: self.agent(control_file, &data_dir)?,
+            trust,
         };
         if let Some(b) = config.rules.block_below
             && !(1..=99).contains(&b)
@@ -345,10 +415,11 @@ impl ServeArgs {
 
 impl ServeArgs {
     /// The agent's settings when `--control` (or `[control] url`) is given.
-    fn agent(&self, file: ControlFile) -> anyhow::Result<Option<AgentConfig>> {
-        let Some(url) = self.control.clone().or(file.url) else {
+    fn agent(&self, file: ControlFile, data_dir: &Path) -> anyhow::Result<Option<AgentConfig>> {
+        let Some(url) = self.control.clone().or(file.url.clone()) else {
             return Ok(None);
         };
+        let transport = self.control_transport(&file)?;
         let node = match self.node_id.clone().or(file.node_id) {
             Some(id) => id,
             None => default_node_id(),
@@ -368,20 +439,18 @@ impl ServeArgs {
         };
         rampart_api::check_ident("--node-id", &node, MAX_IDENT_LEN)?;
         labels.check()?;
-        let token = match self.control_token_file.clone().or(file.token_file) {
-            Some(path) => Some(
-                rampart_api::token::secret(&read_text(&path, MAX_SMALL_FILE_BYTES)?)
-                    .with_context(|| format!("no token in {}", path.display()))?,
-            ),
-            None => {
-                tracing::warn!(
-                    "--control without --control-token-file: registration will be refused (401)"
-                );
-                None
-            }
-        };
+        let credential_file = self
+            .control_token_file
+            .clone()
+            .or(file.token_file)
+            .unwrap_or_else(|| data_dir.join(CREDENTIAL_FILE));
+        let (token, enroll_token) = credentials(
+            &credential_file,
+            self.enroll_token_file.clone().or(file.enroll_token_file),
+        )?;
         // Checked now, so a bad URL stops the start instead of a retry loop.
-        rampart_api::Client::new(&url, None).with_context(|| format!("--control {url:?}"))?;
+        rampart_api::Client::with_transport(&url, None, &transport)
+            .with_context(|| format!("--control {url:?}"))?;
         let beat_interval = match self.beat_interval_ms.or(file.beat_interval_ms) {
             Some(0) => bail!("--beat-interval-ms must be at least 1"),
             Some(ms) => Some(Duration::from_millis(ms)),
@@ -390,10 +459,52 @@ impl ServeArgs {
         Ok(Some(AgentConfig {
             control: url,
             token,
+            enroll_token,
+            credential_file: Some(credential_file),
             node,
             labels,
             beat_interval,
+            transport,
         }))
+    }
+
+    /// `--control-ca` and `--control-plain-http` (or `[control] ca_file`, `plain_http`).
+    fn control_transport(&self, file: &ControlFile) -> anyhow::Result<rampart_api::Transport> {
+        let ca = self.control_ca.clone().or_else(|| file.ca_file.clone());
+        let plain = self.control_plain_http || file.plain_http.unwrap_or(false);
+        Ok(rampart_api::Transport::from_flags(ca.as_deref(), plain)?)
+    }
+}
+
+/// The node's credential file in the data dir unless `--control-token-file` says otherwise.
+pub const CREDENTIAL_FILE: &str = "node.credential";
+
+/// The credential from its file when there is one (a restart reuses it), else the bootstrap
+/// token to enroll with; neither: a warning, and the control plane will refuse the node.
+fn credentials(
+    credential_file: &Path,
+    enroll_file: Option<PathBuf>,
+) -> anyhow::Result<(Option<String>, Option<String>)> {
+    if credential_file.exists() {
+        let text = read_text(credential_file, MAX_SMALL_FILE_BYTES)?;
+        let secret = rampart_api::token::secret(&text)
+            .with_context(|| format!("no credential in {}", credential_file.display()))?;
+        return Ok((Some(secret), None));
+    }
+    match enroll_file {
+        Some(path) => {
+            let text = read_text(&path, MAX_SMALL_FILE_BYTES)?;
+            let token = rampart_api::token::secret(&text)
+                .with_context(|| format!("no bootstrap token in {}", path.display()))?;
+            Ok((None, Some(token)))
+        }
+        None => {
+            tracing::warn!(
+                file = %credential_file.display(),
+                "--control without a credential file or --enroll-token-file: the control plane will refuse this node (401)"
+            );
+            Ok((None, None))
+        }
     }
 }
 
@@ -444,11 +555,17 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         // Signals are watched before the node starts, so a SIGTERM during boot drains
         // instead of killing the process mid-boot.
-        let signals = Signals::watch()?;
-        let node = Node::start(config).await?;
+        let mut signals = Signals::watch()?;
+        let node = tokio::select! {
+            node = Node::start(config) => node?,
+            () = signals.wait() => {
+                tracing::warn!("shutdown requested during boot: exiting before serving");
+                return Ok(());
+            }
+        };
         {
             // The addresses on stdout, one line, so a supervisor (`rampart up`, a test) that
             // asked for port 0 learns the ports, as with `rampart control`.
@@ -469,7 +586,11 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
             Drained::TimedOut => tracing::warn!("drain timed out; remaining connections cut"),
         }
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    // Dropping a runtime waits for every blocking task without bound; a thread stuck in the
+    // kernel must not keep a stopped edge alive.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -524,7 +645,7 @@ impl Signals {
     }
 
     /// Resolves on the first SIGTERM or SIGINT.
-    async fn wait(mut self) {
+    async fn wait(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
@@ -556,7 +677,7 @@ mod tests {
         std::fs::write(
             &cfg,
             "upstream = \"http://127.0.0.1:9000\"\ndata_dir = \"d\"\nblock_below = 10\n\
-             fail_policy = \"closed\"\n[soak]\nsecs = 7\n",
+             fail_policy = \"closed\"\nmodule_state_lost = \"on\"\n[soak]\nsecs = 7\n",
         )
         .unwrap();
         let args = parse(&[
@@ -571,6 +692,7 @@ mod tests {
         let c = args.serve.resolve().unwrap();
         assert_eq!(c.rules.block_below, Some(20));
         assert_eq!(c.rules.fail_policy, FailPolicy::Closed);
+        assert_eq!(c.module_state_lost, rampart_ingest::ModuleStateLost::On);
         assert_eq!(c.soak.secs, 7);
         assert_eq!(c.soak.requests, Soak::default().requests);
         assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
@@ -611,6 +733,54 @@ mod tests {
     }
 
     #[test]
+    fn an_edge_enrolls_once_then_uses_its_stored_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let boot = dir.path().join("boot.token");
+        std::fs::write(&boot, "b00t-0123456789abcdef0123456789abcdef\n").unwrap();
+        let args = [
+            "--upstream",
+            "http://o:1",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--control",
+            "http://127.0.0.1:7700",
+            "--control-plain-http",
+            "--node-id",
+            "fra-1",
+            "--enroll-token-file",
+            boot.to_str().unwrap(),
+        ];
+        let resolve = || {
+            parse(&args)
+                .unwrap()
+                .serve
+                .resolve()
+                .unwrap()
+                .control
+                .unwrap()
+        };
+        let first = resolve();
+        assert_eq!(
+            first.enroll_token.as_deref(),
+            Some("b00t-0123456789abcdef0123456789abcdef")
+        );
+        assert!(first.token.is_none());
+        let file = data.join(CREDENTIAL_FILE);
+        assert_eq!(first.credential_file.as_deref(), Some(file.as_path()));
+        // What enrollment leaves behind is what the next start uses; the spent bootstrap
+        // token is not sent again.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(&file, "cred-0123456789abcdef0123456789abcdef").unwrap();
+        let again = resolve();
+        assert_eq!(
+            again.token.as_deref(),
+            Some("cred-0123456789abcdef0123456789abcdef")
+        );
+        assert!(again.enroll_token.is_none());
+    }
+
+    #[test]
     fn control_flags_make_the_agent_settings() {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("edge.token");
@@ -635,6 +805,7 @@ mod tests {
             token.to_str().unwrap(),
             "--beat-interval-ms",
             "250",
+            "--control-plain-http",
         ]);
         let a = parse(&args)
             .unwrap()
@@ -654,12 +825,22 @@ mod tests {
             Some("s3cret-0123456789abcdef0123456789abcdef")
         );
         assert_eq!(a.beat_interval, Some(Duration::from_millis(250)));
+        assert!(a.enroll_token.is_none());
         let mut bad = base.to_vec();
         bad.extend(["--control", "http://h:1", "--node-id", "a/b"]);
         assert!(parse(&bad).unwrap().serve.resolve().is_err());
         let mut bad = base.to_vec();
         bad.extend(["--control", "ftp://h:1"]);
         assert!(parse(&bad).unwrap().serve.resolve().is_err());
+        // Plain HTTP: only with the flag, and only to loopback.
+        let mut plain = base.to_vec();
+        plain.extend(["--control", "http://127.0.0.1:7700"]);
+        let e = parse(&plain).unwrap().serve.resolve().unwrap_err();
+        assert!(format!("{e:#}").contains("plain HTTP"), "{e:#}");
+        let mut remote = base.to_vec();
+        remote.extend(["--control", "http://10.0.0.1:7700", "--control-plain-http"]);
+        let e = parse(&remote).unwrap().serve.resolve().unwrap_err();
+        assert!(format!("{e:#}").contains("loopback"), "{e:#}");
         assert!(!default_node_id().is_empty());
         assert_eq!(
             rampart_api::token::secret("\n  bare  \n"),

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::agent::AgentConfig;
 use crate::module::{FailPolicy, Rules};
 use crate::proxy::{OriginTimeouts, Upstream};
+use rampart_ingest::ModuleStateLost;
 
 /// Where the proxy listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -39,9 +40,17 @@ pub const MAX_WORKERS: usize = 256;
 /// Admin connections served at once: operators and one scraper, not traffic.
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
-/// A client connection with no request head for this long is closed (slowloris and idle
-/// keep-alive connections).
+/// A kept-alive client connection with no request for this long is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A new client connection with no complete request head for this long is closed (a
+/// slow-loris client, or one that sends nothing, gives its slot back quickly).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Client connections one address may hold at once across every worker; more are answered
+/// 429 and closed. Behind a load balancer every client has its address: raise it, or set 0
+/// (no cap).
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 1_024;
 
 /// After SIGTERM/SIGINT, how long in-flight requests may take before they are cut.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +88,8 @@ pub struct Config {
     pub soak: Soak,
     /// Crash-loop thresholds.
     pub sentinel: Sentinel,
+    /// The kill switch at boot when `module.json` and its copy are both unreadable.
+    pub module_state_lost: ModuleStateLost,
     /// Connection and time bounds.
     pub limits: Limits,
     /// Whether the test hooks (a module panic on request) are on. Off unless the process
@@ -86,6 +97,10 @@ pub struct Config {
     pub test_hooks: bool,
     /// The control plane this edge follows (`--control`); `None`: watch dir and admin only.
     pub control: Option<AgentConfig>,
+    /// The root and keyset (`--root`, `--keyset`): artifacts from the keyset's generator keys
+    /// only (instead of `keyring`), orders signed by its director keys, rotation without
+    /// restart. `None`: `keyring` and unsigned answers (the legacy/dev path).
+    pub trust: Option<crate::trust::TrustConfig>,
 }
 
 /// Soak settings (seconds and requests without a module error).
@@ -117,6 +132,10 @@ pub struct Limits {
     pub workers: usize,
     /// Client connections served at once, per worker.
     pub max_connections: usize,
+    /// Client connections one address may hold at once, all workers together; 0: no cap.
+    pub max_connections_per_client: usize,
+    /// Time a new connection has to send its first complete request head.
+    pub header_timeout: Duration,
     /// Idle client connection timeout.
     pub idle_timeout: Duration,
     /// Drain bound at shutdown.
@@ -153,6 +172,8 @@ pub struct FileConfig {
     pub block_below: Option<u8>,
     /// `--fail-policy`.
     pub fail_policy: Option<FailPolicy>,
+    /// `--module-state-lost`.
+    pub module_state_lost: Option<ModuleStateLost>,
     /// `--soak-secs`, `--soak-requests`.
     pub soak: Option<SoakFile>,
     /// `--sentinel-*`.
@@ -161,6 +182,20 @@ pub struct FileConfig {
     pub limits: Option<LimitsFile>,
     /// `--control` and the node's identity.
     pub control: Option<ControlFile>,
+    /// `--root`, `--keyset`, `--keyset-poll-ms`.
+    pub trust: Option<TrustFile>,
+}
+
+/// `[trust]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustFile {
+    /// `--root`.
+    pub root: Option<PathBuf>,
+    /// `--keyset`.
+    pub keyset: Option<PathBuf>,
+    /// `--keyset-poll-ms`.
+    pub poll_ms: Option<u64>,
 }
 
 /// `[control]` in the config file.
@@ -179,8 +214,14 @@ pub struct ControlFile {
     pub canary: Option<bool>,
     /// `--control-token-file`.
     pub token_file: Option<PathBuf>,
+    /// `--enroll-token-file`.
+    pub enroll_token_file: Option<PathBuf>,
     /// `--beat-interval-ms`.
     pub beat_interval_ms: Option<u64>,
+    /// `--control-ca`.
+    pub ca_file: Option<PathBuf>,
+    /// `--control-plain-http`.
+    pub plain_http: Option<bool>,
 }
 
 /// `[soak]` in the config file.
@@ -213,6 +254,10 @@ pub struct LimitsFile {
     pub workers: Option<usize>,
     /// Client connections served at once.
     pub max_connections: Option<usize>,
+    /// Client connections per address (0: no cap).
+    pub max_connections_per_client: Option<usize>,
+    /// First request head timeout, ms.
+    pub header_timeout_ms: Option<u64>,
     /// Origin connect timeout, ms.
     pub connect_timeout_ms: Option<u64>,
     /// Origin response-head timeout, ms.
@@ -277,6 +322,21 @@ impl FileConfig {
         if let Some(p) = file.control.as_mut().and_then(|c| c.token_file.as_mut()) {
             rebase(p);
         }
+        if let Some(p) = file
+            .control
+            .as_mut()
+            .and_then(|c| c.enroll_token_file.as_mut())
+        {
+            rebase(p);
+        }
+        if let Some(p) = file.control.as_mut().and_then(|c| c.ca_file.as_mut()) {
+            rebase(p);
+        }
+        if let Some(t) = file.trust.as_mut() {
+            for p in [&mut t.root, &mut t.keyset].into_iter().flatten() {
+                rebase(p);
+            }
+        }
         Ok(file)
     }
 }
@@ -313,6 +373,8 @@ impl Default for Limits {
         Limits {
             workers: DEFAULT_WORKERS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             origin: OriginTimeouts::default(),
@@ -344,9 +406,11 @@ impl Config {
             rules: Rules::default(),
             soak: Soak::default(),
             sentinel: Sentinel::default(),
+            module_state_lost: ModuleStateLost::default(),
             limits: Limits::default(),
             test_hooks: false,
             control: None,
+            trust: None,
         }
     }
 }
@@ -391,6 +455,9 @@ mod tests {
             [limits]
             max_connections = 10
             response_header_timeout_ms = 500
+            [control]
+            url = "https://control.internal:7700"
+            ca_file = "tls/ca.pem"
         "#;
         let f = FileConfig::parse(text, Path::new("/etc/rampart")).unwrap();
         assert_eq!(f.data_dir.unwrap(), Path::new("/etc/rampart/data"));
@@ -409,6 +476,26 @@ mod tests {
         assert_eq!(f.fail_policy, Some(FailPolicy::Closed));
         assert_eq!(f.soak.unwrap().secs, Some(5));
         assert_eq!(f.limits.unwrap().response_header_timeout_ms, Some(500));
+        let control = f.control.unwrap();
+        assert_eq!(
+            control.ca_file.unwrap(),
+            Path::new("/etc/rampart/tls/ca.pem")
+        );
+        assert_eq!(control.plain_http, None);
+    }
+
+    #[test]
+    fn the_trust_table_rebases_its_paths() {
+        let text =
+            "[trust]\nroot = \"trust/root.json\"\nkeyset = \"/srv/keyset.json\"\npoll_ms = 500\n";
+        let t = FileConfig::parse(text, Path::new("/etc/rampart"))
+            .unwrap()
+            .trust
+            .unwrap();
+        assert_eq!(t.root.unwrap(), Path::new("/etc/rampart/trust/root.json"));
+        assert_eq!(t.keyset.unwrap(), Path::new("/srv/keyset.json"));
+        assert_eq!(t.poll_ms, Some(500));
+        assert!(FileConfig::parse("[trust]\nroots = \"x\"", Path::new("/")).is_err());
     }
 
     #[test]

@@ -17,15 +17,19 @@
 //!   single-threaded runtime with its own `SO_REUSEPORT` listener and origin pool), the
 //!   admin listener, soak ticker, watch loop, shutdown.
 //! - [`proxy`]: forwarding one request (and the origin connection leases); [`server`]: the
-//!   accept loop, cap, idle watchdog and drain; [`timer`]: the per-connection timer both
-//!   timeouts use instead of a timer per request.
+//!   accept loop, cap, idle watchdog and drain (from [`rampart_serve`], which the control
+//!   plane serves through too); [`timer`]: the per-connection timer both timeouts use
+//!   instead of a timer per request.
 //! - [`module`]: the module seam and its boundary (panics caught, fail policy, block rule).
 //! - [`bot`]: the real module: the ingest store's snapshot (through its read-only
 //!   [`Reader`](rampart_ingest::Reader)) and rampart-score's model.
 //! - [`admin`]: health, status, metrics, kill switch, safe-mode clear, break glass.
 //! - [`agent`]: the control plane's side of the edge: register, heartbeat (long-poll),
 //!   fetch desired versions and offer them to the store (ACK/NACK), kill switches; fail stale
-//!   when it is gone.
+//!   when it is gone. With a keyset, nothing of an answer is applied before its signed order
+//!   verifies with a director key and is newer than the last applied ([`agent::order`]).
+//! - [`trust`]: the root and keyset files (`--root`, `--keyset`), re-read and rotated without
+//!   restart; the store then takes files from the keyset's generator keys.
 //! - [`metrics`]: request-path counters (atomics, one shard per worker thread).
 //!   [`watch`]: the watch dir's debounce.
 //!
@@ -47,7 +51,9 @@ pub mod module;
 pub mod node;
 pub mod proxy;
 pub mod server;
-pub mod timer;
+/// The per-connection timer, shared with the accept loop ([`rampart_serve::timer`]).
+pub use rampart_serve::timer;
+pub mod trust;
 pub mod watch;
 
 pub use cli::{EdgeArgs, run};

@@ -54,6 +54,8 @@ struct Shard {
     origin_errors: AtomicU64,
     /// Origin sent no response head within the timeout: answered 504.
     origin_timeouts: AtomicU64,
+    /// Requests refused with 400 as malformed (`proxy::conformance`).
+    malformed: AtomicU64,
     module_errors: AtomicU64,
     module_panics: AtomicU64,
     /// Requests answered 403 by the `--block-below` rule.
@@ -70,6 +72,10 @@ struct Shard {
     slots: ScoreSlots,
     connections_open: AtomicU64,
     connections_total: AtomicU64,
+    /// Connections refused because their client address held its cap.
+    refused_per_client: AtomicU64,
+    /// Connections closed because no request head came within the header timeout.
+    header_timeouts: AtomicU64,
     in_flight: AtomicU64,
 }
 
@@ -141,6 +147,7 @@ impl Shard {
         for (a, b) in [
             (&self.origin_errors, &other.origin_errors),
             (&self.origin_timeouts, &other.origin_timeouts),
+            (&self.malformed, &other.malformed),
             (&self.module_errors, &other.module_errors),
             (&self.module_panics, &other.module_panics),
             (&self.blocked, &other.blocked),
@@ -151,6 +158,8 @@ impl Shard {
             (&self.score_sum, &other.score_sum),
             (&self.connections_open, &other.connections_open),
             (&self.connections_total, &other.connections_total),
+            (&self.refused_per_client, &other.refused_per_client),
+            (&self.header_timeouts, &other.header_timeouts),
             (&self.in_flight, &other.in_flight),
         ] {
             add_into(a, b);
@@ -203,6 +212,23 @@ impl Metrics {
     /// Counts a 504.
     pub fn origin_timeout(&self) {
         self.local().origin_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused with 400 as malformed.
+    pub fn malformed(&self) {
+        self.local().malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection refused because its client address held its cap.
+    pub fn refused_per_client(&self) {
+        self.local()
+            .refused_per_client
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed for want of a request head in time.
+    pub fn header_timeout(&self) {
+        self.local().header_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a module failure.
@@ -346,6 +372,17 @@ impl Metrics {
         );
         family(
             out,
+            "rampart_edge_malformed_requests_total",
+            "counter",
+            "Requests refused with 400 before reaching the origin: two Host headers, HTTP/1.1 without Host, an overlong method, a broken body framing.",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_malformed_requests_total {}",
+            get(&t.malformed)
+        );
+        family(
+            out,
             "rampart_edge_module_errors_total",
             "counter",
             "Bot module failures on a request, by kind (panics are caught at the module boundary).",
@@ -454,6 +491,22 @@ impl Metrics {
             out,
             "rampart_edge_connections_total {}",
             get(&t.connections_total)
+        );
+        family(
+            out,
+            "rampart_edge_connections_closed_early_total",
+            "counter",
+            "Client connections refused or closed before a request: over the per-client cap (answered 429), or no request head within the header timeout.",
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_connections_closed_early_total{{reason=\"per_client_cap\"}} {}",
+            get(&t.refused_per_client)
+        );
+        let _ = writeln!(
+            out,
+            "rampart_edge_connections_closed_early_total{{reason=\"header_timeout\"}} {}",
+            get(&t.header_timeouts)
         );
     }
 }

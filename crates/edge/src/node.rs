@@ -20,7 +20,10 @@ use crate::config::{ADMIN_MAX_CONNECTIONS, Config};
 use crate::metrics::Metrics;
 use crate::module::Boundary;
 use crate::proxy::{OriginTimeouts, Proxy, Upstream};
-use crate::server::{Drained, ServeOptions, ShutdownSignal, ShutdownTrigger, serve};
+use crate::server::{
+    Drained, PerClient, ServeOptions, ShutdownSignal, ShutdownTrigger, WhenFull, serve,
+};
+use crate::trust::Trust;
 use crate::watch::Watcher;
 
 /// How often the store's `tick` runs (soak promotion, log summaries).
@@ -74,6 +77,9 @@ pub enum StartError {
     /// The admin token could not be read or made.
     #[error(transparent)]
     AdminToken(#[from] crate::admin::TokenError),
+    /// The root or keyset file is unusable.
+    #[error("trust: {0}")]
+    Trust(#[from] crate::trust::TrustStartError),
 }
 
 /// One proxy worker: a thread with a single-threaded runtime, its own listener (the
@@ -98,11 +104,17 @@ impl Node {
     /// Boots the store (serving last-known-good first), binds both listeners and starts
     /// serving.
     pub async fn start(config: Config) -> Result<Node, StartError> {
-        let mut store_config = rampart_ingest::Config::new(
-            config.data_dir.clone(),
-            config.contract.clone(),
-            config.keyring.clone(),
+        let trust = match config.trust.clone() {
+            Some(t) => Some(Arc::new(Trust::load(t, now_ms())?)),
+            None => None,
+        };
+        // With a keyset, feature files come from its generator keys, whatever `--pubkey`.
+        let keyring = trust.as_ref().map_or_else(
+            || config.keyring.clone(),
+            |t| t.keyset().generator().clone(),
         );
+        let mut store_config =
+            rampart_ingest::Config::new(config.data_dir.clone(), config.contract.clone(), keyring);
         store_config.soak = SoakConfig {
             secs: config.soak.secs,
             requests: config.soak.requests,
@@ -112,6 +124,7 @@ impl Node {
             window_secs: config.sentinel.window_secs,
             safe_mode_threshold: config.sentinel.safe_mode_after,
         };
+        store_config.module_state_lost = config.module_state_lost;
         let compiler = ModelCompiler::new(config.contract.max_features());
         let store =
             tokio::task::spawn_blocking(move || Store::boot(store_config, compiler, now_ms()))
@@ -162,18 +175,33 @@ impl Node {
         };
         // Built before anything listens: a bad control-plane URL stops the start.
         let agent = match config.control.clone() {
-            Some(c) => Some(Agent::new(c, store.clone(), metrics.clone())?),
+            Some(c) => {
+                let agent = Agent::new(c, store.clone(), metrics.clone())?;
+                Some(match &trust {
+                    Some(t) => agent.with_trust(t.clone(), &config.data_dir)?,
+                    None => agent,
+                })
+            }
             None => None,
         };
         let mut admin = Admin::new(store.clone(), metrics.clone(), info, token);
         if let Some(a) = &agent {
             admin = admin.with_agent(a.report());
         }
+        if let Some(t) = &trust {
+            admin = admin.with_trust(t.clone());
+        }
         let admin = Arc::new(admin);
 
         let (trigger, signal) = ShutdownSignal::new();
+        let per_client = config.limits.max_connections_per_client;
         let options = ServeOptions {
             max_connections: config.limits.max_connections,
+            // A burst waits in the kernel's queue rather than being refused.
+            when_full: WhenFull::Wait,
+            // One count for every worker: the cap is per address, not per worker.
+            per_client: (per_client > 0).then(|| PerClient::new(per_client)),
+            header_timeout: config.limits.header_timeout,
             idle_timeout: config.limits.idle_timeout,
             drain_timeout: config.limits.drain_timeout,
         };
@@ -186,7 +214,7 @@ impl Node {
                 boundary: boundary.clone(),
                 metrics: metrics.clone(),
                 origin: config.limits.origin,
-                options,
+                options: options.clone(),
                 signal: trigger.signal(),
             };
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -209,11 +237,11 @@ impl Node {
         let admin_handler = admin.clone();
         let admin_task = tokio::spawn(serve(
             admin_listener,
-            ServeOptions {
-                max_connections: ADMIN_MAX_CONNECTIONS,
-                idle_timeout: ADMIN_IDLE_TIMEOUT,
-                drain_timeout: ADMIN_DRAIN_TIMEOUT,
-            },
+            ServeOptions::simple(
+                ADMIN_MAX_CONNECTIONS,
+                ADMIN_IDLE_TIMEOUT,
+                ADMIN_DRAIN_TIMEOUT,
+            ),
             None,
             trigger.signal(),
             move |peer| {
@@ -222,6 +250,13 @@ impl Node {
             },
         ));
         let mut background = vec![tokio::spawn(tick_loop(store.clone(), signal))];
+        if let Some(t) = trust {
+            background.push(tokio::spawn(crate::trust::reload_loop(
+                t,
+                store.clone(),
+                trigger.signal(),
+            )));
+        }
         if let Some(agent) = agent {
             // Its own task: the request path only ever reads the store's snapshot.
             let mut stop = trigger.signal();

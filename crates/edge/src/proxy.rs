@@ -7,6 +7,7 @@
 //! origin can fail ends in a status: refused or reset → 502, no response head within the
 //! timeout → 504.
 
+pub mod conformance;
 mod headers;
 mod origin;
 
@@ -244,6 +245,10 @@ impl Proxy {
             return short(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
         }
         let (mut parts, body) = request.into_parts();
+        if let Err(malformed) = conformance::check(&mut parts) {
+            self.metrics.malformed();
+            return bad_request(malformed);
+        }
         // One pass over the names says what needs removing or replacing.
         let scan = Scan::of(&parts.headers);
         if scan.score {
@@ -293,6 +298,11 @@ impl Proxy {
                 let (mut parts, body) = response.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, Either::Left(body))
+            }
+            // The client's own body broke (bad chunk framing): its fault, not the origin's.
+            Some(Err(e)) if e.is_client_body() => {
+                self.metrics.malformed();
+                bad_request(conformance::Malformed::BadBody)
             }
             Some(Err(e)) => {
                 self.metrics.origin_error();
@@ -368,6 +378,16 @@ impl LogGate {
 }
 
 /// A short plain-text response of our own.
+/// A 400 for a malformed request; the connection is closed after it, since what follows on
+/// it cannot be trusted to be framed as the client meant.
+fn bad_request(malformed: conformance::Malformed) -> Response<ProxyBody> {
+    let mut response = short(StatusCode::BAD_REQUEST, malformed.message());
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 pub(crate) fn short(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
         body.as_bytes(),

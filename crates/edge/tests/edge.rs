@@ -457,6 +457,25 @@ async fn bad_files_are_refused_with_their_codes_and_not_one_request_fails() {
     assert_eq!(traffic.failed.load(Ordering::Relaxed), 0, "{problems:?}");
     assert!(before_stop > 0, "no traffic flowed during the drops");
     assert!(last_score(&origin).parse::<u8>().is_ok(), "still scoring");
+    // Succeeded means scored: every request of the traffic reached the origin with a real
+    // score from the good file, not merely a 200.
+    let seen = origin.requests();
+    let traffic_seen: Vec<_> = seen
+        .iter()
+        .filter(|r| r.uri.path().starts_with("/t/"))
+        .collect();
+    assert!(!traffic_seen.is_empty());
+    let unscored = traffic_seen
+        .iter()
+        .filter(|r| {
+            r.headers
+                .get("x-rampart-bot-score")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u8>().ok())
+                .is_none()
+        })
+        .count();
+    assert_eq!(unscored, 0, "of {} traffic requests", traffic_seen.len());
 
     let status = edge.status().await;
     assert_eq!(status["active"]["version"], 2);
@@ -806,4 +825,56 @@ async fn an_operator_clears_safe_mode_through_the_admin_api() {
     let (s, v) = edge.post("/safe-mode/clear", "{}").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["was_safe_mode"], false);
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Issue 13: a FIFO at `lkg/current.rfeat` hung boot, and a FIFO (or a symlink to one) in
+/// the watch dir blocked a thread in `open` so later files were never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_files_never_hang_the_edge() {
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let watch = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("lkg")).unwrap();
+    mkfifo(&data.path().join("lkg/current.rfeat"));
+    let node = tokio::time::timeout(
+        Duration::from_secs(20),
+        Node::start(config(origin.addr, data.path(), watch.path())),
+    )
+    .await
+    .expect("boot blocked on a FIFO at lkg/current.rfeat")
+    .unwrap();
+    let edge = Edge {
+        node,
+        watch: watch.path().to_owned(),
+        _dirs: (data, watch),
+    };
+    let status = edge.status().await;
+    let problems = status["lkg"]["boot_problems"].to_string();
+    assert!(
+        problems.contains("not a regular file (it is a FIFO)"),
+        "{status:#}"
+    );
+    assert_eq!(get(edge.proxy(), "/").await.0, StatusCode::OK);
+
+    // A FIFO and a symlink to it in the watch dir, then a valid file: it is applied.
+    mkfifo(&edge.watch.join("a.json"));
+    std::os::unix::fs::symlink(edge.watch.join("a.json"), edge.watch.join("b.json")).unwrap();
+    edge.drop_file("v1.json", &signed(&example_document(1)));
+    assert_eq!(edge.outcome_of("v1.json").await["outcome"], "applied");
+    assert_eq!(edge.active_version().await, Some(1));
+    // The link flipped to a regular file is a file like any other.
+    std::fs::remove_file(edge.watch.join("b.json")).unwrap();
+    let real = edge.watch.join(".v2.real");
+    std::fs::write(&real, signed(&example_document(2))).unwrap();
+    std::os::unix::fs::symlink(&real, edge.watch.join("b.json")).unwrap();
+    assert_eq!(edge.outcome_of("b.json").await["outcome"], "applied");
+    assert_eq!(edge.active_version().await, Some(2));
 }

@@ -63,11 +63,7 @@ impl Default for Setup {
             rules: Rules::default(),
             hooks: false,
             timeouts: OriginTimeouts::default(),
-            options: ServeOptions {
-                max_connections: 64,
-                idle_timeout: Duration::from_secs(30),
-                drain_timeout: Duration::from_secs(5),
-            },
+            options: ServeOptions::simple(64, Duration::from_secs(30), Duration::from_secs(5)),
         }
     }
 }
@@ -517,4 +513,155 @@ async fn connect_tunnels_are_refused() {
     .await;
     assert!(response.starts_with("HTTP/1.1 405"), "{response}");
     assert!(origin.requests().is_empty());
+}
+
+/// Issue 13, "HTTP edge cases at the edge": RFC 9110/9112 say 400 for each of these, and the
+/// origin must see none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_and_never_reach_the_origin() {
+    let origin = Origin::start().await;
+    let e = edge(origin.addr, Setup::default()).await;
+    let long_method = "A".repeat(70 * 1024);
+    let cases = [
+        (
+            "two Host headers",
+            "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n"
+                .to_owned(),
+        ),
+        (
+            "HTTP/1.1 without Host",
+            "GET / HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+        ),
+        (
+            "a 70 KB method",
+            format!("{long_method} / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"),
+        ),
+        (
+            "an overflowing chunk size",
+            "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\nfffffffffffffffffffff\r\nabc\r\n0\r\n\r\n"
+                .to_owned(),
+        ),
+    ];
+    for (what, request) in cases {
+        let response = raw(e.addr, &request).await;
+        assert!(
+            response.starts_with("HTTP/1.1 400"),
+            "{what}: {}",
+            response.lines().next().unwrap_or("")
+        );
+    }
+    // The broken chunk reached the origin as a head and a cut body, never as a request.
+    assert!(
+        origin.requests().is_empty(),
+        "forwarded: {:?}",
+        origin.requests()
+    );
+    let mut text = String::new();
+    e.metrics.render(&mut text);
+    assert!(
+        text.contains("rampart_edge_malformed_requests_total 4\n"),
+        "{text}"
+    );
+    // HTTP/1.0 needs no Host.
+    let response = raw(e.addr, "GET /ten HTTP/1.0\r\n\r\n").await;
+    assert!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "{response}"
+    );
+}
+
+/// RFC 9112 3.2.2: in absolute form, the request target's authority is the host, whatever
+/// the Host header says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authority_of_an_absolute_form_target_wins_over_host() {
+    let origin = Origin::start().await;
+    let e = edge(origin.addr, Setup::default()).await;
+    let response = raw(
+        e.addr,
+        "GET http://real.test/p?q=1 HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let seen = &origin.requests()[0];
+    assert_eq!(seen.headers["host"], "real.test");
+    assert_eq!(seen.headers.get_all("host").iter().count(), 1);
+    assert_eq!(seen.uri.path(), "/p");
+    assert_eq!(seen.uri.query(), Some("q=1"));
+}
+
+/// A connection from `local` (any 127.0.0.0/8 address is loopback) to `addr`.
+async fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Issue 13: 10,100 slow connections from one client made legitimate requests time out
+/// until the 60 s idle timeout. Now one address holds at most its cap, and a connection
+/// with no request head is closed after the (short) header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_from_one_address_cannot_starve_the_others() {
+    const SLOW: usize = 200;
+    const CAP: usize = 8;
+    let origin = Origin::start().await;
+    let mut setup = Setup::default();
+    setup.options.max_connections = 64;
+    setup.options.per_client = Some(rampart_edge::server::PerClient::new(CAP));
+    setup.options.header_timeout = Duration::from_millis(1_500);
+    let e = edge(origin.addr, setup).await;
+
+    // A bounded slow-loris load from 127.0.0.1: a partial head, then nothing.
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        let mut s = connect_from("127.0.0.1", e.addr).await;
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHo").await;
+        slow.push(s);
+    }
+    // Meanwhile, another client is served, request after request.
+    for i in 0..20 {
+        let mut s = connect_from("127.0.0.2", e.addr).await;
+        s.write_all(
+            format!("GET /ok/{i} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(STEP, s.read_to_end(&mut out))
+            .await
+            .expect("a legitimate request was starved")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    }
+    // Every slow connection over the cap was told 429 and closed; the ones admitted are
+    // closed by the header timeout. None of them waits for the 30 s idle timeout.
+    let mut refused = 0;
+    for mut s in slow {
+        let mut out = Vec::new();
+        tokio::time::timeout(STEP, s.read_to_end(&mut out))
+            .await
+            .expect("a slow connection was kept past the header timeout")
+            .unwrap_or_default();
+        if String::from_utf8_lossy(&out).starts_with("HTTP/1.1 429") {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, SLOW - CAP);
+    let mut text = String::new();
+    e.metrics.render(&mut text);
+    assert!(
+        text.contains(&format!(
+            "rampart_edge_connections_closed_early_total{{reason=\"per_client_cap\"}} {}\n",
+            SLOW - CAP
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "rampart_edge_connections_closed_early_total{{reason=\"header_timeout\"}} {CAP}\n"
+        )),
+        "{text}"
+    );
+    assert_eq!(origin.requests().len(), 20);
 }

@@ -76,6 +76,13 @@ pub struct Args {
     /// line); default: $RAMPART_TOKEN.
     #[arg(long, value_name = "FILE", requires = "publish")]
     publish_token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for --publish instead of the web PKI roots.
+    #[arg(long, value_name = "FILE", env = "RAMPART_CA", requires = "publish")]
+    ca: Option<PathBuf>,
+    /// Allow an http:// --publish URL, to a loopback host only (the token then travels in
+    /// clear on this host).
+    #[arg(long, requires = "publish")]
+    plain_http: bool,
     /// Let through a file the delta guard holds (this run only).
     #[arg(long)]
     approve_delta: bool,
@@ -173,6 +180,7 @@ fn job(args: &Args, default_contract: Contract) -> anyhow::Result<Job> {
             Output::Publish(Target {
                 url: url.clone(),
                 token,
+                transport: rampart_api::Transport::from_flags(args.ca.as_deref(), args.plain_http)?,
             })
         }
         (None, None) => anyhow::bail!("give -o FILE or --publish URL"),

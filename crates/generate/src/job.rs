@@ -528,6 +528,10 @@ mod tests {
         job.output = Output::Publish(Target {
             url: "http://127.0.0.1:1/".into(),
             token: None,
+            transport: rampart_api::Transport {
+                ca_pem: None,
+                plain_http: true,
+            },
         });
         let err = job.run_once(now(0)).unwrap_err();
         assert!(matches!(err, GenerateError::Publish(_)), "{err}");

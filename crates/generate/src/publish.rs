@@ -1,27 +1,18 @@
 //! `--publish URL`: a signed file goes to the control plane (`POST /v1/artifacts` with the
 //! publisher's bearer token), which checks it again against every registered edge contract.
 //!
-//! Blocking (ureq), like the ClickHouse source: a generator run is one short sequential job.
+//! Through [`rampart_api::Client`] (its own small runtime, on a thread of its own, so a
+//! caller inside a runtime is fine): the same trust rule as every client (a CA file instead
+//! of the web PKI, `http://` only when allowed and to loopback) and the same rule for what is
+//! a refusal.
 //! The answer decides what the state dir records: only a file the control plane **accepted**
 //! becomes the published version; a refusal ([`rampart_api::error::is_refusal`], the same rule
 //! as the CLI's) is a held run with the control plane's issues; an unreachable control plane
 //! is an error and nothing is recorded.
 
 use std::fmt;
-use std::io::Read as _;
-use std::time::Duration;
 
-use rampart_api::{ApiError, PublishResult};
-
-/// Time to connect to the control plane.
-pub const PUBLISH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Time for the whole publish (the control plane verifies and fsyncs before it answers; the
-/// largest artifact is about 85 MiB).
-pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Largest answer read: a publish result or an error with every issue.
-pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+use rampart_api::{ApiError, Client, ClientError, PublishResult, Transport};
 
 /// Where and as whom to publish.
 #[derive(Clone, PartialEq, Eq)]
@@ -30,6 +21,8 @@ pub struct Target {
     pub url: String,
     /// The bearer token of a `publisher` (or `admin`).
     pub token: Option<String>,
+    /// Whom to trust (`--ca`), and whether plain HTTP to loopback is allowed.
+    pub transport: Transport,
 }
 
 /// The control plane took the file.
@@ -83,60 +76,32 @@ impl Target {
             url: self.url.clone(),
             detail,
         };
-        let endpoint = format!(
-            "{}{}",
-            self.url.trim_end_matches('/'),
-            rampart_api::routes::ARTIFACTS
-        );
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(PUBLISH_CONNECT_TIMEOUT)
-            .timeout(PUBLISH_TIMEOUT)
-            .redirects(0)
-            .build();
-        let mut request = agent
-            .post(&endpoint)
-            .set("Content-Type", "application/octet-stream");
-        if let Some(token) = &self.token {
-            request = request.set("Authorization", &format!("Bearer {token}"));
-        }
-        match request.send_bytes(signed) {
-            Ok(response) => {
-                let status = response.status();
-                let body = read_body(response).map_err(failed)?;
-                Ok(Accepted {
-                    status,
-                    result: serde_json::from_slice(&body).ok(),
-                })
+        let client = Client::with_transport(&self.url, self.token.clone(), &self.transport)
+            .map_err(|e| failed(e.to_string()))?;
+        let body = signed.to_vec();
+        let answer = std::thread::scope(|s| {
+            s.spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+                Ok::<_, String>(rt.block_on(client.publish(body)))
+            })
+            .join()
+        })
+        .map_err(|_| failed("the publishing thread panicked".into()))?
+        .map_err(failed)?;
+        match answer {
+            Ok(result) => Ok(Accepted {
+                status: if result.created { 201 } else { 200 },
+                result: Some(result),
+            }),
+            Err(ClientError::Api { status, error }) if rampart_api::error::is_refusal(status) => {
+                Err(PublishError::Refused { status, error })
             }
-            Err(ureq::Error::Status(status, response)) => {
-                let body = read_body(response).unwrap_or_default();
-                match serde_json::from_slice::<ApiError>(&body) {
-                    Ok(error) if rampart_api::error::is_refusal(status) => {
-                        Err(PublishError::Refused { status, error })
-                    }
-                    Ok(error) => Err(failed(format!("{status}: {error}"))),
-                    Err(_) => Err(failed(format!(
-                        "{status}: {}",
-                        String::from_utf8_lossy(body.get(..200).unwrap_or(&body))
-                    ))),
-                }
-            }
-            Err(ureq::Error::Transport(t)) => Err(failed(t.to_string())),
+            Err(e) => Err(failed(e.to_string())),
         }
     }
-}
-
-fn read_body(response: ureq::Response) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_ANSWER_BYTES as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    if buf.len() > MAX_ANSWER_BYTES {
-        return Err(format!("answer larger than {MAX_ANSWER_BYTES} bytes"));
-    }
-    Ok(buf)
 }
 
 #[cfg(test)]
@@ -148,6 +113,7 @@ mod tests {
         let t = Target {
             url: "http://127.0.0.1:1".into(),
             token: Some("s3cret".into()),
+            transport: Transport::default(),
         };
         assert!(!format!("{t:?}").contains("s3cret"));
     }
@@ -158,8 +124,27 @@ mod tests {
         let t = Target {
             url: "http://127.0.0.1:1/".into(),
             token: None,
+            transport: Transport {
+                ca_pem: None,
+                plain_http: true,
+            },
         };
         let e = t.publish(b"{}").unwrap_err();
         assert!(matches!(e, PublishError::Failed { .. }), "{e}");
+    }
+
+    #[test]
+    fn plain_http_needs_the_flag_and_loopback_and_sends_nothing() {
+        let mut t = Target {
+            url: "http://127.0.0.1:1/".into(),
+            token: Some("s3cret".into()),
+            transport: Transport::default(),
+        };
+        let e = t.publish(b"{}").unwrap_err();
+        assert!(e.to_string().contains("plain HTTP"), "{e}");
+        t.url = "http://10.0.0.1:7700".into();
+        t.transport.plain_http = true;
+        let e = t.publish(b"{}").unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
     }
 }

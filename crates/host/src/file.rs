@@ -1,8 +1,10 @@
 //! The two file operations every service trusts: a capped read and an atomic replace.
 //!
-//! [`read_capped`] compares the file's length from metadata with the cap before a byte is
-//! read, and the read itself stops at the cap ([`read_bounded`]), so a file that grows
-//! between the two checks is still refused. [`write_atomic`] writes a hidden temp file beside
+//! [`read_capped`] opens without blocking and refuses anything but a regular file before a
+//! byte is read (a FIFO dropped in a watched dir, or a symlink flipped to one, would otherwise
+//! block the reading thread in `open` for ever); it then compares the file's length from the
+//! opened descriptor's metadata with the cap, and the read itself stops at the cap
+//! ([`read_bounded`]), so a file that grows between the two checks is still refused. [`write_atomic`] writes a hidden temp file beside
 //! the target, fsyncs it, renames it over the target and fsyncs the directory, so a crash at
 //! any instant leaves either the old file or the new one, never half of one; on failure the
 //! temp file is removed.
@@ -41,6 +43,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The path names something other than a regular file (a FIFO, a socket, a device, a
+    /// directory), as seen on the opened descriptor: nothing is read from it.
+    #[error("{} is not a regular file (it is {kind})", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead (`a FIFO`, `a directory`…).
+        kind: &'static str,
+    },
     /// A text file ([`read_text`]) holds bytes that are not UTF-8.
     #[error("{} is not UTF-8 text", path.display())]
     NotUtf8 {
@@ -52,10 +63,12 @@ pub enum Error {
     },
 }
 
-/// Reads a whole file of at most `limit` bytes: metadata length first, then a read that
-/// stops at `limit + 1` bytes.
+/// Reads a whole regular file of at most `limit` bytes: opened with `O_NONBLOCK` (so a FIFO
+/// cannot block `open`), checked to be a regular file with `fstat` on that descriptor (so a
+/// path swapped between a check and the open cannot fool it), its length compared with the
+/// cap, then a read that stops at `limit + 1` bytes.
 pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, Error> {
-    let file = File::open(path).map_err(Error::io("open", path))?;
+    let file = open_regular(path)?;
     let len = file.metadata().map_err(Error::io("stat", path))?.len();
     if len > u64::try_from(limit).unwrap_or(u64::MAX) {
         return Err(Error::TooLarge {
@@ -76,6 +89,45 @@ pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, Error> {
             source,
         },
     })
+}
+
+/// Opens `path` for reading without blocking and returns it only when the descriptor is a
+/// regular file ([`Error::NotRegular`] otherwise). `O_NONBLOCK` has no effect on reads of a
+/// regular file, so the descriptor is used as it is.
+pub fn open_regular(path: &Path) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(Error::io("open", path))?;
+    let kind = file
+        .metadata()
+        .map_err(Error::io("stat", path))?
+        .file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(Error::NotRegular {
+        path: path.to_owned(),
+        kind: describe(kind),
+    })
+}
+
+fn describe(kind: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
+    }
 }
 
 /// [`read_capped`], then UTF-8: keys, tokens, contracts, policies.
@@ -286,21 +338,59 @@ mod tests {
     }
 
     #[test]
-    fn read_capped_stops_at_the_cap_when_metadata_cannot_tell() {
+    fn read_capped_refuses_what_is_not_a_regular_file_without_reading_it() {
         // A character device reports length 0 and never ends.
         let err = read_capped(Path::new("/dev/zero"), 16).unwrap_err();
         assert!(
             matches!(
                 err,
-                Error::TooLarge {
-                    size: None,
-                    limit: 16,
+                Error::NotRegular {
+                    kind: "a character device",
                     ..
                 }
             ),
             "{err:?}"
         );
-        assert!(err.to_string().contains("grew past the limit of 16 bytes"));
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_capped(dir.path(), 16).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("is not a regular file (it is a directory)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_fifo_never_blocks_a_read_even_behind_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f.rfeat");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let link = dir.path().join("link.rfeat");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        // Without O_NONBLOCK `open` would wait for a writer for ever: run it on a thread and
+        // give it a bound, so a regression fails instead of hanging the suite.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let results = [
+                read_capped(&fifo, 16),
+                read_text(&link, 16).map(String::into_bytes),
+            ];
+            let _ = tx.send(results);
+        });
+        let results = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("read_capped blocked on a FIFO");
+        for r in results {
+            let err = r.unwrap_err();
+            assert!(
+                matches!(err, Error::NotRegular { kind: "a FIFO", .. }),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

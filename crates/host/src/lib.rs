@@ -13,6 +13,11 @@
 //!   [`Error`](file::Error).
 //! - [`clock`]: [`now_ms`](clock::now_ms), wall-clock milliseconds since the Unix epoch.
 //! - [`secret`]: [`random_hex`](secret::random_hex), tokens from the OS's randomness.
+//! - [`limiter`]: [`LogLimiter`](limiter::LogLimiter), rate-limited logging (a flood of one
+//!   failure is one line, then one summary per interval); used by ingestion and by the
+//!   control plane for failures a client causes.
+//! - [`process`]: [`open_files_limit`](process::open_files_limit), the descriptor budget
+//!   servers size their connection caps by.
 //! - `log` (feature `log`): `log::init`, `tracing` to stderr with `RUST_LOG`.
 //!
 //! # The decision that matters
@@ -22,6 +27,8 @@
 
 pub mod clock;
 pub mod file;
+pub mod limiter;
 #[cfg(feature = "log")]
 pub mod log;
+pub mod process;
 pub mod secret;

@@ -22,6 +22,38 @@ pub const DEFAULT_ARCHIVE_LEN: usize = 16;
 /// Largest boot journal before it is compacted (about 800 events).
 pub const DEFAULT_JOURNAL_MAX_BYTES: u64 = 64 * 1024;
 
+/// What the kill switch is at boot when `module.json` and its copy both exist but neither
+/// can be read (damaged, truncated, not a regular file). A missing pair is a fresh data dir
+/// (module on); a readable copy is used as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleStateLost {
+    /// The module stays off until an operator (admin API) or the control plane (its next
+    /// answer carries the fleet's switch) turns it on: an operator who turned it off because
+    /// it crashed the process never sees it come back by itself. The default.
+    #[default]
+    Off,
+    /// The module runs: scoring matters more here than the risk above.
+    On,
+}
+
+/// `--module-state-lost` was neither `off` nor `on`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("module_state_lost must be `off` or `on`, not {0:?}")]
+pub struct ParseModuleStateLostError(String);
+
+impl std::str::FromStr for ModuleStateLost {
+    type Err = ParseModuleStateLostError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(ModuleStateLost::Off),
+            "on" => Ok(ModuleStateLost::On),
+            other => Err(ParseModuleStateLostError(other.chars().take(32).collect())),
+        }
+    }
+}
+
 /// How the store is set up.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,6 +74,8 @@ pub struct Config {
     /// Interval in which repeated failures of one kind are counted, not logged
     /// ([`DEFAULT_LOG_INTERVAL_MS`]).
     pub log_interval_ms: u64,
+    /// The kill switch when its saved state is lost ([`ModuleStateLost::Off`]).
+    pub module_state_lost: ModuleStateLost,
 }
 
 /// The soak a version serves before it is written as last-known-good: both bounds must be
@@ -64,6 +98,7 @@ pub struct SoakConfig {
 ///   sentinel/journal        boot journal, JSON lines
 ///   sentinel/poisoned.json  versions refused until a higher one comes
 ///   module.json             the kill switch, so it survives a restart
+///   module.copy.json        a second copy of it, written after the first
 /// ```
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -84,6 +119,7 @@ impl Config {
             archive_len: DEFAULT_ARCHIVE_LEN,
             journal_max_bytes: DEFAULT_JOURNAL_MAX_BYTES,
             log_interval_ms: DEFAULT_LOG_INTERVAL_MS,
+            module_state_lost: ModuleStateLost::default(),
         }
     }
 
@@ -168,5 +204,10 @@ impl DataDir {
     /// `module.json`.
     pub fn module_state(&self) -> PathBuf {
         self.root.join("module.json")
+    }
+
+    /// `module.copy.json`: the kill switch's second copy.
+    pub fn module_state_copy(&self) -> PathBuf {
+        self.root.join("module.copy.json")
     }
 }

@@ -1,7 +1,8 @@
 //! The two file operations ingestion trusts, a capped read and an atomic replace, with
 //! ingestion's own [`DiskError`]; the operations themselves are `rampart_host::file`'s.
 //!
-//! Every file in the data dir is read with [`read_capped`] (its length from metadata is
+//! Every file in the data dir is read with [`read_capped`] (opened without blocking and
+//! refused unless it is a regular file, so a FIFO never hangs a reader; its length from metadata is
 //! compared with the cap before a byte is read, and the read itself stops at the cap, so a
 //! file that grows between the two checks is still refused) and written with
 //! [`write_atomic`] (temp file, fsync, rename, fsync of the directory), so a crash at any
@@ -25,6 +26,15 @@ pub enum DiskError {
         size: Option<u64>,
         /// The cap in bytes.
         limit: usize,
+    },
+    /// The path is not a regular file (a FIFO, a device, a directory): nothing was read and
+    /// the reading thread never blocked on it.
+    #[error("{path} is not a regular file (it is {kind})")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
     },
     /// The operating system refused an operation.
     #[error("{op} {path}: {source}")]
@@ -55,6 +65,7 @@ impl From<file::Error> for DiskError {
                 DiskError::TooLarge { path, size, limit }
             }
             file::Error::Io { op, path, source } => DiskError::Io { op, path, source },
+            file::Error::NotRegular { path, kind } => DiskError::NotRegular { path, kind },
             // Ingestion reads bytes, never text: kept total rather than assumed away.
             file::Error::NotUtf8 { path, source } => DiskError::Io {
                 op: "read",

@@ -162,16 +162,10 @@ fn open_append(path: &Path) -> Result<File, DiskError> {
 
 /// The events in the last `max_bytes` of the journal; malformed lines are skipped.
 fn read_tail(path: &Path, max_bytes: u64) -> Result<Vec<Event>, DiskError> {
-    let mut file = match File::open(path) {
+    let mut file = match rampart_host::file::open_regular(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(DiskError::Io {
-                op: "open",
-                path: path.to_owned(),
-                source,
-            });
-        }
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
     };
     let io = |op| {
         move |source| DiskError::Io {

@@ -53,7 +53,7 @@ mod archive;
 mod lkg;
 
 pub use compiler::Compiler;
-pub use config::{Config, DataDir, SoakConfig};
+pub use config::{Config, DataDir, ModuleStateLost, SoakConfig};
 pub use counters::{ApplyCounters, CodeCount, Metrics};
 pub use disk::DiskError;
 pub use journal::Poisoned;

@@ -39,6 +39,9 @@ pub struct Status {
     pub archive: Vec<u64>,
     /// The last failure to read or write the data dir (serving goes on from memory).
     pub last_disk_error: Option<String>,
+    /// What went wrong reading the data dir at boot, besides last-known-good (in
+    /// [`LkgStatus::boot_problems`]): the journal, the poisoned list, the kill switch's state.
+    pub boot_problems: Vec<String>,
 }
 
 /// The version serving.

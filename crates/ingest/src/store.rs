@@ -58,6 +58,9 @@ pub struct Store<C: Compiler> {
     /// What readers see: the snapshot, the soak meter, the counters.
     shared: Arc<Shared<C::Model>>,
     writer: Mutex<Writer>,
+    /// The keys a feature file must be signed with: the config's at boot, then whatever the
+    /// edge's keyset says ([`Store::set_keyring`], a rotation without restart).
+    keyring: arc_swap::ArcSwap<rampart_artifact::Keyring>,
 }
 
 /// Why the store could not start. Only an unusable data dir stops a boot: a missing,
@@ -80,6 +83,7 @@ struct Writer {
     break_glass: bool,
     lkg: Lkg,
     lkg_problems: Vec<String>,
+    boot_problems: Vec<String>,
     journal: Option<Journal>,
     last_rejection: Option<LastRejection>,
     last_disk_error: Option<String>,
@@ -178,11 +182,17 @@ impl<C: Compiler> Store<C> {
         } else {
             Mode::Normal
         };
-        let (module_enabled, kill_reason) = break_glass::read_module_state(&layout, &mut problems);
+        let mut boot_problems: Vec<String> = problems
+            .iter()
+            .map(|(what, e)| format!("{what}: {e}"))
+            .collect();
+        let (module_enabled, kill_reason) =
+            break_glass::read_module_state(&layout, config.module_state_lost, &mut boot_problems);
         let shared = Shared::new(Snapshot::empty(module_enabled, mode), counters);
 
         let limiter = LogLimiter::new(config.log_interval_ms);
         let store = Store {
+            keyring: arc_swap::ArcSwap::from_pointee(config.keyring.clone()),
             writer: Mutex::new(Writer {
                 active: None,
                 soak: None,
@@ -191,6 +201,7 @@ impl<C: Compiler> Store<C> {
                 break_glass: false,
                 lkg: Lkg::default(),
                 lkg_problems: Vec::new(),
+                boot_problems,
                 journal,
                 last_rejection: None,
                 last_disk_error: None,
@@ -330,6 +341,7 @@ impl<C: Compiler> Store<C> {
                 previous: w.lkg.previous,
                 boot_problems: w.lkg_problems.clone(),
             },
+            boot_problems: w.boot_problems.clone(),
             soak: w.soak.clone(),
             poisoned: w.poisoned.clone(),
             sentinel: SentinelStatus {
@@ -356,12 +368,27 @@ impl<C: Compiler> Store<C> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn policy<'a>(&'a self, previous: Option<&'a rampart_artifact::Document>) -> Policy<'a> {
+    fn policy<'a>(
+        &'a self,
+        keyring: &'a rampart_artifact::Keyring,
+        previous: Option<&'a rampart_artifact::Document>,
+    ) -> Policy<'a> {
         Policy {
             contract: &self.config.contract,
-            keyring: Some(&self.config.keyring),
+            keyring: Some(keyring),
             previous,
         }
+    }
+
+    /// Replaces the keys feature files must be signed with, from the next file on (a key
+    /// rotation: what serves stays; last-known-good on disk is not re-checked until boot).
+    pub fn set_keyring(&self, keyring: rampart_artifact::Keyring) {
+        self.keyring.store(Arc::new(keyring));
+    }
+
+    /// The keys feature files must be signed with now.
+    pub fn keyring(&self) -> Arc<rampart_artifact::Keyring> {
+        self.keyring.load_full()
     }
 
     /// Reads and verifies a data-dir file (no version rule: boot, break glass and a
@@ -372,7 +399,8 @@ impl<C: Compiler> Store<C> {
             Err(e) if e.is_not_found() => return Candidate::Missing,
             Err(e) => return Candidate::Bad(unreadable(e), None),
         };
-        match check(&bytes, &self.policy(None)) {
+        let keyring = self.keyring.load();
+        match check(&bytes, &self.policy(&keyring, None)) {
             Ok(c) => {
                 let found = c.validated.version();
                 match expect_version {

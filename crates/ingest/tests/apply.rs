@@ -15,7 +15,7 @@ mod fixtures;
 use std::fs::File;
 
 use fixtures::*;
-use rampart_ingest::{ApplyOutcome, Channel, Rejection, Store};
+use rampart_ingest::{ApplyOutcome, Channel, DataDir, Rejection, Store};
 
 const T0: u64 = 1_763_463_900_000;
 
@@ -434,4 +434,65 @@ fn readers_see_whole_snapshots_while_files_are_applied() {
     let m = store.metrics();
     assert_eq!((m.applied, m.rejected), (50, 50));
     assert_eq!(store.snapshot().version(), Some(50));
+}
+
+/// Issue 13: a corrupted or truncated `module.json` booted with the module on and said
+/// nothing. Now the copy is used, and when both are lost the policy decides, loudly.
+#[test]
+fn a_damaged_kill_switch_state_falls_back_to_its_copy_then_to_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataDir::new(dir.path());
+    let (store, _) = store_with_v5(dir.path());
+    store.set_module_enabled(false, "incident 44");
+    drop(store);
+    let copy = rampart_ingest::disk::read_capped(&layout.module_state_copy(), 4096).unwrap();
+    assert_eq!(
+        copy,
+        rampart_ingest::disk::read_capped(&layout.module_state(), 4096).unwrap()
+    );
+
+    // Truncated first file: the copy says off, and the boot says what happened.
+    std::fs::write(layout.module_state(), b"{\"enabled\":fa").unwrap();
+    let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 10).unwrap();
+    assert!(!store.snapshot().module_enabled);
+    let status = store.status();
+    assert_eq!(status.kill_switch_reason.as_deref(), Some("incident 44"));
+    assert_eq!(status.boot_problems.len(), 1, "{:?}", status.boot_problems);
+    assert!(
+        status.boot_problems[0].contains("read from module.copy.json (enabled: false)"),
+        "{:?}",
+        status.boot_problems
+    );
+    drop(store);
+
+    // Both damaged (one empty, one garbage): the default policy keeps the module off.
+    std::fs::write(layout.module_state(), b"").unwrap();
+    std::fs::write(layout.module_state_copy(), b"\x00\x01").unwrap();
+    let store = Store::boot(config(dir.path()), TestCompiler::new(200), T0 + 20).unwrap();
+    assert!(!store.snapshot().module_enabled);
+    let status = store.status();
+    assert!(
+        status.boot_problems[0].contains("module off by policy module_state_lost=off"),
+        "{:?}",
+        status.boot_problems
+    );
+    assert_eq!(
+        status.kill_switch_reason,
+        status.boot_problems.first().cloned()
+    );
+    drop(store);
+
+    // The other policy, asked for explicitly: on, and still reported.
+    let mut c = config(dir.path());
+    c.module_state_lost = rampart_ingest::ModuleStateLost::On;
+    let store = Store::boot(c, TestCompiler::new(200), T0 + 30).unwrap();
+    assert!(store.snapshot().module_enabled);
+    assert!(store.status().boot_problems[0].contains("module on by policy"));
+    drop(store);
+
+    // A fresh data dir (neither file) is on, with nothing to report.
+    let fresh = tempfile::tempdir().unwrap();
+    let store = Store::boot(config(fresh.path()), TestCompiler::new(200), T0).unwrap();
+    assert!(store.snapshot().module_enabled);
+    assert!(store.status().boot_problems.is_empty());
 }

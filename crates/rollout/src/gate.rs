@@ -851,6 +851,20 @@ impl Gate {
         Gate::Convergence,
     ];
 
+    /// Which failure names a rollback when several gates fail at once: report order, but
+    /// restarts before NACKs. A node that crash-loops on a version poisons it (the edge's
+    /// sentinel) and then refuses it (`poisoned`) a few milliseconds after the heartbeat
+    /// that reported the restart; that NACK is the consequence, the restarts the cause.
+    pub const FAILURE_PRECEDENCE: [Gate; 7] = [
+        Gate::Restarts,
+        Gate::Nack,
+        Gate::Errors5xx,
+        Gate::ModuleErrors,
+        Gate::ScoreShift,
+        Gate::Heartbeat,
+        Gate::Convergence,
+    ];
+
     /// Its stable key, as it is serialized (`errors_5xx`, `score_shift`, …): the one name
     /// the API, the dashboard and the replay's report use.
     pub fn key(self) -> &'static str {
@@ -927,10 +941,17 @@ impl GateReport {
         ]
     }
 
-    /// The combined verdict: the first failure, else the first hold, else pass.
+    /// The combined verdict: the first failure in [`Gate::FAILURE_PRECEDENCE`], else the
+    /// first hold in report order, else pass.
     pub fn overall(&self) -> Overall<'_> {
         let verdicts = self.verdicts();
-        if let Some(f) = verdicts.iter().find_map(|(_, v)| v.failure()) {
+        let failed = |gate: Gate| {
+            verdicts
+                .iter()
+                .find(|(g, _)| *g == gate)
+                .and_then(|(_, v)| v.failure())
+        };
+        if let Some(f) = Gate::FAILURE_PRECEDENCE.into_iter().find_map(failed) {
             return Overall::Fail(f);
         }
         if let Some(h) = verdicts.iter().find_map(|(_, v)| v.hold()) {
@@ -1032,5 +1053,35 @@ mod policy_tests {
         }
         let old: Gate = serde_json::from_str("\"errors5xx\"").unwrap();
         assert_eq!(old, Gate::Errors5xx);
+    }
+
+    #[test]
+    fn restarts_are_named_before_the_poisoned_nack_they_cause() {
+        let mut precedence = Gate::FAILURE_PRECEDENCE.to_vec();
+        precedence.sort_by_key(|g| Gate::ALL.iter().position(|a| a == g));
+        assert_eq!(precedence, Gate::ALL, "every gate, once");
+
+        let mut report = GateReport::holding(0, 0, HoldReason::ObservationsOutOfSync);
+        report.nack = Verdict::Fail(Failure {
+            gate: Gate::Nack,
+            numbers: Numbers::Nack {
+                nacked: 1,
+                nodes: vec!["fra-1".into()],
+                codes: vec!["poisoned".into()],
+            },
+            explanation: "refused".into(),
+        });
+        assert!(matches!(report.overall(), Overall::Fail(f) if f.gate == Gate::Nack));
+        report.restarts = Verdict::Fail(Failure {
+            gate: Gate::Restarts,
+            numbers: Numbers::Restarts {
+                restarted: 1,
+                worst: 3,
+                allowed_per_node: 2,
+                nodes: vec!["fra-1".into()],
+            },
+            explanation: "restarted".into(),
+        });
+        assert!(matches!(report.overall(), Overall::Fail(f) if f.gate == Gate::Restarts));
     }
 }

@@ -22,6 +22,7 @@ use crate::policy::POLICY;
 use crate::stack::{self, ControlSpec};
 use crate::state;
 use crate::system::{MAX_EDGES, Running, edge_specs, inject_target, start_generator};
+use crate::trust::TrustFiles;
 use crate::workdir::Workdir;
 
 /// Largest policy file read (the control plane reads it again with its own bound).
@@ -82,6 +83,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         None => POLICY.to_owned(),
     };
     let work = Workdir::create(&root, &policy).context("cannot create the work dir")?;
+    let trust = TrustFiles::create(&work).context("cannot create the root of trust")?;
     // One left by a run that was killed would name processes that are gone.
     state::remove(&root).context("cannot remove an old up.json")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,12 +110,13 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             pubkeys: vec![work.pubkey.clone(), work.rotated_pubkey.clone()],
             beat_interval_ms: args.beat_interval_ms,
             auto_rollout: true,
-            extra: Vec::new(),
+            extra: trust.control_args(),
         },
         &work,
     )?;
     let mut edges = Vec::new();
-    for spec in edge_specs(args, &exe, origin.addr(), &control.url, &work) {
+    for mut spec in edge_specs(args, &exe, origin.addr(), &control.url, &work) {
+        spec.extra.extend(trust.edge_args());
         match stack::start_edge(&spec, &work) {
             Ok(e) => edges.push(e),
             Err(e) => {
@@ -154,7 +157,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
-    let anon = Client::new(&running.control.url, None)?;
+    let anon = Client::with_transport(&running.control.url, None, &work.transport()?)?;
     let started = Instant::now();
     runtime.block_on(async {
         let mut summary = tokio::time::interval(SUMMARY_INTERVAL);

@@ -27,8 +27,12 @@ const MAX_LOG_READ: u64 = 64 * 1024;
 pub(crate) fn print_urls(running: &Running, origin: &Origin, work: &Workdir, state_file: &Path) {
     let url = &running.control.url;
     println!();
+    let ca = work.tls().ca_cert;
     println!("  control plane   {url}          (API under /v1, /openapi.json)");
-    println!("  dashboard       {url}/ui/");
+    println!(
+        "  dashboard       {url}/ui/   (TLS by the local CA {})",
+        ca.display()
+    );
     println!("  origin          http://{}", origin.addr());
     for e in &running.edges {
         println!(
@@ -41,8 +45,10 @@ pub(crate) fn print_urls(running: &Running, origin: &Origin, work: &Workdir, sta
     }
     println!();
     println!(
-        "  try: rampart rollout watch --control {url}\n       rampart killswitch set bot off --control {url} --token-file {} --reason drill",
-        work.admin_token.display()
+        "  try: export RAMPART_CA={}\n       rampart rollout watch --control {url}\n       rampart killswitch set bot off --control {url} --token-file {} --reason drill\n       rampart approval grant ID --control {url} --token-file {}   (a fleet-wide switch needs a second admin)",
+        ca.display(),
+        work.admin_token.display(),
+        work.approver_token.display()
     );
     println!("  logs: {}/logs/   stop: Ctrl-C", work.root.display());
     println!(

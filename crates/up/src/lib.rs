@@ -9,8 +9,10 @@
 //! - [`console`]: what it prints: URLs, the live summary, rollout changes, inject stops.
 //! - [`policy`]: [`POLICY`], the rollout policy cut to a minute.
 //! - [`workdir`]: keys, tokens and policy created in the work dir.
+//! - [`trust`]: the root of trust (root keys, root, keyset, director key) in the work dir.
 //! - [`child`]: a child process of the same binary, stopped by PID and waited for.
 //! - [`stack`]: starting `rampart control` and `rampart edge` children.
+//! - [`enroll`]: a bootstrap token per edge, so each edge enrolls with its own credential.
 //! - [`origin`]: a tiny in-process origin that counts what the edges forward.
 //! - [`load`]: realistic traffic at a bounded rate against the edges.
 //! - [`inject`]: `--inject nov18`, each layer stopping its file.
@@ -26,6 +28,7 @@
 pub mod child;
 pub mod cli;
 pub mod console;
+pub mod enroll;
 pub mod inject;
 pub mod load;
 pub mod origin;
@@ -34,6 +37,7 @@ pub mod stack;
 pub mod state;
 pub mod status;
 pub mod system;
+pub mod trust;
 pub mod workdir;
 
 pub use cli::{Scenario, UpArgs, run};

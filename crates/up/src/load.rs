@@ -43,6 +43,7 @@ pub struct LoadStats {
     ok: AtomicU64,
     blocked: AtomicU64,
     errors_5xx: AtomicU64,
+    other: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
 }
@@ -52,22 +53,41 @@ pub struct LoadStats {
 pub struct LoadTotals {
     /// Requests sent.
     pub sent: u64,
-    /// Answered 1xx to 4xx other than 403.
+    /// Answered 2xx.
     pub ok: u64,
     /// Answered 403 (a `--block-below` rule).
     pub blocked: u64,
     /// Answered 5xx.
     pub errors_5xx: u64,
+    /// Answered anything else (1xx, 3xx, a 4xx other than 403): the traffic asks for none
+    /// of these, so each is a failure too.
+    pub other: u64,
     /// No answer: refused, reset, timed out.
     pub failed: u64,
     /// Not sent: too many in flight.
     pub skipped: u64,
 }
 
+/// What to send: where, how fast, how many, and one optional extra header.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// Edges' proxy addresses, served round-robin.
+    pub targets: Vec<SocketAddr>,
+    /// Requests per second (at most [`MAX_RATE`]).
+    pub rate: u32,
+    /// The seed of the request stream.
+    pub seed: u64,
+    /// Requests to send in all (sent or skipped); the load ends after them.
+    pub max_requests: u64,
+    /// A header added to every request (a drill's fault trigger, say).
+    pub header: Option<(http::HeaderName, http::HeaderValue)>,
+}
+
 /// Running traffic; stopped when dropped.
 #[derive(Debug)]
 pub struct Load {
     stats: Arc<LoadStats>,
+    permits: Arc<Semaphore>,
     task: JoinHandle<()>,
 }
 
@@ -82,6 +102,7 @@ impl LoadStats {
             ok: get(&self.ok),
             blocked: get(&self.blocked),
             errors_5xx: get(&self.errors_5xx),
+            other: get(&self.other),
             failed: get(&self.failed),
             skipped: get(&self.skipped),
         }
@@ -91,9 +112,11 @@ impl LoadStats {
 // === impl LoadTotals ===
 
 impl LoadTotals {
-    /// Requests that failed for the client: 5xx or no answer.
+    /// Requests that failed for the client: 5xx, an unexpected status, or no answer.
     pub fn failures(&self) -> u64 {
-        self.errors_5xx.saturating_add(self.failed)
+        self.errors_5xx
+            .saturating_add(self.other)
+            .saturating_add(self.failed)
     }
 
     /// What happened between `earlier` and `self`.
@@ -103,6 +126,7 @@ impl LoadTotals {
             ok: self.ok.saturating_sub(earlier.ok),
             blocked: self.blocked.saturating_sub(earlier.blocked),
             errors_5xx: self.errors_5xx.saturating_sub(earlier.errors_5xx),
+            other: self.other.saturating_sub(earlier.other),
             failed: self.failed.saturating_sub(earlier.failed),
             skipped: self.skipped.saturating_sub(earlier.skipped),
         }
@@ -115,17 +139,36 @@ impl Load {
     /// Sends `rate` requests a second (at most [`MAX_RATE`]) over `targets`, round-robin,
     /// from the stream seeded with `seed`, until dropped.
     pub fn start(targets: Vec<SocketAddr>, rate: u32, seed: u64) -> Result<Load, ProfileError> {
+        Load::start_spec(LoadSpec {
+            targets,
+            rate,
+            seed,
+            max_requests: u64::MAX,
+            header: None,
+        })
+    }
+
+    /// Sends what `spec` says until `spec.max_requests` or until dropped.
+    pub fn start_spec(spec: LoadSpec) -> Result<Load, ProfileError> {
+        let LoadSpec {
+            targets,
+            rate,
+            seed,
+            max_requests,
+            header,
+        } = spec;
         let profiles = Profiles::embedded()?;
         let stats = Arc::new(LoadStats::default());
         let shared = stats.clone();
         let rate = rate.min(MAX_RATE);
+        let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let held = permits.clone();
         let task = tokio::spawn(async move {
             if targets.is_empty() || rate == 0 {
                 return;
             }
             let clients: Vec<Client<HttpConnector, Empty<Bytes>>> =
                 (0..SOURCES).map(source_client).collect();
-            let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
             let mut traffic = Traffic::new(&profiles, Mix::default(), seed);
             let start = tokio::time::Instant::now();
             let mut interval = tokio::time::interval(TICK);
@@ -135,7 +178,11 @@ impl Load {
             loop {
                 interval.tick().await;
                 let due = u64::try_from(start.elapsed().as_millis() * u128::from(rate) / 1000)
-                    .unwrap_or(u64::MAX);
+                    .unwrap_or(u64::MAX)
+                    .min(max_requests);
+                if sent >= max_requests {
+                    return;
+                }
                 while sent < due {
                     sent += 1;
                     let Some(labelled) = traffic.next_request() else {
@@ -163,6 +210,9 @@ impl Load {
                         .version(Version::HTTP_11);
                     if let Some(headers) = builder.headers_mut() {
                         *headers = r.headers;
+                        if let Some((name, value)) = &header {
+                            headers.insert(name.clone(), value.clone());
+                        }
                     }
                     let Ok(request) = builder.body(Empty::<Bytes>::new()) else {
                         shared.skipped.fetch_add(1, Ordering::Relaxed);
@@ -183,7 +233,8 @@ impl Load {
                         let counter = match answered {
                             Ok(Ok(s)) if s.is_server_error() => &stats.errors_5xx,
                             Ok(Ok(s)) if s == http::StatusCode::FORBIDDEN => &stats.blocked,
-                            Ok(Ok(_)) => &stats.ok,
+                            Ok(Ok(s)) if s.is_success() => &stats.ok,
+                            Ok(Ok(_)) => &stats.other,
                             Ok(Err(_)) | Err(_) => &stats.failed,
                         };
                         counter.fetch_add(1, Ordering::Relaxed);
@@ -191,12 +242,28 @@ impl Load {
                 }
             }
         });
-        Ok(Load { stats, task })
+        Ok(Load {
+            stats,
+            permits: held,
+            task,
+        })
     }
 
     /// The counts.
     pub fn stats(&self) -> &Arc<LoadStats> {
         &self.stats
+    }
+
+    /// Sends no more requests; those in flight finish (see [`Load::is_done`]).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
+    /// Whether every request is sent (or skipped) and answered (or failed): a bounded load
+    /// is over. A permit is taken before a request is handed to its task and given back
+    /// after its answer is counted, so all permits back means nothing is in flight.
+    pub fn is_done(&self) -> bool {
+        self.task.is_finished() && self.permits.available_permits() == MAX_IN_FLIGHT
     }
 }
 

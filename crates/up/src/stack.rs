@@ -61,6 +61,9 @@ pub struct EdgeSpec {
     pub pubkeys: Vec<PathBuf>,
     /// Extra arguments (`--soak-secs`, `--contract`…).
     pub extra: Vec<String>,
+    /// Starts it with `RAMPART_TEST_HOOKS=1` ([`rampart_edge::cli::TEST_HOOKS_ENV`]): the
+    /// panic header works. Tests and drills only.
+    pub test_hooks: bool,
 }
 
 /// A running edge.
@@ -98,6 +101,9 @@ pub enum StackError {
     /// No free port.
     #[error("no free port on loopback: {0}")]
     Port(std::io::Error),
+    /// An edge's bootstrap token.
+    #[error(transparent)]
+    Enroll(#[from] crate::enroll::EnrollError),
 }
 
 /// A free port on 127.0.0.1, for a process that must keep its address across restarts.
@@ -121,6 +127,11 @@ pub fn start_control(spec: &ControlSpec, work: &Workdir) -> Result<ControlProc, 
         .arg(&work.policy)
         .arg("--beat-interval-ms")
         .arg(spec.beat_interval_ms.to_string());
+    let tls = work.tls();
+    cmd.arg("--tls-cert")
+        .arg(&tls.server_cert)
+        .arg("--tls-key")
+        .arg(&tls.server_key);
     for key in &spec.pubkeys {
         cmd.arg("--pubkey").arg(key);
     }
@@ -146,6 +157,15 @@ pub fn start_control(spec: &ControlSpec, work: &Workdir) -> Result<ControlProc, 
 pub fn start_edge(spec: &EdgeSpec, work: &Workdir) -> Result<EdgeProc, StackError> {
     let base = format!("edges/{}", spec.id);
     let watch_dir = work.dir(&format!("{base}/watch"))?;
+    let data_dir = work.dir(&format!("{base}/data"))?;
+    let enroll_token = crate::enroll::bootstrap(
+        &spec.control,
+        &work.transport()?,
+        &work.admin_secret,
+        &spec.id,
+        &data_dir,
+        &work.root.join(&base).join("enroll.token"),
+    )?;
     let mut cmd = Command::new(&spec.exe);
     cmd.arg("edge")
         .args([
@@ -159,13 +179,13 @@ pub fn start_edge(spec: &EdgeSpec, work: &Workdir) -> Result<EdgeProc, StackErro
         .arg("--upstream")
         .arg(format!("http://{}", spec.upstream))
         .arg("--data-dir")
-        .arg(work.dir(&format!("{base}/data"))?)
+        .arg(&data_dir)
         .arg("--watch-dir")
         .arg(&watch_dir)
         .arg("--control")
         .arg(&spec.control)
-        .arg("--control-token-file")
-        .arg(&work.edge_token)
+        .arg("--control-ca")
+        .arg(work.tls().ca_cert)
         .args([
             "--node-id",
             &spec.id,
@@ -177,10 +197,16 @@ pub fn start_edge(spec: &EdgeSpec, work: &Workdir) -> Result<EdgeProc, StackErro
     if spec.canary {
         cmd.arg("--canary");
     }
+    if let Some(file) = &enroll_token {
+        cmd.arg("--enroll-token-file").arg(file);
+    }
     for key in &spec.pubkeys {
         cmd.arg("--pubkey").arg(key);
     }
     cmd.args(&spec.extra).env("RUST_LOG", log_filter());
+    if spec.test_hooks {
+        cmd.env(rampart_edge::cli::TEST_HOOKS_ENV, "1");
+    }
     let name = format!("edge-{}", spec.id);
     let child = Child::start(&name, cmd, &work.log(&name))?;
     let (proxy, admin) = parse_edge_line(child.first_line()).ok_or_else(|| StackError::Line {

@@ -9,12 +9,13 @@
 //! {
 //!   "pid": 4242,
 //!   "dir": "/tmp/rampart-up-…",
-//!   "control": "http://127.0.0.1:41234",
-//!   "dashboard": "http://127.0.0.1:41234/ui/",
+//!   "control": "https://127.0.0.1:41234",
+//!   "dashboard": "https://127.0.0.1:41234/ui/",
 //!   "origin": "http://127.0.0.1:40001",
-//!   "files": { "admin_token": "…/admin.token", "publisher_token": "…/publisher.token",
+//!   "files": { "admin_token": "…/admin.token", "approver_token": "…/approver.token",
+//!              "publisher_token": "…/publisher.token",
 //!              "signing_key": "…/keys/rampart.key", "rotated_key": "…/keys/rotated.key",
-//!              "policy": "…/policy.toml", "logs": "…/logs" },
+//!              "policy": "…/policy.toml", "logs": "…/logs", "ca": "…/tls/ca.pem" },
 //!   "children": [ { "name": "control", "pid": 4243 }, { "name": "edge-fra-1", "pid": 4244 }, … ],
 //!   "edges": [ { "id": "fra-1", "pop": "fra", "region": "eu", "canary": true,
 //!                "proxy": "127.0.0.1:40002", "admin": "127.0.0.1:40003", "pid": 4244,
@@ -92,11 +93,13 @@ impl State {
             "origin": format!("http://{}", self.origin),
             "files": {
                 "admin_token": path(&work.admin_token),
+                "approver_token": path(&work.approver_token),
                 "publisher_token": path(&work.publisher_token),
                 "signing_key": path(&work.key),
                 "rotated_key": path(&work.rotated_key),
                 "policy": path(&work.policy),
                 "logs": path(&work.root.join("logs")),
+                "ca": path(&work.tls().ca_cert),
             },
             "children": self.children.iter().map(|c| json!({
                 "name": c.name,
@@ -202,7 +205,7 @@ mod tests {
         for secret in [
             &work.admin_secret,
             &work.publisher_secret,
-            &work.edge_secret,
+            &work.approver_secret,
         ] {
             assert!(!text.contains(secret.as_str()), "a secret in up.json");
         }

@@ -134,6 +134,7 @@ pub(crate) fn edge_specs(
                     "--soak-requests".into(),
                     "200".into(),
                 ],
+                test_hooks: false,
             })
         })
         .collect()
@@ -153,6 +154,8 @@ pub(crate) fn start_generator(
         .arg(work.dir("generator/state")?)
         .args(["--publish", url, "--publish-token-file"])
         .arg(&work.publisher_token)
+        .arg("--ca")
+        .arg(work.tls().ca_cert)
         .arg("--every")
         .arg(format!("{}s", every.as_secs().max(1)));
     Ok(Child::spawn("generator", cmd, &work.log("generator"))?)
@@ -165,8 +168,12 @@ pub(crate) fn inject_target(running: &Running, work: &Workdir) -> anyhow::Result
         .find(|e| e.spec.canary)
         .context("no canary edge")?;
     Ok(inject::Target {
-        publisher: Client::new(&running.control.url, Some(work.publisher_secret.clone()))?,
-        anon: Client::new(&running.control.url, None)?,
+        publisher: Client::with_transport(
+            &running.control.url,
+            Some(work.publisher_secret.clone()),
+            &work.transport()?,
+        )?,
+        anon: Client::with_transport(&running.control.url, None, &work.transport()?)?,
         key: work.signing_key()?,
         rotated: work.rotated_signing_key()?,
         canary: canary.spec.id.clone(),

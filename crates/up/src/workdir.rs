@@ -6,9 +6,13 @@
 //! DIR/
 //!   keys/rampart.key, rampart.pub    the generator's signing key (edges and control trust it)
 //!   keys/rotated.key, rotated.pub    a new key only the control plane trusts yet (--inject)
-//!   tokens                           the control plane's token file (admin, publisher, edge)
-//!   admin.token, publisher.token, edge.token
+//!   tokens                           the control plane's token file (two admins, publisher)
+//!   admin.token, approver.token, publisher.token
+//!                                    approver: the second admin a fleet kill switch or
+//!                                    break glass needs (`rampart approval grant`)
 //!   policy.toml                      waves and gates
+//!   tls/ca.pem, ca.key               the local CA (edges, generator and CLI trust it)
+//!   tls/server.pem, server.key       the control plane's certificate (127.0.0.1, ::1, localhost)
 //!   control/, edges/<id>/, generator/, logs/
 //! ```
 
@@ -16,7 +20,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rampart_api::Transport;
 use rampart_artifact::SecretKey;
+use rampart_control::tls::TlsError;
+use rampart_control::tls::authority::{self, TlsFiles};
 
 /// Random bytes in each bearer secret (hex-encoded: twice as many characters, over the
 /// control plane's minimum of 32).
@@ -41,12 +48,12 @@ pub struct Workdir {
     pub admin_token: PathBuf,
     /// The publisher's secret, in a file.
     pub publisher_token: PathBuf,
-    /// The edges' secret, in a file.
-    pub edge_token: PathBuf,
+    /// The second admin's secret, in a file: approves what the first asks.
+    pub approver_token: PathBuf,
     /// The admin's secret.
     pub admin_secret: String,
-    /// The edges' secret.
-    pub edge_secret: String,
+    /// The second admin's secret.
+    pub approver_secret: String,
     /// The publisher's secret.
     pub publisher_secret: String,
     /// The rollout policy.
@@ -70,6 +77,9 @@ pub enum WorkdirError {
     /// A key could not be encoded.
     #[error("key: {0}")]
     Key(String),
+    /// The local CA or the control plane's certificate could not be made or read.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 // === impl Workdir ===
@@ -90,9 +100,9 @@ impl Workdir {
             tokens: root.join("tokens"),
             admin_token: root.join("admin.token"),
             publisher_token: root.join("publisher.token"),
-            edge_token: root.join("edge.token"),
+            approver_token: root.join("approver.token"),
             admin_secret: secret()?,
-            edge_secret: secret()?,
+            approver_secret: secret()?,
             publisher_secret: secret()?,
             policy: root.join("policy.toml"),
         };
@@ -109,16 +119,29 @@ impl Workdir {
         write_private(
             &w.tokens,
             format!(
-                "operator admin {}\ngenerator publisher {}\nedges edge {}\n",
-                w.admin_secret, w.publisher_secret, w.edge_secret
+                "operator admin {}\napprover admin {}\ngenerator publisher {}\n",
+                w.admin_secret, w.approver_secret, w.publisher_secret
             )
             .as_bytes(),
         )?;
         write_private(&w.admin_token, w.admin_secret.as_bytes())?;
         write_private(&w.publisher_token, w.publisher_secret.as_bytes())?;
-        write_private(&w.edge_token, w.edge_secret.as_bytes())?;
+        write_private(&w.approver_token, w.approver_secret.as_bytes())?;
         write(&w.policy, policy.as_bytes())?;
+        create_tls(&w)?;
         Ok(w)
+    }
+
+    /// The local CA and the control plane's certificate and keys (`DIR/tls/`).
+    pub fn tls(&self) -> TlsFiles {
+        TlsFiles::in_dir(&self.root.join("tls"))
+    }
+
+    /// How every client of the stack reaches the control plane: over TLS, trusting the
+    /// local CA only.
+    pub fn transport(&self) -> Result<Transport, WorkdirError> {
+        Transport::from_flags(Some(&self.tls().ca_cert), false)
+            .map_err(|e| WorkdirError::Tls(e.to_string()))
     }
 
     /// The signing key.
@@ -142,6 +165,12 @@ impl Workdir {
     pub fn log(&self, name: &str) -> PathBuf {
         self.root.join("logs").join(format!("{name}.log"))
     }
+}
+
+/// A fresh local CA and server certificate for the control plane in `DIR/tls/`.
+fn create_tls(w: &Workdir) -> Result<TlsFiles, WorkdirError> {
+    authority::init(&w.root.join("tls"), &[])
+        .map_err(|e: TlsError| WorkdirError::Tls(e.to_string()))
 }
 
 fn read_key(path: &Path) -> Result<SecretKey, WorkdirError> {
@@ -183,9 +212,9 @@ mod tests {
             w.rotated_signing_key().unwrap().public()
         );
         let tokens = fs::read_to_string(&w.tokens).unwrap();
-        assert!(tokens.contains(&format!("edges edge {}", w.edge_secret)));
+        assert!(tokens.contains(&format!("approver admin {}", w.approver_secret)));
         assert_eq!(w.admin_secret.len(), SECRET_BYTES * 2);
-        assert_ne!(w.admin_secret, w.edge_secret);
+        assert_ne!(w.admin_secret, w.approver_secret);
         use std::os::unix::fs::PermissionsExt as _;
         let mode = fs::metadata(&w.key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the key is private");

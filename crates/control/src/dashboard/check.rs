@@ -43,7 +43,7 @@ pub async fn against_contracts<S: Store>(
 ) -> Result<ContractChecks, Error> {
     let bytes = svc.artifact_bytes(digest).await?;
     let specs = svc.contracts().contracts;
-    let keyring = svc.config().keyring.clone();
+    let keyring = svc.keyring();
     // Decoding a large file is CPU work: keep it off the threads that answer heartbeats.
     let checks = tokio::task::spawn_blocking(move || {
         specs

@@ -1,6 +1,6 @@
 //! The SQLite backend: one file `control.sqlite3` in the data dir, WAL mode,
 //! `synchronous=FULL` (a commit is on disk before the answer leaves), schema migrations by
-//! `PRAGMA user_version`, and a lock file so two control planes never drive one fleet.
+//! `PRAGMA user_version`, and an exclusive `flock` on the database file so two control planes never drive one fleet.
 //!
 //! Two connections: a writer (every batch, serialized) and a reader (artifact bytes, lists,
 //! audit), so a large fetch never waits behind a commit. Both run on tokio's blocking pool.
@@ -13,16 +13,15 @@ use rampart_api::{ArtifactMeta, AuditEntry, BadMark, Heartbeat, KillSwitchEntry,
 use rampart_artifact::Digest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+mod identity;
+
 use super::{
-    ArtifactRecord, Batch, BeatRecord, Loaded, NodeRecord, RolloutRecord, Store, StoreError,
-    Target, Write,
+    ArtifactRecord, Batch, BeatRecord, Loaded, NodeRecord, OrderState, RolloutRecord, Store,
+    StoreError, Target, Write,
 };
 
 /// The database file in the data dir.
 pub const DB_FILE: &str = "control.sqlite3";
-
-/// The lock file in the data dir, held (advisory, exclusive) while the store is open.
-pub const LOCK_FILE: &str = "control.lock";
 
 /// Recent heartbeats kept per node (the latest is also kept on its own).
 pub const BEAT_WINDOW: usize = 16;
@@ -31,7 +30,8 @@ pub const BEAT_WINDOW: usize = 16;
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 /// The schema, one migration per entry; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE artifacts (
     digest TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -94,7 +94,17 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"#];
+"#,
+    identity::MIGRATION,
+    r#"
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+"#,
+];
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -102,8 +112,11 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
-    /// Held for the life of the store; the OS releases it when the process dies, SIGKILL
-    /// included, so a restart never finds a stale lock.
+    /// An exclusive `flock` on the database file itself, held for the life of the store; the
+    /// OS releases it when the process dies, SIGKILL included, so a restart never finds a
+    /// stale lock. On the database, not on a file beside it: deleting a lock file cannot let
+    /// a second control plane in. (`flock` and SQLite's own POSIX record locks do not
+    /// interact on Linux, and this descriptor stays open as long as the connections.)
     _lock: Arc<File>,
 }
 
@@ -115,20 +128,20 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
-        let lock_path = dir.join(LOCK_FILE);
+        let path = dir.join(DB_FILE);
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
-            .open(&lock_path)
-            .map_err(|e| StoreError::Backend(format!("open {}: {e}", lock_path.display())))?;
+            .open(&path)
+            .map_err(|e| StoreError::Backend(format!("open {}: {e}", path.display())))?;
         lock.try_lock().map_err(|e| {
             StoreError::Backend(format!(
-                "data dir {} is in use by another control plane ({e})",
-                dir.display()
+                "database {} is in use by another control plane ({e})",
+                path.display()
             ))
         })?;
-        let path = dir.join(DB_FILE);
         let mut writer = connect(&path)?;
         migrate(&mut writer)?;
         let reader = connect(&path)?;
@@ -297,6 +310,31 @@ impl Store for SqliteStore {
                 .query_row(
                     "SELECT meta, bad FROM artifacts WHERE digest = ?1",
                     params![digest.to_string()],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(meta, bad)| meta_from(&meta, bad.as_deref()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn artifact_at(
+        &self,
+        kind: String,
+        version: u64,
+    ) -> Result<Option<ArtifactMeta>, StoreError> {
+        // A version SQLite cannot hold is not stored.
+        let Ok(version) = i64::try_from(version) else {
+            return Ok(None);
+        };
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT meta, bad FROM artifacts WHERE kind = ?1 AND version = ?2
+                     ORDER BY published_at_ms LIMIT 1",
+                    params![kind, version],
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
                 )
                 .optional()
@@ -571,6 +609,10 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
                 }
             })?;
         }
+        Write::PutEnrollment(_)
+        | Write::BurnEnrollment { .. }
+        | Write::PutCredential { .. }
+        | Write::RemoveNode { .. } => identity::apply(tx, write)?,
         Write::Audit(a) => {
             let detail = if a.detail.is_null() {
                 None
@@ -581,6 +623,27 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
                 "INSERT INTO audit (at_ms, who, action, subject, reason, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![int(a.at_ms)?, a.who, a.action, a.subject, a.reason, detail],
+            )
+            .map_err(backend)?;
+        }
+        Write::NextOrder { at_ms } => {
+            let changed = tx
+                .execute(
+                    "UPDATE orders SET seq = seq + 1, at_ms = ?1 WHERE id = 1",
+                    params![int(*at_ms)?],
+                )
+                .map_err(backend)?;
+            if changed != 1 {
+                return Err(StoreError::Conflict(
+                    "no epoch in the store: the order sequence cannot move".to_owned(),
+                ));
+            }
+        }
+        Write::SetEpoch { epoch, at_ms } => {
+            tx.execute(
+                "INSERT INTO orders (id, epoch, seq, at_ms) VALUES (1, ?1, 0, ?2)
+                 ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, at_ms = excluded.at_ms",
+                params![int(*epoch)?, int(*at_ms)?],
             )
             .map_err(backend)?;
         }
@@ -675,6 +738,24 @@ fn load(conn: &mut Connection) -> Result<Loaded, StoreError> {
         .query_row("SELECT MAX(id) FROM rollouts", [], |r| r.get(0))
         .map_err(backend)?;
     loaded.last_rollout_id = last.map(uint).transpose()?.unwrap_or(0);
+    identity::load(conn, &mut loaded)?;
+    let order: Option<(i64, i64, i64)> = conn
+        .query_row(
+            "SELECT epoch, seq, at_ms FROM orders WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    loaded.order = order
+        .map(|(epoch, seq, at_ms)| {
+            Ok::<_, StoreError>(OrderState {
+                epoch: uint(epoch)?,
+                seq: uint(seq)?,
+                at_ms: uint(at_ms)?,
+            })
+        })
+        .transpose()?;
     Ok(loaded)
 }
 
@@ -778,6 +859,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_order_sequence_moves_only_with_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.load().await.unwrap().order,
+            None,
+            "a new store has no epoch"
+        );
+        // Without an epoch the sequence cannot move: the batch fails whole.
+        let early = Batch {
+            writes: vec![put(1), Write::NextOrder { at_ms: 5 }],
+        };
+        assert!(matches!(
+            s.commit(early).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.artifact_meta(meta(1).digest).await.unwrap().is_none());
+        s.commit(Batch::one(Write::SetEpoch { epoch: 3, at_ms: 1 }))
+            .await
+            .unwrap();
+        s.commit(Batch::one(rollout(1, false))).await.unwrap();
+        // A batch that fails leaves the sequence where it was.
+        let failing = Batch {
+            writes: vec![Write::NextOrder { at_ms: 7 }, rollout(2, false)],
+        };
+        assert!(s.commit(failing).await.is_err());
+        let order = s.load().await.unwrap().order.unwrap();
+        assert_eq!((order.epoch, order.seq, order.at_ms), (3, 0, 1));
+        s.commit(Batch::one(Write::NextOrder { at_ms: 9 }))
+            .await
+            .unwrap();
+        // A new epoch keeps the sequence.
+        s.commit(Batch::one(Write::SetEpoch {
+            epoch: 4,
+            at_ms: 10,
+        }))
+        .await
+        .unwrap();
+        drop(s);
+        let order = SqliteStore::open(dir.path())
+            .unwrap()
+            .load()
+            .await
+            .unwrap()
+            .order
+            .unwrap();
+        assert_eq!((order.epoch, order.seq, order.at_ms), (4, 1, 10));
+    }
+
+    #[tokio::test]
     async fn a_batch_lands_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
@@ -863,6 +994,30 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    /// Issue 13: deleting `control.lock` let a second control plane run on the same
+    /// database. The lock is now on the database file itself.
+    #[tokio::test]
+    async fn a_second_store_on_the_same_database_is_refused_whatever_files_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        // Whatever lock files an operator deletes, the database stays locked.
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap() != DB_FILE {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is in use by another control plane"),
+            "{err}"
+        );
+        drop(first);
+        let again = SqliteStore::open(dir.path()).unwrap();
+        again.commit(Batch::one(audit("after"))).await.unwrap();
     }
 
     #[tokio::test]

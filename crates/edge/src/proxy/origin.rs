@@ -44,6 +44,24 @@ pub(crate) enum OriginError {
     Http(#[from] hyper::Error),
 }
 
+// === impl OriginError ===
+
+impl OriginError {
+    /// Whether the exchange failed because the client's own request body broke while it
+    /// streamed (hyper's "user body" error caused by the incoming body's error: an invalid
+    /// chunk size, a connection cut mid-body), not because of the origin.
+    pub(crate) fn is_client_body(&self) -> bool {
+        match self {
+            OriginError::Http(e) => {
+                e.is_user()
+                    && std::error::Error::source(e)
+                        .is_some_and(|s| s.downcast_ref::<hyper::Error>().is_some())
+            }
+            OriginError::Connect { .. } => false,
+        }
+    }
+}
+
 /// One worker's idle origin connections (a worker is single-threaded: the lock is never
 /// contended, it only makes the type `Sync`).
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::compiler::Compiler;
-use crate::config::DataDir;
+use crate::config::{DataDir, ModuleStateLost};
 use crate::disk::{self, DiskError};
 use crate::lkg::Slot;
 use crate::outcome::{ApplyOutcome, Rejection};
@@ -58,7 +58,11 @@ impl<C: Compiler> Store<C> {
                 path: self.layout.module_state(),
                 source: e.into(),
             })
-            .and_then(|bytes| disk::write_atomic(&self.layout.module_state(), &bytes));
+            .and_then(|bytes| {
+                // The first, then the copy: a damaged file at boot falls back to the other.
+                disk::write_atomic(&self.layout.module_state(), &bytes)?;
+                disk::write_atomic(&self.layout.module_state_copy(), &bytes)
+            });
         if let Err(e) = written {
             // The switch holds in memory; only its survival across a restart is lost.
             let now = w.boot_at_ms;
@@ -177,32 +181,63 @@ impl<C: Compiler> Store<C> {
     }
 }
 
-/// The kill switch as `module.json` left it: `(enabled, reason)`. It survives restarts: an
-/// operator who turned the module off because it crashed the process must not see it come
-/// back on by itself. A missing file is "on"; an unreadable one is "on" and a problem.
+/// The kill switch as `module.json` (else its copy) left it: `(enabled, reason)`. It
+/// survives restarts: an operator who turned the module off because it crashed the process
+/// must not see it come back on by itself. Both missing is a fresh data dir (on). One
+/// unreadable: the other is used, and the problem is reported. Both unreadable: `lost`
+/// decides, and the problem is reported.
 pub(super) fn read_module_state(
     layout: &DataDir,
-    problems: &mut Vec<(String, DiskError)>,
+    lost: ModuleStateLost,
+    problems: &mut Vec<String>,
 ) -> (bool, Option<String>) {
-    match disk::read_capped(&layout.module_state(), MAX_MODULE_STATE_BYTES) {
-        Ok(bytes) => match serde_json::from_slice::<ModuleState>(&bytes) {
-            Ok(state) => (state.enabled, Some(state.reason)),
-            Err(e) => {
-                problems.push((
-                    "read module.json".to_owned(),
-                    DiskError::Io {
-                        op: "parse",
-                        path: layout.module_state(),
-                        source: e.into(),
-                    },
+    let primary = read_one(&layout.module_state());
+    let copy = || read_one(&layout.module_state_copy());
+    match primary {
+        Ok(Some(state)) => (state.enabled, Some(state.reason)),
+        primary => match (primary, copy()) {
+            (Ok(None), Ok(None)) => (true, None),
+            (primary, Ok(Some(state))) => {
+                let why = match primary {
+                    Err(e) => e,
+                    Ok(_) => "missing".to_owned(),
+                };
+                problems.push(format!(
+                    "module.json: {why}; the kill switch was read from module.copy.json \
+                     (enabled: {})",
+                    state.enabled
                 ));
-                (true, None)
+                (state.enabled, Some(state.reason))
+            }
+            (primary, copy) => {
+                let say = |r: Result<Option<ModuleState>, String>| match r {
+                    Err(e) => e,
+                    Ok(_) => "missing".to_owned(),
+                };
+                let enabled = lost == ModuleStateLost::On;
+                let reason = format!(
+                    "kill switch state lost at boot (module.json: {}; module.copy.json: {}): \
+                     module {} by policy module_state_lost={}",
+                    say(primary),
+                    say(copy),
+                    if enabled { "on" } else { "off" },
+                    if enabled { "on" } else { "off" },
+                );
+                tracing::error!("{reason}");
+                problems.push(reason.clone());
+                (enabled, Some(reason))
             }
         },
-        Err(e) if e.is_not_found() => (true, None),
-        Err(e) => {
-            problems.push(("read module.json".to_owned(), e));
-            (true, None)
-        }
+    }
+}
+
+/// One copy: `Ok(None)` when missing, the error as text when unreadable or not JSON.
+fn read_one(path: &std::path::Path) -> Result<Option<ModuleState>, String> {
+    match disk::read_capped(path, MAX_MODULE_STATE_BYTES) {
+        Ok(bytes) => serde_json::from_slice::<ModuleState>(&bytes)
+            .map(Some)
+            .map_err(|e| format!("not a valid state ({e})")),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }

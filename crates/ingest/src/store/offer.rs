@@ -86,7 +86,8 @@ impl<C: Compiler> Store<C> {
             VersionRule::Newer => w.active.as_ref().map(|h| h.validated.document()),
             VersionRule::ServedBefore => None,
         };
-        let validated = match check(bytes, &self.policy(bound)) {
+        let keyring = self.keyring.load();
+        let validated = match check(bytes, &self.policy(&keyring, bound)) {
             Ok(checked) => checked.validated,
             Err(issues) => {
                 // Only the bound failed, at the version serving: the rule below tells the
@@ -95,7 +96,7 @@ impl<C: Compiler> Store<C> {
                     issues.as_slice(),
                     [Issue::VersionNotAbove { version, previous }] if version == previous
                 );
-                match at_serving.then(|| check(bytes, &self.policy(None))) {
+                match at_serving.then(|| check(bytes, &self.policy(&keyring, None))) {
                     Some(Ok(checked)) => checked.validated,
                     _ => {
                         let version = issues.iter().find_map(|i| match i {

@@ -45,6 +45,7 @@
     rollouts: [],
     artifacts: [],
     contracts: [],
+    approvals: [], // requests waiting for a second admin
     audit: [],
     auditEnd: null, // seq of the newest entry read, null before the first read
     checks: new Map(), // digest -> {key, result}
@@ -224,13 +225,15 @@
     }
     polling = true;
     try {
-      const [nodes, switches, rollouts, artifacts, contracts] = await Promise.all([
+      const [nodes, switches, rollouts, artifacts, contracts, approvals] = await Promise.all([
         get('/v1/nodes'),
         get('/v1/killswitches'),
         get(`/v1/rollouts?limit=${ROLLOUTS_SHOWN}`),
         get(`/v1/artifacts?limit=${ARTIFACTS_SHOWN}`),
         get('/v1/contracts'),
+        get('/v1/approvals'),
       ]);
+      state.approvals = Array.isArray(approvals && approvals.approvals) ? approvals.approvals : [];
       state.nodes = Array.isArray(nodes && nodes.nodes) ? nodes.nodes : [];
       state.switches = Array.isArray(switches && switches.switches) ? switches.switches : [];
       state.rollouts = Array.isArray(rollouts && rollouts.rollouts) ? rollouts.rollouts : [];
@@ -331,6 +334,7 @@
   // === rendering ===
 
   function renderAll() {
+    renderApprovals();
     renderFleet();
     renderSwitchForm();
     renderRollouts();
@@ -448,6 +452,30 @@
         h('dd', { text: n.software_version }),
       ),
     );
+  }
+
+  /** Requests waiting for a second admin; another admin's token grants one here. */
+  function renderApprovals() {
+    const list = (state.approvals || []).map((a) => ({
+      id: Number(a.id), action: String(a.action), by: String(a.requested_by),
+      reason: a.request && typeof a.request.reason === 'string' ? a.request.reason : '',
+    }));
+    renderInto($('approvals'), list, (items) => items.map((a) => h('p', { class: 'approval', 'data-approval': a.id },
+      badge('waits for a second admin', 'warn'), ' ',
+      `#${a.id} ${a.action} asked by ${a.by}${a.reason ? `: ${a.reason}` : ''} `,
+      h('button', { type: 'button', class: 'grant', onclick: () => grant(a.id), text: 'Grant' }))));
+  }
+
+  async function grant(id) {
+    const out = $('approval-result');
+    showResult(out, true, `Granting approval #${id}…`);
+    try {
+      const v = await api('POST', `/v1/approvals/${Number(id)}`, {}, true);
+      showResult(out, true, `Approval #${v.approval.id} granted by ${v.approved_by}: ${v.approval.action} took effect.`);
+      pollSoon();
+    } catch (e) {
+      showResult(out, false, refusal(e));
+    }
   }
 
   function renderSwitchForm() {
@@ -799,6 +827,10 @@
     showResult(out, true, 'Starting…');
     try {
       const v = await api('POST', '/v1/rollouts', body, true);
+      if (isPending(v)) {
+        showResult(out, true, pendingText(v));
+        return;
+      }
       // The newest rollout is shown unless the operator picked another: this one is newest.
       state.selected = null;
       showResult(out, true, `Rollout #${v.id} started: ${version(v.target)}, ${v.waves.length} wave(s).`);
@@ -806,6 +838,17 @@
     } catch (e) {
       showResult(out, false, refusal(e));
     }
+  }
+
+  // A fleet-wide kill switch and a break-glass start answer 202 with an approval: they take
+  // effect once a second admin grants it.
+  function isPending(v) {
+    return v !== null && typeof v === 'object' && typeof v.requested_by === 'string' && typeof v.id === 'number';
+  }
+
+  function pendingText(a) {
+    return `Waiting for a second admin: approval #${a.id} (${a.action}, asked by ${a.requested_by}). ` +
+      `Another admin grants it: rampart approval grant ${a.id}, or POST /v1/approvals/${a.id}.`;
   }
 
   async function setSwitch(ev) {
@@ -821,7 +864,11 @@
     const body = { module: 'bot', enabled: choice !== 'off', clear: choice === 'clear', reason };
     if (node) body.node = node;
     try {
-      await api('PUT', '/v1/killswitches', body, true);
+      const v = await api('PUT', '/v1/killswitches', body, true);
+      if (isPending(v)) {
+        showResult(out, true, pendingText(v));
+        return;
+      }
       showResult(out, true, `Bot module ${choice === 'clear' ? 'follows the fleet again' : choice} ${node ? `on ${node}` : 'fleet-wide'}.`);
       pollSoon();
     } catch (e) {
