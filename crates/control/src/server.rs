@@ -176,8 +176,23 @@ impl Server {
         if tokio::time::timeout(grace, &mut driver).await.is_err() {
             driver.abort();
         }
+        // A connection task drops its handle on the service (and so on the store and its
+        // database lock) a moment after the drain saw it finish: wait for the last one, so a
+        // control plane started on the same database right after this returns finds it free.
+        let service = self.service;
+        let mut waits = 0;
+        while Arc::strong_count(&service) > 1 && waits < SHUTDOWN_GRACE_MS / RELEASE_POLL_MS {
+            tokio::time::sleep(Duration::from_millis(RELEASE_POLL_MS)).await;
+            waits += 1;
+        }
+        if Arc::strong_count(&service) > 1 {
+            tracing::warn!("connections still hold the service after the grace period");
+        }
     }
 }
+
+/// How often [`Server::shutdown`] checks that the last connection let go of the service.
+const RELEASE_POLL_MS: u64 = 5;
 
 /// The connection limits the service was configured with.
 fn config_limits(service: &Service<SqliteStore>) -> ConnLimits {
