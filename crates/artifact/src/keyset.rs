@@ -958,6 +958,10 @@ mod tests {
     }
 
     proptest! {
+        // 4 thresholds x 16 subsets: 64 cases cover the space on average; each signs up to
+        // eight times.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
         /// Whatever subset of the root keys signs, the keyset is trusted exactly when the
         /// subset reaches the threshold.
         #[test]

@@ -457,10 +457,12 @@ fn schemas() -> Value {
     let i = json!({ "type": "integer", "minimum": 0 });
     let b = json!({ "type": "boolean" });
     let any = json!({ "type": "object" });
+    // Absent parts of the configuration (no TLS, no keyset) are `null`.
+    let any_or_null = json!({ "type": "object", "nullable": true });
     json!({
         "Health": obj(&["status", "nodes", "running_rollouts"], json!({ "status": s,
-            "nodes": i, "running_rollouts": i, "refused": any, "tls": any, "epoch": i,
-            "seq": i, "trust": any, "log_suppressed": i,
+            "nodes": i, "running_rollouts": i, "refused": any, "tls": any_or_null, "epoch": i,
+            "seq": i, "trust": any_or_null, "log_suppressed": i,
             "connections": obj(&["open", "cap", "high_water", "per_client_cap",
                 "header_timeout_ms", "idle_timeout_ms", "accepted", "refused_over_cap",
                 "refused_per_client", "closed_header_timeout", "closed_idle", "shed"], json!({
