@@ -316,8 +316,7 @@ pub fn decide(events: &[Event], now_ms: u64, config: &SentinelConfig) -> BootDec
         .filter(|s| s.deaths >= config.crash_threshold)
         .collect();
     for s in recurring {
-        if s.deaths >= config.recurrence_deaths && !poison.iter().any(|p| p.version == s.version)
-        {
+        if s.deaths >= config.recurrence_deaths && !poison.iter().any(|p| p.version == s.version) {
             poison.push(s);
         }
     }
@@ -363,9 +362,7 @@ pub fn deaths(events: &[Event], now_ms: u64) -> Vec<Death> {
             detected_at_ms: run.detected_ms,
             boot_at_ms: run.boot_ms,
             active: run.last.map(|(_, v, d)| (v, d)),
-            active_for_ms: run
-                .last
-                .map(|(at, _, _)| run.seen_ms.saturating_sub(at)),
+            active_for_ms: run.last.map(|(at, _, _)| run.seen_ms.saturating_sub(at)),
             uptime_ms: run.seen_ms.saturating_sub(run.boot_ms),
             cause: match (run.panicked, run.exit_code) {
                 (true, _) => DeathCause::Panic,
@@ -748,7 +745,11 @@ mod tests {
             .activate(7)
             .at(900)
             .clean();
-        assert_eq!(clean.decide().code(), "normal", "clean exits are not deaths");
+        assert_eq!(
+            clean.decide().code(),
+            "normal",
+            "clean exits are not deaths"
+        );
     }
 
     #[test]

@@ -378,7 +378,12 @@ impl<C: Compiler> Store<C> {
     /// Deaths of earlier runs still to report, oldest first, at most `max`: send them until
     /// [`deaths_reported`](Self::deaths_reported) says the control plane has them.
     pub fn pending_deaths(&self, max: usize) -> Vec<Death> {
-        self.lock().pending_deaths.iter().take(max).cloned().collect()
+        self.lock()
+            .pending_deaths
+            .iter()
+            .take(max)
+            .cloned()
+            .collect()
     }
 
     /// The control plane answered a beat carrying the deaths detected at `detected_at_ms`:
@@ -387,7 +392,11 @@ impl<C: Compiler> Store<C> {
     pub fn deaths_reported(&self, detected_at_ms: &[u64], now_ms: u64) {
         let mut w = self.lock();
         for at in detected_at_ms {
-            let Some(index) = w.pending_deaths.iter().position(|d| d.detected_at_ms == *at) else {
+            let Some(index) = w
+                .pending_deaths
+                .iter()
+                .position(|d| d.detected_at_ms == *at)
+            else {
                 continue;
             };
             w.pending_deaths.remove(index);
@@ -542,7 +551,8 @@ impl<C: Compiler> Store<C> {
             match self.candidate(&legacy.path(&self.layout), None) {
                 Candidate::Missing => {}
                 Candidate::Bad(rejection, _) => {
-                    w.lkg_problems.push(format!("{}: {rejection}", legacy.name()));
+                    w.lkg_problems
+                        .push(format!("{}: {rejection}", legacy.name()));
                 }
                 Candidate::Good(validated, _) => {
                     let version = validated.version();
@@ -623,7 +633,10 @@ impl<C: Compiler> Store<C> {
             digest: held.validated.digest(),
         };
         let bytes = Arc::clone(&held.bytes);
-        match w.lkg.promote(&self.layout, &bytes, vd, self.config.lkg_keep) {
+        match w
+            .lkg
+            .promote(&self.layout, &bytes, vd, self.config.lkg_keep)
+        {
             Ok(wrote) => {
                 if let Some(soak) = w.soak.as_mut() {
                     soak.done = true;
