@@ -432,6 +432,12 @@ impl<C: Compiler> Store<C> {
         self.lock().restarted_after_death
     }
 
+    /// Runs `f` on the validated document serving, if any (under the writer lock: keep it
+    /// short). The edge's test hook reads its marker this way.
+    pub fn with_active<R>(&self, f: impl FnOnce(&Validated) -> R) -> Option<R> {
+        self.lock().active.as_ref().map(|h| f(&h.validated))
+    }
+
     /// The counters as plain numbers, for `/metrics`.
     pub fn metrics(&self) -> Metrics {
         self.shared.counters.read()

@@ -17,6 +17,35 @@ pub const NACK_TOO_LARGE: &str = "too_large";
 /// The NACK code when the bytes fetched for a digest are another document.
 pub const NACK_DIGEST_MISMATCH: &str = "digest_mismatch";
 
+/// A death from the boot journal as the wire carries it.
+pub fn death(d: &rampart_ingest::Death) -> rampart_api::Death {
+    rampart_api::Death {
+        detected_at_ms: d.detected_at_ms,
+        active: d
+            .active
+            .map(|(version, digest)| rampart_api::Active { version, digest }),
+        active_for_ms: d.active_for_ms,
+        uptime_ms: Some(d.uptime_ms),
+        cause: match d.cause {
+            rampart_ingest::DeathCause::Panic => rampart_api::DeathCause::Panic,
+            rampart_ingest::DeathCause::Exit { code } => rampart_api::DeathCause::Exit { code },
+            rampart_ingest::DeathCause::Unknown => rampart_api::DeathCause::Unknown,
+        },
+    }
+}
+
+/// The blessed list of an answer as the store takes it (at most
+/// [`MAX_BLESSED`](rampart_api::limits::MAX_BLESSED) entries are read).
+pub fn blessed(list: &[rampart_api::Active]) -> Vec<rampart_ingest::VersionDigest> {
+    list.iter()
+        .take(rampart_api::limits::MAX_BLESSED)
+        .map(|a| rampart_ingest::VersionDigest {
+            version: a.version,
+            digest: a.digest,
+        })
+        .collect()
+}
+
 /// Counters and scores between `base` (the totals of the last delivered beat) and `now`.
 pub fn deltas(now: &Totals, base: &Totals, restarts: u64) -> (BeatCounters, ScoreHistogram) {
     let counters = BeatCounters {
