@@ -141,6 +141,31 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_death_goes_on_the_wire_with_its_cause_and_the_blessed_list_is_bounded() {
+        let d = rampart_ingest::Death {
+            detected_at_ms: 9,
+            boot_at_ms: 1,
+            active: Some((7, Digest::of(b"7"))),
+            active_for_ms: Some(300_000),
+            uptime_ms: 301_000,
+            cause: rampart_ingest::DeathCause::Exit { code: 2 },
+        };
+        let wire = death(&d);
+        assert_eq!(wire.detected_at_ms, 9);
+        assert_eq!(wire.active.unwrap().version, 7);
+        assert_eq!(wire.uptime_ms, Some(301_000));
+        assert_eq!(wire.cause, rampart_api::DeathCause::Exit { code: 2 });
+        let many: Vec<rampart_api::Active> = (0..20)
+            .map(|v| rampart_api::Active {
+                version: v,
+                digest: Digest::of(&v.to_le_bytes()),
+            })
+            .collect();
+        assert_eq!(blessed(&many).len(), rampart_api::limits::MAX_BLESSED);
+        assert_eq!(blessed(&many)[0].version, 0, "newest first, as sent");
+    }
+
     fn totals(requests: u64, score_50: u64, unscored: u64) -> Totals {
         let mut scores = [0; SCORE_SLOTS];
         scores[50] = score_50;
