@@ -432,6 +432,39 @@ impl Admin {
                 store.poisoned,
             ),
             (
+                "rampart_edge_lkg_unblessed_total",
+                "counter",
+                "Last-known-good versions removed because the control plane no longer blesses them.",
+                store.lkg_unblessed,
+            ),
+            (
+                "rampart_edge_deaths_found_total",
+                "counter",
+                "Deaths of earlier runs found unreported in the boot journal at boot.",
+                store.deaths_found,
+            ),
+            (
+                "rampart_edge_deaths_reported_total",
+                "counter",
+                "Deaths of earlier runs the control plane acknowledged.",
+                store.deaths_reported,
+            ),
+            (
+                "rampart_edge_deaths_dropped_total",
+                "counter",
+                "Deaths dropped unreported because the queue was full.",
+                store.deaths_dropped,
+            ),
+            (
+                "rampart_edge_deaths_pending",
+                "gauge",
+                "Deaths of earlier runs waiting to be reported.",
+                store
+                    .deaths_found
+                    .saturating_sub(store.deaths_dropped)
+                    .saturating_sub(store.deaths_reported),
+            ),
+            (
                 "rampart_edge_soak_requests_total",
                 "counter",
                 "Requests the bot module ran on, as recorded for the soak.",

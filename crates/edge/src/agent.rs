@@ -5,8 +5,12 @@
 //! node (labels, its contract, its software version), then heartbeats in a loop. Every call
 //! carries the node's own credential: the control plane accepts a node's words only from it. Every beat carries the whole state: the version serving, the verdict (ACK/NACK) on
 //! the version the control plane asked for (repeated until the ask changes), the last file
-//! refused, the counters and scores since the last delivered beat, and a restart when the
-//! process before this one died. The beat is a long-poll: the control plane answers at once
+//! refused, the counters and scores since the last delivered beat, a restart when the
+//! process before this one died, and the deaths of earlier runs from the boot journal (each
+//! until an answer acknowledges it, then recorded as reported so a restart does not resend
+//! it). The answer's blessed list (the signed order's, with a keyset) goes to
+//! [`Store::set_blessed`]: with a control plane, last-known-good is only what the fleet
+//! blessed. The beat is a long-poll: the control plane answers at once
 //! when the node's desired state changed (a new version, a kill switch) and otherwise holds
 //! it for one beat interval, so the long-poll *is* the interval and a change arrives in one
 //! round trip.
@@ -173,6 +177,8 @@ struct Cycle {
     unknown_node_in_a_row: u32,
     /// The gate of signed orders, when the edge has a keyset.
     orders: Option<OrderGate>,
+    /// The blessed list last handed to the store.
+    blessed: Option<Vec<Active>>,
 }
 
 /// What one exchange with the control plane came to.
@@ -275,6 +281,7 @@ impl Agent {
             backoff: Backoff::new(seed(&self.config.node)),
             last_sent: None,
             unknown_node_in_a_row: 0,
+            blessed: None,
         };
         loop {
             let step = tokio::select! {
@@ -388,6 +395,27 @@ impl Agent {
                 if beat.counters.restarts > 0 {
                     cycle.restart_pending = false;
                 }
+                if !beat.deaths.is_empty() {
+                    // The control plane has them: never sent again, even after a restart.
+                    let reported: Vec<u64> = beat.deaths.iter().map(|d| d.detected_at_ms).collect();
+                    let store = self.store.clone();
+                    let sent = reported.len();
+                    if tokio::task::spawn_blocking(move || {
+                        store.deaths_reported(&reported, now_ms());
+                    })
+                    .await
+                    .is_err()
+                    {
+                        tracing::error!(
+                            "could not record the deaths as reported; they will be sent again"
+                        );
+                    } else {
+                        tracing::info!(
+                            deaths = sent,
+                            "deaths of earlier runs reported to the control plane"
+                        );
+                    }
+                }
                 cycle.seq = cycle.seq.wrapping_add(1);
                 cycle.backoff.reset();
                 self.answered(cycle, answer).await;
@@ -425,6 +453,7 @@ impl Agent {
             }
         };
         self.apply_switch(cycle, &answer).await;
+        self.apply_blessed(cycle, &answer).await;
         if let Some(desired) = &answer.desired {
             self.converge(cycle, desired).await;
         }
@@ -515,6 +544,24 @@ impl Agent {
         {
             tracing::error!("could not apply the kill switch; retrying on the next answer");
             cycle.switch = None;
+        }
+    }
+
+    /// Hands the answer's blessed list (from the verified order when signed) to the store
+    /// when it changed: it gates last-known-good and prunes what the fleet unblessed.
+    async fn apply_blessed(&self, cycle: &mut Cycle, answer: &HeartbeatAnswer) {
+        if cycle.blessed.as_ref() == Some(&answer.blessed) {
+            return;
+        }
+        let list = beat::blessed(&answer.blessed);
+        let store = self.store.clone();
+        if tokio::task::spawn_blocking(move || store.set_blessed(&list, now_ms()))
+            .await
+            .is_ok()
+        {
+            cycle.blessed = Some(answer.blessed.clone());
+        } else {
+            tracing::error!("could not apply the blessed list; retrying on the next answer");
         }
     }
 
@@ -623,7 +670,12 @@ impl Agent {
             } else {
                 0
             },
-            deaths: Vec::new(),
+            deaths: self
+                .store
+                .pending_deaths(rampart_api::limits::MAX_DEATHS_PER_BEAT)
+                .iter()
+                .map(beat::death)
+                .collect(),
         }
     }
 

@@ -30,6 +30,10 @@ use crate::trust::{DEFAULT_KEYSET_POLL, MIN_KEYSET_POLL, TrustConfig};
 /// The environment variable that turns the test hooks on, read once at start.
 pub const TEST_HOOKS_ENV: &str = "RAMPART_TEST_HOOKS";
 
+/// The exit code `rampart` gives an error returned from [`run`] (its `main` maps every error
+/// to it), recorded in the boot journal as the cause of this run's end.
+pub const EXIT_ERROR_CODE: i32 = 2;
+
 /// Largest key or contract file read.
 const MAX_SMALL_FILE_BYTES: usize = 1024 * 1024;
 
@@ -136,7 +140,8 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long, value_name = "off|on")]
     pub module_state_lost: Option<rampart_ingest::ModuleStateLost>,
-    /// Seconds a new version serves before it becomes last-known-good [default: 60].
+    /// Seconds a new version serves before it becomes last-known-good [default: 60 with
+    /// --control (which must also bless it), 600 without].
     #[arg(long, value_name = "SECS")]
     pub soak_secs: Option<u64>,
     /// Requests a new version serves before it becomes last-known-good [default: 1000].
@@ -151,6 +156,13 @@ pub struct ServeArgs {
     /// Deaths in the window that boot with the bot module off [default: 6].
     #[arg(long, value_name = "N")]
     pub sentinel_safe_mode_after: Option<u32>,
+    /// Deaths with one version active, at any uptime, within the recurrence window, that
+    /// poison it [default: 3; 0: off].
+    #[arg(long, value_name = "N")]
+    pub sentinel_recurrence_deaths: Option<u32>,
+    /// The recurrence window, seconds [default: 1800].
+    #[arg(long, value_name = "SECS")]
+    pub sentinel_recurrence_window_secs: Option<u64>,
     /// Proxy worker threads, each with its own listener and origin pool
     /// [default: one per core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -307,7 +319,12 @@ impl ServeArgs {
         }
         let contract = load_contract(self.contract.as_deref().or(file.contract.as_deref()))?;
 
-        let soak_defaults = Soak::default();
+        let control = self.agent(control_file, &data_dir)?;
+        let soak_defaults = if control.is_some() {
+            Soak::default()
+        } else {
+            Soak::standalone()
+        };
         let sentinel_defaults = Sentinel::default();
         let limits_defaults = Limits::default();
         let ms = Duration::from_millis;
@@ -357,6 +374,14 @@ impl ServeArgs {
                     .sentinel_safe_mode_after
                     .or(sentinel_file.safe_mode_after)
                     .unwrap_or(sentinel_defaults.safe_mode_after),
+                recurrence_deaths: self
+                    .sentinel_recurrence_deaths
+                    .or(sentinel_file.recurrence_deaths)
+                    .unwrap_or(sentinel_defaults.recurrence_deaths),
+                recurrence_window_secs: self
+                    .sentinel_recurrence_window_secs
+                    .or(sentinel_file.recurrence_window_secs)
+                    .unwrap_or(sentinel_defaults.recurrence_window_secs),
             },
             limits: Limits {
                 workers: self
@@ -399,7 +424,7 @@ impl ServeArgs {
                 },
             },
             test_hooks: false,
-            control: self.agent(control_file, &data_dir)?,
+            control,
             trust,
         };
         if let Some(b) = config.rules.block_below
@@ -590,6 +615,9 @@ pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     // Dropping a runtime waits for every blocking task without bound; a thread stuck in the
     // kernel must not keep a stopped edge alive.
     runtime.shutdown_timeout(EXIT_GRACE);
+    if served.is_err() {
+        crate::last_words::exited(EXIT_ERROR_CODE);
+    }
     served?;
     Ok(ExitCode::SUCCESS)
 }
@@ -612,6 +640,8 @@ fn install_quiet_panic_hook() {
     static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
     static LAST: Mutex<Option<Instant>> = Mutex::new(None);
     std::panic::set_hook(Box::new(|info| {
+        // First, before anything that could fail: the next run reports the death as a panic.
+        crate::last_words::panicked();
         let now = Instant::now();
         // try_lock: a panic while another thread logs one is counted, never waited for.
         let due = match LAST.try_lock() {

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rampart_artifact::{Contract, Keyring};
-use rampart_ingest::config::{DEFAULT_SOAK_REQUESTS, DEFAULT_SOAK_SECS};
+use rampart_ingest::config::{
+    DEFAULT_SOAK_REQUESTS, DEFAULT_SOAK_SECS, DEFAULT_STANDALONE_SOAK_SECS,
+};
 use rampart_ingest::sentinel::{
-    DEFAULT_CRASH_THRESHOLD, DEFAULT_SAFE_MODE_THRESHOLD, DEFAULT_WINDOW_SECS,
+    DEFAULT_CRASH_THRESHOLD, DEFAULT_RECURRENCE_DEATHS, DEFAULT_RECURRENCE_WINDOW_SECS,
+    DEFAULT_SAFE_MODE_THRESHOLD, DEFAULT_WINDOW_SECS,
 };
 use serde::Deserialize;
 
@@ -123,6 +126,11 @@ pub struct Sentinel {
     pub window_secs: u64,
     /// Deaths in all that boot with the module off.
     pub safe_mode_after: u32,
+    /// Deaths with one version active within `recurrence_window_secs`, at any uptime, that
+    /// poison it (0: off).
+    pub recurrence_deaths: u32,
+    /// The recurrence window, seconds.
+    pub recurrence_window_secs: u64,
 }
 
 /// Connection and time bounds of the proxy.
@@ -244,6 +252,10 @@ pub struct SentinelFile {
     pub window_secs: Option<u64>,
     /// Deaths that boot with the module off.
     pub safe_mode_after: Option<u32>,
+    /// Deaths of one version, at any uptime, that poison it.
+    pub recurrence_deaths: Option<u32>,
+    /// The recurrence window, seconds.
+    pub recurrence_window_secs: Option<u64>,
 }
 
 /// `[limits]` in the config file.
@@ -344,11 +356,22 @@ impl FileConfig {
 // === impl Soak ===
 
 impl Default for Soak {
-    /// The store's defaults (60 s and 1,000 requests).
+    /// The store's defaults with a control plane (60 s and 1,000 requests).
     fn default() -> Self {
         Soak {
             secs: DEFAULT_SOAK_SECS,
             requests: DEFAULT_SOAK_REQUESTS,
+        }
+    }
+}
+
+impl Soak {
+    /// The defaults without a control plane (watch-dir mode): 10 minutes and 1,000 requests,
+    /// since no fleet-wide watch blesses the version.
+    pub fn standalone() -> Self {
+        Soak {
+            secs: DEFAULT_STANDALONE_SOAK_SECS,
+            ..Soak::default()
         }
     }
 }
@@ -362,6 +385,8 @@ impl Default for Sentinel {
             crashes: DEFAULT_CRASH_THRESHOLD,
             window_secs: DEFAULT_WINDOW_SECS,
             safe_mode_after: DEFAULT_SAFE_MODE_THRESHOLD,
+            recurrence_deaths: DEFAULT_RECURRENCE_DEATHS,
+            recurrence_window_secs: DEFAULT_RECURRENCE_WINDOW_SECS,
         }
     }
 }

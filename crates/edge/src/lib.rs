@@ -30,6 +30,9 @@
 //!   verifies with a director key and is newer than the last applied ([`agent::order`]).
 //! - [`trust`]: the root and keyset files (`--root`, `--keyset`), re-read and rotated without
 //!   restart; the store then takes files from the keyset's generator keys.
+//! - [`last_words`]: a panic that escapes every boundary, or an exit with an error, written
+//!   to the boot journal so the next run reports the death with its cause;
+//!   [`abort_hook`]: the test hook that aborts some seconds after a marked file activates.
 //! - [`metrics`]: request-path counters (atomics, one shard per worker thread).
 //!   [`watch`]: the watch dir's debounce.
 //!
@@ -41,11 +44,13 @@
 //! 200 features, an unknown name) was refused before it was swapped in, and the version
 //! serving stays.
 
+pub mod abort_hook;
 pub mod admin;
 pub mod agent;
 pub mod bot;
 pub mod cli;
 pub mod config;
+pub mod last_words;
 pub mod metrics;
 pub mod module;
 pub mod node;

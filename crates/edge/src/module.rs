@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::net::IpAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -152,12 +151,12 @@ impl Boundary {
     /// Runs the module on one request under `catch_unwind`, counts the outcome, and decides.
     pub fn evaluate(&self, request: &Inbound<'_>) -> Decision {
         let hook = self.test_hooks && request.parts.headers.contains_key(TEST_PANIC_HEADER);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let outcome = rampart_ingest::isolation::catch(|| {
             if hook {
                 test_panic();
             }
             self.module.evaluate(request)
-        }));
+        });
         let verdict = match outcome {
             Ok(Scoring::Failed) => {
                 self.metrics.module_failure(ModuleFailure::Error);

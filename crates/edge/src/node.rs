@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::abort_hook::AbortHook;
 use crate::admin::{Admin, AdminToken, EdgeInfo};
 use crate::agent::{Agent, AgentError};
 use crate::bot::{BotModule, ModelCompiler};
@@ -123,13 +124,22 @@ impl Node {
             crash_threshold: config.sentinel.crashes,
             window_secs: config.sentinel.window_secs,
             safe_mode_threshold: config.sentinel.safe_mode_after,
+            recurrence_deaths: config.sentinel.recurrence_deaths,
+            recurrence_window_secs: config.sentinel.recurrence_window_secs,
         };
         store_config.module_state_lost = config.module_state_lost;
+        // With a control plane, last-known-good is what the fleet blessed, not only what
+        // soaked here.
+        store_config.require_blessing = config.control.is_some();
+        let journal = store_config.layout().journal();
         let compiler = ModelCompiler::new(config.contract.max_features());
         let store =
             tokio::task::spawn_blocking(move || Store::boot(store_config, compiler, now_ms()))
                 .await
                 .map_err(|e| StartError::Boot(e.to_string()))??;
+        // This run's boot is in the journal: from now on a panic or an error exit is this
+        // run's, and is recorded for the next one to report.
+        crate::last_words::arm(journal);
         let store = Arc::new(store);
 
         let bind = |addr: SocketAddr| async move {
@@ -249,7 +259,8 @@ impl Node {
                 move |req| admin.clone().handle(req, peer)
             },
         ));
-        let mut background = vec![tokio::spawn(tick_loop(store.clone(), signal))];
+        let abort_hook = config.test_hooks.then(AbortHook::default);
+        let mut background = vec![tokio::spawn(tick_loop(store.clone(), signal, abort_hook))];
         if let Some(t) = trust {
             background.push(tokio::spawn(crate::trust::reload_loop(
                 t,
@@ -419,8 +430,13 @@ fn bind_workers(
     Ok((bound, listeners))
 }
 
-/// Runs the store's `tick` once per [`TICK_INTERVAL`] until shutdown.
-async fn tick_loop(store: Arc<Store<ModelCompiler>>, mut signal: ShutdownSignal) {
+/// Runs the store's `tick` once per [`TICK_INTERVAL`] until shutdown; with test hooks on,
+/// also the [`AbortHook`].
+async fn tick_loop(
+    store: Arc<Store<ModelCompiler>>,
+    mut signal: ShutdownSignal,
+    mut abort_hook: Option<AbortHook>,
+) {
     let mut interval = tokio::time::interval(TICK_INTERVAL);
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -428,13 +444,23 @@ async fn tick_loop(store: Arc<Store<ModelCompiler>>, mut signal: ShutdownSignal)
             () = signal.wait() => return,
             _ = interval.tick() => {}
         }
-        let store = store.clone();
+        let ticked = store.clone();
         // Promotion writes last-known-good to disk: not on a runtime thread.
-        if tokio::task::spawn_blocking(move || store.tick(now_ms()))
+        if tokio::task::spawn_blocking(move || ticked.tick(now_ms()))
             .await
             .is_err()
         {
             tracing::error!("store tick failed");
+        }
+        if let Some(hook) = abort_hook.as_mut() {
+            let active = store
+                .snapshot()
+                .active
+                .as_ref()
+                .map(|a| (a.digest, a.activated_at_ms));
+            if hook.due(active, || store.with_active(Clone::clone), now_ms()) {
+                crate::abort_hook::abort();
+            }
         }
     }
 }

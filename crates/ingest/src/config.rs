@@ -9,8 +9,22 @@ use rampart_artifact::{Contract, Keyring};
 use crate::limiter::DEFAULT_LOG_INTERVAL_MS;
 use crate::sentinel::SentinelConfig;
 
-/// Seconds a new version must serve before it becomes last-known-good.
+/// Seconds a new version must serve before it becomes last-known-good, with a control plane
+/// (which must also bless it: its rollout watched the whole fleet for longer).
 pub const DEFAULT_SOAK_SECS: u64 = 60;
+
+/// Seconds a new version must serve before it becomes last-known-good without a control
+/// plane (watch-dir mode): nobody else watches, so the local soak must outlast a file that
+/// kills the process minutes after loading it (about 5 on 29 October 2025).
+pub const DEFAULT_STANDALONE_SOAK_SECS: u64 = 10 * 60;
+
+/// Last-known-good versions kept in `lkg/` (if the newest is poisoned, the one before
+/// serves).
+pub const DEFAULT_LKG_KEEP: usize = 3;
+
+/// Most deaths of earlier runs waiting to be reported to the control plane; beyond it the
+/// oldest are dropped (and counted).
+pub const MAX_PENDING_DEATHS: usize = 64;
 
 /// Requests a new version must serve, without a module error, before it becomes
 /// last-known-good (an idle edge never promotes a file it has not exercised).
@@ -76,6 +90,12 @@ pub struct Config {
     pub log_interval_ms: u64,
     /// The kill switch when its saved state is lost ([`ModuleStateLost::Off`]).
     pub module_state_lost: ModuleStateLost,
+    /// Last-known-good versions kept ([`DEFAULT_LKG_KEEP`]; at least 1).
+    pub lkg_keep: usize,
+    /// Whether a soaked version must also be blessed by the control plane
+    /// ([`Store::set_blessed`](crate::Store::set_blessed)) before it becomes last-known-good:
+    /// `true` with a control plane, `false` (the default) in watch-dir mode.
+    pub require_blessing: bool,
 }
 
 /// The soak a version serves before it is written as last-known-good: both bounds must be
@@ -92,8 +112,8 @@ pub struct SoakConfig {
 ///
 /// ```text
 /// DATA_DIR/
-///   lkg/current.rfeat       last-known-good: the exact signed bytes
-///   lkg/previous.rfeat      the one before it
+///   lkg/<v>.rfeat           last-known-good: the exact signed bytes of the last
+///                           `lkg_keep` soaked (and blessed) versions
 ///   versions/<v>.rfeat      the last `archive_len` applied files (for pin)
 ///   sentinel/journal        boot journal, JSON lines
 ///   sentinel/poisoned.json  versions refused until a higher one comes
@@ -120,6 +140,8 @@ impl Config {
             journal_max_bytes: DEFAULT_JOURNAL_MAX_BYTES,
             log_interval_ms: DEFAULT_LOG_INTERVAL_MS,
             module_state_lost: ModuleStateLost::default(),
+            lkg_keep: DEFAULT_LKG_KEEP,
+            require_blessing: false,
         }
     }
 
@@ -166,12 +188,17 @@ impl DataDir {
         self.root.join("lkg")
     }
 
-    /// `lkg/current.rfeat`.
+    /// `lkg/<version>.rfeat`: one last-known-good version.
+    pub fn lkg_file(&self, version: u64) -> PathBuf {
+        self.lkg_dir().join(format!("{version}.rfeat"))
+    }
+
+    /// `lkg/current.rfeat`: the layout before the history (migrated at boot).
     pub fn lkg_current(&self) -> PathBuf {
         self.lkg_dir().join("current.rfeat")
     }
 
-    /// `lkg/previous.rfeat`.
+    /// `lkg/previous.rfeat`: the layout before the history (migrated at boot).
     pub fn lkg_previous(&self) -> PathBuf {
         self.lkg_dir().join("previous.rfeat")
     }

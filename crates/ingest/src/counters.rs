@@ -25,6 +25,10 @@ pub struct ApplyCounters {
     log_lines: AtomicU64,
     log_suppressed: AtomicU64,
     poisoned: AtomicU64,
+    lkg_unblessed: AtomicU64,
+    deaths_found: AtomicU64,
+    deaths_reported: AtomicU64,
+    deaths_dropped: AtomicU64,
 }
 
 /// The counters as plain numbers, for the edge to render.
@@ -54,6 +58,15 @@ pub struct Metrics {
     pub log_suppressed: u64,
     /// Versions poisoned by the sentinel (at boot).
     pub poisoned: u64,
+    /// Last-known-good versions removed because the control plane no longer blesses them.
+    pub lkg_unblessed: u64,
+    /// Deaths of earlier runs found in the boot journal, not yet reported at boot.
+    pub deaths_found: u64,
+    /// Deaths the control plane acknowledged (it answered a beat carrying them).
+    pub deaths_reported: u64,
+    /// Deaths dropped unreported because the queue was full
+    /// ([`MAX_PENDING_DEATHS`](crate::config::MAX_PENDING_DEATHS)).
+    pub deaths_dropped: u64,
 }
 
 /// One labelled count.
@@ -83,6 +96,10 @@ impl Default for ApplyCounters {
             log_lines: AtomicU64::new(0),
             log_suppressed: AtomicU64::new(0),
             poisoned: AtomicU64::new(0),
+            lkg_unblessed: AtomicU64::new(0),
+            deaths_found: AtomicU64::new(0),
+            deaths_reported: AtomicU64::new(0),
+            deaths_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -134,6 +151,19 @@ impl ApplyCounters {
         bump(&self.poisoned);
     }
 
+    pub(crate) fn lkg_unblessed(&self) {
+        bump(&self.lkg_unblessed);
+    }
+
+    pub(crate) fn deaths(&self, found: u64, dropped: u64) {
+        self.deaths_found.fetch_add(found, Ordering::Relaxed);
+        self.deaths_dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    pub(crate) fn death_reported(&self) {
+        bump(&self.deaths_reported);
+    }
+
     /// Reads every counter.
     pub fn read(&self) -> Metrics {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -160,6 +190,10 @@ impl ApplyCounters {
             log_lines: get(&self.log_lines),
             log_suppressed: get(&self.log_suppressed),
             poisoned: get(&self.poisoned),
+            lkg_unblessed: get(&self.lkg_unblessed),
+            deaths_found: get(&self.deaths_found),
+            deaths_reported: get(&self.deaths_reported),
+            deaths_dropped: get(&self.deaths_dropped),
         }
     }
 }

@@ -93,7 +93,11 @@ impl Journal {
                 self.activation = None;
             }
             Event::Activated { .. } => self.activation = Some(event.clone()),
-            Event::CleanExit { .. } => {}
+            Event::CleanExit { .. }
+            | Event::Alive { .. }
+            | Event::Panicked { .. }
+            | Event::Exited { .. }
+            | Event::DeathReported { .. } => {}
         }
         let mut line = serde_json::to_vec(&event).map_err(|e| DiskError::Io {
             op: "encode",
@@ -146,6 +150,29 @@ impl Journal {
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
+}
+
+/// Appends one event to the journal at `path` without the store: for what the process writes
+/// on its way out (the panic hook, an exit with an error), when the store's lock may be held
+/// by the thread that is failing. One `write` of one line on an `O_APPEND` file, then a sync:
+/// it lands after whatever the store wrote, and a torn line is skipped when read.
+pub fn append_last_words(path: &Path, event: &Event) -> Result<(), DiskError> {
+    let mut line = serde_json::to_vec(event).map_err(|e| DiskError::Io {
+        op: "encode",
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    line.push(b'\n');
+    let mut file = open_append(path)?;
+    let io = |op| {
+        move |source| DiskError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    };
+    file.write_all(&line).map_err(io("append"))?;
+    file.sync_data().map_err(io("sync"))
 }
 
 fn open_append(path: &Path) -> Result<File, DiskError> {
@@ -336,6 +363,25 @@ mod tests {
         assert_eq!(recent_runs(&events, 5), [boot(10), act(500_000, 2)]);
         assert_eq!(recent_runs(&events, 0), events);
         assert_eq!(recent_runs(&[act(1, 1)], 0), []);
+    }
+
+    #[test]
+    fn last_words_land_after_the_store_s_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let (mut j, _) = Journal::open(&path, 4096, 0, 60_000).unwrap();
+        j.append(boot(1)).unwrap();
+        append_last_words(&path, &Event::Panicked { at_ms: 2 }).unwrap();
+        j.append(Event::Alive { at_ms: 3 }).unwrap();
+        let (_, past) = Journal::open(&path, 4096, 4, 60_000).unwrap();
+        assert_eq!(
+            past,
+            [
+                boot(1),
+                Event::Panicked { at_ms: 2 },
+                Event::Alive { at_ms: 3 }
+            ]
+        );
     }
 
     #[test]

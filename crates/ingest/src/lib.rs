@@ -10,9 +10,12 @@
 //! only then is it swapped in. Any failure leaves the version serving in place and becomes an
 //! [`ApplyOutcome::Rejected`], counted, shown on `/status` and logged once ([`LogLimiter`]).
 //!
-//! Around that: a version that served its soak is written to disk as **last-known-good**
-//! and served first at the next start; a **crash-loop sentinel** reads a boot journal and
-//! poisons a version the process keeps dying after (then turns the module off); a **kill
+//! Around that: a version that served its soak (and, with a control plane, that the fleet
+//! blessed: [`Store::set_blessed`]) is written to disk as **last-known-good**, a history of
+//! the last three, and the newest is served first at the next start; a **crash-loop
+//! sentinel** reads a boot journal and poisons a version the process keeps dying after, soon
+//! after loading it or at any uptime but again and again (then turns the module off), and
+//! the same journal yields the **deaths** the edge reports ([`Store::pending_deaths`]); a **kill
 //! switch** and **break glass** (force last-known-good, pin an archived version) work with
 //! nothing but the local data dir.
 //!
@@ -24,7 +27,12 @@
 //! - [`compiler`]: the [`Compiler`] seam to the bot module (no dependency on the scorer).
 //! - [`outcome`]: [`ApplyOutcome`] and [`Rejection`].
 //! - [`sentinel`]: the pure crash-loop decision; [`journal`]: its files.
-//! - [`soak`], `lkg`, `archive`: last-known-good promotion, its files, the pin archive.
+//! - [`soak`], `lkg`, `archive`: last-known-good promotion, its history on disk, the pin
+//!   archive.
+//! - [`isolation`]: the one way a panic is caught, so the edge's panic hook can tell a
+//!   caught panic from one that kills the process.
+//! - [`isolation`]: the one way a panic is caught, so the edge's panic hook can tell a
+//!   caught panic from one that kills the process.
 //! - [`limiter`]: rate-limited logging. [`counters`] and [`status`]: what operators see.
 //! - [`config`]: every knob with its named default, and the data-dir layout; [`disk`]: the
 //!   capped read and the atomic write everything uses.
@@ -39,6 +47,7 @@ pub mod compiler;
 pub mod config;
 pub mod counters;
 pub mod disk;
+pub mod isolation;
 pub mod journal;
 pub mod limiter;
 pub mod outcome;
@@ -59,7 +68,7 @@ pub use disk::DiskError;
 pub use journal::Poisoned;
 pub use limiter::LogLimiter;
 pub use outcome::{ApplyOutcome, Rejection};
-pub use sentinel::{BootDecision, Event, SentinelConfig, Suspect};
+pub use sentinel::{BootDecision, Death, DeathCause, Event, Rule, SentinelConfig, Suspect};
 pub use snapshot::{Active, Channel, Mode, Snapshot};
-pub use status::Status;
+pub use status::{Status, VersionDigest};
 pub use store::{BootError, Reader, Store};

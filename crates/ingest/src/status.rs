@@ -4,7 +4,7 @@ use rampart_artifact::{Digest, Issue};
 use serde::Serialize;
 
 use crate::journal::Poisoned;
-use crate::sentinel::{BootDecision, SentinelConfig};
+use crate::sentinel::{BootDecision, Death, SentinelConfig};
 use crate::snapshot::{Channel, Mode};
 use crate::soak::Soak;
 
@@ -42,6 +42,8 @@ pub struct Status {
     /// What went wrong reading the data dir at boot, besides last-known-good (in
     /// [`LkgStatus::boot_problems`]): the journal, the poisoned list, the kill switch's state.
     pub boot_problems: Vec<String>,
+    /// Deaths of earlier runs not yet acknowledged by the control plane, oldest first.
+    pub pending_deaths: Vec<Death>,
 }
 
 /// The version serving.
@@ -90,10 +92,14 @@ pub struct VersionDigest {
 /// Last-known-good on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LkgStatus {
-    /// `lkg/current.rfeat`, when present and valid.
+    /// The newest entry of `history`: what a boot serves first.
     pub current: Option<VersionDigest>,
-    /// `lkg/previous.rfeat`, when present and valid.
-    pub previous: Option<VersionDigest>,
+    /// Every version in `lkg/`, newest first (at most `lkg_keep`).
+    pub history: Vec<VersionDigest>,
+    /// Whether a version must be blessed by the control plane to be promoted.
+    pub require_blessing: bool,
+    /// The control plane's latest blessed list, newest first; `None` until one arrives.
+    pub blessed: Option<Vec<VersionDigest>>,
     /// Problems found reading them at boot (a corrupt file, a poisoned version).
     pub boot_problems: Vec<String>,
 }

@@ -23,6 +23,7 @@ mod break_glass;
 mod offer;
 mod reader;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,14 +32,14 @@ use rampart_artifact::{Digest, Issue, Policy, Validated, check};
 
 use crate::archive;
 use crate::compiler::Compiler;
-use crate::config::{Config, DataDir};
+use crate::config::{Config, DataDir, MAX_PENDING_DEATHS};
 use crate::counters::{ApplyCounters, Metrics};
 use crate::disk::{self, DiskError};
 use crate::journal::{self, Journal, Poisoned};
 use crate::limiter::{LogLimiter, Throttle};
-use crate::lkg::{Lkg, Slot};
+use crate::lkg::{self, Legacy, Lkg};
 use crate::outcome::{ApplyOutcome, Rejection};
-use crate::sentinel::{self, BootDecision, Event};
+use crate::sentinel::{self, ALIVE_INTERVAL_MS, BootDecision, Death, Event};
 use crate::snapshot::{Channel, Mode, Snapshot};
 use crate::soak::Soak;
 use crate::status::{
@@ -93,6 +94,13 @@ struct Writer {
     boot_at_ms: u64,
     /// Whether the run before this boot died (no clean exit in the journal).
     restarted_after_death: bool,
+    /// The control plane's latest blessed list; `None` until one arrives.
+    blessed: Option<Vec<VersionDigest>>,
+    /// Deaths of earlier runs not yet acknowledged, oldest first (at most
+    /// [`MAX_PENDING_DEATHS`]).
+    pending_deaths: VecDeque<Death>,
+    /// When [`Event::Alive`] was last written.
+    alive_ms: u64,
 }
 
 #[derive(Debug)]
@@ -126,7 +134,7 @@ impl<C: Compiler> Store<C> {
         let mut problems: Vec<(String, DiskError)> = Vec::new();
 
         // Sentinel: decide from the past runs, then record this boot.
-        let keep_ms = config.sentinel.window_secs.saturating_mul(2000);
+        let keep_ms = config.sentinel.horizon_ms().saturating_mul(2);
         let (journal, events) =
             match Journal::open(&layout.journal(), config.journal_max_bytes, now_ms, keep_ms) {
                 Ok((j, events)) => (Some(j), events),
@@ -137,24 +145,37 @@ impl<C: Compiler> Store<C> {
             };
         let decision = sentinel::decide(&events, now_ms, &config.sentinel);
         let restarted_after_death = sentinel::last_run_died(&events);
+        let mut pending_deaths: VecDeque<Death> = sentinel::deaths(&events, now_ms).into();
+        let found = pending_deaths.len() as u64;
+        let mut dropped = 0u64;
+        while pending_deaths.len() > MAX_PENDING_DEATHS {
+            pending_deaths.pop_front();
+            dropped += 1;
+        }
         let (mut poisoned, poisoned_err) = journal::read_poisoned(&layout.poisoned());
         if let Some(e) = poisoned_err {
             problems.push(("read poisoned list".to_owned(), e));
         }
         let counters = ApplyCounters::default();
+        counters.deaths(found, dropped);
         let mut newly_poisoned = false;
         for suspect in decision.poison() {
             if poisoned.iter().any(|p| p.version == suspect.version) {
                 continue;
             }
+            let window = match suspect.rule {
+                sentinel::Rule::CrashLoop => config.sentinel.window_secs,
+                sentinel::Rule::Recurrence => config.sentinel.recurrence_window_secs,
+            };
             tracing::error!(
                 version = suspect.version,
                 digest = %suspect.digest,
                 deaths = suspect.deaths,
-                "crash loop: the process died {} times within {} s after activating version {}; \
+                rule = ?suspect.rule,
+                "crash loop: the process died {} times within {} s while version {} was active; \
                  it is poisoned and refused until a higher version comes",
                 suspect.deaths,
-                config.sentinel.window_secs,
+                window,
                 suspect.version,
             );
             poisoned.push(Poisoned {
@@ -210,6 +231,9 @@ impl<C: Compiler> Store<C> {
                 decision,
                 boot_at_ms: now_ms,
                 restarted_after_death,
+                blessed: None,
+                pending_deaths,
+                alive_ms: now_ms,
             }),
             shared: Arc::new(shared),
             layout,
@@ -280,13 +304,111 @@ impl<C: Compiler> Store<C> {
             );
             self.shared.counters.log_line();
         }
+        if now_ms.saturating_sub(w.alive_ms) >= ALIVE_INTERVAL_MS {
+            w.alive_ms = now_ms;
+            self.journal(&mut w, Event::Alive { at_ms: now_ms }, now_ms);
+        }
         let (requests, errors) = self.shared.meter.take();
         let due = match w.soak.as_mut() {
             Some(soak) => soak.due(now_ms, requests, errors, &self.config.soak),
             None => false,
         };
-        if due {
+        if due && self.blessed_or_free(&w) {
             self.promote(&mut w, now_ms);
+        }
+    }
+
+    /// The control plane's blessed versions, newest first (the answer's or the verified
+    /// order's `blessed`): authoritative once received. A version soaked here becomes
+    /// last-known-good only once it is in this list (with
+    /// [`Config::require_blessing`]); a version in `lkg/` that the list no longer holds is
+    /// removed (a rollback after the rollout's watch unblesses it). An empty list removes
+    /// nothing: it cannot tell a control plane that blesses nothing yet from one that does
+    /// not bless, and emptying last-known-good would leave a restart with nothing to serve.
+    pub fn set_blessed(&self, blessed: &[VersionDigest], now_ms: u64) {
+        let mut w = self.lock();
+        if w.blessed.as_deref() == Some(blessed) {
+            return;
+        }
+        w.blessed = Some(blessed.to_vec());
+        tracing::info!(blessed = ?blessed.iter().map(|b| b.version).collect::<Vec<_>>(), "blessed versions from the control plane");
+        if blessed.is_empty() {
+            return;
+        }
+        let unblessed: Vec<VersionDigest> = w
+            .lkg
+            .history()
+            .iter()
+            .filter(|h| !blessed.contains(h))
+            .copied()
+            .collect();
+        for vd in unblessed {
+            match w.lkg.remove(&self.layout, vd.version) {
+                Ok(_) => {
+                    self.shared.counters.lkg_unblessed();
+                    tracing::warn!(
+                        version = vd.version,
+                        digest = %vd.digest,
+                        "no longer blessed by the control plane: removed from last-known-good"
+                    );
+                    if let Some(soak) = w.soak.as_mut()
+                        && soak.digest == vd.digest
+                    {
+                        // It may be blessed again: then its soak promotes it again.
+                        soak.done = false;
+                    }
+                }
+                Err(e) => self.disk_failed(&mut w, "remove unblessed last-known-good", &e, now_ms),
+            }
+        }
+    }
+
+    /// Whether the active version may be promoted as far as blessing goes.
+    fn blessed_or_free(&self, w: &Writer) -> bool {
+        if !self.config.require_blessing {
+            return true;
+        }
+        let (Some(held), Some(blessed)) = (&w.active, &w.blessed) else {
+            return false;
+        };
+        let digest = held.validated.digest();
+        blessed.iter().any(|b| b.digest == digest)
+    }
+
+    /// Deaths of earlier runs still to report, oldest first, at most `max`: send them until
+    /// [`deaths_reported`](Self::deaths_reported) says the control plane has them.
+    pub fn pending_deaths(&self, max: usize) -> Vec<Death> {
+        self.lock()
+            .pending_deaths
+            .iter()
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// The control plane answered a beat carrying the deaths detected at `detected_at_ms`:
+    /// each is written to the journal as reported ([`Event::DeathReported`], so a restart
+    /// does not send it again) and leaves the queue.
+    pub fn deaths_reported(&self, detected_at_ms: &[u64], now_ms: u64) {
+        let mut w = self.lock();
+        for at in detected_at_ms {
+            let Some(index) = w
+                .pending_deaths
+                .iter()
+                .position(|d| d.detected_at_ms == *at)
+            else {
+                continue;
+            };
+            w.pending_deaths.remove(index);
+            self.journal(
+                &mut w,
+                Event::DeathReported {
+                    at_ms: now_ms,
+                    detected_at_ms: *at,
+                },
+                now_ms,
+            );
+            self.shared.counters.death_reported();
         }
     }
 
@@ -308,6 +430,12 @@ impl<C: Compiler> Store<C> {
     /// exit), as the boot journal tells. The edge agent reports it as a restart.
     pub fn restarted_after_death(&self) -> bool {
         self.lock().restarted_after_death
+    }
+
+    /// Runs `f` on the validated document serving, if any (under the writer lock: keep it
+    /// short). The edge's test hook reads its marker this way.
+    pub fn with_active<R>(&self, f: impl FnOnce(&Validated) -> R) -> Option<R> {
+        self.lock().active.as_ref().map(|h| f(&h.validated))
     }
 
     /// The counters as plain numbers, for `/metrics`.
@@ -337,10 +465,13 @@ impl<C: Compiler> Store<C> {
             scoring: snapshot.scoring_model().is_some(),
             last_rejection: w.last_rejection.clone(),
             lkg: LkgStatus {
-                current: w.lkg.current,
-                previous: w.lkg.previous,
+                current: w.lkg.newest(),
+                history: w.lkg.history().to_vec(),
+                require_blessing: self.config.require_blessing,
+                blessed: w.blessed.clone(),
                 boot_problems: w.lkg_problems.clone(),
             },
+            pending_deaths: w.pending_deaths.iter().cloned().collect(),
             boot_problems: w.boot_problems.clone(),
             soak: w.soak.clone(),
             poisoned: w.poisoned.clone(),
@@ -418,14 +549,46 @@ impl<C: Compiler> Store<C> {
         }
     }
 
+    /// Reads `lkg/` (migrating a `current`/`previous` layout first), then serves the newest
+    /// valid version that is not poisoned. A poisoned version is removed from `lkg/`: it is
+    /// not known good.
     fn boot_from_lkg(&self, w: &mut Writer, now_ms: u64) {
-        let mut usable = Vec::new();
-        for slot in [Slot::Current, Slot::Previous] {
-            match self.candidate(&slot.path(&self.layout), None) {
+        for legacy in Legacy::ALL {
+            match self.candidate(&legacy.path(&self.layout), None) {
                 Candidate::Missing => {}
-                Candidate::Bad(rejection, version) => {
-                    w.lkg_problems.push(format!("{}: {rejection}", slot.name()));
-                    self.record_rejection(w, &rejection, Channel::Boot, version, now_ms);
+                Candidate::Bad(rejection, _) => {
+                    w.lkg_problems
+                        .push(format!("{}: {rejection}", legacy.name()));
+                }
+                Candidate::Good(validated, _) => {
+                    let version = validated.version();
+                    match lkg::migrate(&self.layout, legacy, version) {
+                        Ok(()) => tracing::info!(
+                            version,
+                            from = legacy.name(),
+                            "last-known-good moved to the history layout"
+                        ),
+                        Err(e) => self.disk_failed(w, "migrate last-known-good", &e, now_ms),
+                    }
+                }
+            }
+        }
+        let versions = match lkg::list(&self.layout) {
+            Ok(v) => v,
+            Err(e) => {
+                self.disk_failed(w, "list last-known-good", &e, now_ms);
+                Vec::new()
+            }
+        };
+        let mut usable = Vec::new();
+        for version in versions {
+            let path = self.layout.lkg_file(version);
+            let name = format!("lkg/{version}.rfeat");
+            match self.candidate(&path, Some(version)) {
+                Candidate::Missing => {}
+                Candidate::Bad(rejection, found) => {
+                    w.lkg_problems.push(format!("{name}: {rejection}"));
+                    self.record_rejection(w, &rejection, Channel::Boot, found, now_ms);
                 }
                 Candidate::Good(validated, bytes) => {
                     let vd = VersionDigest {
@@ -433,42 +596,32 @@ impl<C: Compiler> Store<C> {
                         digest: validated.digest(),
                     };
                     if w.poisoned.iter().any(|p| p.version == vd.version) {
-                        // Not kept as a known-good file: the next promotion overwrites it.
-                        w.lkg_problems.push(format!(
-                            "{}: version {} is poisoned",
-                            slot.name(),
-                            vd.version
-                        ));
+                        w.lkg_problems
+                            .push(format!("{name}: version {} is poisoned", vd.version));
+                        w.lkg.found(vd);
+                        if let Err(e) = w.lkg.remove(&self.layout, vd.version) {
+                            self.disk_failed(w, "remove poisoned last-known-good", &e, now_ms);
+                        }
                         continue;
                     }
-                    match slot {
-                        Slot::Current => w.lkg.current = Some(vd),
-                        Slot::Previous => w.lkg.previous = Some(vd),
-                    }
-                    usable.push((slot, validated, bytes));
+                    w.lkg.found(vd);
+                    usable.push((name, validated, bytes));
                 }
             }
         }
-        for (slot, validated, bytes) in usable {
-            match self.activate_checked(
-                w,
-                *validated,
-                bytes,
-                Channel::Boot,
-                now_ms,
-                slot == Slot::Current,
-            ) {
+        for (name, validated, bytes) in usable {
+            match self.activate_checked(w, *validated, bytes, Channel::Boot, now_ms, true) {
                 Ok(outcome) => {
                     self.shared.counters.outcome(&outcome);
                     tracing::info!(
                         version = ?outcome.serving().map(|(v, _)| v),
-                        from = slot.name(),
+                        from = %name,
                         "serving last-known-good"
                     );
                     return;
                 }
                 Err((rejection, v)) => {
-                    w.lkg_problems.push(format!("{}: {rejection}", slot.name()));
+                    w.lkg_problems.push(format!("{name}: {rejection}"));
                     self.record_rejection(w, &rejection, Channel::Boot, v, now_ms);
                 }
             }
@@ -486,7 +639,10 @@ impl<C: Compiler> Store<C> {
             digest: held.validated.digest(),
         };
         let bytes = Arc::clone(&held.bytes);
-        match w.lkg.promote(&self.layout, &bytes, vd) {
+        match w
+            .lkg
+            .promote(&self.layout, &bytes, vd, self.config.lkg_keep)
+        {
             Ok(wrote) => {
                 if let Some(soak) = w.soak.as_mut() {
                     soak.done = true;

@@ -46,13 +46,12 @@ fn a_version_becomes_last_known_good_after_its_soak_of_time_and_requests() {
         reader.record_request(false);
     }
     store.tick(T0 + 10 * SEC);
-    assert!(!layout.lkg_current().exists(), "4 requests are not enough");
+    assert!(!layout.lkg_file(1).exists(), "4 requests are not enough");
     reader.record_request(false);
     store.tick(T0 + 9 * SEC);
-    assert!(!layout.lkg_current().exists(), "9 s are not enough");
+    assert!(!layout.lkg_file(1).exists(), "9 s are not enough");
     store.tick(T0 + 10 * SEC);
-    assert_eq!(read(&layout.lkg_current()), v1, "the exact signed bytes");
-    assert!(!layout.lkg_previous().exists());
+    assert_eq!(read(&layout.lkg_file(1)), v1, "the exact signed bytes");
     assert_eq!(store.metrics().lkg_writes, 1);
     let status = store.status();
     assert_eq!(status.lkg.current.unwrap().version, 1);
@@ -66,15 +65,16 @@ fn a_version_becomes_last_known_good_after_its_soak_of_time_and_requests() {
     }
     reader.record_request(true);
     store.tick(T0 + 30 * SEC);
-    assert_eq!(read(&layout.lkg_current()), v1);
+    assert!(!layout.lkg_file(2).exists());
     for _ in 0..5 {
         reader.record_request(false);
     }
     store.tick(T0 + 39 * SEC);
-    assert_eq!(read(&layout.lkg_current()), v1, "only 9 s since the error");
+    assert!(!layout.lkg_file(2).exists(), "only 9 s since the error");
     store.tick(T0 + 40 * SEC);
-    assert_eq!(read(&layout.lkg_current()), v2);
-    assert_eq!(read(&layout.lkg_previous()), v1, "the previous one is kept");
+    assert_eq!(read(&layout.lkg_file(2)), v2);
+    assert_eq!(read(&layout.lkg_file(1)), v1, "the previous one is kept");
+    assert_eq!(store.status().lkg.current.unwrap().version, 2);
     let m = store.metrics();
     assert_eq!((m.requests, m.module_errors, m.lkg_writes), (21, 1, 2));
 }
@@ -107,7 +107,7 @@ fn a_restart_serves_last_known_good_before_anything_arrives() {
 }
 
 #[test]
-fn a_corrupt_current_falls_back_to_previous_then_to_no_model() {
+fn a_corrupt_newest_falls_back_to_the_one_before_then_to_no_model() {
     let dir = tempfile::tempdir().unwrap();
     let layout = DataDir::new(dir.path());
     let store = boot(config(dir.path()), T0);
@@ -118,34 +118,35 @@ fn a_corrupt_current_falls_back_to_previous_then_to_no_model() {
     drop(store);
 
     // Half a file, as a full disk might leave without the atomic rename.
-    let v2 = read(&layout.lkg_current());
-    std::fs::write(layout.lkg_current(), &v2[..v2.len() / 2]).unwrap();
+    let v2 = read(&layout.lkg_file(2));
+    std::fs::write(layout.lkg_file(2), &v2[..v2.len() / 2]).unwrap();
     let store = boot(config(dir.path()), T0 + 4 * SEC);
     assert_eq!(store.snapshot().version(), Some(1));
     let status = store.status();
-    assert_eq!(status.lkg.current, None);
-    assert_eq!(status.lkg.previous.unwrap().version, 1);
+    assert_eq!(status.lkg.current.unwrap().version, 1);
+    assert_eq!(status.lkg.history.len(), 1);
     assert!(
-        status.lkg.boot_problems[0].contains("current.rfeat"),
+        status.lkg.boot_problems[0].contains("2.rfeat"),
         "{:?}",
         status.lkg
     );
     assert_eq!(status.last_rejection.unwrap().channel, Channel::Boot);
     assert_eq!(store.metrics().rejections_of("invalid"), 1);
-    // The next promotion overwrites the corrupt file and keeps previous as it was.
+    // The next promotion writes its own file and keeps the one before as it was.
     store.offer(&good(3), Channel::Watch, T0 + 5 * SEC);
     store.tick(T0 + 6 * SEC);
-    assert_eq!(read(&layout.lkg_current()), good(3));
-    assert_eq!(read(&layout.lkg_previous()), good(1));
+    assert_eq!(read(&layout.lkg_file(3)), good(3));
+    assert_eq!(read(&layout.lkg_file(1)), good(1));
     drop(store);
 
-    // Both unusable: one signed by a key no longer trusted, one not JSON. No model, no crash.
-    std::fs::write(layout.lkg_current(), other_keys_signature(9)).unwrap();
-    std::fs::write(layout.lkg_previous(), b"\0\0\0").unwrap();
+    // All unusable: signed by a key no longer trusted, not JSON. No model, no crash.
+    std::fs::write(layout.lkg_file(3), other_keys_signature(3)).unwrap();
+    std::fs::write(layout.lkg_file(2), other_keys_signature(2)).unwrap();
+    std::fs::write(layout.lkg_file(1), b"\0\0\0").unwrap();
     let store = boot(config(dir.path()), T0 + 7 * SEC);
     let snap = store.snapshot();
     assert!(snap.active.is_none() && snap.scoring_model().is_none());
-    assert_eq!(store.status().lkg.boot_problems.len(), 2);
+    assert_eq!(store.status().lkg.boot_problems.len(), 3);
     assert!(matches!(
         store.offer(&good(10), Channel::Watch, T0 + 8 * SEC),
         ApplyOutcome::Applied { version: 10, .. }

@@ -13,7 +13,7 @@ mod fixtures;
 
 use fixtures::*;
 use proptest::prelude::*;
-use rampart_ingest::sentinel::{Event, SentinelConfig, decide};
+use rampart_ingest::sentinel::{Event, Rule, SentinelConfig, deaths, decide};
 use rampart_ingest::{Channel, DataDir, Store};
 
 const T0: u64 = 1_763_463_900_000;
@@ -111,6 +111,61 @@ proptest! {
                 matches!(e, Event::Activated { version, .. } if *version == suspect.version)
             });
             prop_assert!(activated, "poisoned {} that no run activated", suspect.version);
+        }
+    }
+
+    /// The recurrence rule agrees with the deaths the edge reports: a version is poisoned by
+    /// recurrence exactly when at least `recurrence_deaths` of its reported deaths were
+    /// detected within the window, whatever the uptime at each; deaths are at most one per
+    /// boot, each with a distinct detection time.
+    #[test]
+    fn recurrence_counts_the_reported_deaths(
+        script in proptest::collection::vec((0u8..4, 0u64..4, 0u64..20), 0..64),
+        now_extra in 0u64..3_600_000,
+    ) {
+        // Times only grow (as a clock does, boots a ms apart at least: a boot's time is its
+        // death's identity), by up to 20 minutes a step.
+        let mut at = 0u64;
+        let mut events = Vec::new();
+        for (kind, version, step) in &script {
+            at += 1 + step * 60_000;
+            events.push(match kind {
+                0 => Event::Boot { at_ms: at },
+                1 => Event::Activated {
+                    at_ms: at,
+                    version: *version,
+                    digest: rampart_artifact::Digest::of(&version.to_le_bytes()),
+                },
+                2 => Event::Alive { at_ms: at },
+                _ => Event::CleanExit { at_ms: at },
+            });
+        }
+        let now = at + now_extra;
+        let config = SentinelConfig::default();
+        let reported = deaths(&events, now);
+        let boots = events.iter().filter(|e| matches!(e, Event::Boot { .. })).count();
+        prop_assert!(reported.len() <= boots);
+        let mut detected: Vec<u64> = reported.iter().map(|d| d.detected_at_ms).collect();
+        detected.dedup();
+        prop_assert_eq!(detected.len(), reported.len());
+        let decision = decide(&events, now, &config);
+        let window = config.recurrence_window_secs * 1000;
+        for version in 0u64..4 {
+            let recent = reported
+                .iter()
+                .filter(|d| d.active.is_some_and(|(v, _)| v == version))
+                .filter(|d| now.saturating_sub(d.detected_at_ms) <= window)
+                .count() as u32;
+            let poisoned = decision.poison().iter().any(|s| s.version == version);
+            if recent >= config.recurrence_deaths {
+                prop_assert!(poisoned, "version {} died {} times recently", version, recent);
+            }
+            if poisoned {
+                let s = decision.poison().iter().find(|s| s.version == version).unwrap();
+                if s.rule == Rule::Recurrence {
+                    prop_assert!(recent >= config.recurrence_deaths);
+                }
+            }
         }
     }
 }

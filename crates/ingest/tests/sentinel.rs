@@ -132,8 +132,9 @@ fn deaths_after_a_version_poison_it_then_turn_the_module_off() {
     store.clean_exit(now + SEC);
     drop(store);
 
-    // Poisoning survives restarts; once the deaths are out of the window, boots are normal.
-    now += 10 * 60 * SEC;
+    // Poisoning survives restarts; once the deaths are out of both windows (the recurrence
+    // rule looks back 30 minutes), boots are normal.
+    now += 31 * 60 * SEC;
     let store = boot(cfg(), now);
     assert_eq!(store.status().sentinel.decision.code(), "normal");
     assert_eq!(store.status().poisoned.len(), 2);

@@ -17,6 +17,35 @@ pub const NACK_TOO_LARGE: &str = "too_large";
 /// The NACK code when the bytes fetched for a digest are another document.
 pub const NACK_DIGEST_MISMATCH: &str = "digest_mismatch";
 
+/// A death from the boot journal as the wire carries it.
+pub fn death(d: &rampart_ingest::Death) -> rampart_api::Death {
+    rampart_api::Death {
+        detected_at_ms: d.detected_at_ms,
+        active: d
+            .active
+            .map(|(version, digest)| rampart_api::Active { version, digest }),
+        active_for_ms: d.active_for_ms,
+        uptime_ms: Some(d.uptime_ms),
+        cause: match d.cause {
+            rampart_ingest::DeathCause::Panic => rampart_api::DeathCause::Panic,
+            rampart_ingest::DeathCause::Exit { code } => rampart_api::DeathCause::Exit { code },
+            rampart_ingest::DeathCause::Unknown => rampart_api::DeathCause::Unknown,
+        },
+    }
+}
+
+/// The blessed list of an answer as the store takes it (at most
+/// [`MAX_BLESSED`](rampart_api::limits::MAX_BLESSED) entries are read).
+pub fn blessed(list: &[rampart_api::Active]) -> Vec<rampart_ingest::VersionDigest> {
+    list.iter()
+        .take(rampart_api::limits::MAX_BLESSED)
+        .map(|a| rampart_ingest::VersionDigest {
+            version: a.version,
+            digest: a.digest,
+        })
+        .collect()
+}
+
 /// Counters and scores between `base` (the totals of the last delivered beat) and `now`.
 pub fn deltas(now: &Totals, base: &Totals, restarts: u64) -> (BeatCounters, ScoreHistogram) {
     let counters = BeatCounters {
@@ -111,6 +140,31 @@ mod tests {
     use rampart_ingest::{Channel, Rejection as StoreRejection};
 
     use super::*;
+
+    #[test]
+    fn a_death_goes_on_the_wire_with_its_cause_and_the_blessed_list_is_bounded() {
+        let d = rampart_ingest::Death {
+            detected_at_ms: 9,
+            boot_at_ms: 1,
+            active: Some((7, Digest::of(b"7"))),
+            active_for_ms: Some(300_000),
+            uptime_ms: 301_000,
+            cause: rampart_ingest::DeathCause::Exit { code: 2 },
+        };
+        let wire = death(&d);
+        assert_eq!(wire.detected_at_ms, 9);
+        assert_eq!(wire.active.unwrap().version, 7);
+        assert_eq!(wire.uptime_ms, Some(301_000));
+        assert_eq!(wire.cause, rampart_api::DeathCause::Exit { code: 2 });
+        let many: Vec<rampart_api::Active> = (0..20)
+            .map(|v| rampart_api::Active {
+                version: v,
+                digest: Digest::of(&v.to_le_bytes()),
+            })
+            .collect();
+        assert_eq!(blessed(&many).len(), rampart_api::limits::MAX_BLESSED);
+        assert_eq!(blessed(&many)[0].version, 0, "newest first, as sent");
+    }
 
     fn totals(requests: u64, score_50: u64, unscored: u64) -> Totals {
         let mut scores = [0; SCORE_SLOTS];

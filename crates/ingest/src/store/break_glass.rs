@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::compiler::Compiler;
 use crate::config::{DataDir, ModuleStateLost};
 use crate::disk::{self, DiskError};
-use crate::lkg::Slot;
 use crate::outcome::{ApplyOutcome, Rejection};
 use crate::snapshot::{Channel, Mode};
 
@@ -81,14 +80,16 @@ impl<C: Compiler> Store<C> {
         tracing::warn!(reason, "safe mode cleared by an operator");
     }
 
-    /// Break glass: serves last-known-good from disk (current, else previous), re-verified,
-    /// and pins it: offered files are refused until [`unpin`](Self::unpin).
+    /// Break glass: serves last-known-good from disk (the newest of its history that
+    /// verifies and is not poisoned), re-verified, and pins it: offered files are refused
+    /// until [`unpin`](Self::unpin).
     pub fn force_last_known_good(&self, now_ms: u64) -> ApplyOutcome {
         let mut w = self.lock();
         let mut first: Option<(Rejection, Option<u64>)> = None;
         let mut outcome = None;
-        for slot in [Slot::Current, Slot::Previous] {
-            let tried = match self.candidate(&slot.path(&self.layout), None) {
+        let history: Vec<u64> = w.lkg.history().iter().map(|vd| vd.version).collect();
+        for version in history {
+            let tried = match self.candidate(&self.layout.lkg_file(version), Some(version)) {
                 Candidate::Missing => continue,
                 Candidate::Bad(rejection, version) => Err((rejection, version)),
                 Candidate::Good(validated, bytes) => self.activate_checked(
@@ -97,7 +98,7 @@ impl<C: Compiler> Store<C> {
                     bytes,
                     Channel::LastKnownGood,
                     now_ms,
-                    slot == Slot::Current,
+                    true,
                 ),
             };
             match tried {

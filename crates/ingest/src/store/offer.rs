@@ -7,7 +7,6 @@
 //! What follows verification (poisoned list, compile, journal, swap) is shared with boot and
 //! break glass.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use rampart_artifact::{Issue, Validated, check};
@@ -154,11 +153,7 @@ impl<C: Compiler> Store<C> {
             return Ok(Step::Same);
         }
         if rule == VersionRule::ServedBefore && version < serving {
-            let in_lkg = [w.lkg.current, w.lkg.previous]
-                .iter()
-                .flatten()
-                .any(|vd| vd.digest == digest);
-            if in_lkg {
+            if w.lkg.contains(&digest) {
                 return Ok(Step::Back {
                     from: serving,
                     soaked: true,
@@ -230,7 +225,7 @@ impl<C: Compiler> Store<C> {
             bytes: Arc::from(bytes),
         });
         self.shared.meter.reset();
-        let done = soaked || w.lkg.current.is_some_and(|c| c.digest == digest);
+        let done = soaked || w.lkg.contains(&digest);
         w.soak = Some(Soak::start(version, digest, now_ms, done));
         Ok(ApplyOutcome::Applied { version, digest })
     }
@@ -238,7 +233,7 @@ impl<C: Compiler> Store<C> {
     /// Compiles with the compiler's panics caught: a compiler bug rejects one file instead
     /// of killing the thread that applies files.
     fn compile(&self, validated: &Validated) -> Result<C::Model, String> {
-        match catch_unwind(AssertUnwindSafe(|| self.compiler.compile(validated))) {
+        match crate::isolation::catch(|| self.compiler.compile(validated)) {
             Ok(Ok(model)) => Ok(model),
             Ok(Err(e)) => Err(e.to_string()),
             Err(payload) => {
