@@ -8,6 +8,11 @@
 //! every request 0. A wedge-prone FL2 node that crash-loops long enough stays down until an
 //! operator restarts it: the long tail of the day.
 //!
+//! Every proxy keeps a last-known-good file: one that served [`SOAK_MS`] without a crash (the
+//! proxies of 29 October 2025 had such a rule). An operator's rollback loads it, which is the
+//! bad file again when the bad file soaked before it killed the process
+//! ([`Proxy::die`], a process fault of [`crate::fault`]).
+//!
 //! With a [`Supervisor`], boots go through rampart's crash-loop sentinel: the journal holds
 //! the events rampart's ingest store writes (boot, activated, clean exit), and
 //! [`rampart_ingest::sentinel::decide`] poisons a version the process keeps dying
