@@ -7,7 +7,7 @@
 //! each reachable node also sends a heartbeat ([`Beat`]) with the same counts.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +17,8 @@ use rampart_rollout::{Beat, Counters, ScoreHistogram};
 use rampart_traffic::Rng;
 
 use crate::clock::{Calendar, SECOND};
+use crate::fault::Effect;
+use crate::mode::Layer;
 use crate::node::guarded::Edge;
 use crate::node::naive::{Kind, Loads, Proxy, Supervisor};
 use crate::node::{Node, Serving};
@@ -26,6 +28,9 @@ use crate::traffic::{Dist, HISTOGRAM_BUCKETS, Models};
 
 /// Salt of the fleet's random stream (PoP sizes and mixes, wedge-prone nodes, push delays).
 const FLEET_SALT: u64 = 0xf1ee_7000;
+/// Salt of the streams that pick the nodes each `[[fault]]` hits (one stream per entry, apart
+/// from the fleet's, so adding a fault moves nothing else).
+const FAULT_SALT: u64 = 0xfa17_0000;
 
 /// Which edge software the fleet runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +53,13 @@ pub struct SimNode {
     pub pop: u32,
     /// Its software.
     pub node: Node,
-    /// Whether a request of it ever failed, or a human was blocked by a faulty file.
+    /// Whether a request of it ever failed or was slowed, or a human was blocked by a faulty
+    /// file.
     pub affected: bool,
+    /// The `[[fault]]` entries that hit it (bit `i`: entry `i`).
+    pub hits: u32,
+    /// The marked file it serves and since when (process up with it loaded).
+    since: Option<(Digest, u64)>,
 }
 
 /// A point of presence.
@@ -86,6 +96,8 @@ pub struct Tally {
     pub humans_blocked_by_fault: f64,
     /// Requests passed unscored.
     pub unscored: f64,
+    /// Requests slowed by a fault (served, late).
+    pub slowed: f64,
 }
 
 /// Something on its way to a node.
@@ -117,6 +129,11 @@ pub struct Fleet {
     loads: Loads,
     calendar: Calendar,
     block_rule_share: f64,
+    /// Files carrying process faults that were sent, by digest: what a node serving one does.
+    marked: HashMap<Digest, Arc<Publication>>,
+    /// The first time a node-level layer acted on a faulty file: an edge's NACK, or the
+    /// sentinel poisoning a version on a naive proxy.
+    first_defence: Option<(u64, Layer)>,
 }
 
 // === impl Fleet ===
@@ -152,14 +169,28 @@ impl Fleet {
         // Old-proxy nodes are spread over PoPs: node 0 of every PoP first, then node 1…, so
         // every PoP (a canary PoP too) has its share of them.
         let fl_nodes = (scenario.proxy.fl_share * total as f64).round() as usize;
+        let mut fault_rngs: Vec<Rng> = (0..scenario.faults.len())
+            .map(|i| {
+                Rng::new(scenario.seed ^ FAULT_SALT ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9))
+            })
+            .collect();
         let mut nodes = Vec::with_capacity(total);
         for (p, pop) in pops.iter().enumerate() {
             for j in 0..f.nodes_per_pop as usize {
                 let rank = j * f.pops as usize + p;
                 let id = format!("{}-n{j:03}", pop.name);
+                // The same positions run the old proxy in the naive fleet; a fault limited to
+                // a proxy kind hits the same places whichever software runs there.
+                let is_fl = rank < fl_nodes;
+                let mut hits = 0u32;
+                for (i, (fault, rng)) in scenario.faults.iter().zip(&mut fault_rngs).enumerate() {
+                    if fault.hits(is_fl, rng.unit()) {
+                        hits |= 1 << i;
+                    }
+                }
                 let node = match kind {
                     EdgeKind::Naive { sentinel } => {
-                        let proxy_kind = if rank < fl_nodes { Kind::Fl } else { Kind::Fl2 };
+                        let proxy_kind = if is_fl { Kind::Fl } else { Kind::Fl2 };
                         let wedge = (proxy_kind == Kind::Fl2
                             && rng.chance(scenario.proxy.wedge_share))
                         .then_some(scenario.proxy.wedge_after_ms);
@@ -184,6 +215,8 @@ impl Fleet {
                     pop: p as u32,
                     node,
                     affected: false,
+                    hits,
+                    since: None,
                 });
             }
         }
@@ -197,6 +230,8 @@ impl Fleet {
             loads: Loads::default(),
             calendar: scenario.calendar,
             block_rule_share: scenario.customers.block_rule_share,
+            marked: HashMap::new(),
+            first_defence: None,
         })
     }
 
@@ -217,6 +252,12 @@ impl Fleet {
 
     /// Sends `delivery` to node `node`, arriving at `at`.
     pub fn send(&mut self, node: usize, delivery: Delivery, at: u64) {
+        if let Delivery::File(f) = &delivery
+            && !f.marks.is_empty()
+            && !self.marked.contains_key(&f.digest)
+        {
+            self.marked.insert(f.digest, Arc::clone(f));
+        }
         self.seq += 1;
         self.queue.push(Reverse(Pending {
             at,
@@ -282,6 +323,22 @@ impl Fleet {
         count.min(chosen.len())
     }
 
+    /// Operators tell every node to go back to its own last-known-good file. Only the naive
+    /// proxies have such an order; rampart's operators roll back through the control plane
+    /// (see [`crate::scenario::Action::PushLastGood`]). Returns how many nodes had one.
+    pub fn rollback_last_good(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        for node in &mut self.nodes {
+            if let Node::Naive(p) = &mut node.node
+                && p.last_good().is_some()
+            {
+                p.rollback_last_good(now, &mut self.loads, &mut self.models);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// One step of `dt` ending at `now`: deliveries that arrived, boots, and traffic. With
     /// `beats`, every reachable node that is up also reports a heartbeat `(node, beat)`.
     pub fn step(
@@ -300,16 +357,55 @@ impl Fleet {
             };
             let requests = pop.rate * secs;
             match &mut n.node {
-                Node::Naive(p) => p.advance(now, &mut self.loads, &mut self.models),
+                Node::Naive(p) => {
+                    let poisonings = p.poisonings();
+                    p.advance(now, &mut self.loads, &mut self.models);
+                    if p.poisonings() > poisonings && self.first_defence.is_none() {
+                        self.first_defence = Some((now, Layer::Sentinel));
+                    }
+                }
                 Node::Guarded(e) => e.advance(now, requests.round() as u64, &mut self.models)?,
             }
-            let serving = match &n.node {
+            let mut serving = match &n.node {
                 Node::Naive(p) => p.serving(),
                 Node::Guarded(e) => e.serving(),
             };
+            // Process faults: only once a marked file was sent, so other days pay nothing.
+            let mut error_share = 0.0;
+            let total_requests = requests;
+            let mut requests = requests;
+            if !self.marked.is_empty() {
+                let effect = effect(n, serving, now, &self.marked);
+                if let Some(after) = effect.crash_after_ms
+                    && let Some((_, since)) = n.since
+                    && now.saturating_sub(since) >= after
+                {
+                    match &mut n.node {
+                        Node::Naive(p) => p.die(now),
+                        Node::Guarded(e) => e.crash(now),
+                    }
+                    n.since = None;
+                    serving = Serving::Down;
+                }
+                if !serving.fails() {
+                    if effect.score_zero && matches!(serving, Serving::Scored(_)) {
+                        serving = Serving::ScoreZero;
+                    }
+                    if effect.error_share > 0.0 {
+                        error_share = effect.error_share;
+                        tally.failed += requests * error_share;
+                        requests *= 1.0 - error_share;
+                        n.affected = true;
+                    }
+                    if effect.latency_ms > 0 {
+                        tally.slowed += requests;
+                        n.affected = true;
+                    }
+                }
+            }
             let human_share = 1.0 - pop.bot_share;
             let humans = requests * human_share;
-            tally.requests += requests;
+            tally.requests += total_requests;
             let mut dist: Option<&Dist> = None;
             match serving {
                 Serving::Down | Serving::Failing => {
@@ -351,7 +447,12 @@ impl Fleet {
                     }
                     _ => dist,
                 };
-                out.push((i, beat(n, serving, requests, human_share, d)));
+                let mut b = beat(n, serving, requests, human_share, d);
+                if error_share > 0.0 {
+                    b.counters.requests = total_requests.round() as u64;
+                    b.counters.errors_5xx = (total_requests * error_share).round() as u64;
+                }
+                out.push((i, b));
             }
         }
         Ok(())
@@ -401,12 +502,19 @@ impl Fleet {
                     t.poisonings += p.poisonings();
                 }
                 Node::Guarded(e) => {
+                    t.crashes += e.crashes();
                     t.nacks += e.nacks();
                     t.rollbacks += e.rollbacks();
                 }
             }
         }
         t
+    }
+
+    /// The first time a node-level layer (an edge's NACK of a faulty file, the sentinel
+    /// poisoning a version) acted.
+    pub fn first_defence(&self) -> Option<(u64, Layer)> {
+        self.first_defence
     }
 
     /// The fleet's calendar.
@@ -445,7 +553,14 @@ impl Fleet {
                     proxy.offer(f, now, &mut self.loads, &mut self.models);
                 }
                 (Node::Naive(proxy), Delivery::KillSwitch(on)) => proxy.set_module_enabled(on),
-                (Node::Guarded(edge), Delivery::File(f)) => edge.offer(f, now, &mut self.models),
+                (Node::Guarded(edge), Delivery::File(f)) => {
+                    let nacks = edge.nacks();
+                    let faulty = f.faulty;
+                    edge.offer(f, now, &mut self.models);
+                    if faulty && edge.nacks() > nacks && self.first_defence.is_none() {
+                        self.first_defence = Some((now, Layer::EdgeIngestion));
+                    }
+                }
                 (Node::Guarded(edge), Delivery::KillSwitch(on)) => {
                     edge.set_module_enabled(on, &mut self.models);
                 }
@@ -478,6 +593,34 @@ pub struct Totals {
     pub poisonings: u64,
     /// Nodes whose requests ever failed or whose users were blocked by the fault.
     pub affected: u64,
+}
+
+/// What the marked file `n` serves does to it now, and since when it serves it.
+fn effect(
+    n: &mut SimNode,
+    serving: Serving,
+    now: u64,
+    marked: &HashMap<Digest, Arc<Publication>>,
+) -> Effect {
+    let file = if serving == Serving::Down {
+        None
+    } else {
+        match &n.node {
+            Node::Naive(p) => p.active().filter(|f| !f.marks.is_empty()),
+            Node::Guarded(e) => e.active_version().and_then(|(_, d)| marked.get(&d)),
+        }
+    };
+    let Some(file) = file else {
+        n.since = None;
+        return Effect::default();
+    };
+    if n.since.is_none_or(|(d, _)| d != file.digest) {
+        n.since = Some((file.digest, now));
+    }
+    if n.hits == 0 {
+        return Effect::default();
+    }
+    Effect::of(&file.marks, n.hits)
 }
 
 fn beat(

@@ -13,6 +13,7 @@
 //! # Layout
 //! - [`clock`]: virtual time, the scenario's calendar.
 //! - [`scenario`]: the TOML format and the built-in scenarios (`scenarios/*.toml`).
+//! - [`fault`]: `[[fault]]` entries and the marks they leave on published files.
 //! - [`source`]: the ClickHouse cluster and the retrained model.
 //! - [`producer`]: the naive generator and rampart's.
 //! - [`control`]: validation, instant push or staged rollout.
@@ -31,6 +32,7 @@
 
 pub mod clock;
 pub mod control;
+pub mod fault;
 pub mod fleet;
 pub mod mode;
 pub mod node;

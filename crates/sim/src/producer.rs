@@ -20,6 +20,7 @@ use rampart_score::edge_contract;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::fault::Mark;
 use crate::source::{Answer, Source};
 
 /// Where the simulated cluster is said to be, in provenance.
@@ -40,6 +41,8 @@ pub struct Publication {
     pub faulty: bool,
     /// The retrain epoch of its weights.
     pub epoch: u64,
+    /// Process faults it carries (ground truth: no layer reads them, see [`crate::fault`]).
+    pub marks: Vec<Mark>,
 }
 
 /// How one generator run ended.
@@ -143,12 +146,9 @@ impl Producer {
                 let created_at = now.format(&Rfc3339).unwrap_or_default();
                 let doc = build_document(&candidate(answer, &self.query), version, &created_at);
                 self.version = version;
-                RunResult::Published(Arc::new(publish(
-                    doc,
-                    &self.key,
-                    answer.faulty,
-                    answer.epoch,
-                )))
+                let mut p = publish(doc, &self.key, answer.faulty, answer.epoch);
+                p.marks = answer.marks.clone();
+                RunResult::Published(Arc::new(p))
             }
             Kind::Guarded { dir } => {
                 let answer_path = dir.join("clickhouse-answer.json");
@@ -220,6 +220,7 @@ fn publish(doc: Document, key: &SecretKey, faulty: bool, epoch: u64) -> Publicat
         document: Arc::new(doc),
         faulty,
         epoch,
+        marks: Vec::new(),
     }
 }
 
@@ -235,6 +236,7 @@ fn read_publication(path: &Path, answer: &Answer) -> Result<Publication, String>
         document: Arc::new(doc),
         faulty: answer.faulty,
         epoch: answer.epoch,
+        marks: answer.marks.clone(),
     })
 }
 

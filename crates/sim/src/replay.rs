@@ -21,7 +21,7 @@ use crate::control::{Control, Fate, Transcript};
 use crate::fleet::{EdgeKind, Fleet, Tally};
 use crate::mode::{Layer, Mode, Variant};
 use crate::producer::{Producer, ProducerError, Publication, RunResult, key_seed};
-use crate::report::{Bucket, Report, Run, Stops, Timeline};
+use crate::report::{Bucket, Detection, Report, Run, Stops, Timeline};
 use crate::scenario::{Action, Scenario};
 use crate::source::{Source, SourceError, UNSCOPED_QUERY};
 use crate::traffic::{BUCKET_MS, Models, POOL_SIZE, Pool};
@@ -226,6 +226,27 @@ fn run_with(
     let mut minute = Tally::default();
     let mut bucket = Tally::default();
 
+    for f in &scenario.faults {
+        let what = f.describe();
+        timeline.push(
+            f.at,
+            None,
+            match &f.note {
+                Some(note) => format!("fault {what}: {note}"),
+                None => format!("fault {what}"),
+            },
+        );
+    }
+    // When the generator first produced a faulty candidate, and the first layer that acted
+    // on a faulty file.
+    let mut fault_from: Option<u64> = None;
+    let mut detection: Option<Detection> = None;
+    let mut detect = |at: u64, layer: Layer| {
+        if detection.is_none_or(|d| at < d.at_ms) {
+            detection = Some(Detection { at_ms: at, layer });
+        }
+    };
+
     let mut t = boot_at;
     while t < scenario.end {
         while let Some(e) = events.next_if(|e| e.at <= t) {
@@ -238,6 +259,16 @@ fn run_with(
                 Action::ResumeGeneration => {
                     generating = true;
                     next_run = next_run.max(t);
+                }
+                Action::RollbackLastGood => {
+                    let n = fleet.rollback_last_good(t);
+                    timeline.push(
+                        t,
+                        None,
+                        format!(
+                            "operators roll {n} naive nodes back to their own last-known-good file"
+                        ),
+                    );
                 }
                 Action::PushLastGood => {
                     let by_hand = producer.by_hand(
@@ -276,12 +307,17 @@ fn run_with(
         if generating && t >= next_run {
             next_run = next_run.saturating_add(scenario.generator.every_ms);
             let node = rng.below(u64::from(source.nodes())) as u32;
-            let answer = source.answer(query, node, t);
+            let mut answer = source.answer(query, node, t);
             if source.changed(node, t) {
                 stops.runs_on_changed_nodes += 1;
                 if !answer.faulty {
                     stops.scoped_query += 1;
                 }
+            }
+            let doubled = answer.faulty;
+            crate::fault::apply(&scenario.faults, &mut answer, t);
+            if answer.faulty {
+                fault_from.get_or_insert(t);
             }
             match producer.run(&answer, calendar.datetime(t)) {
                 RunResult::Published(p) => {
@@ -293,15 +329,26 @@ fn run_with(
                             "generator publishes version {} ({} features, ClickHouse node {node}){}",
                             p.version,
                             p.document.features.len(),
-                            if p.faulty { ": the doubled file" } else { "" }
+                            match (p.faulty, doubled) {
+                                (true, true) => ": the doubled file",
+                                (true, false) => ": a file that carries the fault",
+                                _ => "",
+                            }
                         ),
                     );
+                    let before = control.fates.len();
                     control.publish(p, &mut fleet, t, &mut timeline);
+                    note_fates(
+                        control.fates.get(before..).unwrap_or_default(),
+                        t,
+                        &mut detect,
+                    );
                 }
                 RunResult::Unchanged => {}
                 RunResult::Held { refusals } => {
                     if answer.faulty {
                         stops.generator_guards += 1;
+                        detect(t, Layer::GeneratorGuards);
                     }
                     let guards: Vec<&str> = refusals.iter().map(|r| r.guard()).collect();
                     timeline.push(
@@ -319,7 +366,13 @@ fn run_with(
                 }
             }
         }
+        let before = control.fates.len();
         control.step(&beats, &mut fleet, t, &mut timeline);
+        note_fates(
+            control.fates.get(before..).unwrap_or_default(),
+            t,
+            &mut detect,
+        );
         beats.clear();
         // What an operator calls the last good file: the newest one the fleet was sent whole
         // that did not carry the fault.
@@ -356,6 +409,9 @@ fn run_with(
         minutes.push(minute);
     }
 
+    if let Some((at, layer)) = fleet.first_defence() {
+        detect(at, layer);
+    }
     let totals = fleet.totals();
     let mut faulty_versions: Vec<u64> = control
         .fates
@@ -410,8 +466,29 @@ fn run_with(
         published,
         faulty_versions,
         timeline,
+        fault_from_ms: fault_from,
+        detection,
     };
     Ok((run, transcript))
+}
+
+/// The first layer that acted on a faulty file among `fates` (new since the last look).
+fn note_fates(fates: &[(Arc<Publication>, Fate)], now: u64, detect: &mut dyn FnMut(u64, Layer)) {
+    for (file, fate) in fates {
+        if !file.faulty {
+            continue;
+        }
+        match fate {
+            Fate::Refused(_) => detect(now, Layer::ControlValidation),
+            Fate::RolledBack { gate, .. } if gate == "score_shift" => {
+                detect(now, Layer::ScoreShiftGate);
+            }
+            Fate::RolledBack { .. } | Fate::RolledBackByOperator => {
+                detect(now, Layer::CanaryGates);
+            }
+            Fate::Pushed | Fate::RolledOut | Fate::Superseded => {}
+        }
+    }
 }
 
 /// The generator's real feature query (scoped by database and table).

@@ -106,6 +106,19 @@ pub struct Run {
     pub faulty_versions: Vec<u64>,
     /// The timeline.
     pub timeline: Timeline,
+    /// When the generator first produced a faulty candidate (the fault entered the pipeline).
+    pub fault_from_ms: Option<u64>,
+    /// The first layer that acted on a faulty file, and when.
+    pub detection: Option<Detection>,
+}
+
+/// The first act of a layer against a faulty file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detection {
+    /// When.
+    pub at_ms: u64,
+    /// Which layer.
+    pub layer: Layer,
 }
 
 /// A whole replay: the scenario, the mode, every run.
@@ -225,6 +238,7 @@ impl Tally {
         self.humans_blocked += o.humans_blocked;
         self.humans_blocked_by_fault += o.humans_blocked_by_fault;
         self.unscored += o.unscored;
+        self.slowed += o.slowed;
     }
 
     /// Failed requests over requests.
@@ -242,9 +256,16 @@ impl Tally {
         ratio(self.unscored, self.requests)
     }
 
+    /// Requests slowed by a fault over requests.
+    pub fn slowed_share(&self) -> f64 {
+        ratio(self.slowed, self.requests)
+    }
+
     /// Whether the fault hurt in this span.
     pub fn is_impact(&self) -> bool {
-        self.failed_share() >= IMPACT_MIN_SHARE || self.blocked_share() >= IMPACT_MIN_SHARE
+        self.failed_share() >= IMPACT_MIN_SHARE
+            || self.blocked_share() >= IMPACT_MIN_SHARE
+            || self.slowed_share() >= IMPACT_MIN_SHARE
     }
 }
 

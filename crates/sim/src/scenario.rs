@@ -10,13 +10,16 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::clock::{Calendar, ClockError, DAY, parse_duration, parse_time_of_day};
+use crate::fault::{self, Fault, FaultKind, MAX_FAULTS, RawFault};
 
 /// The 18 November 2025 scenario, compiled in so `rampart replay nov18` works anywhere.
 pub const NOV18: &str = include_str!("../../../scenarios/nov18.toml");
 /// The 5 December 2025 scenario (a kill switch meets a never-exercised path).
 pub const DEC5: &str = include_str!("../../../scenarios/dec5.toml");
+/// The 29 October 2025 scenario (a file that crashes the process minutes after loading it).
+pub const AFD_OCT29: &str = include_str!("../../../scenarios/afd-oct29.toml");
 /// The scenarios compiled in, by name.
-pub const BUILTIN: &[(&str, &str)] = &[("nov18", NOV18), ("dec5", DEC5)];
+pub const BUILTIN: &[(&str, &str)] = &[("nov18", NOV18), ("dec5", DEC5), ("afd-oct29", AFD_OCT29)];
 
 /// Largest scenario file read.
 pub const MAX_SCENARIO_BYTES: usize = 1024 * 1024;
@@ -68,6 +71,9 @@ pub struct Scenario {
     pub generator: Generator,
     /// The timeline, in time order.
     pub events: Vec<Event>,
+    /// The `[[fault]]` entries, in file order (a `duplicate_rows` entry is also folded into
+    /// [`Scenario::clickhouse`], where the cluster model reads it).
+    pub faults: Vec<Fault>,
 }
 
 /// The fleet of edge nodes.
@@ -175,6 +181,9 @@ pub enum Action {
     ResumeGeneration,
     /// An operator puts the last good file into distribution by hand.
     PushLastGood,
+    /// An operator tells every node to go back to its own last-known-good file (which is the
+    /// bad one if the bad one soaked long enough to be promoted).
+    RollbackLastGood,
     /// An operator restarts nodes.
     Restart {
         /// Which nodes.
@@ -266,6 +275,8 @@ struct RawScenario {
     generator: RawGenerator,
     #[serde(default, rename = "event")]
     events: Vec<RawEvent>,
+    #[serde(default, rename = "fault")]
+    faults: Vec<RawFault>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -516,7 +527,7 @@ impl TryFrom<RawScenario> for Scenario {
                 &format!("must be at most {MAX_R0_ONLY_COLUMNS}"),
             );
         }
-        let clickhouse = ClickHouse {
+        let mut clickhouse = ClickHouse {
             nodes: ch.nodes,
             r0_only_columns: ch.r0_only_columns,
             change_from: ch
@@ -528,6 +539,33 @@ impl TryFrom<RawScenario> for Scenario {
             change_every_ms: parse_duration(&ch.change_every)
                 .map_err(clock("clickhouse.change_every"))?,
         };
+        if raw.faults.len() > MAX_FAULTS {
+            return bound("fault", &format!("lists more than {MAX_FAULTS} faults"));
+        }
+        let faults = raw
+            .faults
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                fault::check(
+                    f,
+                    &format!("fault[{i}]"),
+                    |field, s| {
+                        parse_time_of_day(s).map_err(|source| ScenarioError::Clock {
+                            field: field.to_owned(),
+                            source,
+                        })
+                    },
+                    |field, s| {
+                        parse_duration(s).map_err(|source| ScenarioError::Clock {
+                            field: field.to_owned(),
+                            source,
+                        })
+                    },
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        fold_duplicate_rows(&faults, &mut clickhouse)?;
         let g = raw.generator;
         let generator = Generator {
             from: g
@@ -580,8 +618,47 @@ impl TryFrom<RawScenario> for Scenario {
             clickhouse,
             generator,
             events,
+            faults,
         })
     }
+}
+
+/// The 18 November fault written as `[[fault]] kind = "duplicate_rows"` is the cluster's
+/// permission change: the same fields as `[clickhouse] change_from`, `change_every` and
+/// `r0_only_columns`, so both spellings replay the same day.
+fn fold_duplicate_rows(faults: &[Fault], ch: &mut ClickHouse) -> Result<(), ScenarioError> {
+    let mut dup = faults.iter().enumerate().filter_map(|(i, f)| match f.kind {
+        FaultKind::DuplicateRows {
+            every_ms,
+            extra_columns,
+        } => Some((i, f.at, every_ms, extra_columns)),
+        _ => None,
+    });
+    let Some((i, at, every_ms, extra_columns)) = dup.next() else {
+        return Ok(());
+    };
+    if let Some((j, ..)) = dup.next() {
+        return bound(
+            &format!("fault[{j}].kind"),
+            "duplicate_rows may appear once (the cluster takes the change once)",
+        );
+    }
+    if ch.change_from.is_some() {
+        return bound(
+            &format!("fault[{i}]"),
+            "duplicate_rows and clickhouse.change_from say the same thing: keep one",
+        );
+    }
+    if extra_columns > MAX_R0_ONLY_COLUMNS {
+        return bound(
+            &format!("fault[{i}].extra_columns"),
+            &format!("must be at most {MAX_R0_ONLY_COLUMNS}"),
+        );
+    }
+    ch.change_from = Some(at);
+    ch.change_every_ms = every_ms;
+    ch.r0_only_columns = extra_columns;
+    Ok(())
 }
 
 fn check_fleet(f: &Fleet) -> Result<(), ScenarioError> {
@@ -629,6 +706,7 @@ fn event(i: usize, e: RawEvent) -> Result<Event, ScenarioError> {
         Some("stop_generation") => Action::StopGeneration,
         Some("resume_generation") => Action::ResumeGeneration,
         Some("push_last_good") => Action::PushLastGood,
+        Some("rollback_last_good") => Action::RollbackLastGood,
         Some("restart") => Action::Restart {
             target: e.target.unwrap_or(RestartTarget::Unhealthy),
             share: share(&field("share"), e.share.unwrap_or(1.0))?,
@@ -653,7 +731,7 @@ fn event(i: usize, e: RawEvent) -> Result<Event, ScenarioError> {
                 field: field("action"),
                 problem: format!(
                     "{other:?} is not one of note, stop_generation, resume_generation, \
-                     push_last_good, restart, kill_switch, partition"
+                     push_last_good, rollback_last_good, restart, kill_switch, partition"
                 ),
             });
         }

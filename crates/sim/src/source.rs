@@ -15,6 +15,7 @@ use rampart_generate::catalog::{CATALOG_SCHEMA, Catalog, CatalogError};
 use rampart_generate::source::join_weights;
 use rampart_traffic::Rng;
 
+use crate::fault::Mark;
 use crate::scenario::Scenario;
 
 /// The feature query of 18 November 2025, as the post-mortem printed it: no database filter.
@@ -58,6 +59,8 @@ pub struct Answer {
     pub bias: f64,
     /// Rows the query returned.
     pub rows: usize,
+    /// Process faults riding on the file made from this answer (see [`crate::fault`]).
+    pub marks: Vec<Mark>,
 }
 
 /// Why the source cannot be built.
@@ -164,6 +167,7 @@ impl Source {
             features,
             bias,
             rows,
+            marks: Vec::new(),
         }
     }
 

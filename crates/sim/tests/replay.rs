@@ -205,3 +205,147 @@ note = "half the fleet restarts"
             .any(|e| e.what == "half the fleet restarts")
     );
 }
+
+/// A small day with one `[[fault]]` entry from 10:10, for the kinds' own tests.
+fn with_fault(fault: &str) -> Scenario {
+    let text = format!(
+        r#"
+name = "one-fault"
+title = "One fault"
+date = "2025-10-29"
+start = "10:00"
+end = "11:00"
+seed = 7
+[fleet]
+pops = 12
+nodes_per_pop = 2
+regions = 3
+[generator]
+from = "10:00"
+every = "5m"
+[[fault]]
+at = "10:10"
+{fault}
+"#
+    );
+    Scenario::from_toml(&text).unwrap()
+}
+
+#[test]
+fn error_rate_fails_its_share_on_the_nodes_it_hits_and_the_5xx_gate_stops_it() {
+    let s = with_fault("kind = \"error_rate\"\nshare = 0.5\nnodes = 0.5\n");
+    let sum = Summary::of(&replay(&s, Mode::Rampart, &mut |_| {}).unwrap());
+    let naive = sum.runs[0].fault.as_ref().unwrap();
+    // Half the requests of half the nodes, from the push (10:10) to the end.
+    assert!((0.15..0.25).contains(&naive.failed_share), "{naive:?}");
+    assert!(
+        naive.nodes_affected > 4 && naive.nodes_affected < 24,
+        "{naive:?}"
+    );
+    assert_eq!(naive.detected_by, None);
+    assert_eq!(naive.fault_from.as_deref(), Some("10:10"));
+    let rampart = sum.runs[1].fault.as_ref().unwrap();
+    assert!(
+        rampart.failed_share < naive.failed_share / 10.0,
+        "{rampart:?}"
+    );
+    assert_eq!(rampart.detected_by, Some(Layer::CanaryGates), "{rampart:?}");
+    assert!(rampart.time_to_detection_minutes.unwrap() < 10.0);
+    assert_eq!(sum.scenario.faults.len(), 1);
+}
+
+#[test]
+fn a_numeric_score_shift_is_caught_by_the_score_shift_gate() {
+    let s = with_fault("kind = \"score_shift\"\nby = -4.0\n");
+    let sum = Summary::of(&replay(&s, Mode::Rampart, &mut |_| {}).unwrap());
+    let naive = &sum.runs[0];
+    assert!(
+        naive.headline.peak_blocked_human_share > 0.01,
+        "{:?}",
+        naive.headline
+    );
+    let rampart = sum.runs[1].fault.as_ref().unwrap();
+    assert_eq!(
+        rampart.detected_by,
+        Some(Layer::ScoreShiftGate),
+        "{rampart:?}"
+    );
+}
+
+#[test]
+fn all_zero_scores_block_people_on_the_nodes_hit() {
+    let s = with_fault("kind = \"score_shift\"\nby = \"all_0\"\nproxy = \"fl\"\n");
+    let sum = Summary::of(&replay(&s, Mode::Naive, &mut |_| {}).unwrap());
+    let h = &sum.runs[0].headline;
+    // One node in four is an old proxy: its people are blocked by the block-bots rules.
+    assert!(
+        h.blocked_human_share > 0.01 && h.peak_blocked_human_share < 0.2,
+        "{h:?}"
+    );
+    assert_eq!(h.failed_requests, 0);
+}
+
+#[test]
+fn latency_slows_requests_and_no_gate_sees_it() {
+    let s = with_fault("kind = \"latency\"\nms = 300\nuntil = \"10:40\"\n");
+    let sum = Summary::of(&replay(&s, Mode::Rampart, &mut |_| {}).unwrap());
+    for run in &sum.runs {
+        let f = run.fault.as_ref().unwrap();
+        assert!(f.slowed_share > 0.2, "{}: {f:?}", run.key);
+        assert_eq!(f.failed_share, 0.0);
+        // Heartbeats carry no latency: the rollout has nothing to stop it with.
+        assert_eq!(f.detected_by, None, "{}", run.key);
+    }
+}
+
+#[test]
+fn afd_oct29_naive_crash_loops_on_its_own_last_known_good() {
+    // 12 PoPs: eight and a half hours of crash loops are slow in a debug build.
+    let sum = Summary::of(
+        &replay(
+            &sized("afd-oct29", ABLATION_POPS),
+            Mode::Rampart,
+            &mut |_| {},
+        )
+        .unwrap(),
+    );
+    let naive = &sum.runs[0];
+    let f = naive.fault.as_ref().unwrap();
+    assert_eq!(f.fault_from.as_deref(), Some("15:41"));
+    assert_eq!(f.nodes_affected, 48, "fleet-wide: {f:?}");
+    assert!(f.crashes > 500, "{f:?}");
+    assert_eq!(
+        f.detected_by, None,
+        "no layer of the naive pipeline sees it"
+    );
+    assert!(f.impact_minutes > 180, "{f:?}");
+    // The rollback to last-known-good at 17:40 restores the fault: still failing after it.
+    let at = |hm: &str| {
+        naive
+            .buckets
+            .iter()
+            .find(|b| b.start == hm)
+            .unwrap()
+            .failed_share
+    };
+    assert!(at("17:50") > 0.01, "{}", at("17:50"));
+    assert!(
+        naive
+            .timeline
+            .iter()
+            .any(|e| e.what.contains("back to their own last-known-good"))
+    );
+    // rampart with today's layers: every check passes (the file is valid), the rollout ends
+    // before the first death, and last-known-good takes the file after its soak. Issue 14's
+    // watch, death correlation and blessed last-known-good change this row.
+    let rampart = sum.runs[1].fault.as_ref().unwrap();
+    assert_eq!(rampart.nodes_affected, 48, "{rampart:?}");
+    assert!(rampart.crashes > 500, "{rampart:?}");
+    assert_eq!(rampart.detected_by, None, "{rampart:?}");
+    assert!(
+        sum.runs[1]
+            .timeline
+            .iter()
+            .any(|e| e.what.contains("rolled out to every wave"))
+    );
+}

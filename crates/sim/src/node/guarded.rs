@@ -52,6 +52,7 @@ pub struct Edge {
     report: Report,
     nacks: u64,
     rollbacks: u64,
+    crashes: u64,
 }
 
 // === impl ModelCompiler ===
@@ -91,6 +92,7 @@ impl Edge {
             report: Report::default(),
             nacks: 0,
             rollbacks: 0,
+            crashes: 0,
         };
         edge.start(now)?;
         Ok(edge)
@@ -104,6 +106,22 @@ impl Edge {
     /// Rollbacks taken: files applied below the version serving.
     pub fn rollbacks(&self) -> u64 {
         self.rollbacks
+    }
+
+    /// Deaths of the process (process faults).
+    pub fn crashes(&self) -> u64 {
+        self.crashes
+    }
+
+    /// The process dies now (a process fault of the file it serves): no clean exit, so the
+    /// store's sentinel sees a death at the next boot; down for the restart time, then a boot
+    /// on whatever the store boots on, and the desired file offered again.
+    pub fn crash(&mut self, now: u64) {
+        if self.store.take().is_some() {
+            self.crashes += 1;
+            self.down_until = Some(now.saturating_add(self.restart_ms));
+            self.serving = Serving::Down;
+        }
     }
 
     /// A file from the control plane (or the naive push).
@@ -277,6 +295,7 @@ mod tests {
             document: Arc::new(doc),
             faulty: false,
             epoch: 0,
+            marks: Vec::new(),
         })
     }
 

@@ -8,6 +8,11 @@
 //! every request 0. A wedge-prone FL2 node that crash-loops long enough stays down until an
 //! operator restarts it: the long tail of the day.
 //!
+//! Every proxy keeps a last-known-good file: one that served [`SOAK_MS`] without a crash (the
+//! proxies of 29 October 2025 had such a rule). An operator's rollback loads it, which is the
+//! bad file again when the bad file soaked before it killed the process
+//! ([`Proxy::die`], a process fault of [`crate::fault`]).
+//!
 //! With a [`Supervisor`], boots go through rampart's crash-loop sentinel: the journal holds
 //! the events rampart's ingest store writes (boot, activated, clean exit), and
 //! [`rampart_ingest::sentinel::decide`] poisons a version the process keeps dying
@@ -61,6 +66,14 @@ pub struct Proxy {
     supervisor: Option<Supervisor>,
     report: Report,
     crashes: u64,
+    /// The last file that served its soak (60 s without a crash, rampart's default as the
+    /// proxies of 29 October 2025 had it): what a rollback to last-known-good loads.
+    lkg: Option<Arc<Publication>>,
+    /// When the file loaded now was activated (cleared at boot).
+    serving_since: Option<u64>,
+    /// The file the process last died on by a process fault: reloading it does not end the
+    /// crash loop, loading another file does.
+    died_on: Option<Digest>,
 }
 
 /// rampart's crash-loop sentinel around a naive process.
@@ -70,8 +83,6 @@ pub struct Supervisor {
     journal: Vec<Event>,
     poisoned: Vec<u64>,
     safe_mode: bool,
-    lkg: Option<Arc<Publication>>,
-    serving_since: Option<u64>,
     poisonings: u64,
 }
 
@@ -120,6 +131,9 @@ impl Proxy {
             supervisor,
             report: Report::default(),
             crashes: 0,
+            lkg: None,
+            serving_since: None,
+            died_on: None,
         }
     }
 
@@ -163,16 +177,38 @@ impl Proxy {
         {
             self.boot(now, loads, models);
         }
-        if let Some(sup) = self.supervisor.as_mut()
-            && self.state == State::Up
+        if self.state == State::Up
             && let Loaded::Model(_, p) = &self.loaded
-            && sup
+            && self
                 .serving_since
                 .is_some_and(|t| now.saturating_sub(t) >= SOAK_MS)
-            && sup.lkg.as_ref().is_none_or(|l| l.digest != p.digest)
+            && self.lkg.as_ref().is_none_or(|l| l.digest != p.digest)
         {
-            sup.lkg = Some(Arc::clone(p));
+            self.lkg = Some(Arc::clone(p));
         }
+    }
+
+    /// The process dies now (a process fault of the file it serves): down for the restart
+    /// time, then a boot into the file on disk, the same one.
+    pub fn die(&mut self, now: u64) {
+        if self.state != State::Up {
+            return;
+        }
+        self.died_on = self.active().map(|p| p.digest);
+        self.crash(now);
+    }
+
+    /// An operator rolls the node back to its own last-known-good file: the distribution
+    /// now holds it, and a running proxy loads it.
+    pub fn rollback_last_good(&mut self, now: u64, loads: &mut Loads, models: &mut Models) {
+        if let Some(lkg) = self.lkg.clone() {
+            self.offer(lkg, now, loads, models);
+        }
+    }
+
+    /// Its last-known-good file.
+    pub fn last_good(&self) -> Option<&Arc<Publication>> {
+        self.lkg.as_ref()
     }
 
     /// An operator restart: down for the restart time, then a fresh boot (wedge cleared).
@@ -239,13 +275,14 @@ impl Proxy {
         self.state = State::Up;
         self.report.restarts = self.report.restarts.saturating_add(1);
         self.loaded = Loaded::Nothing;
+        self.serving_since = None;
         let mut file = self.desired.clone();
         if let Some(sup) = self.supervisor.as_mut() {
             sup.boot(now);
             if let Some(f) = &file
                 && sup.poisoned.contains(&f.version)
             {
-                file = sup.lkg.clone();
+                file = self.lkg.clone();
             }
         }
         if let Some(f) = file {
@@ -257,10 +294,14 @@ impl Proxy {
         if let Some(sup) = self.supervisor.as_mut() {
             sup.activated(&p, now);
         }
+        self.serving_since = Some(now);
         match loads.load(&p, models) {
             Ok(id) => {
                 self.loaded = Loaded::Model(id, Arc::clone(&p));
-                self.crash_loop_since = None;
+                if self.died_on != Some(p.digest) {
+                    self.died_on = None;
+                    self.crash_loop_since = None;
+                }
                 self.report.apply = Some(Apply::Accepted { digest: p.digest });
             }
             Err(_count) => match self.kind {
@@ -271,15 +312,19 @@ impl Proxy {
                 Kind::Fl2 => {
                     // `features.append_with_names(..).unwrap()`: the worker panics. The
                     // process dies; it comes back after the restart time, into the same file.
-                    self.crashes += 1;
-                    self.loaded = Loaded::Nothing;
-                    self.crash_loop_since.get_or_insert(now);
-                    self.state = State::Down {
-                        until: now.saturating_add(self.restart_ms),
-                    };
+                    self.crash(now);
                 }
             },
         }
+    }
+
+    fn crash(&mut self, now: u64) {
+        self.crashes += 1;
+        self.loaded = Loaded::Nothing;
+        self.crash_loop_since.get_or_insert(now);
+        self.state = State::Down {
+            until: now.saturating_add(self.restart_ms),
+        };
     }
 }
 
@@ -293,8 +338,6 @@ impl Supervisor {
             journal: Vec::new(),
             poisoned: Vec::new(),
             safe_mode: false,
-            lkg: None,
-            serving_since: None,
             poisonings: 0,
         }
     }
@@ -311,7 +354,6 @@ impl Supervisor {
         }
         self.safe_mode = decision.is_safe_mode();
         self.journal.push(Event::Boot { at_ms: now });
-        self.serving_since = None;
         if self.journal.len() > MAX_JOURNAL_EVENTS {
             let cut = self.journal.len() - MAX_JOURNAL_EVENTS;
             self.journal.drain(..cut);
@@ -324,7 +366,6 @@ impl Supervisor {
             version: p.version,
             digest: p.digest,
         });
-        self.serving_since = Some(now);
     }
 }
 

@@ -101,6 +101,14 @@ pub fn render(report: &Report, summary: &Summary) -> String {
 
     out.push_str("<h2>Layer by layer</h2>");
     out.push_str(&layer_table(report, summary));
+    if !summary.scenario.faults.is_empty() {
+        out.push_str("<h2>Faults</h2><ul>");
+        for f in &summary.scenario.faults {
+            let _ = write!(out, "<li>{}</li>", esc(f));
+        }
+        out.push_str("</ul>");
+        out.push_str(&fault_table(summary));
+    }
 
     out.push_str("<h2>Timeline</h2>");
     for (run, rs) in report.runs.iter().zip(&summary.runs) {
@@ -353,6 +361,38 @@ fn layer_table(report: &Report, summary: &Summary) -> String {
         );
     }
     out.push_str("</table><p class=\"sub\">Verdict: <i>no impact</i> when no minute reached 0.1% of requests failed or of people blocked; <i>contained</i> when failures and blocked people both stayed under 5% of the naive run's (what the layer costs); otherwise the layer does not stop that part of the fault alone.</p>");
+    out
+}
+
+/// The fault rows of every run: impact, failures, slowed requests, nodes, detection.
+fn fault_table(summary: &Summary) -> String {
+    let mut out = String::from(
+        "<table><tr><th>run</th><th class=\"num\">impact min</th><th class=\"num\">failed</th><th class=\"num\">slowed</th><th class=\"num\">nodes affected</th><th class=\"num\">crashes</th><th>fault from</th><th>detected</th><th class=\"num\">time to detection</th></tr>",
+    );
+    for rs in &summary.runs {
+        let Some(f) = &rs.fault else {
+            continue;
+        };
+        let detected = match (&f.detected_at, f.detected_by) {
+            (Some(at), Some(layer)) => format!("{at} by {}", layer.label()),
+            _ => "by no layer".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{:.2}%</td><td class=\"num\">{:.2}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            esc(&rs.label),
+            f.impact_minutes,
+            f.failed_share * 100.0,
+            f.slowed_share * 100.0,
+            f.nodes_affected,
+            f.crashes,
+            esc(f.fault_from.as_deref().unwrap_or("never")),
+            esc(&detected),
+            f.time_to_detection_minutes
+                .map_or("-".to_owned(), |m| format!("{m:.1} min")),
+        );
+    }
+    out.push_str("</table><p class=\"sub\">Detection: the first act of a layer against a faulty file (a held candidate, a refusal, a failed gate, an edge NACK, a poisoning by the sentinel of a naive proxy), from the first faulty candidate. Operators' own detection is on the timeline.</p>");
     out
 }
 

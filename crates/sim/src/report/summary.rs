@@ -50,6 +50,9 @@ pub struct ScenarioInfo {
     pub nodes_per_pop: u32,
     /// Nodes.
     pub nodes: usize,
+    /// The `[[fault]]` entries, one line each (absent when the scenario has none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
 }
 
 /// One run.
@@ -77,8 +80,35 @@ pub struct RunSummary {
     pub files_published: u32,
     /// Per 5-minute bucket.
     pub buckets: Vec<BucketSummary>,
+    /// The fault rows (present when the scenario has `[[fault]]` entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultRow>,
     /// What happened, in order.
     pub timeline: Vec<Entry>,
+}
+
+/// A run against a scenario's `[[fault]]` entries: the rows of the fault table.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRow {
+    /// Minutes in which at least 0.1% of requests failed or were slowed, or of people were
+    /// blocked by the fault.
+    pub impact_minutes: u32,
+    /// Share of requests that failed, over the run.
+    pub failed_share: f64,
+    /// Share of requests slowed by the fault, over the run.
+    pub slowed_share: f64,
+    /// Nodes whose requests ever failed or were slowed, or whose users the fault blocked.
+    pub nodes_affected: u64,
+    /// Process deaths (panics and process faults).
+    pub crashes: u64,
+    /// When the generator first produced a faulty candidate.
+    pub fault_from: Option<String>,
+    /// When a layer first acted on a faulty file (`null`: none did).
+    pub detected_at: Option<String>,
+    /// That layer.
+    pub detected_by: Option<Layer>,
+    /// From `fault_from` to `detected_at`, in minutes.
+    pub time_to_detection_minutes: Option<f64>,
 }
 
 /// Headline numbers of a run.
@@ -184,13 +214,14 @@ impl Summary {
                 pops: s.fleet.pops,
                 nodes_per_pop: s.fleet.nodes_per_pop,
                 nodes: s.node_count(),
+                faults: s.faults.iter().map(|f| f.describe()).collect(),
             },
             mode: report.mode,
             bucket_minutes: BUCKET_MS / MINUTE,
             runs: report
                 .runs
                 .iter()
-                .map(|r| run(r, s.start, r.verdict(&report.runs)))
+                .map(|r| run(r, s.start, r.verdict(&report.runs), !s.faults.is_empty()))
                 .collect(),
         }
     }
@@ -203,9 +234,23 @@ impl Summary {
     }
 }
 
-fn run(r: &Run, start: u64, verdict: Containment) -> RunSummary {
+fn run(r: &Run, start: u64, verdict: Containment, faults: bool) -> RunSummary {
     let h = r.headline(start);
     let totals: &Totals = &r.totals;
+    let fault = faults.then(|| FaultRow {
+        impact_minutes: h.impact_minutes,
+        failed_share: r6(h.failed_share),
+        slowed_share: r6(r.total().slowed_share()),
+        nodes_affected: totals.affected,
+        crashes: totals.crashes,
+        fault_from: r.fault_from_ms.map(format_time),
+        detected_at: r.detection.map(|d| format_time(d.at_ms)),
+        detected_by: r.detection.map(|d| d.layer),
+        time_to_detection_minutes: r
+            .fault_from_ms
+            .zip(r.detection)
+            .map(|(from, d)| r6(d.at_ms.saturating_sub(from) as f64 / MINUTE as f64)),
+    });
     RunSummary {
         key: r.key.clone(),
         label: r.label.clone(),
@@ -267,6 +312,7 @@ fn run(r: &Run, start: u64, verdict: Containment) -> RunSummary {
                     .collect(),
             })
             .collect(),
+        fault,
         timeline: r.timeline.entries(),
     }
 }
