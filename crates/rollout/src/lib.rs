@@ -90,8 +90,8 @@ pub use reconcile::{
     reconcile,
 };
 pub use rollout::{
-    ArtifactRef, BadMark, BreakGlass, DEFAULT_WATCH_MS, Phase, Rollout, RolloutPolicy, RolloutSpec,
-    StartError, Status, Target,
+    ArtifactRef, BadMark, BreakGlass, DEFAULT_AFTERCARE_MS, DEFAULT_WATCH_MS, Phase, Rollout,
+    RolloutPolicy, RolloutSpec, StartError, Status, Target,
 };
 pub use runner::{FinalTargets, Queue, Run, RunError, Start, Step};
 pub use stats::{DeathTest, death_rate_test};

@@ -34,6 +34,11 @@ pub const DEFAULT_BASELINE_WAIT_MS: u64 = 10_000;
 /// here, not after it became everyone's last-known-good.
 pub const DEFAULT_WATCH_MS: u64 = 600_000;
 
+/// How long after a rollout succeeded the control plane keeps comparing deaths per
+/// node-hour on its version with the previous version's record (unless another rollout of
+/// the kind starts first); a failure rolls the finished rollout back with no operator.
+pub const DEFAULT_AFTERCARE_MS: u64 = 24 * 3_600_000;
+
 /// The window id of the watch in [`Window::wave`]: past every wave, so the watch has its own
 /// window (pools, restarts) and no wave's same-PoP baseline.
 pub const WATCH_WINDOW: u16 = u16::MAX;
@@ -66,6 +71,8 @@ pub struct RolloutPolicy {
     pub baseline_wait_ms: u64,
     /// See [`DEFAULT_WATCH_MS`]; 0 succeeds as soon as the last wave passes (no watch).
     pub watch_ms: u64,
+    /// See [`DEFAULT_AFTERCARE_MS`] (0: none).
+    pub aftercare_ms: u64,
 }
 
 /// The explicit flag for a fleet-wide push at once: who and why. Audited; the single wave
@@ -352,6 +359,7 @@ impl Default for RolloutPolicy {
             rollback_timeout_ms: DEFAULT_ROLLBACK_TIMEOUT_MS,
             baseline_wait_ms: DEFAULT_BASELINE_WAIT_MS,
             watch_ms: DEFAULT_WATCH_MS,
+            aftercare_ms: DEFAULT_AFTERCARE_MS,
         }
     }
 }
