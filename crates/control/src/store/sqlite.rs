@@ -1125,6 +1125,57 @@ mod tests {
         assert_eq!(v, MIGRATIONS.len() as i64);
     }
 
+    #[tokio::test]
+    async fn blessings_and_death_records_survive_reopening_and_only_the_newest_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |v: u64| Digest::of(&v.to_le_bytes());
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            for v in 1..=(MAX_BLESSED as u64 + 2) {
+                s.commit(Batch::one(Write::Bless {
+                    kind: "features".into(),
+                    version: v,
+                    digest: d(v),
+                    at_ms: v,
+                    rollout: v,
+                }))
+                .await
+                .unwrap();
+            }
+            s.commit(Batch::one(Write::Unbless {
+                digest: d(MAX_BLESSED as u64 + 2),
+            }))
+            .await
+            .unwrap();
+            let e = |deaths, exposure_ms| rampart_rollout::Exposure {
+                deaths,
+                exposure_ms,
+            };
+            s.commit(Batch::one(Write::AddRecords(vec![(d(1), e(1, 1_000))])))
+                .await
+                .unwrap();
+            s.commit(Batch::one(Write::AddRecords(vec![(d(1), e(2, 500))])))
+                .await
+                .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let loaded = s.load().await.unwrap();
+        let versions: Vec<u64> = loaded.blessed.iter().map(|(_, a)| a.version).collect();
+        // The newest MAX_BLESSED were kept, then the newest was withdrawn.
+        let expect: Vec<u64> = (3..=(MAX_BLESSED as u64 + 1)).rev().collect();
+        assert_eq!(versions, expect);
+        assert_eq!(
+            loaded.records,
+            vec![(
+                d(1),
+                rampart_rollout::Exposure {
+                    deaths: 3,
+                    exposure_ms: 1_500
+                }
+            )]
+        );
+    }
+
     /// Issue 13: deleting `control.lock` let a second control plane run on the same
     /// database. The lock is now on the database file itself.
     #[tokio::test]
