@@ -29,6 +29,10 @@ pub struct ArtifactMeta {
     /// Set when a rollout failed with it: it can be neither published nor rolled out again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bad: Option<BadMark>,
+    /// Whether the fleet has blessed it (its rollout finished its watch, and it is among
+    /// the newest blessed versions sent to edges as last-known-good candidates).
+    #[serde(default)]
+    pub blessed: bool,
 }
 
 /// Why and when an artifact was marked bad.

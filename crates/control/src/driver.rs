@@ -20,6 +20,7 @@ use rampart_api::{
     Active, GateView, RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout,
     WaveView,
 };
+use rampart_artifact::Digest;
 use rampart_rollout::{
     Action, Actor, ArtifactRef, Beat, BreakGlass, Command, Event, FinalTargets, Gate, Node,
     Numbers, Operator, Phase, Run, RunError, Start, Step, Verdict,
@@ -31,7 +32,7 @@ use crate::config::{
     AUTO_ROLLOUT_RETRY_MS, BEAT_FLUSH_MS, MAX_RECONCILE_INTERVAL_MS, MIN_RECONCILE_GAP_MS,
     PERSIST_OBSERVATIONS_MS,
 };
-use crate::fleet::{RolloutMeta, Running, StoredRollout, to_beat};
+use crate::fleet::{Aftercare, RolloutMeta, Running, StoredRollout, to_beat};
 use crate::service::{Error, Service};
 use crate::store::{Batch, NewAudit, RolloutRecord, Store, Target, Write};
 
@@ -137,9 +138,12 @@ impl<S: Store> Service<S> {
             .nodes
             .values()
             .filter_map(|n| {
-                n.last
-                    .as_ref()
-                    .map(|(at, beat)| (n.record.registration.node.clone(), *at, to_beat(beat)))
+                n.last.as_ref().map(|(at, beat)| {
+                    // Deaths of the last beat were counted when it arrived.
+                    let mut b = to_beat(beat);
+                    b.deaths.clear();
+                    (n.record.registration.node.clone(), *at, b)
+                })
             })
             .collect();
         // The first step starts the canary wave in the same commit as the creation.
@@ -386,11 +390,34 @@ impl<S: Store> Service<S> {
             state: serde_json::to_value(&running.stored)
                 .map_err(|e| Error::internal(format!("encode rollout: {e}")))?,
         })));
+        // A version rolled back (or marked bad) loses its blessing.
+        let mut marked: Vec<Digest> = step
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::MarkBad { digest, .. } => Some(*digest),
+                _ => None,
+            })
+            .collect();
+        if matches!(
+            running.stored.rollout.status().phase,
+            Phase::RollingBack { .. } | Phase::RolledBack { .. }
+        ) {
+            marked.push(running.stored.rollout.to().digest);
+        }
+        marked.sort_unstable_by_key(|d| d.to_string());
+        marked.dedup();
         batch
             .writes
             .extend(writes_for(&running.stored, step.actions, now));
+        for digest in marked {
+            batch
+                .writes
+                .extend(self.unbless(digest, running.stored.meta.id, now));
+        }
         if done {
             batch.writes.extend(final_writes(&running.stored));
+            batch.writes.extend(bless(&running.stored, now));
         }
         self.commit(batch).await?;
         {
@@ -399,7 +426,13 @@ impl<S: Store> Service<S> {
             fleet.last_rollout_id = fleet.last_rollout_id.max(id);
             if done {
                 fleet.running.remove(&kind);
+                match Aftercare::of(&running.stored) {
+                    Some(care) => fleet.aftercare.insert(kind.clone(), care),
+                    None => fleet.aftercare.remove(&kind),
+                };
             } else {
+                // A rollout of the kind runs: the previous one's aftercare is over.
+                fleet.aftercare.remove(&kind);
                 match fleet.running.get_mut(&kind) {
                     // Keep the observations absorbed while the commit ran.
                     Some(r) => {
@@ -413,6 +446,118 @@ impl<S: Store> Service<S> {
             }
         }
         Ok(running.stored)
+    }
+
+    /// The writes that withdraw the blessing of `digest`, if it is blessed (with its audit).
+    fn unbless(&self, digest: Digest, rollout: u64, now: u64) -> Vec<Write> {
+        if !self.is_blessed(&digest) {
+            return Vec::new();
+        }
+        vec![
+            Write::Unbless { digest },
+            Write::Audit(NewAudit {
+                at_ms: now,
+                who: SYSTEM_ACTOR.into(),
+                action: "artifact.unblessed".into(),
+                subject: digest.to_string(),
+                reason: Some(format!("rolled back by rollout {rollout}")),
+                detail: json!({ "rollout": rollout }),
+            }),
+        ]
+    }
+
+    /// Aftercare of every finished rollout still in its horizon: deaths per node-hour on its
+    /// version against the previous version's record (the rollout's death gate). A failure
+    /// rolls the finished rollout back (the operator rollback path, by `control`, the file
+    /// marked bad and its blessing withdrawn), audited with the numbers. Returns the
+    /// rollouts rolled back.
+    pub async fn aftercare(&self) -> Vec<u64> {
+        let now = self.now();
+        let due: Vec<(Aftercare, rampart_rollout::Failure)> = {
+            let mut fleet = self.fleet();
+            fleet.aftercare.retain(|_, c| now < c.until_ms);
+            let policy = &self.config.rollout_policy.gates.deaths;
+            fleet
+                .aftercare
+                .iter()
+                .filter(|(kind, _)| !fleet.running.contains_key(*kind))
+                .filter_map(|(_, care)| {
+                    let tally = rampart_rollout::DeathTally {
+                        new: fleet
+                            .records
+                            .get(&care.to.digest)
+                            .copied()
+                            .unwrap_or_default(),
+                        previous: fleet
+                            .records
+                            .get(&care.from.digest)
+                            .copied()
+                            .unwrap_or_default(),
+                    };
+                    match rampart_rollout::gate::death_gate(&tally, policy) {
+                        Verdict::Fail(f) => Some((*care, f)),
+                        _ => None,
+                    }
+                })
+                .collect()
+        };
+        let mut rolled = Vec::new();
+        for (care, failure) in due {
+            match self.aftercare_rollback(&care, &failure).await {
+                Ok(()) => rolled.push(care.rollout),
+                Err(e) => tracing::error!(
+                    rollout = care.rollout,
+                    error = %e,
+                    "aftercare rollback failed; retrying"
+                ),
+            }
+        }
+        rolled
+    }
+
+    async fn aftercare_rollback(
+        &self,
+        care: &Aftercare,
+        failure: &rampart_rollout::Failure,
+    ) -> Result<(), Error> {
+        let _w = self.write.lock().await;
+        let now = self.now();
+        let mut running = self
+            .reopen(care.rollout, Command::Rollback { mark_bad: true })
+            .await?;
+        let reason = format!(
+            "aftercare: deaths gate failed after the rollout succeeded: {}",
+            failure.explanation
+        );
+        let by = Operator {
+            who: SYSTEM_ACTOR.into(),
+            reason: reason
+                .chars()
+                .take(rampart_rollout::rollout::MAX_REASON_LEN)
+                .collect(),
+        };
+        let step = running
+            .stored
+            .command(Command::Rollback { mark_bad: true }, &by, now)
+            .map_err(|e| Error::conflict(e.to_string()))?;
+        let mut first = Batch::one(Write::Audit(NewAudit {
+            at_ms: now,
+            who: SYSTEM_ACTOR.into(),
+            action: "rollout.aftercare_failed".into(),
+            subject: format!("rollout/{}", care.rollout),
+            reason: Some(failure.explanation.clone()),
+            detail: json!({
+                "from": care.from,
+                "to": care.to,
+                "numbers": failure.numbers,
+            }),
+        }));
+        self.carry_out(running, step, now, Some(&mut first)).await?;
+        self.fleet()
+            .aftercare
+            .retain(|_, c| c.rollout != care.rollout);
+        self.nudge.notify_one();
+        Ok(())
     }
 
     /// One rollout.
@@ -497,6 +642,7 @@ pub async fn run<S: Store>(service: Arc<Service<S>>) {
             service.auto_rollout().await;
         }
         let next = service.reconcile_all().await;
+        service.aftercare().await;
         tokio::select! {
             () = tokio::time::sleep(next) => {}
             () = service.nudge.notified() => {
@@ -567,6 +713,35 @@ fn writes_for(stored: &StoredRollout, actions: Vec<Action>, now: u64) -> Vec<Wri
         }
     }
     out
+}
+
+/// Once a rollout succeeded (its watch passed): its version is blessed, audited.
+fn bless(stored: &StoredRollout, now: u64) -> Vec<Write> {
+    let r = &stored.rollout;
+    if !matches!(r.status().phase, Phase::Succeeded { .. }) {
+        return Vec::new();
+    }
+    let to = *r.to();
+    vec![
+        Write::Bless {
+            kind: stored.meta.kind.clone(),
+            version: to.version,
+            digest: to.digest,
+            at_ms: now,
+            rollout: stored.meta.id,
+        },
+        Write::Audit(NewAudit {
+            at_ms: now,
+            who: SYSTEM_ACTOR.into(),
+            action: "artifact.blessed".into(),
+            subject: to.digest.to_string(),
+            reason: Some(format!(
+                "rollout {} passed every wave and its watch",
+                stored.meta.id
+            )),
+            detail: json!({ "rollout": stored.meta.id, "version": to.version }),
+        }),
+    ]
 }
 
 /// Once a rollout is done: the fleet's version, and every node follows it again.
@@ -673,13 +848,22 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
         (Some(rampart_rollout::rollout::RollbackCause::Gate { wave, failure }), _) => {
             Some(format!("wave {wave}: {}", failure.explanation))
         }
+        (Some(rampart_rollout::rollout::RollbackCause::Watch { failure }), _) => Some(format!(
+            "watch after the last wave: {}",
+            failure.explanation
+        )),
         (Some(rampart_rollout::rollout::RollbackCause::Operator { who, reason }), _) => {
             Some(format!("rolled back by {who}: {reason}"))
         }
         (Some(rampart_rollout::rollout::RollbackCause::Corrupt { what }), _) => {
             Some(format!("rolled back: stored state inconsistent ({what})"))
         }
-        (None, Phase::Succeeded { .. }) => Some("every wave passed".into()),
+        (None, Phase::Succeeded { .. }) => {
+            Some("every wave passed, and the watch after them".into())
+        }
+        (None, Phase::Watching { until_ms, .. }) => Some(format!(
+            "every wave passed; watching the whole fleet until {until_ms} (ms since the epoch)"
+        )),
         (None, Phase::Aborted { .. }) => Some("aborted by an operator".into()),
         (None, Phase::Paused { cause, .. }) => Some(pause_text(cause)),
         _ => None,
@@ -702,7 +886,9 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
         started_by: stored.meta.started_by.clone(),
         started_at_ms: stored.meta.started_at_ms,
         updated_at_ms: stored.meta.updated_at_ms.max(status.changed_ms),
-        current_wave: window.map(|w| usize::from(w.wave)),
+        current_wave: window
+            .map(|w| usize::from(w.wave))
+            .filter(|w| *w < plan.waves().len()),
         waves,
         gates,
         outcome,
@@ -752,6 +938,11 @@ fn measured(numbers: &Numbers) -> (Option<f64>, Option<f64>) {
             missing, allowed, ..
         } => (Some(f64::from(*missing)), Some(f64::from(*allowed))),
         Numbers::Convergence { pending, .. } => (Some(f64::from(*pending)), Some(0.0)),
+        Numbers::Deaths(d) => (
+            d.test.map(|t| t.new_per_node_hour),
+            d.test
+                .map(|t| t.previous_per_node_hour * d.limits.min_ratio),
+        ),
     }
 }
 

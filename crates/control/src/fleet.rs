@@ -6,12 +6,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rampart_api::fleet::Health;
+use rampart_api::limits::MAX_BLESSED;
 use rampart_api::{
     AckNack, Active, Desired, Heartbeat, KillSwitchEntry, KillSwitches, Module, NodeView, Scope,
     SwitchState, routes,
 };
 use rampart_artifact::{ContractSpec, Digest};
-use rampart_rollout::{Apply, Beat, Counters, Queue, Run, ScoreHistogram};
+use rampart_rollout::observation::MAX_EXPOSURE_GAP_MS;
+use rampart_rollout::{
+    Apply, ArtifactRef, Beat, BeatDeath, Counters, Exposure, Queue, Run, ScoreHistogram,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::NodePolicy;
@@ -57,6 +61,24 @@ pub struct NodeEntry {
     pub record: NodeRecord,
     /// Its latest heartbeat and when it arrived.
     pub last: Option<(u64, Heartbeat)>,
+    /// The latest death it reported (`detected_at_ms`): an edge resends a death until it is
+    /// acknowledged, oldest first, so a death at or before this one was counted already.
+    pub last_death_ms: Option<u64>,
+}
+
+/// A finished rollout still under aftercare: until `until_ms` (or the next rollout of its
+/// kind), deaths per node-hour on `to` are compared with `from`'s record, and a failure
+/// rolls it back with no operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aftercare {
+    /// The rollout.
+    pub rollout: u64,
+    /// The previous version.
+    pub from: ArtifactRef,
+    /// The version it rolled out.
+    pub to: ArtifactRef,
+    /// When aftercare ends, ms since the Unix epoch.
+    pub until_ms: u64,
 }
 
 /// Everything requests read.
@@ -91,6 +113,14 @@ pub struct Fleet {
     pub aged_out: BTreeSet<String>,
     /// The epoch and the sequence of the last change of desired state: the signed orders'.
     pub order: OrderState,
+    /// Blessed versions by kind, newest first, at most [`MAX_BLESSED`].
+    pub blessed: BTreeMap<String, Vec<Active>>,
+    /// Deaths and node-time per version (digest), as stored plus what heartbeats added.
+    pub records: HashMap<Digest, Exposure>,
+    /// What heartbeats added to `records` since the last flush to the store.
+    pub pending_records: HashMap<Digest, Exposure>,
+    /// Finished rollouts under aftercare, by kind.
+    pub aftercare: BTreeMap<String, Aftercare>,
 }
 
 /// What a node should do, and its etag.
@@ -104,6 +134,28 @@ pub struct NodeDesire {
     pub etag: String,
     /// The epoch and sequence this desired state is part of.
     pub order: OrderState,
+    /// The blessed versions of the kind, newest first.
+    pub blessed: Vec<Active>,
+}
+
+// === impl Aftercare ===
+
+impl Aftercare {
+    /// The aftercare of a rollout that succeeded with a previous version to compare with.
+    pub fn of(stored: &StoredRollout) -> Option<Aftercare> {
+        let r = &stored.rollout;
+        let rampart_rollout::Phase::Succeeded { at_ms, .. } = r.status().phase else {
+            return None;
+        };
+        let aftercare_ms = r.policy().aftercare_ms;
+        (aftercare_ms > 0).then_some(())?;
+        Some(Aftercare {
+            rollout: stored.meta.id,
+            from: *r.from()?,
+            to: *r.to(),
+            until_ms: at_ms.saturating_add(aftercare_ms),
+        })
+    }
 }
 
 // === impl Fleet ===
@@ -119,11 +171,16 @@ impl Fleet {
         for record in loaded.nodes {
             fleet.nodes.insert(
                 record.registration.node.clone(),
-                NodeEntry { record, last: None },
+                NodeEntry {
+                    record,
+                    last: None,
+                    last_death_ms: None,
+                },
             );
         }
         for b in loaded.beats {
             if let Some(n) = fleet.nodes.get_mut(&b.node) {
+                n.last_death_ms = b.beat.deaths.iter().map(|d| d.detected_at_ms).max();
                 n.last = Some((b.at_ms, b.beat));
             }
         }
@@ -147,7 +204,22 @@ impl Fleet {
             fleet.credentials.insert(hash, node.clone());
             fleet.credential_of.insert(node, hash);
         }
+        for (kind, active) in loaded.blessed {
+            let list = fleet.blessed.entry(kind).or_default();
+            if list.len() < MAX_BLESSED {
+                list.push(active);
+            }
+        }
+        fleet.records = loaded.records.into_iter().collect();
+        for r in loaded.finished {
+            let stored: StoredRollout = serde_json::from_value(r.state)?;
+            if let Some(care) = Aftercare::of(&stored) {
+                fleet.aftercare.insert(r.kind, care);
+            }
+        }
         for r in loaded.active_rollouts {
+            // A newer rollout of the kind runs: the finished one's aftercare is over.
+            fleet.aftercare.remove(&r.kind);
             let stored: StoredRollout = serde_json::from_value(r.state)?;
             let persisted_at_ms = stored.meta.updated_at_ms;
             fleet.running.insert(
@@ -175,6 +247,7 @@ impl Fleet {
                             NodeEntry {
                                 record: n.as_ref().clone(),
                                 last: None,
+                                last_death_ms: None,
                             },
                         );
                     }
@@ -246,6 +319,34 @@ impl Fleet {
                 self.order.at_ms = *at_ms;
                 true
             }
+            Write::Bless {
+                kind,
+                version,
+                digest,
+                ..
+            } => {
+                let list = self.blessed.entry(kind.clone()).or_default();
+                list.retain(|a| a.digest != *digest);
+                list.insert(
+                    0,
+                    Active {
+                        version: *version,
+                        digest: *digest,
+                    },
+                );
+                list.truncate(MAX_BLESSED);
+                true
+            }
+            Write::Unbless { digest } => {
+                let mut changed = false;
+                for list in self.blessed.values_mut() {
+                    let before = list.len();
+                    list.retain(|a| a.digest != *digest);
+                    changed |= list.len() != before;
+                }
+                changed
+            }
+            Write::AddRecords(_) => false,
             Write::PutArtifact(_)
             | Write::MarkBad { .. }
             | Write::PutRollout(_)
@@ -300,20 +401,50 @@ impl Fleet {
             fetch: routes::artifact(&t.digest),
         });
         let kill_switches = self.switches(node);
-        let etag = etag(&desired, &kill_switches);
+        let blessed = self.blessed.get(kind).cloned().unwrap_or_default();
+        let etag = etag(&desired, &kill_switches, &blessed);
         NodeDesire {
             desired,
             kill_switches,
             etag,
             order: self.order,
+            blessed,
         }
     }
 
     /// Records a heartbeat in memory and in the running rollouts' observations. Returns
     /// whether a running rollout planned this node (the driver should look again).
+    /// Deaths the node reported before are dropped (by `detected_at_ms`), new ones are
+    /// counted against the version that was active, and the time since the node's previous
+    /// beat against the version it served then (the per-version records of aftercare).
     pub fn beat(&mut self, node: &str, beat: &Heartbeat, now_ms: u64) -> bool {
+        let mut converted = to_beat(beat);
         if let Some(n) = self.nodes.get_mut(node) {
+            let seen = n.last_death_ms;
+            converted
+                .deaths
+                .retain(|d| seen.is_none_or(|s| d.detected_at_ms > s));
+            n.last_death_ms = seen.max(converted.deaths.iter().map(|d| d.detected_at_ms).max());
+            if let Some((at, previous)) = &n.last
+                && let Some(active) = previous.active
+            {
+                let gap = now_ms.saturating_sub(*at).min(MAX_EXPOSURE_GAP_MS);
+                add_record(
+                    &mut self.records,
+                    &mut self.pending_records,
+                    active.digest,
+                    0,
+                    gap,
+                );
+            }
+            for d in &converted.deaths {
+                if let Some(digest) = d.active {
+                    add_record(&mut self.records, &mut self.pending_records, digest, 1, 0);
+                }
+            }
             n.last = Some((now_ms, beat.clone()));
+        } else {
+            converted.deaths.clear();
         }
         self.aged_out.remove(node);
         self.pending_beats.insert(
@@ -324,7 +455,6 @@ impl Fleet {
                 beat: beat.clone(),
             },
         );
-        let converted = to_beat(beat);
         let mut planned = false;
         for running in self.running.values_mut() {
             planned |= running.stored.beat(node, &converted, now_ms);
@@ -443,10 +573,34 @@ fn last_seen(n: &NodeEntry) -> u64 {
         .max(n.record.registered_at_ms)
 }
 
-/// Names a desired state: equal states, equal etags.
-fn etag(desired: &Option<Desired>, switches: &KillSwitches) -> String {
-    let bytes = serde_json::to_vec(&(desired, switches)).unwrap_or_default();
+/// Names a desired state: equal states, equal etags. Without blessed versions the etag is
+/// the one of a control plane that never blessed (edges keep their long-poll across an
+/// upgrade).
+fn etag(desired: &Option<Desired>, switches: &KillSwitches, blessed: &[Active]) -> String {
+    let bytes = if blessed.is_empty() {
+        serde_json::to_vec(&(desired, switches))
+    } else {
+        serde_json::to_vec(&(desired, switches, blessed))
+    }
+    .unwrap_or_default();
     Digest::of(&bytes).short()
+}
+
+/// Adds deaths and node-time to a version's record and to what the next flush stores.
+fn add_record(
+    records: &mut HashMap<Digest, Exposure>,
+    pending: &mut HashMap<Digest, Exposure>,
+    digest: Digest,
+    deaths: u64,
+    exposure_ms: u64,
+) {
+    for e in [
+        records.entry(digest).or_default(),
+        pending.entry(digest).or_default(),
+    ] {
+        e.deaths = e.deaths.saturating_add(deaths);
+        e.exposure_ms = e.exposure_ms.saturating_add(exposure_ms);
+    }
 }
 
 /// A heartbeat as the rollout machine reads it.
@@ -477,6 +631,16 @@ pub fn to_beat(beat: &Heartbeat) -> Beat {
         },
         scores: ScoreHistogram::from_counts(counts),
         restarts: u32::try_from(beat.counters.restarts).unwrap_or(u32::MAX),
+        deaths: beat
+            .deaths
+            .iter()
+            .map(|d| BeatDeath {
+                detected_at_ms: d.detected_at_ms,
+                active: d.active.map(|a| a.digest),
+                uptime_ms: d.uptime_ms,
+                active_for_ms: d.active_for_ms,
+            })
+            .collect(),
     }
 }
 

@@ -3,7 +3,8 @@
 
 use rampart_api::identity::MAX_ENROLLMENT_TTL_MS;
 use rampart_api::limits::{
-    MAX_BAKE_MS, MAX_ID, MAX_IDENT_LEN, MAX_PAGE, MAX_REASON_LEN, MAX_SOFTWARE_VERSION_LEN,
+    MAX_BAKE_MS, MAX_BLESSED, MAX_DEATHS_PER_BEAT, MAX_ID, MAX_IDENT_LEN, MAX_PAGE, MAX_REASON_LEN,
+    MAX_SOFTWARE_VERSION_LEN,
 };
 use rampart_api::routes;
 use rampart_artifact::limits::{HARD_MAX_BYTES, HARD_MAX_FEATURES, HARD_MAX_NAME_LEN};
@@ -452,6 +453,50 @@ fn strict(required: &[&str], props: Value) -> Value {
 /// them (bounds, patterns, no unknown fields); answers list their main fields (the Rust
 /// types in `rampart-api` are the full definition).
 fn schemas() -> Value {
+    let mut all = base_schemas();
+    if let (Some(map), Value::Object(more)) = (all.as_object_mut(), death_and_blessing_schemas()) {
+        map.extend(more);
+    }
+    all
+}
+
+/// The schemas of deaths, blessings and the rollout phase (a second `json!`: one would
+/// exceed the macro's recursion limit).
+fn death_and_blessing_schemas() -> Value {
+    let obj = |required: &[&str], props: Value| json!({ "type": "object", "required": required, "properties": props });
+    let s = json!({ "type": "string" });
+    let i = json!({ "type": "integer", "minimum": 0 });
+    let any = json!({ "type": "object" });
+    json!({
+        "Active": obj(&["version", "digest"], json!({ "version": i,
+            "digest": { "type": "string", "pattern": DIGEST_PATTERN } })),
+        "Death": strict(&["detected_at_ms"], json!({ "detected_at_ms": i,
+            "active": { "allOf": [{ "$ref": "#/components/schemas/Active" }], "nullable": true },
+            "active_for_ms": { "type": "integer", "minimum": 0, "nullable": true },
+            "uptime_ms": { "type": "integer", "minimum": 0, "nullable": true },
+            "cause": { "oneOf": [
+                strict(&["kind", "signal"], json!({ "kind": { "type": "string", "enum": ["signal"] },
+                    "signal": { "type": "integer", "minimum": i32::MIN, "maximum": i32::MAX } })),
+                strict(&["kind", "code"], json!({ "kind": { "type": "string", "enum": ["exit"] },
+                    "code": { "type": "integer", "minimum": i32::MIN, "maximum": i32::MAX } })),
+                strict(&["kind"], json!({ "kind": { "type": "string", "enum": ["panic", "unknown"] } }))
+            ] } })),
+        "Order": obj(&["node", "epoch", "seq", "kind", "kill_switches", "issued_at_ms"], json!({
+            "node": s, "epoch": i, "seq": i, "kind": s, "desired": any, "kill_switches": any,
+            "issued_at_ms": i,
+            "blessed": { "type": "array", "maxItems": MAX_BLESSED,
+                "items": { "$ref": "#/components/schemas/Active" },
+                "description": "Blessed versions, newest first; a change raises `seq`." } })),
+        "RolloutPhase": {
+            "type": "object", "required": ["phase"],
+            "description": "`state.status.phase` of a rollout. `watching`: every wave passed; the whole fleet is watched until `until_ms`.",
+            "properties": { "phase": { "type": "string", "enum": ["pending", "baking",
+                "verifying", "watching", "paused", "rolling_back", "succeeded", "aborted",
+                "rolled_back", "failed"] }, "since_ms": i, "until_ms": i } }
+    })
+}
+
+fn base_schemas() -> Value {
     let obj = |required: &[&str], props: Value| json!({ "type": "object", "required": required, "properties": props });
     let s = json!({ "type": "string" });
     let i = json!({ "type": "integer", "minimum": 0 });
@@ -475,7 +520,7 @@ fn schemas() -> Value {
                 json!({ "code": s, "message": s, "detail": any })) } })),
         "ArtifactMeta": obj(&["digest", "kind", "version"], json!({ "digest": s, "kind": s,
             "version": i, "features": i, "size": i, "signer": s, "created_at": s, "source": s,
-            "published_at_ms": i, "published_by": s, "bad": any })),
+            "published_at_ms": i, "published_by": s, "bad": any, "blessed": b })),
         "PublishResult": obj(&["artifact", "created"], json!({
             "artifact": { "$ref": "#/components/schemas/ArtifactMeta" }, "created": b,
             "checked_against": { "type": "array", "items": s } })),
@@ -519,13 +564,18 @@ fn schemas() -> Value {
                 json!({ "requests": i, "errors_5xx": i, "module_errors": i, "restarts": i })),
             "scores": obj(&["buckets", "unscored"], json!({ "buckets": { "type": "array",
                 "items": i, "minItems": 99, "maxItems": 99 }, "unscored": i })),
-            "seen": s, "wait_ms": i })),
+            "seen": s, "wait_ms": i,
+            "deaths": { "type": "array", "maxItems": MAX_DEATHS_PER_BEAT,
+                "items": { "$ref": "#/components/schemas/Death" } } })),
         "HeartbeatAnswer": obj(&["kill_switches", "etag", "beat_interval_ms", "changed"], json!({
             "desired": obj(&["version", "digest", "fetch"], json!({ "version": i, "digest": s, "fetch": s })),
             "kill_switches": any, "etag": s, "beat_interval_ms": i, "changed": b,
             "order": obj(&["payloadType", "payload", "signatures"], json!({ "payloadType": s,
                 "payload": s, "signatures": { "type": "array", "items": obj(&["keyid", "sig"],
-                    json!({ "keyid": s, "sig": s })) } })) })),
+                    json!({ "keyid": s, "sig": s })) } })),
+            "blessed": { "type": "array", "maxItems": MAX_BLESSED,
+                "items": { "$ref": "#/components/schemas/Active" },
+                "description": "Blessed versions, newest first (also in the signed order; payload: `Order`)." } })),
         "StartRollout": {
             "type": "object", "required": ["digest"], "additionalProperties": false,
             "properties": { "digest": { "type": "string", "pattern": DIGEST_PATTERN },
@@ -540,7 +590,10 @@ fn schemas() -> Value {
         "RolloutAction": strict(&[], json!({ "reason": nullable(text(MAX_REASON_LEN)),
             "mark_bad": b })),
         "RolloutView": obj(&["id", "phase", "waves"], json!({ "id": i, "kind": s,
-            "target": any, "previous": any, "phase": s, "done": b, "break_glass": b,
+            "target": any, "previous": any,
+            "phase": { "type": "string", "enum": ["pending", "baking", "verifying", "watching",
+                "paused", "rolling_back", "succeeded", "aborted", "rolled_back", "failed"] },
+            "done": b, "break_glass": b,
             "reason": s, "started_by": s, "current_wave": i,
             "waves": { "type": "array", "items": any },
             "gates": { "type": "array", "items": any }, "outcome": s, "state": any })),

@@ -380,7 +380,10 @@ impl<S: Store> Service<S> {
                 return Err(StoreError::MarkedBad(digest).into());
             }
             return Ok(PublishResult {
-                artifact: existing,
+                artifact: ArtifactMeta {
+                    blessed: self.is_blessed(&existing.digest),
+                    ..existing
+                },
                 created: false,
                 checked_against: consumers,
             });
@@ -402,6 +405,7 @@ impl<S: Store> Service<S> {
             published_at_ms: now,
             published_by: caller.name.clone(),
             bad: None,
+            blessed: false,
         };
         let audit = NewAudit {
             at_ms: now,
@@ -456,17 +460,30 @@ impl<S: Store> Service<S> {
 
     /// One artifact's metadata.
     pub async fn artifact_meta(&self, digest: Digest) -> Result<ArtifactMeta, Error> {
-        self.store
+        let mut meta = self
+            .store
             .artifact_meta(digest)
             .await?
-            .ok_or_else(|| Error::not_found(format!("no artifact {digest}")))
+            .ok_or_else(|| Error::not_found(format!("no artifact {digest}")))?;
+        meta.blessed = self.is_blessed(&meta.digest);
+        Ok(meta)
     }
 
     /// Artifacts, newest first.
     pub async fn artifacts(&self, limit: usize) -> Result<ArtifactList, Error> {
-        Ok(ArtifactList {
-            artifacts: self.store.artifacts(limit).await?,
-        })
+        let mut artifacts = self.store.artifacts(limit).await?;
+        for meta in &mut artifacts {
+            meta.blessed = self.is_blessed(&meta.digest);
+        }
+        Ok(ArtifactList { artifacts })
+    }
+
+    /// Whether `digest` is among the blessed versions sent to edges.
+    pub fn is_blessed(&self, digest: &Digest) -> bool {
+        self.fleet()
+            .blessed
+            .values()
+            .any(|list| list.iter().any(|a| a.digest == *digest))
     }
 
     /// What changed from `against` (default: the stored version just below) to `digest`.
@@ -594,7 +611,7 @@ impl<S: Store> Service<S> {
             etag: desire.etag,
             beat_interval_ms: self.config.beat_interval_ms,
             changed,
-            blessed: Vec::new(),
+            blessed: desire.blessed,
         };
         let seen = beat.seen.as_deref();
         if seen != Some(desire.etag.as_str()) {
@@ -675,7 +692,7 @@ impl<S: Store> Service<S> {
             desired: desire.desired.clone(),
             kill_switches: desire.kill_switches.clone(),
             issued_at_ms: desire.order.at_ms,
-            blessed: Vec::new(),
+            blessed: desire.blessed.clone(),
         };
         Some(order.sign(key))
     }
@@ -784,13 +801,33 @@ impl<S: Store> Service<S> {
         })
     }
 
-    /// Writes the heartbeats received since the last flush.
+    /// Writes the heartbeats received since the last flush, and what they added to the
+    /// versions' death and exposure records.
     pub async fn flush_beats(&self) -> Result<usize, Error> {
-        let beats: Vec<_> = {
+        let (beats, records): (Vec<_>, Vec<_>) = {
             let mut fleet = self.fleet();
-            fleet.pending_beats.drain().map(|(_, b)| b).collect()
+            (
+                fleet.pending_beats.drain().map(|(_, b)| b).collect(),
+                fleet.pending_records.drain().collect(),
+            )
         };
         let n = beats.len();
+        if !records.is_empty() {
+            let _w = self.write.lock().await;
+            if let Err(e) = self
+                .commit(Batch::one(Write::AddRecords(records.clone())))
+                .await
+            {
+                // Keep them for the next flush.
+                let mut fleet = self.fleet();
+                for (digest, e) in records {
+                    let p = fleet.pending_records.entry(digest).or_default();
+                    p.deaths = p.deaths.saturating_add(e.deaths);
+                    p.exposure_ms = p.exposure_ms.saturating_add(e.exposure_ms);
+                }
+                return Err(e);
+            }
+        }
         self.store.record_beats(beats).await?;
         Ok(n)
     }

@@ -184,6 +184,27 @@ pub enum Write {
         /// When, ms since the Unix epoch: the `issued_at_ms` of the orders of this `seq`.
         at_ms: u64,
     },
+    /// Bless a version: its rollout finished its watch. Only the newest
+    /// [`MAX_BLESSED`](rampart_api::limits::MAX_BLESSED) blessings are kept.
+    Bless {
+        /// The artifact kind.
+        kind: String,
+        /// The version.
+        version: u64,
+        /// Its digest.
+        digest: Digest,
+        /// When, ms since the Unix epoch.
+        at_ms: u64,
+        /// The rollout that blessed it.
+        rollout: u64,
+    },
+    /// Withdraw a blessing (the version was rolled back after its watch).
+    Unbless {
+        /// The digest.
+        digest: Digest,
+    },
+    /// Add deaths and node-time to versions' records (heartbeats since the last flush).
+    AddRecords(Vec<(Digest, rampart_rollout::Exposure)>),
     /// Set the control plane's epoch (first start, `--reinitialize`); the sequence is kept.
     SetEpoch {
         /// The epoch.
@@ -233,6 +254,12 @@ pub struct Loaded {
     pub credentials: Vec<(String, Digest)>,
     /// The order counter; `None` in a database that never had one (new, or emptied).
     pub order: Option<OrderState>,
+    /// Blessed versions: (kind, version), newest first.
+    pub blessed: Vec<(String, rampart_api::Active)>,
+    /// Deaths and node-time per version.
+    pub records: Vec<(Digest, rampart_rollout::Exposure)>,
+    /// The latest finished rollout of each kind (aftercare resumes from it).
+    pub finished: Vec<RolloutRecord>,
 }
 
 /// Why the store failed.
@@ -360,6 +387,8 @@ impl Batch {
                     | Write::ClearNodeDesired { .. }
                     | Write::SetKillSwitch(_)
                     | Write::ClearKillSwitch { .. }
+                    | Write::Bless { .. }
+                    | Write::Unbless { .. }
             )
         })
     }

@@ -839,3 +839,117 @@ async fn every_answer_carries_an_order_signed_by_the_director_key_and_its_seq_su
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_rollout_blesses_its_version_and_deaths_after_it_roll_it_back_with_no_operator() {
+    use rampart_api::{Active, Death, DeathCause, Order};
+    use rampart_artifact::{Keyring, SecretKey};
+    let director = std::sync::Arc::new(SecretKey::from_seed([7; 32]));
+    let ring = Keyring::new([director.public()]);
+    let d = director.clone();
+    let h = Harness::start_with(move |c| c.director_key = Some(d)).await;
+    let fleet = fleet(&h).await;
+    let node = h.node("iad-2").await;
+    let v1 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(1, 10, 0.5)))
+        .await
+        .unwrap()
+        .artifact;
+    let r1 = h.start_rollout(v1.digest, 300).await;
+    let done = h.wait_done(r1.id, 60).await;
+    assert_eq!(done.phase, "succeeded", "{done:?}");
+    let before = node.heartbeat("iad-2", &Heartbeat::empty(0)).await.unwrap();
+    let active1 = Active {
+        version: 1,
+        digest: v1.digest,
+    };
+    assert_eq!(before.blessed, vec![active1]);
+    let (o1, _) = Order::open(before.order.as_ref().unwrap(), &ring).unwrap();
+    assert_eq!(o1.blessed, vec![active1]);
+    assert!(h.anon.artifact_meta(&v1.digest).await.unwrap().blessed);
+
+    let v2 = h
+        .publisher
+        .publish(h.sign(&doc_weighted(2, 10, 0.5)))
+        .await
+        .unwrap()
+        .artifact;
+    assert!(!v2.blessed);
+    let r2 = h.start_rollout(v2.digest, 300).await;
+    let done = h.wait_done(r2.id, 60).await;
+    assert_eq!(done.phase, "succeeded", "{done:?}");
+    let audit = h.anon.audit(0, 1000).await.unwrap();
+    for action in [
+        "rollout.watching",
+        "rollout.watch_passed",
+        "artifact.blessed",
+    ] {
+        assert!(
+            audit.entries.iter().any(|e| e.action == action),
+            "{action} missing"
+        );
+    }
+    let active2 = Active {
+        version: 2,
+        digest: v2.digest,
+    };
+    let after = node.heartbeat("iad-2", &Heartbeat::empty(0)).await.unwrap();
+    assert_eq!(after.blessed, vec![active2, active1], "newest first");
+    let (o2, _) = Order::open(after.order.as_ref().unwrap(), &ring).unwrap();
+    assert_eq!(o2.blessed, vec![active2, active1]);
+    assert!(o2.seq > o1.seq);
+
+    // After success, the node keeps dying on v2: 48 deaths, each sent (and resent) until
+    // acknowledged; the resent ones count once.
+    let death = |at: u64| Death {
+        detected_at_ms: at,
+        active: Some(active2),
+        active_for_ms: Some(300_000),
+        uptime_ms: Some(300_000),
+        cause: DeathCause::Signal { signal: 6 },
+    };
+    for batch in 0..3u64 {
+        let mut beat = Heartbeat::empty(batch);
+        beat.active = Some(active2);
+        beat.deaths = (0..16).map(|i| death(1_000 + batch * 16 + i)).collect();
+        node.heartbeat("iad-2", &beat).await.unwrap();
+        node.heartbeat("iad-2", &beat).await.unwrap();
+    }
+    // Aftercare rolls it back by itself (bounded wait).
+    let mut rolled = None;
+    for _ in 0..100 {
+        let v = h.anon.rollout_status(r2.id).await.unwrap();
+        if v.phase == "rolled_back" {
+            rolled = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rolled = rolled.expect("aftercare rolled the finished rollout back");
+    assert!(rolled.outcome.unwrap().contains("aftercare"));
+    let audit = h.anon.audit(0, 1000).await.unwrap();
+    let failed = audit
+        .entries
+        .iter()
+        .find(|e| e.action == "rollout.aftercare_failed")
+        .expect("audited");
+    assert_eq!(failed.who, "control");
+    assert_eq!(
+        failed.detail["numbers"]["test"]["new_deaths"], 48,
+        "{}",
+        failed.detail
+    );
+    assert!(
+        audit
+            .entries
+            .iter()
+            .any(|e| e.action == "artifact.unblessed")
+    );
+    let meta = h.anon.artifact_meta(&v2.digest).await.unwrap();
+    assert!(meta.bad.is_some() && !meta.blessed, "{meta:?}");
+    let last = node.heartbeat("iad-2", &Heartbeat::empty(9)).await.unwrap();
+    assert_eq!(last.blessed, vec![active1]);
+    assert_eq!(last.desired.map(|d| d.version), Some(1));
+    fleet.stop().await;
+}

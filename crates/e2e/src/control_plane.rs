@@ -94,6 +94,7 @@ pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config::new(dir.to_owned(), tokens(), Keyring::new([key().public()]));
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.rollout_policy.tick_ms = 100;
+    c.rollout_policy.watch_ms = 1_000; // a short watch after the last wave (issue 14)
     c.rollout_policy.gates.min_requests = 100;
     c.rollout_policy.gates.shift.min_scores = 100;
     c.beat_interval_ms = 100;

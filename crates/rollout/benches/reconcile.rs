@@ -65,6 +65,7 @@ fn beats(r: &Rollout) -> Vec<Beat> {
                 },
                 scores: HUMANS_AND_BOTS.sample(400, &mut rng),
                 restarts: 0,
+                deaths: Vec::new(),
             }
         })
         .collect()

@@ -1,18 +1,21 @@
 //! Health gates: each a pure function from observations to a [`Verdict`] with its numbers.
 //!
 //! Gates compare the nodes the rollout has touched (this wave and the earlier ones, on the
-//! new version) with baseline nodes still on the previous version. Fail gates (NACK,
-//! restarts, 5xx, module errors, score shift, and heartbeats or convergence past their
-//! timeouts) stop the rollout at any moment, bake or not; hold gates (too little traffic,
-//! nodes still switching, heartbeats late but not yet timed out) only keep a wave from being
-//! promoted.
+//! new version) with baseline nodes still on the previous version; during the watch after
+//! the last wave, the whole fleet with its record before the rollout. Fail gates (NACK,
+//! restarts, deaths, 5xx, module errors, score shift, and heartbeats or convergence past
+//! their timeouts) stop the rollout at any moment, bake or not; hold gates (too little
+//! traffic, nodes still switching, heartbeats late but not yet timed out) only keep a wave
+//! from being promoted. The death gate alone counts over the whole rollout rather than the
+//! wave: deaths are rare, and a rate needs the whole record.
 
 use serde::{Deserialize, Serialize};
 
-use crate::observation::{Observations, Pool, ScoreHistogram};
+use crate::observation::{DeathTally, Observations, Pool, ScoreHistogram};
 use crate::plan::{NodeIdx, Plan};
 use crate::stats::{
-    Ks, MannWhitney, finite, ks_two_sample, mann_whitney, two_proportion_z, wilson_lower,
+    DeathTest, Ks, MannWhitney, death_rate_test, finite, ks_two_sample, mann_whitney,
+    two_proportion_z, wilson_lower,
 };
 
 /// Requests the new version must have served (in the window) before a rate gate judges.
@@ -67,6 +70,18 @@ pub const DEFAULT_MAX_MISSING_SHARE: f64 = 0.01;
 /// starts.
 pub const DEFAULT_CONVERGE_TIMEOUT_MS: u64 = 30_000;
 
+/// Deaths: the one-sided p-value (conditional binomial test of the two death rates) must
+/// be below this.
+pub const DEFAULT_DEATH_ALPHA: f64 = 0.001;
+
+/// Deaths: at least this many deaths on the new version before the gate can fail, whatever
+/// the p-value (one death on a version with little exposure proves nothing).
+pub const DEFAULT_MIN_DEATHS: u64 = 3;
+
+/// Deaths: the new version's deaths per node-hour must be at least this many times the
+/// previous version's (unbounded when the previous version had none).
+pub const DEFAULT_DEATH_MIN_RATIO: f64 = 3.0;
+
 /// The most node ids a failure lists.
 pub const MAX_LISTED_NODES: usize = 5;
 
@@ -92,6 +107,22 @@ pub struct GatePolicy {
     pub max_missing_share: f64,
     /// See [`DEFAULT_CONVERGE_TIMEOUT_MS`].
     pub converge_timeout_ms: u64,
+    /// The death-correlation gate.
+    pub deaths: DeathLimits,
+}
+
+/// Thresholds of the death-correlation gate: fail when deaths per node-hour on the new
+/// version are above the previous version's with p below `alpha`, at least `min_deaths`
+/// deaths, and a rate ratio of at least `min_ratio`. A policy file may set any subset.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeathLimits {
+    /// See [`DEFAULT_DEATH_ALPHA`].
+    pub alpha: f64,
+    /// See [`DEFAULT_MIN_DEATHS`].
+    pub min_deaths: u64,
+    /// See [`DEFAULT_DEATH_MIN_RATIO`].
+    pub min_ratio: f64,
 }
 
 /// Thresholds of a rate gate: fail when the new rate is, with confidence `min_z`, above the
@@ -139,6 +170,8 @@ pub enum Gate {
     Heartbeat,
     /// Touched nodes did not report the new version in time.
     Convergence,
+    /// Nodes on the new version die at a higher rate than nodes on the previous one.
+    Deaths,
 }
 
 /// What one gate concluded.
@@ -216,6 +249,8 @@ pub enum Numbers {
         /// Up to [`MAX_LISTED_NODES`] of them.
         nodes: Vec<String>,
     },
+    /// Deaths per node-hour on the new version against the previous one.
+    Deaths(DeathNumbers),
     /// Touched nodes not yet on the new version.
     Convergence {
         /// Nodes that beat but do not serve the new version and did not NACK.
@@ -248,6 +283,18 @@ pub struct RateNumbers {
     pub new_rate_lower: f64,
     /// The thresholds applied.
     pub limits: RateLimits,
+}
+
+/// The death-correlation gate's measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeathNumbers {
+    /// The test, with deaths and exposure on each version (`None`: a version had no
+    /// exposure yet).
+    pub test: Option<DeathTest>,
+    /// Deaths on the new version (also without a test).
+    pub new_deaths: u64,
+    /// The thresholds applied.
+    pub limits: DeathLimits,
 }
 
 /// The score-shift gate's measurements.
@@ -310,6 +357,8 @@ pub enum HoldReason {
 pub enum SkipReason {
     /// There is no previous version to compare with (the first version a fleet gets).
     NoPreviousVersion,
+    /// The report was stored before this gate existed.
+    NotMeasured,
 }
 
 /// Which group the gates compared the new version with.
@@ -368,6 +417,9 @@ pub struct GateReport {
     pub heartbeat: Verdict,
     /// [`Gate::Convergence`].
     pub convergence: Verdict,
+    /// [`Gate::Deaths`] (absent from reports stored before the gate existed).
+    #[serde(default = "Verdict::not_measured")]
+    pub deaths: Verdict,
 }
 
 /// The combined verdict of a report.
@@ -475,6 +527,13 @@ pub fn evaluate(ctx: &Context<'_>) -> GateReport {
             ctx.now_ms.saturating_sub(ctx.wave_started_ms),
             ctx.policy.converge_timeout_ms,
         ),
+        deaths: if ctx.has_previous {
+            death_gate(ctx.obs.deaths(), &ctx.policy.deaths)
+        } else {
+            Verdict::Skipped {
+                reason: SkipReason::NoPreviousVersion,
+            }
+        },
     }
 }
 
@@ -781,6 +840,60 @@ pub fn convergence_gate(tally: &Tally, plan: &Plan, waited_ms: u64, timeout_ms: 
     }
 }
 
+/// Compares deaths per node-hour on the new version with the previous version's (the
+/// conditional binomial test, [`death_rate_test`]): fails when p < `alpha`, the new version
+/// has at least `min_deaths` deaths and its rate is at least `min_ratio` times the previous
+/// one's. Passes (with its numbers) otherwise: too few deaths is not a reason to hold.
+pub fn death_gate(tally: &DeathTally, limits: &DeathLimits) -> Verdict {
+    let (new, previous) = (tally.new, tally.previous);
+    let test = death_rate_test(
+        new.deaths,
+        new.exposure_ms,
+        previous.deaths,
+        previous.exposure_ms,
+    );
+    let numbers = DeathNumbers {
+        test,
+        new_deaths: new.deaths,
+        limits: *limits,
+    };
+    let Some(t) = test else {
+        return Verdict::Pass {
+            numbers: Numbers::Deaths(numbers),
+        };
+    };
+    let fails = t.p_value < limits.alpha
+        && t.new_deaths >= limits.min_deaths
+        && t.rate_ratio.is_none_or(|r| r >= limits.min_ratio);
+    if !fails {
+        return Verdict::Pass {
+            numbers: Numbers::Deaths(numbers),
+        };
+    }
+    let explanation = format!(
+        "nodes on the new version died {} times in {:.2} node-hours ({:.2} per node-hour) \
+         against {} in {:.2} node-hours ({:.2} per node-hour) on the previous version; rate \
+         ratio {} (fails from {}), p = {:.1e} (fails below {}, at least {} deaths)",
+        t.new_deaths,
+        t.new_exposure_ms as f64 / 3_600_000.0,
+        t.new_per_node_hour,
+        t.previous_deaths,
+        t.previous_exposure_ms as f64 / 3_600_000.0,
+        t.previous_per_node_hour,
+        t.rate_ratio
+            .map_or_else(|| "unbounded".to_owned(), |r| format!("{r:.1}")),
+        limits.min_ratio,
+        t.p_value,
+        limits.alpha,
+        limits.min_deaths,
+    );
+    Verdict::Fail(Failure {
+        gate: Gate::Deaths,
+        numbers: Numbers::Deaths(numbers),
+        explanation,
+    })
+}
+
 /// Missing nodes tolerated among `nodes`.
 fn allowed_missing(nodes: u32, share: f64) -> u32 {
     let a = (f64::from(nodes) * share.clamp(0.0, 1.0)).floor();
@@ -813,6 +926,16 @@ impl Default for ShiftLimits {
     }
 }
 
+impl Default for DeathLimits {
+    fn default() -> Self {
+        DeathLimits {
+            alpha: DEFAULT_DEATH_ALPHA,
+            min_deaths: DEFAULT_MIN_DEATHS,
+            min_ratio: DEFAULT_DEATH_MIN_RATIO,
+        }
+    }
+}
+
 impl Default for GatePolicy {
     fn default() -> Self {
         GatePolicy {
@@ -833,6 +956,7 @@ impl Default for GatePolicy {
             missing_fail_after_ms: DEFAULT_MISSING_FAIL_AFTER_MS,
             max_missing_share: DEFAULT_MAX_MISSING_SHARE,
             converge_timeout_ms: DEFAULT_CONVERGE_TIMEOUT_MS,
+            deaths: DeathLimits::default(),
         }
     }
 }
@@ -841,7 +965,7 @@ impl Default for GatePolicy {
 
 impl Gate {
     /// Every gate, in the order a report lists them.
-    pub const ALL: [Gate; 7] = [
+    pub const ALL: [Gate; 8] = [
         Gate::Nack,
         Gate::Restarts,
         Gate::Errors5xx,
@@ -849,14 +973,18 @@ impl Gate {
         Gate::ScoreShift,
         Gate::Heartbeat,
         Gate::Convergence,
+        Gate::Deaths,
     ];
 
     /// Which failure names a rollback when several gates fail at once: report order, but
     /// restarts before NACKs. A node that crash-loops on a version poisons it (the edge's
     /// sentinel) and then refuses it (`poisoned`) a few milliseconds after the heartbeat
     /// that reported the restart; that NACK is the consequence, the restarts the cause.
-    pub const FAILURE_PRECEDENCE: [Gate; 7] = [
+    /// Deaths come right after restarts: the same evidence, pooled over the fleet and
+    /// weighed against the previous version.
+    pub const FAILURE_PRECEDENCE: [Gate; 8] = [
         Gate::Restarts,
+        Gate::Deaths,
         Gate::Nack,
         Gate::Errors5xx,
         Gate::ModuleErrors,
@@ -876,6 +1004,7 @@ impl Gate {
             Gate::ScoreShift => "score_shift",
             Gate::Heartbeat => "heartbeat",
             Gate::Convergence => "convergence",
+            Gate::Deaths => "deaths",
         }
     }
 
@@ -890,6 +1019,13 @@ impl Gate {
 // === impl Verdict ===
 
 impl Verdict {
+    /// What a report stored before a gate existed says for it.
+    pub fn not_measured() -> Verdict {
+        Verdict::Skipped {
+            reason: SkipReason::NotMeasured,
+        }
+    }
+
     /// The failure, if this verdict is one.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
@@ -925,11 +1061,12 @@ impl GateReport {
             score_shift: hold(),
             heartbeat: hold(),
             convergence: hold(),
+            deaths: hold(),
         }
     }
 
     /// The verdicts in report order.
-    pub fn verdicts(&self) -> [(Gate, &Verdict); 7] {
+    pub fn verdicts(&self) -> [(Gate, &Verdict); 8] {
         [
             (Gate::Nack, &self.nack),
             (Gate::Restarts, &self.restarts),
@@ -938,6 +1075,7 @@ impl GateReport {
             (Gate::ScoreShift, &self.score_shift),
             (Gate::Heartbeat, &self.heartbeat),
             (Gate::Convergence, &self.convergence),
+            (Gate::Deaths, &self.deaths),
         ]
     }
 

@@ -1,6 +1,9 @@
 //! The rampart rollout engine: a feature file reaches the fleet in waves by fault domain,
 //! each wave baked and judged by health gates against nodes still on the previous version,
-//! and a failed gate rolls every touched node back and marks the digest bad.
+//! then the whole fleet watched against its record before the rollout
+//! ([`Phase::Watching`]); a failed gate rolls every touched node back and marks the digest
+//! bad. Deaths that nodes report are evidence: the death gate compares deaths per node-hour
+//! on the new version with the previous one's.
 //!
 //! Pure: no I/O, no clock, no randomness but a seed in the plan policy. Time comes in as
 //! `now_ms`, heartbeats as [`Beat`]s, operator input as [`Command`]s, so the control plane
@@ -18,7 +21,8 @@
 //! - [`plan`](mod@plan): [`Node`] inventory, [`PlanPolicy`], [`plan()`] into [`Wave`]s.
 //! - [`observation`]: [`Beat`], [`Counters`], [`ScoreHistogram`], [`Observations`] pooled
 //!   by version.
-//! - [`stats`]: Kolmogorov–Smirnov and Mann–Whitney from histograms, two-proportion z.
+//! - [`stats`]: Kolmogorov–Smirnov and Mann–Whitney from histograms, two-proportion z, the
+//!   conditional binomial test of two death rates ([`death_rate_test`]).
 //! - [`gate`]: each gate as a pure function to a [`Verdict`]; [`GateReport`].
 //! - [`rollout`]: [`Rollout`], [`RolloutSpec`], [`Status`], [`Phase`].
 //! - [`reconcile`](mod@reconcile): [`reconcile()`], [`command()`], [`Decision`], [`Action`].
@@ -49,7 +53,7 @@
 //! scores.add_to(90, 100);
 //! let beat = Beat { active: Some(from.digest), apply: None,
 //!                   counters: Counters { requests: 100, ..Counters::default() },
-//!                   scores, restarts: 0 };
+//!                   scores, restarts: 0, deaths: vec![] };
 //! for node in rollout.plan().nodes() {
 //!     obs.absorb(rollout.plan().index_of(&node.id).unwrap(), &beat, 1_000)?;
 //! }
@@ -73,16 +77,21 @@ pub mod runner;
 pub mod stats;
 
 pub use gate::{
-    BaselineKind, Failure, Gate, GatePolicy, GateReport, HoldReason, Numbers, Overall, Verdict,
+    BaselineKind, DeathLimits, DeathNumbers, Failure, Gate, GatePolicy, GateReport, HoldReason,
+    Numbers, Overall, Verdict,
 };
-pub use observation::{Apply, Beat, Counters, NodeState, Observations, Pool, ScoreHistogram};
+pub use observation::{
+    Apply, Beat, BeatDeath, Counters, DeathTally, Exposure, NodeState, Observations, Pool,
+    ScoreHistogram,
+};
 pub use plan::{Node, NodeIdx, Plan, PlanError, PlanPolicy, Wave, WaveShare, plan};
 pub use reconcile::{
     Action, Actor, AuditRecord, Command, CommandError, Decision, Event, Operator, command,
     reconcile,
 };
 pub use rollout::{
-    ArtifactRef, BadMark, BreakGlass, Phase, Rollout, RolloutPolicy, RolloutSpec, StartError,
-    Status, Target,
+    ArtifactRef, BadMark, BreakGlass, DEFAULT_AFTERCARE_MS, DEFAULT_WATCH_MS, Phase, Rollout,
+    RolloutPolicy, RolloutSpec, StartError, Status, Target,
 };
 pub use runner::{FinalTargets, Queue, Run, RunError, Start, Step};
+pub use stats::{DeathTest, death_rate_test};

@@ -21,6 +21,10 @@ pub const BUCKETS: usize = 100;
 /// The most issue codes kept per NACK (an edge reports every issue; a few say enough).
 pub const MAX_NACK_CODES: usize = 8;
 
+/// The longest gap between two beats of a node counted as exposure (node-time on the version
+/// it served): a node silent for longer was likely down, and its silence is not time served.
+pub const MAX_EXPOSURE_GAP_MS: u64 = 60_000;
+
 /// Request counters: since the last heartbeat in a [`Beat`], since the window start in a
 /// [`NodeState`] or a [`Pool`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +77,44 @@ pub struct Beat {
     pub scores: ScoreHistogram,
     /// Process restarts since the previous beat.
     pub restarts: u32,
+    /// Deaths the node reported in this beat (each once: the caller drops a death it has
+    /// seen before), each with the digest that was active when the run died.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deaths: Vec<BeatDeath>,
+}
+
+/// A run of a node that died, as reported in a [`Beat`]: evidence against the version that
+/// was active.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeatDeath {
+    /// When the node detected it (its next boot), ms; with the node it identifies the death.
+    pub detected_at_ms: u64,
+    /// The digest active when the run died (`None`: it served nothing).
+    pub active: Option<Digest>,
+    /// How long the process had run, when known.
+    pub uptime_ms: Option<u64>,
+    /// How long that digest had been active, when known.
+    pub active_for_ms: Option<u64>,
+}
+
+/// Deaths and node-time on one version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exposure {
+    /// Deaths with this version active.
+    pub deaths: u64,
+    /// Node-time on this version, ms (gaps between beats, each at most
+    /// [`MAX_EXPOSURE_GAP_MS`]).
+    pub exposure_ms: u64,
+}
+
+/// Deaths and exposure on the new and the previous version since the rollout started (not
+/// reset by waves: deaths are rare, and a rate needs the whole record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeathTally {
+    /// On the rollout's new version.
+    pub new: Exposure,
+    /// On the previous version.
+    pub previous: Exposure,
 }
 
 /// What is known of one node since the window start.
@@ -121,6 +163,8 @@ pub struct Observations {
     fleet_baseline: Pool,
     same_pop_baseline: Pool,
     window: Option<Window>,
+    #[serde(default)]
+    deaths: DeathTally,
 }
 
 /// Why a heartbeat could not be recorded.
@@ -249,6 +293,25 @@ impl Beat {
             counters: Counters::default(),
             scores: ScoreHistogram::new(),
             restarts: 0,
+            deaths: Vec::new(),
+        }
+    }
+}
+
+// === impl DeathTally ===
+
+impl DeathTally {
+    /// The side a digest counts on: the new version's, the previous one's, or none.
+    fn side_mut(
+        &mut self,
+        active: Option<Digest>,
+        from: Option<Digest>,
+        to: Digest,
+    ) -> Option<&mut Exposure> {
+        match active {
+            Some(d) if d == to => Some(&mut self.new),
+            Some(d) if Some(d) == from => Some(&mut self.previous),
+            _ => None,
         }
     }
 }
@@ -266,6 +329,7 @@ impl Observations {
             fleet_baseline: Pool::default(),
             same_pop_baseline: Pool::default(),
             window: None,
+            deaths: DeathTally::default(),
         };
         obs.sync(rollout);
         obs
@@ -277,6 +341,18 @@ impl Observations {
             .nodes
             .get_mut(idx.index())
             .ok_or(ObserveError::UnknownNode(idx.0))?;
+        // The time since the node's previous beat was served by what it served then.
+        if let Some(last) = node.last_heartbeat_ms {
+            let gap = now_ms.saturating_sub(last).min(MAX_EXPOSURE_GAP_MS);
+            if let Some(e) = self.deaths.side_mut(node.active, self.from, self.to) {
+                e.exposure_ms = e.exposure_ms.saturating_add(gap);
+            }
+        }
+        for death in &beat.deaths {
+            if let Some(e) = self.deaths.side_mut(death.active, self.from, self.to) {
+                e.deaths = e.deaths.saturating_add(1);
+            }
+        }
         node.last_heartbeat_ms = Some(node.last_heartbeat_ms.map_or(now_ms, |t| t.max(now_ms)));
         if node.active != beat.active {
             node.active = beat.active;
@@ -365,6 +441,11 @@ impl Observations {
     /// Every node's state, in plan order.
     pub fn nodes(&self) -> &[NodeState] {
         &self.nodes
+    }
+
+    /// Deaths and exposure per version since the rollout started.
+    pub fn deaths(&self) -> &DeathTally {
+        &self.deaths
     }
 
     /// Requests served by the new digest in this window.

@@ -131,7 +131,22 @@ pub enum Event {
         /// The hold.
         reason: HoldReason,
     },
-    /// Every wave passed.
+    /// Every wave passed: the whole fleet is watched until `until_ms`.
+    Watching {
+        /// When the watch ends.
+        until_ms: u64,
+    },
+    /// The watch ended with no failure (its last report).
+    WatchPassed {
+        /// The gates' numbers.
+        report: Box<GateReport>,
+    },
+    /// A gate failed during the watch: the whole fleet rolls back.
+    WatchFailed {
+        /// The failure with its numbers.
+        failure: Failure,
+    },
+    /// Every wave passed (and the watch after them).
     Succeeded,
     /// A gate failed.
     GateFailed {
@@ -173,7 +188,8 @@ pub enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// End the bake now (gates still verify); on an inconclusive pause, accept the wave.
+    /// End the bake now (gates still verify); on an inconclusive pause, accept the wave;
+    /// while watching, end the watch now (the rollout succeeds).
     Promote,
     /// Stop progressing (fail gates still roll back).
     Pause,
@@ -236,10 +252,12 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
                 return d;
             }
             if rollout.from().is_some() && enough {
-                d.status.reference = Some(Reference {
+                let before = Reference {
                     wave: None,
                     pool: base.clone(),
-                });
+                };
+                d.status.reference = Some(before.clone());
+                d.status.before = Some(before);
             }
             let to = *rollout.to();
             d.audit(
@@ -329,6 +347,40 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
                     advance(rollout, &mut d, wave, now_ms);
                 }
             }
+        }
+        Phase::Watching { since_ms, until_ms } => {
+            let report = judge_watch(rollout, obs, since_ms, now_ms);
+            if let Overall::Fail(f) = report.overall() {
+                let failure = f.clone();
+                d.status.report = Some(report);
+                return watch_failed(rollout, d, failure, now_ms);
+            }
+            if now_ms >= until_ms {
+                d.audit(
+                    rollout,
+                    now_ms,
+                    Event::WatchPassed {
+                        report: Box::new(report.clone()),
+                    },
+                );
+                d.status.report = Some(report);
+                succeed(rollout, &mut d, now_ms);
+            } else {
+                d.status.report = Some(report);
+                d.requeue_after_ms = Some(tick.min(until_ms - now_ms));
+            }
+        }
+        Phase::Paused {
+            resume: Resume::Watching { since_ms, .. },
+            ..
+        } => {
+            let report = judge_watch(rollout, obs, since_ms, now_ms);
+            if let Overall::Fail(f) = report.overall() {
+                let failure = f.clone();
+                d.status.report = Some(report);
+                return watch_failed(rollout, d, failure, now_ms);
+            }
+            d.status.report = Some(report);
         }
         Phase::Paused { resume, .. } => {
             // Pause stops progress, not protection.
@@ -441,7 +493,16 @@ pub fn command(
                 ..
             },
         ) => advance(rollout, &mut d, *wave, now_ms),
+        (Command::Promote, Phase::Watching { .. }) => succeed(rollout, &mut d, now_ms),
         (Command::Pause, Phase::Pending) => d.pause(Resume::Pending, by, now_ms),
+        (Command::Pause, &Phase::Watching { since_ms, until_ms }) => d.pause(
+            Resume::Watching {
+                since_ms,
+                remaining_ms: until_ms.saturating_sub(now_ms),
+            },
+            by,
+            now_ms,
+        ),
         (
             Command::Pause,
             &Phase::Baking {
@@ -481,13 +542,24 @@ pub fn command(
                     started_ms,
                     since_ms: now_ms,
                 },
+                Resume::Watching {
+                    since_ms,
+                    remaining_ms,
+                } => Phase::Watching {
+                    since_ms,
+                    until_ms: now_ms.saturating_add(remaining_ms),
+                },
             };
             d.set_phase(next, now_ms);
             d.requeue_after_ms = Some(0);
         }
         (
             Command::Abort,
-            Phase::Pending | Phase::Baking { .. } | Phase::Verifying { .. } | Phase::Paused { .. },
+            Phase::Pending
+            | Phase::Baking { .. }
+            | Phase::Verifying { .. }
+            | Phase::Watching { .. }
+            | Phase::Paused { .. },
         ) => {
             d.set_phase(
                 Phase::Aborted {
@@ -503,6 +575,7 @@ pub fn command(
             Phase::Pending
             | Phase::Baking { .. }
             | Phase::Verifying { .. }
+            | Phase::Watching { .. }
             | Phase::Paused { .. }
             | Phase::Aborted { .. }
             | Phase::Succeeded { .. }
@@ -551,6 +624,32 @@ fn judge(
     })
 }
 
+/// Runs the gates over the whole fleet during the watch: every wave is touched, the window
+/// is the watch's, and the baseline is the fleet's record before the rollout (else the last
+/// recorded one).
+fn judge_watch(rollout: &Rollout, obs: &Observations, since_ms: u64, now_ms: u64) -> GateReport {
+    let last = rollout.plan().wave_count().saturating_sub(1);
+    let window = rollout.status().phase.window();
+    if !obs.matches(rollout) || obs.window() != window {
+        return GateReport::holding(now_ms, last, HoldReason::ObservationsOutOfSync);
+    }
+    let status = rollout.status();
+    gate::evaluate(&Context {
+        plan: rollout.plan(),
+        obs,
+        policy: &rollout.policy().gates,
+        wave: last,
+        wave_started_ms: since_ms,
+        now_ms,
+        has_previous: rollout.from().is_some(),
+        reference: status
+            .before
+            .as_ref()
+            .or(status.reference.as_ref())
+            .map(|r| &r.pool),
+    })
+}
+
 /// Starts wave `wave`.
 fn start_wave(rollout: &Rollout, d: &mut Decision, wave: u16, now_ms: u64) {
     let plan = rollout.plan();
@@ -585,19 +684,64 @@ fn start_wave(rollout: &Rollout, d: &mut Decision, wave: u16, now_ms: u64) {
 /// After `wave` passed (or was accepted): the next wave, or success.
 fn advance(rollout: &Rollout, d: &mut Decision, wave: u16, now_ms: u64) {
     let waves = rollout.plan().wave_count();
+    let watch = rollout.policy().watch_ms;
     if wave.saturating_add(1) < waves {
         start_wave(rollout, d, wave + 1, now_ms);
-    } else {
+    } else if watch > 0 {
+        let until_ms = now_ms.saturating_add(watch);
         d.set_phase(
-            Phase::Succeeded {
-                touched: waves,
-                at_ms: now_ms,
+            Phase::Watching {
+                since_ms: now_ms,
+                until_ms,
             },
             now_ms,
         );
-        d.audit(rollout, now_ms, Event::Succeeded);
-        d.requeue_after_ms = None;
+        d.audit(rollout, now_ms, Event::Watching { until_ms });
+        d.requeue_after_ms = Some(rollout.policy().tick_ms.max(1).min(watch));
+    } else {
+        succeed(rollout, d, now_ms);
     }
+}
+
+/// Every wave passed, and the watch if any: the rollout succeeded.
+fn succeed(rollout: &Rollout, d: &mut Decision, now_ms: u64) {
+    d.set_phase(
+        Phase::Succeeded {
+            touched: rollout.plan().wave_count(),
+            at_ms: now_ms,
+        },
+        now_ms,
+    );
+    d.audit(rollout, now_ms, Event::Succeeded);
+    d.requeue_after_ms = None;
+}
+
+/// A gate failed during the watch: roll the whole fleet back.
+fn watch_failed(rollout: &Rollout, mut d: Decision, failure: Failure, now_ms: u64) -> Decision {
+    let all = rollout.plan().wave_count();
+    let mark = failure.gate.marks_bad().then(|| {
+        format!(
+            "{} gate failed during the watch after the last wave: {}",
+            gate_name(failure.gate),
+            failure.explanation
+        )
+    });
+    d.audit(
+        rollout,
+        now_ms,
+        Event::WatchFailed {
+            failure: failure.clone(),
+        },
+    );
+    roll_back(
+        rollout,
+        &mut d,
+        all,
+        RollbackCause::Watch { failure },
+        mark,
+        now_ms,
+    );
+    d
 }
 
 /// Keeps the baseline a passed wave was judged against, for waves with no baseline left.
@@ -773,6 +917,7 @@ fn gate_name(gate: gate::Gate) -> &'static str {
         gate::Gate::ScoreShift => "score-shift",
         gate::Gate::Heartbeat => "heartbeat",
         gate::Gate::Convergence => "convergence",
+        gate::Gate::Deaths => "deaths",
     }
 }
 

@@ -28,6 +28,21 @@ pub const DEFAULT_ROLLBACK_TIMEOUT_MS: u64 = 30_000;
 /// reference for waves with no baseline nodes left, such as a break-glass wave.
 pub const DEFAULT_BASELINE_WAIT_MS: u64 = 10_000;
 
+/// How long the fleet is watched after the last wave passed, with every fail gate over the
+/// whole fleet against its record before the rollout, before the rollout succeeds and its
+/// version is blessed: a file that kills the process minutes after loading it must fail
+/// here, not after it became everyone's last-known-good.
+pub const DEFAULT_WATCH_MS: u64 = 600_000;
+
+/// How long after a rollout succeeded the control plane keeps comparing deaths per
+/// node-hour on its version with the previous version's record (unless another rollout of
+/// the kind starts first); a failure rolls the finished rollout back with no operator.
+pub const DEFAULT_AFTERCARE_MS: u64 = 24 * 3_600_000;
+
+/// The window id of the watch in [`Window::wave`]: past every wave, so the watch has its own
+/// window (pools, restarts) and no wave's same-PoP baseline.
+pub const WATCH_WINDOW: u16 = u16::MAX;
+
 /// The longest operator or break-glass reason kept (bytes).
 pub const MAX_REASON_LEN: usize = 1_024;
 
@@ -54,6 +69,10 @@ pub struct RolloutPolicy {
     pub rollback_timeout_ms: u64,
     /// See [`DEFAULT_BASELINE_WAIT_MS`].
     pub baseline_wait_ms: u64,
+    /// See [`DEFAULT_WATCH_MS`]; 0 succeeds as soon as the last wave passes (no watch).
+    pub watch_ms: u64,
+    /// See [`DEFAULT_AFTERCARE_MS`] (0: none).
+    pub aftercare_ms: u64,
 }
 
 /// The explicit flag for a fleet-wide push at once: who and why. Audited; the single wave
@@ -101,6 +120,10 @@ pub struct Status {
     /// The baseline recorded when the last wave passed, for waves that have no baseline
     /// nodes left.
     pub reference: Option<Reference>,
+    /// The fleet's record before the rollout (previous version, before the first wave):
+    /// what the watch compares the whole fleet with.
+    #[serde(default)]
+    pub before: Option<Reference>,
     /// Why the rollout rolled back.
     pub cause: Option<RollbackCause>,
     /// The digest marked bad by this rollout, if any.
@@ -151,7 +174,15 @@ pub enum Phase {
         /// Since when.
         since_ms: u64,
     },
-    /// Every wave passed.
+    /// Every wave passed; the whole fleet is watched until `until_ms` (fail gates still roll
+    /// everything back), then the rollout succeeds.
+    Watching {
+        /// When the watch began (the last wave passed).
+        since_ms: u64,
+        /// When it ends (moved by a pause).
+        until_ms: u64,
+    },
+    /// Every wave passed, and the watch after them.
     Succeeded {
         /// Waves touched (all).
         touched: u16,
@@ -207,6 +238,13 @@ pub enum Resume {
         /// When it started.
         started_ms: u64,
     },
+    /// Watching, with this much watch left.
+    Watching {
+        /// When the watch began.
+        since_ms: u64,
+        /// Watch left at the pause.
+        remaining_ms: u64,
+    },
 }
 
 /// Why a rollout is paused.
@@ -235,6 +273,11 @@ pub enum RollbackCause {
     Gate {
         /// In which wave.
         wave: u16,
+        /// The failure, with its numbers.
+        failure: Failure,
+    },
+    /// A gate failed during the watch after the last wave (the whole fleet rolls back).
+    Watch {
         /// The failure, with its numbers.
         failure: Failure,
     },
@@ -315,6 +358,8 @@ impl Default for RolloutPolicy {
             hold_cap_ms: DEFAULT_HOLD_CAP_MS,
             rollback_timeout_ms: DEFAULT_ROLLBACK_TIMEOUT_MS,
             baseline_wait_ms: DEFAULT_BASELINE_WAIT_MS,
+            watch_ms: DEFAULT_WATCH_MS,
+            aftercare_ms: DEFAULT_AFTERCARE_MS,
         }
     }
 }
@@ -350,6 +395,7 @@ impl Rollout {
                 phase: Phase::Pending,
                 report: None,
                 reference: None,
+                before: None,
                 cause: None,
                 bad: None,
                 created_ms: now_ms,
@@ -400,13 +446,14 @@ impl Rollout {
     }
 
     /// Whether the rollout still acts (the control plane allows one active rollout per
-    /// artifact kind): pending, baking, verifying, paused or rolling back.
+    /// artifact kind): pending, baking, verifying, watching, paused or rolling back.
     pub fn is_active(&self) -> bool {
         matches!(
             self.status.phase,
             Phase::Pending
                 | Phase::Baking { .. }
                 | Phase::Verifying { .. }
+                | Phase::Watching { .. }
                 | Phase::Paused { .. }
                 | Phase::RollingBack { .. }
         )
@@ -457,6 +504,7 @@ impl Phase {
         let raw = match *self {
             Phase::Pending => 0,
             Phase::Baking { wave, .. } | Phase::Verifying { wave, .. } => wave.saturating_add(1),
+            Phase::Watching { .. } => u16::MAX,
             Phase::Paused { resume, .. } => resume.touched(),
             Phase::RollingBack { touched, .. }
             | Phase::Succeeded { touched, .. }
@@ -477,6 +525,10 @@ impl Phase {
             | Phase::Verifying {
                 wave, started_ms, ..
             } => Some(Window { wave, started_ms }),
+            Phase::Watching { since_ms, .. } => Some(Window {
+                wave: WATCH_WINDOW,
+                started_ms: since_ms,
+            }),
             Phase::Paused { resume, .. } => resume.window(),
             _ => None,
         }
@@ -488,6 +540,7 @@ impl Phase {
             Phase::Pending => "pending",
             Phase::Baking { .. } => "baking",
             Phase::Verifying { .. } => "verifying",
+            Phase::Watching { .. } => "watching",
             Phase::Paused { .. } => "paused",
             Phase::RollingBack { .. } => "rolling_back",
             Phase::Succeeded { .. } => "succeeded",
@@ -501,11 +554,13 @@ impl Phase {
 // === impl Resume ===
 
 impl Resume {
-    /// Waves touched at the pause.
+    /// Waves touched at the pause (every wave for a watch: [`Phase::touched`] caps it at the
+    /// plan's).
     pub fn touched(self) -> u16 {
         match self {
             Resume::Pending => 0,
             Resume::Baking { wave, .. } | Resume::Verifying { wave, .. } => wave.saturating_add(1),
+            Resume::Watching { .. } => u16::MAX,
         }
     }
 
@@ -517,6 +572,10 @@ impl Resume {
                 wave, started_ms, ..
             }
             | Resume::Verifying { wave, started_ms } => Some(Window { wave, started_ms }),
+            Resume::Watching { since_ms, .. } => Some(Window {
+                wave: WATCH_WINDOW,
+                started_ms: since_ms,
+            }),
         }
     }
 }

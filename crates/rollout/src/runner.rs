@@ -350,6 +350,7 @@ mod tests {
             },
             scores,
             restarts: 0,
+            deaths: Vec::new(),
         }
     }
 

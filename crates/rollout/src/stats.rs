@@ -148,6 +148,99 @@ pub fn mann_whitney(new: &ScoreHistogram, baseline: &ScoreHistogram) -> Option<M
     })
 }
 
+/// The most deaths [`death_rate_test`] sums the binomial tail over exactly; above it the
+/// counts are scaled down to this total (same proportions), which only makes the test more
+/// conservative. Deaths are rare: a fleet that reaches this many has other alarms.
+pub const MAX_EXACT_DEATHS: u64 = 100_000;
+
+/// Deaths on two versions compared per unit of exposure (node-time on each).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeathTest {
+    /// Deaths on the new version (`a`).
+    pub new_deaths: u64,
+    /// Node-time on the new version, ms (`Ta`).
+    pub new_exposure_ms: u64,
+    /// Deaths on the previous version (`b`).
+    pub previous_deaths: u64,
+    /// Node-time on the previous version, ms (`Tb`).
+    pub previous_exposure_ms: u64,
+    /// Deaths per node-hour on the new version.
+    pub new_per_node_hour: f64,
+    /// Deaths per node-hour on the previous version.
+    pub previous_per_node_hour: f64,
+    /// `new_per_node_hour / previous_per_node_hour`; `None` when the previous version had no
+    /// death (the ratio is unbounded).
+    pub rate_ratio: Option<f64>,
+    /// One-sided p-value: given `n = a + b` deaths, `P(X ≥ a)` for `X ~ Bin(n, Ta/(Ta+Tb))`,
+    /// the chance that deaths spread by exposure alone put at least `a` on the new version.
+    pub p_value: f64,
+}
+
+/// The conditional binomial test of two Poisson rates: deaths `a` in exposure `ta` (new)
+/// against `b` in `tb` (previous). Conditioned on the `a + b` deaths seen, each fell on the
+/// new version with probability `ta / (ta + tb)` if both versions die at the same rate; the
+/// p-value is the upper tail at `a`. `None` when either exposure is zero (nothing to compare).
+pub fn death_rate_test(a: u64, ta_ms: u64, b: u64, tb_ms: u64) -> Option<DeathTest> {
+    if ta_ms == 0 || tb_ms == 0 {
+        return None;
+    }
+    let hours = |ms: u64| ms as f64 / 3_600_000.0;
+    let new_rate = finite(a as f64 / hours(ta_ms));
+    let previous_rate = finite(b as f64 / hours(tb_ms));
+    let rate_ratio = (b > 0).then(|| finite(new_rate / previous_rate));
+    let share = ta_ms as f64 / (ta_ms as f64 + tb_ms as f64);
+    let (ka, kn) = scaled(a, a.saturating_add(b));
+    Some(DeathTest {
+        new_deaths: a,
+        new_exposure_ms: ta_ms,
+        previous_deaths: b,
+        previous_exposure_ms: tb_ms,
+        new_per_node_hour: new_rate,
+        previous_per_node_hour: previous_rate,
+        rate_ratio,
+        p_value: binomial_upper_tail(ka, kn, share),
+    })
+}
+
+/// `(k, n)` scaled down to at most [`MAX_EXACT_DEATHS`] trials, the share kept.
+fn scaled(k: u64, n: u64) -> (u64, u64) {
+    if n <= MAX_EXACT_DEATHS {
+        return (k, n);
+    }
+    let k = ((k as f64 / n as f64) * MAX_EXACT_DEATHS as f64).floor() as u64;
+    (k.min(MAX_EXACT_DEATHS), MAX_EXACT_DEATHS)
+}
+
+/// `P(X ≥ k)` for `X ~ Bin(n, p)`, summed in log space (no underflow for large `n`).
+fn binomial_upper_tail(k: u64, n: u64, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    // log pmf(0) = n ln q; pmf(j+1) = pmf(j) · (n−j)/(j+1) · p/q.
+    let mut log_pmf = n as f64 * lq;
+    let mut terms = Vec::new();
+    for j in 0..n {
+        if j >= k {
+            terms.push(log_pmf);
+        }
+        log_pmf += ((n - j) as f64).ln() - ((j + 1) as f64).ln() + lp - lq;
+    }
+    terms.push(log_pmf); // j = n
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return 0.0;
+    }
+    let sum: f64 = terms.iter().map(|t| (t - max).exp()).sum();
+    finite((max + sum.ln()).exp()).clamp(0.0, 1.0)
+}
+
 /// The Kolmogorov distribution's tail `Q(λ) = 2 Σ (-1)^(j-1) exp(-2 j² λ²)`
 /// (Numerical Recipes' `probks`); 1 where the series has not converged (tiny λ).
 fn kolmogorov_q(lambda: f64) -> f64 {
@@ -201,6 +294,42 @@ pub(crate) fn finite(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_binomial_tail_matches_hand_computed_values() {
+        // Bin(3, 0.5): P(X ≥ 2) = 4/8, P(X ≥ 3) = 1/8.
+        assert!((binomial_upper_tail(2, 3, 0.5) - 0.5).abs() < 1e-12);
+        assert!((binomial_upper_tail(3, 3, 0.5) - 0.125).abs() < 1e-12);
+        assert_eq!(binomial_upper_tail(0, 3, 0.5), 1.0);
+        assert_eq!(binomial_upper_tail(4, 3, 0.5), 0.0);
+        // Bin(10, 0.1): P(X ≥ 1) = 1 − 0.9^10.
+        assert!((binomial_upper_tail(1, 10, 0.1) - (1.0 - 0.9f64.powi(10))).abs() < 1e-12);
+        // Large n stays finite and in [0, 1].
+        let p = binomial_upper_tail(60_000, 100_000, 0.5);
+        assert!((0.0..1e-100).contains(&p), "{p}");
+    }
+
+    #[test]
+    fn deaths_on_a_version_with_little_exposure_are_significant() {
+        // 6 deaths in 10 node-hours on the new version, 1 in 100 on the previous one.
+        let t = death_rate_test(6, 36_000_000, 1, 360_000_000).unwrap();
+        assert!((t.new_per_node_hour - 0.6).abs() < 1e-9);
+        assert!((t.previous_per_node_hour - 0.01).abs() < 1e-9);
+        assert!((t.rate_ratio.unwrap() - 60.0).abs() < 1e-6);
+        // Bin(7, 1/11): P(X ≥ 6) is about 3e-6.
+        assert!(t.p_value < 1e-5 && t.p_value > 1e-7, "{}", t.p_value);
+        // The same deaths spread by exposure: not significant.
+        let even = death_rate_test(1, 36_000_000, 10, 360_000_000).unwrap();
+        assert!(even.p_value > 0.5, "{}", even.p_value);
+        // No death on the previous version: the ratio is unbounded.
+        assert_eq!(death_rate_test(3, 1, 0, 1).unwrap().rate_ratio, None);
+        // No exposure on one side: nothing to compare.
+        assert_eq!(death_rate_test(3, 0, 0, 1), None);
+        assert_eq!(death_rate_test(3, 1, 0, 0), None);
+        // Huge counts are scaled, not summed forever, and stay in range.
+        let big = death_rate_test(u64::MAX / 4, 1_000, u64::MAX / 4, 1_000).unwrap();
+        assert!((0.0..=1.0).contains(&big.p_value));
+    }
 
     fn hist(pairs: &[(usize, u64)]) -> ScoreHistogram {
         let mut h = ScoreHistogram::new();

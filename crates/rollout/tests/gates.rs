@@ -352,6 +352,7 @@ fn the_canary_is_compared_with_its_own_pop() {
                 },
                 scores: mix.sample(100, &mut d.rng),
                 restarts: 0,
+                deaths: Vec::new(),
             };
             d.obs.absorb(idx, &beat, now).unwrap();
         }

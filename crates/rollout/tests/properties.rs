@@ -215,6 +215,7 @@ fn beat_strategy() -> impl Strategy<Value = (usize, Beat, u64)> {
                         },
                         scores,
                         restarts,
+                        deaths: Vec::new(),
                     },
                     at,
                 )

@@ -91,6 +91,7 @@ fn observe(r: &Rollout, shows: Shows, now: u64) -> Observations {
             },
             scores: HUMANS_AND_BOTS.sample(requests, &mut rng),
             restarts: 0,
+            deaths: Vec::new(),
         };
         obs.absorb(NodeIdx(i as u32), &beat, now).unwrap();
     }
@@ -110,6 +111,16 @@ fn verifying(wave: u16) -> Phase {
         wave,
         started_ms: 0,
         since_ms: CANARY_BAKE,
+    }
+}
+
+/// When the watch of `watching()` began (the last wave passed).
+const WATCH_FROM: u64 = CANARY_BAKE + 1_000;
+
+fn watching() -> Phase {
+    Phase::Watching {
+        since_ms: WATCH_FROM,
+        until_ms: WATCH_FROM + DEFAULT_WATCH_MS,
     }
 }
 
@@ -242,12 +253,64 @@ fn every_reconcile_transition() {
             vec!["audit:wave_passed", "audit:wave_started", "new:1"],
         ),
         (
-            "last wave verified: succeeded",
+            "last wave verified: the whole fleet is watched",
             verifying(3),
             Shows::Healthy,
             CANARY_BAKE + 1_000,
+            r#""phase":"watching","since_ms":61000,"until_ms":661000"#,
+            vec!["audit:wave_passed", "audit:watching"],
+        ),
+        (
+            "watching, healthy: the watch goes on",
+            watching(),
+            Shows::Healthy,
+            WATCH_FROM + 1_000,
+            r#""phase":"watching""#,
+            vec![],
+        ),
+        (
+            "the watch ends with no failure: succeeded",
+            watching(),
+            Shows::Healthy,
+            WATCH_FROM + DEFAULT_WATCH_MS,
             r#""phase":"succeeded","touched":4"#,
-            vec!["audit:wave_passed", "audit:succeeded"],
+            vec!["audit:watch_passed", "audit:succeeded"],
+        ),
+        (
+            "5xx during the watch roll the whole fleet back and mark the file bad",
+            watching(),
+            Shows::Errors,
+            WATCH_FROM + 1_000,
+            r#""phase":"rolling_back","touched":4"#,
+            vec![
+                "audit:watch_failed",
+                "bad",
+                "audit:rollback_started",
+                "back:0..=3",
+            ],
+        ),
+        (
+            "a paused watch still rolls back on a failure",
+            Phase::Paused {
+                resume: Resume::Watching {
+                    since_ms: WATCH_FROM,
+                    remaining_ms: 5_000,
+                },
+                cause: PauseCause::Operator {
+                    who: "bob".into(),
+                    reason: "look".into(),
+                },
+                since_ms: WATCH_FROM,
+            },
+            Shows::Errors,
+            WATCH_FROM + 1_000,
+            r#""phase":"rolling_back","touched":4"#,
+            vec![
+                "audit:watch_failed",
+                "bad",
+                "audit:rollback_started",
+                "back:0..=3",
+            ],
         ),
         (
             "no traffic: verifying holds",
@@ -488,11 +551,54 @@ fn every_command_transition() {
             vec!["audit:command", "audit:wave_started", "new:2"],
         ),
         (
-            "promote accepts an inconclusive last wave",
+            "promote accepts an inconclusive last wave: the watch starts",
             incon(3),
+            Command::Promote,
+            r#""phase":"watching","since_ms":100000,"until_ms":700000"#,
+            vec!["audit:command", "audit:watching"],
+        ),
+        (
+            "promote ends a watch",
+            watching(),
             Command::Promote,
             r#""phase":"succeeded","touched":4"#,
             vec!["audit:command", "audit:succeeded"],
+        ),
+        (
+            "pause a watch",
+            watching(),
+            Command::Pause,
+            r#""resume":{"phase":"watching","since_ms":61000,"remaining_ms":561000}"#,
+            vec!["audit:command"],
+        ),
+        (
+            "resume a watch: the time left, from now",
+            Phase::Paused {
+                resume: Resume::Watching {
+                    since_ms: WATCH_FROM,
+                    remaining_ms: 5_000,
+                },
+                cause: PauseCause::Operator {
+                    who: "bob".into(),
+                    reason: "look".into(),
+                },
+                since_ms: WATCH_FROM,
+            },
+            Command::Resume,
+            r#""phase":"watching","since_ms":61000,"until_ms":105000"#,
+            vec!["audit:command"],
+        ),
+        (
+            "rollback while watching",
+            watching(),
+            Command::Rollback { mark_bad: true },
+            r#""phase":"rolling_back","touched":4"#,
+            vec![
+                "audit:command",
+                "bad",
+                "audit:rollback_started",
+                "back:0..=3",
+            ],
         ),
         (
             "pause before start",
@@ -810,4 +916,114 @@ fn the_status_and_decisions_survive_json() {
     let obs_json = serde_json::to_string(&d.obs).unwrap();
     let obs: Observations = serde_json::from_str(&obs_json).unwrap();
     assert_eq!(obs, d.obs);
+}
+
+#[test]
+fn a_restart_during_the_watch_rolls_the_fleet_back_and_marks_the_file_bad() {
+    let r = at(watching());
+    let now = WATCH_FROM + 120_000;
+    let mut obs = observe(&r, Shows::Healthy, now - 1_000);
+    // One node, minutes after it loaded the file, dies and comes back on it.
+    let crashed = Beat {
+        restarts: 1,
+        deaths: vec![BeatDeath {
+            detected_at_ms: now,
+            active: Some(v2().digest),
+            uptime_ms: Some(300_000),
+            active_for_ms: Some(300_000),
+        }],
+        ..Beat::idle(Some(v2().digest))
+    };
+    obs.absorb(NodeIdx(5), &crashed, now).unwrap();
+    let d = reconcile(&r, &obs, now);
+    assert!(
+        matches!(d.status.phase, Phase::RollingBack { touched: 4, .. }),
+        "{}",
+        phase_of(&d)
+    );
+    assert!(d.marks_bad(&v2().digest));
+    let Some(RollbackCause::Watch { failure }) = &d.status.cause else {
+        panic!("{:?}", d.status.cause);
+    };
+    assert_eq!(failure.gate, Gate::Restarts);
+    assert!(
+        d.status
+            .bad
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("during the watch")
+    );
+    // The death is counted against the new version, with the time nodes served it.
+    assert_eq!(obs.deaths().new.deaths, 1);
+    assert_eq!(obs.deaths().previous.deaths, 0);
+    assert!(obs.deaths().new.exposure_ms > 0);
+}
+
+#[test]
+fn deaths_on_the_new_version_fail_the_death_gate_with_their_numbers() {
+    // Restarts tolerated, so only the death correlation can catch it.
+    let mut policy = RolloutPolicy::default();
+    policy.gates.max_restarts_per_node = u32::MAX;
+    let r = {
+        let mut r = rollout_over(&nodes(), policy);
+        let mut status = at(watching()).status().clone();
+        status.phase = watching();
+        r.apply(Decision {
+            status,
+            actions: vec![],
+            requeue_after_ms: None,
+            transitioned: false,
+        });
+        r
+    };
+    let mut obs = Observations::new(&r);
+    // Half the fleet served the previous version for an hour before, quietly; then every
+    // node serves the new one for 10 minutes and 5 of them die.
+    for i in 0..4u32 {
+        obs.absorb(NodeIdx(i), &Beat::idle(Some(v1().digest)), 0)
+            .unwrap();
+        for t in 1..=60u64 {
+            obs.absorb(NodeIdx(i), &Beat::idle(Some(v1().digest)), t * 60_000)
+                .unwrap();
+        }
+    }
+    let start = 3_600_000;
+    let mut now = start;
+    for step in 1..=10u64 {
+        now = start + step * 60_000;
+        for i in 0..8u32 {
+            let mut beat = Beat::idle(Some(v2().digest));
+            if step <= 5 && i == 0 {
+                beat.restarts = 1;
+                beat.deaths.push(BeatDeath {
+                    detected_at_ms: now,
+                    active: Some(v2().digest),
+                    uptime_ms: Some(60_000),
+                    active_for_ms: Some(60_000),
+                });
+            }
+            obs.absorb(NodeIdx(i), &beat, now).unwrap();
+        }
+    }
+    let d = reconcile(&r, &obs, now);
+    let Some(RollbackCause::Watch { failure }) = &d.status.cause else {
+        panic!("{} {:?}", phase_of(&d), d.status.report);
+    };
+    assert_eq!(failure.gate, Gate::Deaths);
+    let Numbers::Deaths(n) = &failure.numbers else {
+        panic!("{:?}", failure.numbers);
+    };
+    let t = n.test.unwrap();
+    assert_eq!((t.new_deaths, t.previous_deaths), (5, 0));
+    // The first minute on the new version was still served by the previous one (the
+    // version of the earlier beat counts).
+    assert_eq!(t.previous_exposure_ms, 4 * 3_660_000);
+    assert!(t.p_value < gate::DEFAULT_DEATH_ALPHA, "{}", t.p_value);
+    assert!(
+        failure.explanation.contains("died 5 times"),
+        "{}",
+        failure.explanation
+    );
+    assert!(d.marks_bad(&v2().digest));
 }

@@ -661,6 +661,7 @@ fn beat(
         counters,
         scores: ScoreHistogram::from_counts(counts),
         restarts: report.restarts,
+        deaths: Vec::new(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The rollout policy `rampart up` gives its control plane.
 
 /// The rollout policy of `rampart up`: the production defaults, with bakes and sample sizes
-/// cut so a rollout takes about a minute at the default traffic (200 requests a second).
+/// cut so a rollout takes about a minute at the default traffic (200 requests a second),
+/// and a watch of 20 s after the last wave.
 pub const POLICY: &str = "\
 [plan]
 canary_bake_ms = 20000
@@ -21,6 +22,7 @@ bake_ms = 10000
 [rollout]
 tick_ms = 500
 baseline_wait_ms = 5000
+watch_ms = 20000
 
 [rollout.gates]
 min_requests = 300

@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rampart_api::limits::MAX_BLESSED;
 use rampart_api::{ArtifactMeta, AuditEntry, BadMark, Heartbeat, KillSwitchEntry, Registration};
 use rampart_artifact::Digest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -102,6 +103,20 @@ CREATE TABLE orders (
     epoch INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     at_ms INTEGER NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE blessed (
+    digest TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    rollout INTEGER NOT NULL
+);
+CREATE TABLE version_records (
+    digest TEXT PRIMARY KEY,
+    deaths INTEGER NOT NULL,
+    exposure_ms INTEGER NOT NULL
 );
 "#,
 ];
@@ -639,6 +654,53 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
                 ));
             }
         }
+        Write::Bless {
+            kind,
+            version,
+            digest,
+            at_ms,
+            rollout,
+        } => {
+            tx.execute(
+                "INSERT INTO blessed (digest, kind, version, at_ms, rollout)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (digest) DO UPDATE SET at_ms = excluded.at_ms,
+                 rollout = excluded.rollout",
+                params![
+                    digest.to_string(),
+                    kind,
+                    int(*version)?,
+                    int(*at_ms)?,
+                    int(*rollout)?
+                ],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM blessed WHERE kind = ?1 AND digest NOT IN
+                 (SELECT digest FROM blessed WHERE kind = ?1
+                  ORDER BY at_ms DESC, version DESC LIMIT ?2)",
+                params![kind, int(MAX_BLESSED as u64)?],
+            )
+            .map_err(backend)?;
+        }
+        Write::Unbless { digest } => {
+            tx.execute(
+                "DELETE FROM blessed WHERE digest = ?1",
+                params![digest.to_string()],
+            )
+            .map_err(backend)?;
+        }
+        Write::AddRecords(records) => {
+            for (digest, e) in records {
+                tx.execute(
+                    "INSERT INTO version_records (digest, deaths, exposure_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (digest) DO UPDATE SET deaths = deaths + excluded.deaths,
+                     exposure_ms = exposure_ms + excluded.exposure_ms",
+                    params![digest.to_string(), int(e.deaths)?, int(e.exposure_ms)?],
+                )
+                .map_err(backend)?;
+            }
+        }
         Write::SetEpoch { epoch, at_ms } => {
             tx.execute(
                 "INSERT INTO orders (id, epoch, seq, at_ms) VALUES (1, ?1, 0, ?2)
@@ -756,7 +818,73 @@ fn load(conn: &mut Connection) -> Result<Loaded, StoreError> {
             })
         })
         .transpose()?;
+    {
+        let mut stmt = conn
+            .prepare(
+                "SELECT kind, version, digest FROM blessed
+                 ORDER BY kind, at_ms DESC, version DESC",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (kind, version, digest) = row.map_err(backend)?;
+            loaded.blessed.push((
+                kind,
+                rampart_api::Active {
+                    version: uint(version)?,
+                    digest: parse_digest(&digest)?,
+                },
+            ));
+        }
+    }
+    {
+        let mut stmt = conn
+            .prepare("SELECT digest, deaths, exposure_ms FROM version_records ORDER BY digest")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        for row in rows {
+            let (digest, deaths, exposure_ms) = row.map_err(backend)?;
+            loaded.records.push((
+                parse_digest(&digest)?,
+                rampart_rollout::Exposure {
+                    deaths: uint(deaths)?,
+                    exposure_ms: uint(exposure_ms)?,
+                },
+            ));
+        }
+    }
+    // The latest finished rollout of each kind: aftercare resumes from it.
+    let mut kinds = std::collections::BTreeSet::new();
+    for r in rollouts(conn, "done = 1", FINISHED_SCAN)? {
+        if kinds.insert(r.kind.clone()) {
+            loaded.finished.push(r);
+        }
+    }
     Ok(loaded)
+}
+
+/// Finished rollouts read at start to find each kind's latest (there are few kinds).
+const FINISHED_SCAN: usize = 64;
+
+fn parse_digest(text: &str) -> Result<Digest, StoreError> {
+    text.parse::<Digest>()
+        .map_err(|e| StoreError::Corrupt(format!("stored digest: {e}")))
 }
 
 fn rollouts(
@@ -764,7 +892,7 @@ fn rollouts(
     filter: &str,
     limit: usize,
 ) -> Result<Vec<RolloutRecord>, StoreError> {
-    // `filter` is one of two constant strings above, never input.
+    // `filter` is one of the constant strings above, never input.
     let sql = format!("SELECT state FROM rollouts WHERE {filter} ORDER BY id DESC LIMIT ?1");
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -827,6 +955,7 @@ mod tests {
             published_at_ms: v,
             published_by: "gen".into(),
             bad: None,
+            blessed: false,
         }
     }
 
@@ -994,6 +1123,57 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn blessings_and_death_records_survive_reopening_and_only_the_newest_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |v: u64| Digest::of(&v.to_le_bytes());
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            for v in 1..=(MAX_BLESSED as u64 + 2) {
+                s.commit(Batch::one(Write::Bless {
+                    kind: "features".into(),
+                    version: v,
+                    digest: d(v),
+                    at_ms: v,
+                    rollout: v,
+                }))
+                .await
+                .unwrap();
+            }
+            s.commit(Batch::one(Write::Unbless {
+                digest: d(MAX_BLESSED as u64 + 2),
+            }))
+            .await
+            .unwrap();
+            let e = |deaths, exposure_ms| rampart_rollout::Exposure {
+                deaths,
+                exposure_ms,
+            };
+            s.commit(Batch::one(Write::AddRecords(vec![(d(1), e(1, 1_000))])))
+                .await
+                .unwrap();
+            s.commit(Batch::one(Write::AddRecords(vec![(d(1), e(2, 500))])))
+                .await
+                .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let loaded = s.load().await.unwrap();
+        let versions: Vec<u64> = loaded.blessed.iter().map(|(_, a)| a.version).collect();
+        // The newest MAX_BLESSED were kept, then the newest was withdrawn.
+        let expect: Vec<u64> = (3..=(MAX_BLESSED as u64 + 1)).rev().collect();
+        assert_eq!(versions, expect);
+        assert_eq!(
+            loaded.records,
+            vec![(
+                d(1),
+                rampart_rollout::Exposure {
+                    deaths: 3,
+                    exposure_ms: 1_500
+                }
+            )]
+        );
     }
 
     /// Issue 13: deleting `control.lock` let a second control plane run on the same

@@ -294,6 +294,7 @@ impl Driver {
                 counters,
                 scores,
                 restarts,
+                deaths: Vec::new(),
             };
             self.obs.absorb(idx, &beat, self.now).unwrap();
         }

@@ -144,7 +144,7 @@
   }
 
   const PHASE_KIND = {
-    pending: 'busy', baking: 'busy', verifying: 'busy', rolling_back: 'warn', rolling: 'busy',
+    pending: 'busy', baking: 'busy', verifying: 'busy', watching: 'busy', rolling_back: 'warn', rolling: 'busy',
     paused: 'warn', succeeded: 'ok', passed: 'ok', rolled_back: 'bad', aborted: 'warn',
     failed: 'bad',
   };
@@ -538,6 +538,15 @@
     $('command-title').textContent = `Steer rollout #${current.id}`;
   }
 
+  // "watching until 15:20:03" for a rollout in its watch after the last wave.
+  function phaseWords(r) {
+    const p = r.state && r.state.status && r.state.status.phase;
+    if (r.phase === 'watching' && p && p.until_ms) {
+      return `watching until ${new Date(p.until_ms).toLocaleTimeString()}`;
+    }
+    return words(r.phase);
+  }
+
   function headData(r) {
     return { id: r.id, phase: r.phase, outcome: r.outcome, updated: r.updated_at_ms, wave: r.current_wave };
   }
@@ -546,7 +555,7 @@
     const live = r.waves.length;
     return [
       h('h3', { id: 'rollout-head-title', class: 'rollout-title' },
-        `Rollout #${r.id}: ${version(r.previous)} → ${version(r.target)} `, badge(words(r.phase), PHASE_KIND[r.phase]),
+        `Rollout #${r.id}: ${version(r.previous)} → ${version(r.target)} `, badge(phaseWords(r), PHASE_KIND[r.phase]),
         r.break_glass ? badge('break glass', 'bad') : null),
       h('dl', { class: 'facts wide' },
         h('dt', { text: 'target' }), h('dd', {}, version(r.target), ' ', digestEl(r.target.digest)),
