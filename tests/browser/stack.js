@@ -35,7 +35,8 @@ const KEPT_LINES = 400;
 
 /**
  * The rollout policy of the run. The canary bakes 10 s, long enough for the test to pause
- * it from the page; the later waves 0.5 s. 100 ms ticks, 100 requests judge a rate.
+ * it from the page; the later waves 0.5 s; the whole fleet is watched 2 s after the last
+ * wave. 100 ms ticks, 100 requests judge a rate.
  */
 const POLICY = `[plan]
 canary_bake_ms = 10000
@@ -51,6 +52,7 @@ bake_ms = 500
 [rollout]
 tick_ms = 100
 baseline_wait_ms = 3000
+watch_ms = 2000
 
 [rollout.gates]
 min_requests = 100

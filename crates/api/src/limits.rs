@@ -55,6 +55,9 @@ pub const MAX_ID: u64 = 9_223_372_036_854_775_807;
 /// and a bound keeps every deadline computed from it far from overflow.
 pub const MAX_BAKE_MS: u64 = 7 * 24 * 3_600_000;
 
+/// The longest post-rollout watch a start request may ask for: a week.
+pub const MAX_WATCH_MS: u64 = 7 * 24 * 3_600_000;
+
 /// Most items in one page of a list (artifacts, audit entries, rollouts).
 pub const MAX_PAGE: usize = 1_000;
 

@@ -4,7 +4,7 @@ use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::heartbeat::Active;
-use crate::limits::{MAX_BAKE_MS, MAX_REASON_LEN};
+use crate::limits::{MAX_BAKE_MS, MAX_REASON_LEN, MAX_WATCH_MS};
 use crate::{Invalid, check_text};
 
 /// Start a rollout of a stored artifact.
@@ -24,6 +24,10 @@ pub struct StartRollout {
     /// Bake time of every wave, in ms, instead of the plan's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_ms: Option<u64>,
+    /// How long the whole fleet is watched after the last wave, in ms, instead of the
+    /// policy's (0: no watch; the version is blessed as soon as the last wave passes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_ms: Option<u64>,
 }
 
 /// An operator command on a running rollout.
@@ -142,12 +146,18 @@ pub struct RolloutList {
 
 impl StartRollout {
     /// Checks the wire bounds: a break-glass push needs a reason; a bake is at most
-    /// [`MAX_BAKE_MS`].
+    /// [`MAX_BAKE_MS`], a watch at most [`MAX_WATCH_MS`].
     pub fn check(&self) -> Result<(), Invalid> {
         if self.bake_ms.is_some_and(|b| b > MAX_BAKE_MS) {
             return Err(Invalid::new(
                 "bake_ms",
                 format!("must be at most {MAX_BAKE_MS} (a week)"),
+            ));
+        }
+        if self.watch_ms.is_some_and(|w| w > MAX_WATCH_MS) {
+            return Err(Invalid::new(
+                "watch_ms",
+                format!("must be at most {MAX_WATCH_MS} (a week)"),
             ));
         }
         let reason = self.reason.as_deref().unwrap_or("");
@@ -212,6 +222,7 @@ mod tests {
             reason: None,
             break_glass: true,
             bake_ms: None,
+            watch_ms: None,
         };
         assert_eq!(s.check().unwrap_err().field, "reason");
         s.reason = Some("restore v41 everywhere: v42 broke canary and region".into());
@@ -228,6 +239,7 @@ mod tests {
             reason: None,
             break_glass: false,
             bake_ms: Some(MAX_BAKE_MS),
+            watch_ms: None,
         };
         assert!(s.check().is_ok());
         s.bake_ms = Some(MAX_BAKE_MS + 1);

@@ -58,6 +58,10 @@ pub(crate) struct StartArgs {
     /// Bake time of every wave, in ms.
     #[arg(long, value_name = "MS")]
     bake_ms: Option<u64>,
+    /// How long the whole fleet is watched after the last wave, in ms (0: none), instead of
+    /// the control plane's policy.
+    #[arg(long, value_name = "MS")]
+    watch_ms: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -166,6 +170,7 @@ fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
             reason: a.reason,
             break_glass: a.break_glass,
             bake_ms: a.bake_ms,
+            watch_ms: a.watch_ms,
         };
         match client.rollout_start(&req).await {
             Ok(rampart_api::Decision::Done(v)) => {

@@ -160,6 +160,7 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
         reason: Some("test".into()),
         break_glass: false,
         bake_ms: Some(bake_ms),
+        watch_ms: Some(0),
     };
     let r1 = admin
         .rollout_start(&start(v1, 200))
@@ -320,6 +321,8 @@ async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
         file.to_str().unwrap(),
         "--bake-ms",
         "200",
+        "--watch-ms",
+        "0",
         "--reason",
         "first",
     ]);

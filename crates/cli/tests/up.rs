@@ -171,6 +171,7 @@ bake_ms = 500
 [rollout]
 tick_ms = 100
 baseline_wait_ms = 1000
+watch_ms = 1000
 [rollout.gates]
 min_requests = 100
 [rollout.gates.shift]

@@ -110,6 +110,10 @@ impl<S: Store> Service<S> {
                 w.bake_ms = bake;
             }
         }
+        let mut rollout_policy = self.config.rollout_policy.clone();
+        if let Some(watch) = req.watch_ms {
+            rollout_policy.watch_ms = watch;
+        }
         let reason = req.reason.clone().filter(|r| !r.trim().is_empty());
         let start = Start {
             id,
@@ -117,7 +121,7 @@ impl<S: Store> Service<S> {
             to,
             nodes: &nodes,
             plan: &policy,
-            policy: &self.config.rollout_policy,
+            policy: &rollout_policy,
             break_glass: req.break_glass.then(|| BreakGlass {
                 by: caller.name.clone(),
                 reason: reason.clone().unwrap_or_default(),
@@ -312,6 +316,7 @@ impl<S: Store> Service<S> {
             )),
             break_glass: false,
             bake_ms: None,
+            watch_ms: None,
         };
         let result = self.start_rollout(&caller, req).await;
         let mut fleet = self.fleet();

@@ -4,7 +4,7 @@
 use rampart_api::identity::MAX_ENROLLMENT_TTL_MS;
 use rampart_api::limits::{
     MAX_BAKE_MS, MAX_BLESSED, MAX_DEATHS_PER_BEAT, MAX_ID, MAX_IDENT_LEN, MAX_PAGE, MAX_REASON_LEN,
-    MAX_SOFTWARE_VERSION_LEN,
+    MAX_SOFTWARE_VERSION_LEN, MAX_WATCH_MS,
 };
 use rampart_api::routes;
 use rampart_artifact::limits::{HARD_MAX_BYTES, HARD_MAX_FEATURES, HARD_MAX_NAME_LEN};
@@ -581,6 +581,8 @@ fn base_schemas() -> Value {
             "properties": { "digest": { "type": "string", "pattern": DIGEST_PATTERN },
                 "reason": nullable(text(MAX_REASON_LEN)), "break_glass": b,
                 "bake_ms": { "type": "integer", "minimum": 0, "maximum": MAX_BAKE_MS,
+                    "nullable": true },
+                "watch_ms": { "type": "integer", "minimum": 0, "maximum": MAX_WATCH_MS,
                     "nullable": true } },
             "description": "`break_glass` needs a `reason` that is not blank.",
             "anyOf": [

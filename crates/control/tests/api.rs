@@ -495,6 +495,7 @@ async fn a_rollout_passes_every_wave_and_the_next_one_is_gated_against_the_basel
             reason: None,
             break_glass: false,
             bake_ms: None,
+            watch_ms: None,
         })
         .await
         .unwrap_err();
@@ -593,6 +594,7 @@ async fn a_canary_nack_rolls_back_marks_the_digest_bad_and_audits_the_numbers() 
             reason: None,
             break_glass: true,
             bake_ms: None,
+            watch_ms: None,
         })
         .await
         .unwrap_err();

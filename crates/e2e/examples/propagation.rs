@@ -261,6 +261,7 @@ async fn start(admin: &Client, digest: Digest) -> anyhow::Result<()> {
             reason: Some("propagation bench".into()),
             break_glass: true,
             bake_ms: Some(2_000),
+            watch_ms: Some(0),
         })
         .await?
         .pending()

@@ -259,6 +259,7 @@ impl Harness {
                 reason: Some("test".into()),
                 break_glass: false,
                 bake_ms: Some(bake_ms),
+                watch_ms: None,
             })
             .await
             .unwrap()
@@ -275,6 +276,7 @@ impl Harness {
                 reason: Some(reason.into()),
                 break_glass: true,
                 bake_ms: Some(bake_ms),
+                watch_ms: None,
             })
             .await
             .unwrap()

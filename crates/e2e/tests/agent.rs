@@ -212,6 +212,7 @@ async fn the_agent_follows_its_control_plane() {
         reason: Some("test".into()),
         break_glass: false,
         bake_ms: Some(100),
+        watch_ms: Some(0),
     };
     admin
         .rollout_start(&start(d1))
@@ -472,6 +473,7 @@ async fn over_tls_with_the_right_ca_the_agent_registers_beats_and_takes_a_versio
             reason: Some("test".into()),
             break_glass: false,
             bake_ms: Some(100),
+            watch_ms: Some(0),
         })
         .await
         .unwrap();

@@ -134,6 +134,7 @@ impl Fleet {
                 reason: Some("process test".into()),
                 break_glass: false,
                 bake_ms: Some(bake_ms),
+                watch_ms: Some(0),
             })
             .await
             .unwrap()
