@@ -4,7 +4,7 @@
 //!
 //! Nothing here takes the store's lock (the failing thread may hold it): the event is
 //! appended to the journal's file directly
-//! ([`append_last_words`](rampart_ingest::journal::append_last_words)). It is armed by
+//! ([`append_last_words`]). It is armed by
 //! the first [`Node`](crate::Node) of the process once its store has booted (and so written
 //! this run's `boot` event): before that, an event would be blamed on the run before. A
 //! SIGKILL, an OOM kill or an abort leaves nothing: the death is reported with cause
