@@ -18,10 +18,51 @@ use std::time::{Duration, Instant};
 /// Lines `rampart up` may take to print its URLs and first summary.
 const START: Duration = Duration::from_secs(60);
 
+/// How long a dropped [`Up`] waits for `rampart up` to stop its children after SIGINT.
+const STOP_ON_DROP: Duration = Duration::from_secs(30);
+
+/// A running `rampart up`: when a test fails before it stops it, dropping this sends SIGINT
+/// (so `up` stops every child it started) and, after [`STOP_ON_DROP`], SIGKILL. A failed
+/// test leaves no stack running.
+struct Up(std::process::Child);
+
+impl std::ops::Deref for Up {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Up {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + STOP_ON_DROP;
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn up_starts_everything_and_ctrl_c_stops_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args([
             "up", "--edges", "2", "--pops", "2", "--rate", "50", "--every", "1h",
         ])
@@ -31,7 +72,7 @@ fn up_starts_everything_and_ctrl_c_stops_everything() {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
+        .unwrap());
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -183,7 +224,7 @@ fn up_inject_nov18_shows_each_layer_stopping_its_file() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, FAST_POLICY).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["up", "--inject", "nov18", "--rate", "400", "--every", "1h"])
         .args(["--beat-interval-ms", "200", "--policy"])
         .arg(&policy)
@@ -193,7 +234,7 @@ fn up_inject_nov18_shows_each_layer_stopping_its_file() {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
+        .unwrap());
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
