@@ -127,19 +127,21 @@ impl Fleet {
             .digest
     }
 
+    /// Starts a rollout of `digest` with every wave baking `bake_ms` and no watch.
     pub async fn rollout(&self, digest: Digest, bake_ms: u64) -> RolloutView {
-        self.admin
-            .rollout_start(&StartRollout {
-                digest,
-                reason: Some("process test".into()),
-                break_glass: false,
-                bake_ms: Some(bake_ms),
-                watch_ms: Some(0),
-            })
-            .await
-            .unwrap()
-            .done()
-            .unwrap()
+        self.start_rollout(&StartRollout {
+            digest,
+            reason: Some("process test".into()),
+            break_glass: false,
+            bake_ms: Some(bake_ms),
+            watch_ms: Some(0),
+        })
+        .await
+    }
+
+    /// Starts a rollout as `req` asks.
+    pub async fn start_rollout(&self, req: &StartRollout) -> RolloutView {
+        self.admin.rollout_start(req).await.unwrap().done().unwrap()
     }
 
     pub async fn wait_rollout(
