@@ -217,6 +217,12 @@ async fn only_dead_edges_failed(
         l.stop();
         until("the load to drain", EDGE_WAIT, async || l.is_done()).await;
         let totals = l.stats().totals();
+        eprintln!(
+            "{id}: {} deaths, {} requests sent, {} failed",
+            deaths.get(id).copied().unwrap_or(0),
+            totals.sent,
+            totals.failures()
+        );
         if never_died.contains(id) {
             assert!(!deaths.contains_key(id), "{id} died: {deaths:?}");
         }
