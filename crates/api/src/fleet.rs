@@ -92,6 +92,10 @@ pub struct NodeView {
     pub kill_switches: KillSwitches,
     /// Its health.
     pub health: Health,
+    /// The latest death it reported since this control plane started (the version active
+    /// then, uptime, cause), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_death: Option<crate::heartbeat::Death>,
 }
 
 /// The fleet.

@@ -141,10 +141,11 @@ impl Supervisor {
     /// listens on a new port) and reads every edge's last-known-good.
     async fn round(&mut self, fleet: &mut Fleet, loads: &BTreeMap<String, Load>) {
         for at in 0..fleet.edges.len() {
-            if fleet.edges[at].child.is_running() {
+            let Some(status) = fleet.edges[at].child.exit_status() else {
                 continue;
-            }
+            };
             let id = fleet.edges[at].spec.id.clone();
+            record_exit(fleet, &id, status);
             self.first_death.get_or_insert_with(Instant::now);
             let n = self.deaths.entry(id.clone()).or_default();
             *n += 1;
@@ -161,6 +162,22 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// What a supervisor does when an edge exits (as systemd's `ExecStopPost=` would): tells
+/// the edge's journal how its run ended, so the next boot reports the death's cause.
+fn record_exit(fleet: &Fleet, id: &str, status: std::process::ExitStatus) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args(["edge", "record-exit", "--data-dir"])
+        .arg(fleet.work.root.join(format!("edges/{id}/data")));
+    match (status.signal(), status.code()) {
+        (Some(signal), _) => cmd.args(["--signal", &signal.to_string()]),
+        (None, Some(code)) => cmd.args(["--exit-code", &code.to_string()]),
+        (None, None) => return,
+    };
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "record-exit for {id}: {out:?}");
 }
 
 /// Six edges with test hooks and traffic through each; version 1 rolled out, blessed and
@@ -298,6 +315,18 @@ async fn a_file_that_kills_edges_after_every_wave_passed_fails_the_watch_and_nev
         "the canary died: {:?}",
         sup.deaths
     );
+
+    // The control plane knows how the canary died: the supervisor recorded the signal
+    // (the hook aborts: SIGABRT), the restarted edge reported it with version 2 active.
+    until("the canary's death and its cause", EDGE_WAIT, async || {
+        fleet.anon.node("fra-1").await.is_ok_and(|n| {
+            n.last_death.is_some_and(|d| {
+                d.cause == rampart_api::DeathCause::Signal { signal: 6 }
+                    && d.active.map(|a| a.version) == Some(2)
+            })
+        })
+    })
+    .await;
 
     // Never blessed, never last-known-good.
     assert!(

@@ -64,6 +64,9 @@ pub struct NodeEntry {
     /// The latest death it reported (`detected_at_ms`): an edge resends a death until it is
     /// acknowledged, oldest first, so a death at or before this one was counted already.
     pub last_death_ms: Option<u64>,
+    /// The latest death it reported (as reported: with its cause), since this process
+    /// started.
+    pub last_death: Option<rampart_api::Death>,
 }
 
 /// A finished rollout still under aftercare: until `until_ms` (or the next rollout of its
@@ -175,12 +178,19 @@ impl Fleet {
                     record,
                     last: None,
                     last_death_ms: None,
+                    last_death: None,
                 },
             );
         }
         for b in loaded.beats {
             if let Some(n) = fleet.nodes.get_mut(&b.node) {
                 n.last_death_ms = b.beat.deaths.iter().map(|d| d.detected_at_ms).max();
+                n.last_death = b
+                    .beat
+                    .deaths
+                    .iter()
+                    .max_by_key(|d| d.detected_at_ms)
+                    .cloned();
                 n.last = Some((b.at_ms, b.beat));
             }
         }
@@ -248,6 +258,7 @@ impl Fleet {
                                 record: n.as_ref().clone(),
                                 last: None,
                                 last_death_ms: None,
+                                last_death: None,
                             },
                         );
                     }
@@ -421,6 +432,14 @@ impl Fleet {
         let mut converted = to_beat(beat);
         if let Some(n) = self.nodes.get_mut(node) {
             let seen = n.last_death_ms;
+            if let Some(newest) = beat
+                .deaths
+                .iter()
+                .filter(|d| seen.is_none_or(|s| d.detected_at_ms > s))
+                .max_by_key(|d| d.detected_at_ms)
+            {
+                n.last_death = Some(newest.clone());
+            }
             converted
                 .deaths
                 .retain(|d| seen.is_none_or(|s| d.detected_at_ms > s));
@@ -553,6 +572,7 @@ impl Fleet {
             module_enabled: beat.map(|b| b.module_enabled),
             kill_switches: desire.kill_switches,
             health,
+            last_death: entry.last_death.clone(),
         })
     }
 

@@ -554,7 +554,8 @@ fn base_schemas() -> Value {
         "NodeView": obj(&["node", "labels", "health"], json!({ "node": s, "labels": any,
             "software_version": s, "last_beat_ms": i, "active": any, "desired": any,
             "verdict": any, "last_rejection": any, "kill_switches": any,
-            "health": { "type": "string", "enum": ["new", "healthy", "degraded", "stale"] } })),
+            "health": { "type": "string", "enum": ["new", "healthy", "degraded", "stale"] },
+            "last_death": { "$ref": "#/components/schemas/Death" } })),
         "NodeList": obj(&["nodes"], json!({ "nodes": { "type": "array",
             "items": { "$ref": "#/components/schemas/NodeView" } } })),
         "Heartbeat": obj(&["seq", "module_enabled", "counters", "scores"], json!({

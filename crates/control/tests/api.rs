@@ -950,6 +950,15 @@ async fn a_watched_rollout_blesses_its_version_and_deaths_after_it_roll_it_back_
     );
     let meta = h.anon.artifact_meta(&v2.digest).await.unwrap();
     assert!(meta.bad.is_some() && !meta.blessed, "{meta:?}");
+    // The node's view names its newest death with the cause its supervisor recorded.
+    let view = h.anon.node("iad-2").await.unwrap();
+    let newest = view.last_death.expect("a death reported");
+    assert_eq!(newest.cause, DeathCause::Signal { signal: 6 });
+    assert_eq!(newest.detected_at_ms, 1_000 + 2 * 16 + 15);
+    assert_eq!(newest.active, Some(active2));
+    let listed = h.anon.nodes().await.unwrap();
+    let other = listed.nodes.iter().find(|n| n.node != "iad-2");
+    assert!(other.is_some_and(|n| n.last_death.is_none()), "{other:?}");
     let last = node.heartbeat("iad-2", &Heartbeat::empty(9)).await.unwrap();
     assert_eq!(last.blessed, vec![active1]);
     assert_eq!(last.desired.map(|d| d.version), Some(1));

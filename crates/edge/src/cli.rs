@@ -68,6 +68,24 @@ pub struct EdgeArgs {
 pub enum EdgeCommand {
     /// Print the contract this edge enforces, for producers to check against.
     Contract(ContractArgs),
+    /// Record how the last run ended (for a supervisor, e.g. systemd's `ExecStopPost=`):
+    /// the next boot reports the death with that cause. Nothing is written after a clean
+    /// stop.
+    RecordExit(RecordExitArgs),
+}
+
+/// `rampart edge record-exit`.
+#[derive(Debug, clap::Args)]
+pub struct RecordExitArgs {
+    /// The edge's data dir.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The signal that killed it: a number or a name (`9`, `KILL`, `SIGKILL`).
+    #[arg(long, value_name = "SIGNAL")]
+    pub signal: Option<String>,
+    /// The code it exited with.
+    #[arg(long, value_name = "CODE", allow_negative_numbers = true)]
+    pub exit_code: Option<i32>,
 }
 
 /// `rampart edge contract`.
@@ -88,6 +106,32 @@ pub enum Format {
     Toml,
     /// JSON.
     Json,
+}
+
+/// `rampart edge record-exit`: one line on stdout says what was recorded.
+fn record_exit(args: &RecordExitArgs) -> anyhow::Result<ExitCode> {
+    use rampart_ingest::journal::{ExitRecord, record_exit};
+    let exit = crate::last_words::supervisor_exit(args.signal.as_deref(), args.exit_code, |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(anyhow::Error::msg)?;
+    let journal = rampart_ingest::DataDir::new(&args.data_dir).journal();
+    let done = record_exit(
+        &journal,
+        rampart_ingest::config::DEFAULT_JOURNAL_MAX_BYTES,
+        exit,
+        rampart_host::clock::now_ms(),
+    )
+    .with_context(|| format!("cannot record the exit in {}", journal.display()))?;
+    let line = match done {
+        ExitRecord::Recorded(_) => format!("recorded {exit:?} for the last run"),
+        ExitRecord::Clean => "the last run stopped cleanly: nothing recorded".to_owned(),
+        ExitRecord::NoRun => format!("no run in {}: nothing recorded", journal.display()),
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed stdout does not undo the record.
+    let _ = writeln!(out, "{line}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Flags of `rampart edge`; each may also be set in the `--config` file (flags win).
@@ -554,6 +598,9 @@ fn default_node_id() -> String {
 /// Runs `rampart edge`: serves until SIGTERM or SIGINT, drains, records a clean exit.
 pub fn run(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     rampart_host::log::init();
+    if let Some(EdgeCommand::RecordExit(r)) = args.command {
+        return record_exit(&r);
+    }
     if let Some(EdgeCommand::Contract(c)) = args.command {
         let contract = load_contract(c.contract.as_deref())?;
         let text = match c.format {

@@ -7,9 +7,10 @@
 //! ([`append_last_words`]). It is armed by
 //! the first [`Node`](crate::Node) of the process once its store has booted (and so written
 //! this run's `boot` event): before that, an event would be blamed on the run before. A
-//! SIGKILL, an OOM kill or an abort leaves nothing: the death is reported with cause
-//! `unknown` (a supervisor that knows the signal could say more; see
-//! `docs/edge-operations.md`).
+//! SIGKILL, an OOM kill or an abort leaves nothing the victim can write: its supervisor says
+//! how it ended with `rampart edge record-exit` ([`supervisor_exit`], then
+//! [`record_exit`](rampart_ingest::journal::record_exit)), else the death is reported with
+//! cause `unknown` (see `docs/edge-operations.md`).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -58,5 +59,150 @@ pub fn exited(code: i32) {
                 code,
             },
         );
+    }
+}
+
+/// Linux signal names and numbers (x86-64 and arm64), as `kill -l` and systemd's
+/// `$EXIT_STATUS` spell them without `SIG`.
+const SIGNALS: [(&str, i32); 31] = [
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("ILL", 4),
+    ("TRAP", 5),
+    ("ABRT", 6),
+    ("BUS", 7),
+    ("FPE", 8),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("SEGV", 11),
+    ("USR2", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("TERM", 15),
+    ("STKFLT", 16),
+    ("CHLD", 17),
+    ("CONT", 18),
+    ("STOP", 19),
+    ("TSTP", 20),
+    ("TTIN", 21),
+    ("TTOU", 22),
+    ("URG", 23),
+    ("XCPU", 24),
+    ("XFSZ", 25),
+    ("VTALRM", 26),
+    ("PROF", 27),
+    ("WINCH", 28),
+    ("IO", 29),
+    ("PWR", 30),
+    ("SYS", 31),
+];
+
+/// Highest signal number accepted (real-time signals included).
+pub const MAX_SIGNAL: i32 = 64;
+
+/// A signal as a number (`9`), a name (`KILL`, `SIGKILL`, any case) or a real-time number.
+pub fn signal_number(text: &str) -> Option<i32> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<i32>() {
+        return (1..=MAX_SIGNAL).contains(&n).then_some(n);
+    }
+    let upper = t.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// How the last run ended, from `--signal` / `--exit-code`, or else from the variables
+/// systemd gives `ExecStopPost=` (`$EXIT_CODE`: `exited`, `killed` or `dumped`;
+/// `$EXIT_STATUS`: the code, or the signal's name), read through `env`.
+pub fn supervisor_exit(
+    signal: Option<&str>,
+    code: Option<i32>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<rampart_ingest::journal::SupervisorExit, String> {
+    use rampart_ingest::journal::SupervisorExit;
+    match (signal, code) {
+        (Some(_), Some(_)) => Err("give --signal or --exit-code, not both".into()),
+        (Some(s), None) => signal_number(s).map(SupervisorExit::Signal).ok_or_else(|| {
+            format!("unknown signal {s:?} (a number 1-{MAX_SIGNAL} or a name such as KILL)")
+        }),
+        (None, Some(c)) => Ok(SupervisorExit::Code(c)),
+        (None, None) => {
+            let how = env("EXIT_CODE").ok_or(
+                "no --signal or --exit-code, and no $EXIT_CODE from systemd (ExecStopPost=)",
+            )?;
+            let status = env("EXIT_STATUS").unwrap_or_default();
+            match how.as_str() {
+                "killed" | "dumped" => signal_number(&status)
+                    .map(SupervisorExit::Signal)
+                    .ok_or_else(|| format!("$EXIT_STATUS={status:?} is not a signal")),
+                "exited" => status
+                    .trim()
+                    .parse()
+                    .map(SupervisorExit::Code)
+                    .map_err(|_| format!("$EXIT_STATUS={status:?} is not an exit code")),
+                other => Err(format!(
+                    "$EXIT_CODE={other:?}: expected exited, killed or dumped"
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_ingest::journal::SupervisorExit;
+
+    #[test]
+    fn signals_parse_by_number_and_name() {
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("KILL"), Some(9));
+        assert_eq!(signal_number("sigabrt"), Some(6));
+        assert_eq!(signal_number("SEGV"), Some(11));
+        assert_eq!(signal_number("40"), Some(40));
+        for bad in ["0", "65", "-9", "SIGNOPE", ""] {
+            assert_eq!(signal_number(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_win_and_systemd_variables_fill_in() {
+        let none = |_: &str| None;
+        assert_eq!(
+            supervisor_exit(Some("ABRT"), None, none),
+            Ok(SupervisorExit::Signal(6))
+        );
+        assert_eq!(
+            supervisor_exit(None, Some(3), none),
+            Ok(SupervisorExit::Code(3))
+        );
+        assert!(supervisor_exit(Some("9"), Some(1), none).is_err());
+        assert!(
+            supervisor_exit(None, None, none)
+                .unwrap_err()
+                .contains("EXIT_CODE")
+        );
+        let systemd = |how: &'static str, status: &'static str| {
+            move |k: &str| match k {
+                "EXIT_CODE" => Some(how.to_owned()),
+                "EXIT_STATUS" => Some(status.to_owned()),
+                _ => None,
+            }
+        };
+        assert_eq!(
+            supervisor_exit(None, None, systemd("killed", "KILL")),
+            Ok(SupervisorExit::Signal(9))
+        );
+        assert_eq!(
+            supervisor_exit(None, None, systemd("dumped", "SEGV")),
+            Ok(SupervisorExit::Signal(11))
+        );
+        assert_eq!(
+            supervisor_exit(None, None, systemd("exited", "2")),
+            Ok(SupervisorExit::Code(2))
+        );
+        assert!(supervisor_exit(None, None, systemd("exited", "KILL")).is_err());
+        assert!(supervisor_exit(None, None, systemd("vanished", "1")).is_err());
     }
 }

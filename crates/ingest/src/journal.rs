@@ -97,6 +97,7 @@ impl Journal {
             | Event::Alive { .. }
             | Event::Panicked { .. }
             | Event::Exited { .. }
+            | Event::Killed { .. }
             | Event::DeathReported { .. } => {}
         }
         let mut line = serde_json::to_vec(&event).map_err(|e| DiskError::Io {
@@ -173,6 +174,58 @@ pub fn append_last_words(path: &Path, event: &Event) -> Result<(), DiskError> {
     };
     file.write_all(&line).map_err(io("append"))?;
     file.sync_data().map_err(io("sync"))
+}
+
+/// How a supervisor saw a run of the process end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupervisorExit {
+    /// Killed by this signal.
+    Signal(i32),
+    /// Exited with this code.
+    Code(i32),
+}
+
+/// What [`record_exit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitRecord {
+    /// The last run died: this event now says how (its death is reported with that cause).
+    Recorded(Event),
+    /// The last run shut down cleanly: nothing to say about it (a supervisor that restarts
+    /// after a clean stop calls this too).
+    Clean,
+    /// The journal has no run at all.
+    NoRun,
+}
+
+/// Records how the last run ended, as its supervisor saw it, for the next boot to report:
+/// for `ExecStopPost=` of a systemd unit or any supervisor, after the process is gone and
+/// before it is started again (the event belongs to the last run in the journal). Nothing is
+/// written when that run exited cleanly.
+pub fn record_exit(
+    path: &Path,
+    max_bytes: u64,
+    exit: SupervisorExit,
+    now_ms: u64,
+) -> Result<ExitRecord, DiskError> {
+    let events = read_tail(path, max_bytes)?;
+    if !events.iter().any(|e| matches!(e, Event::Boot { .. })) {
+        return Ok(ExitRecord::NoRun);
+    }
+    if !crate::sentinel::last_run_died(&events) {
+        return Ok(ExitRecord::Clean);
+    }
+    let event = match exit {
+        SupervisorExit::Signal(signal) => Event::Killed {
+            at_ms: now_ms,
+            signal,
+        },
+        SupervisorExit::Code(code) => Event::Exited {
+            at_ms: now_ms,
+            code,
+        },
+    };
+    append_last_words(path, &event)?;
+    Ok(ExitRecord::Recorded(event))
 }
 
 fn open_append(path: &Path) -> Result<File, DiskError> {
@@ -382,6 +435,42 @@ mod tests {
                 Event::Alive { at_ms: 3 }
             ]
         );
+    }
+
+    #[test]
+    fn a_supervisor_records_the_signal_of_a_dead_run_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let max = 64 * 1024;
+        assert_eq!(
+            record_exit(&path, max, SupervisorExit::Signal(9), 5).unwrap(),
+            ExitRecord::NoRun
+        );
+        append_last_words(&path, &boot(1_000)).unwrap();
+        append_last_words(&path, &act(1_100, 7)).unwrap();
+        let recorded = record_exit(&path, max, SupervisorExit::Signal(6), 9_000).unwrap();
+        assert_eq!(
+            recorded,
+            ExitRecord::Recorded(Event::Killed {
+                at_ms: 9_000,
+                signal: 6
+            })
+        );
+        // The next boot reports the death with the signal, and the uptime the run showed
+        // (the supervisor's line is not a sign of life).
+        let events = read_tail(&path, max).unwrap();
+        let deaths = crate::sentinel::deaths(&events, 10_000);
+        assert_eq!(deaths.len(), 1, "{deaths:?}");
+        assert_eq!(deaths[0].cause, crate::DeathCause::Signal { signal: 6 });
+        assert_eq!(deaths[0].uptime_ms, 100);
+        // A clean stop is left alone.
+        append_last_words(&path, &boot(10_000)).unwrap();
+        append_last_words(&path, &Event::CleanExit { at_ms: 11_000 }).unwrap();
+        assert_eq!(
+            record_exit(&path, max, SupervisorExit::Code(1), 12_000).unwrap(),
+            ExitRecord::Clean
+        );
+        assert_eq!(read_tail(&path, max).unwrap().len(), events.len() + 2);
     }
 
     #[test]

@@ -126,6 +126,14 @@ pub enum Event {
         /// The exit code.
         code: i32,
     },
+    /// The run's supervisor saw it killed by `signal` (written after the run ended, by
+    /// `rampart edge record-exit`, before the next boot): not a sign of life.
+    Killed {
+        /// Wall clock, ms since the Unix epoch (when the supervisor wrote it).
+        at_ms: u64,
+        /// The signal number.
+        signal: i32,
+    },
     /// The control plane answered a heartbeat that carried the death detected at
     /// `detected_at_ms`: it is not sent again.
     DeathReported {
@@ -166,7 +174,12 @@ pub enum DeathCause {
         /// The exit code.
         code: i32,
     },
-    /// No record: SIGKILL, OOM, power, an abort.
+    /// Killed by this signal, as its supervisor recorded it ([`Event::Killed`]).
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// No record: SIGKILL, OOM, power, an abort, with no supervisor to tell.
     Unknown,
 }
 
@@ -364,10 +377,12 @@ pub fn deaths(events: &[Event], now_ms: u64) -> Vec<Death> {
             active: run.last.map(|(_, v, d)| (v, d)),
             active_for_ms: run.last.map(|(at, _, _)| run.seen_ms.saturating_sub(at)),
             uptime_ms: run.seen_ms.saturating_sub(run.boot_ms),
-            cause: match (run.panicked, run.exit_code) {
-                (true, _) => DeathCause::Panic,
-                (false, Some(code)) => DeathCause::Exit { code },
-                (false, None) => DeathCause::Unknown,
+            // A panic is the most specific (its abort is the signal a supervisor sees).
+            cause: match (run.panicked, run.signal, run.exit_code) {
+                (true, _, _) => DeathCause::Panic,
+                (false, Some(signal), _) => DeathCause::Signal { signal },
+                (false, None, Some(code)) => DeathCause::Exit { code },
+                (false, None, None) => DeathCause::Unknown,
             },
         })
         .collect()
@@ -385,6 +400,7 @@ struct Run {
     clean: bool,
     panicked: bool,
     exit_code: Option<i32>,
+    signal: Option<i32>,
 }
 
 /// The runs in `events`, oldest first; events before the first boot are ignored.
@@ -405,6 +421,7 @@ fn runs(events: &[Event], now_ms: u64) -> Vec<Run> {
                 clean: false,
                 panicked: false,
                 exit_code: None,
+                signal: None,
             });
             continue;
         }
@@ -434,6 +451,8 @@ fn runs(events: &[Event], now_ms: u64) -> Vec<Run> {
                 r.exit_code = Some(*code);
                 r.seen_ms = r.seen_ms.max(*at_ms);
             }
+            // Written by the supervisor after the run ended: when it died is not known.
+            Event::Killed { signal, .. } => r.signal = Some(*signal),
             // Written by a later run about an earlier one: not a sign of life of this run's
             // version, but of the process.
             Event::DeathReported { at_ms, .. } => r.seen_ms = r.seen_ms.max(*at_ms),

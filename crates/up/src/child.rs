@@ -156,6 +156,11 @@ impl Child {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How it ended, once it has (`None` while it runs).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends SIGTERM (a graceful stop: drain, clean exit) without waiting.
     pub fn terminate(&self) {
         let _ = kill_process(Pid::from_child(&self.child), Signal::TERM);

@@ -29,6 +29,9 @@ pub fn death(d: &rampart_ingest::Death) -> rampart_api::Death {
         cause: match d.cause {
             rampart_ingest::DeathCause::Panic => rampart_api::DeathCause::Panic,
             rampart_ingest::DeathCause::Exit { code } => rampart_api::DeathCause::Exit { code },
+            rampart_ingest::DeathCause::Signal { signal } => {
+                rampart_api::DeathCause::Signal { signal }
+            }
             rampart_ingest::DeathCause::Unknown => rampart_api::DeathCause::Unknown,
         },
     }
