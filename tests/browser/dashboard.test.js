@@ -353,6 +353,13 @@ async function main() {
     await waitText('the switch is audited', '#audit-table tbody tr:first-child', 'killswitch.set');
     check(await page.locator(`${failedRow} details`).evaluate((d) => d.open), 'an opened audit entry stays open as new entries arrive');
 
+    // --- an edge dies: rampart up records how and starts it again; the page shows the death ---
+    const victim = stack.state.edges.find((e) => e.id === 'sin-2');
+    process.kill(victim.pid, 'SIGKILL');
+    await waitText('sin-2 shows its last death, SIGKILL, found by its next run', '#fleet-body li.node[data-node="sin-2"] dd.death', 'signal 9 (SIGKILL)');
+    const sin2 = await stack.admin('sin-2', '/status');
+    check(sin2.active && sin2.active.version >= 1, 'the restarted sin-2 answers on its admin address and serves a file (its /status)');
+
     // --- two admins for a fleet-wide switch: the operator asks, the approver grants ---
     await page.selectOption('#ks-node', '');
     await page.selectOption('#ks-state', 'on');

@@ -319,3 +319,127 @@ fn up_removes_an_old_state_file_before_it_starts() {
         "the old up.json is gone, and no new one was written"
     );
 }
+
+/// How long `rampart up` may take to see an edge's death, record it and start it again.
+const RESTART: Duration = Duration::from_secs(60);
+
+#[test]
+fn up_records_how_an_edge_died_and_starts_it_again_on_its_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "up", "--edges", "2", "--pops", "2", "--rate", "50", "--every", "1h",
+        ])
+        .args(["--beat-interval-ms", "200", "--dir"])
+        .arg(dir.path().join("stack"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap());
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |what: &str, within: Duration, done: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + within;
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no {what}; got:\n{}", seen.join("\n")));
+            let hit = done(&line);
+            seen.push(line.clone());
+            if hit {
+                return line;
+            }
+        }
+    };
+    wait_for("stack", START, &|l| l.trim().starts_with("edge "));
+    let state_path = dir.path().join("stack/up.json");
+    let read_state = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap()
+    };
+    let state = read_state();
+    let edge = state["edges"][1].clone();
+    let id = edge["id"].as_str().unwrap().to_owned();
+    let pid = edge["pid"].as_u64().unwrap();
+    let admin: SocketAddr = edge["admin"].as_str().unwrap().parse().unwrap();
+    let proxy: SocketAddr = edge["proxy"].as_str().unwrap().parse().unwrap();
+
+    // A crash the edge cannot see: SIGKILL.
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let died = wait_for("death line", RESTART, &|l| {
+        l.starts_with(&format!("supervisor: edge {id} died"))
+    });
+    assert!(died.contains("signal 9, SIGKILL"), "{died}");
+    assert!(died.contains("recorded in its journal"), "{died}");
+    let again = wait_for("restart line", RESTART, &|l| {
+        l.starts_with(&format!("supervisor: edge {id} started again"))
+    });
+
+    // Same addresses, a new PID, and up.json says so.
+    let state = read_state();
+    let now = state["edges"][1].clone();
+    let new_pid = now["pid"].as_u64().unwrap();
+    assert_ne!(new_pid, pid, "{again}");
+    assert!(again.contains(&format!("pid {new_pid}")), "{again}");
+    assert_eq!(now["admin"], edge["admin"]);
+    assert_eq!(now["proxy"], edge["proxy"]);
+    assert!(
+        state["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["pid"].as_u64() == Some(new_pid)),
+        "{state}"
+    );
+    assert!(TcpStream::connect(admin).is_ok() && TcpStream::connect(proxy).is_ok());
+
+    // The restarted edge told the control plane how its last run died.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca = state["files"]["ca"].as_str().unwrap();
+    let transport =
+        rampart_api::Transport::from_flags(Some(std::path::Path::new(ca)), false).unwrap();
+    let anon =
+        rampart_api::Client::with_transport(state["control"].as_str().unwrap(), None, &transport)
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let death = loop {
+        let view = rt.block_on(anon.node(&id)).unwrap();
+        if let Some(d) = view.last_death {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no death reported: {view:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(death.cause, rampart_api::DeathCause::Signal { signal: 9 });
+
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "rampart up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{new_pid}")).exists(),
+        "the restarted edge was stopped too"
+    );
+}

@@ -110,19 +110,14 @@ pub enum Format {
 
 /// `rampart edge record-exit`: one line on stdout says what was recorded.
 fn record_exit(args: &RecordExitArgs) -> anyhow::Result<ExitCode> {
-    use rampart_ingest::journal::{ExitRecord, record_exit};
+    use rampart_ingest::journal::ExitRecord;
     let exit = crate::last_words::supervisor_exit(args.signal.as_deref(), args.exit_code, |k| {
         std::env::var(k).ok()
     })
     .map_err(anyhow::Error::msg)?;
     let journal = rampart_ingest::DataDir::new(&args.data_dir).journal();
-    let done = record_exit(
-        &journal,
-        rampart_ingest::config::DEFAULT_JOURNAL_MAX_BYTES,
-        exit,
-        rampart_host::clock::now_ms(),
-    )
-    .with_context(|| format!("cannot record the exit in {}", journal.display()))?;
+    let done = crate::last_words::record_exit_in(&args.data_dir, exit)
+        .with_context(|| format!("cannot record the exit in {}", journal.display()))?;
     let line = match done {
         ExitRecord::Recorded(_) => format!("recorded {exit:?} for the last run"),
         ExitRecord::Clean => "the last run stopped cleanly: nothing recorded".to_owned(),

@@ -149,6 +149,42 @@ pub fn supervisor_exit(
     }
 }
 
+/// How a child's [`ExitStatus`](std::process::ExitStatus) reads to the journal: the signal
+/// that killed it, else its exit code (`None`: neither is known).
+pub fn exit_of(
+    status: std::process::ExitStatus,
+) -> Option<rampart_ingest::journal::SupervisorExit> {
+    use rampart_ingest::journal::SupervisorExit;
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.signal(), status.code()) {
+        (Some(signal), _) => Some(SupervisorExit::Signal(signal)),
+        (None, Some(code)) => Some(SupervisorExit::Code(code)),
+        (None, None) => None,
+    }
+}
+
+/// Records how the last run of the edge whose data dir is `data_dir` ended, as its
+/// supervisor saw it: what `rampart edge record-exit` and `rampart up`'s supervisor do.
+pub fn record_exit_in(
+    data_dir: &std::path::Path,
+    exit: rampart_ingest::journal::SupervisorExit,
+) -> Result<rampart_ingest::journal::ExitRecord, rampart_ingest::DiskError> {
+    rampart_ingest::journal::record_exit(
+        &rampart_ingest::DataDir::new(data_dir).journal(),
+        rampart_ingest::config::DEFAULT_JOURNAL_MAX_BYTES,
+        exit,
+        now_ms(),
+    )
+}
+
+/// A signal's name without `SIG` (`ABRT` for 6), if it has one.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    SIGNALS
+        .iter()
+        .find(|(_, n)| *n == signal)
+        .map(|(name, _)| *name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

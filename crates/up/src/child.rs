@@ -56,15 +56,21 @@ pub enum ChildError {
 // === impl Child ===
 
 impl Child {
-    /// Starts `command` (its stdout and stderr are taken over) and waits for its first
-    /// stdout line. The child gets its own process group, so a Ctrl-C in the terminal reaches
+    /// Starts `command` (its stdout and stderr are taken over, appended to `log`) and waits
+    /// for its first stdout line. The child gets its own process group, so a Ctrl-C in the terminal reaches
     /// only the supervisor, which stops its children in order.
     pub fn start(name: &str, mut command: Command, log: &Path) -> Result<Child, ChildError> {
         let spawn_err = |source| ChildError::Spawn {
             name: name.to_owned(),
             source,
         };
-        let log_file = File::create(log).map_err(spawn_err)?;
+        // Appended to: a child started again keeps the stderr of the run before (a panic's
+        // message, say).
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(spawn_err)?;
         let stderr = log_file.try_clone().map_err(spawn_err)?;
         let mut child = command
             .stdin(Stdio::null())

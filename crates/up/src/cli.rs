@@ -21,6 +21,7 @@ use crate::origin::Origin;
 use crate::policy::POLICY;
 use crate::stack::{self, ControlSpec};
 use crate::state;
+use crate::supervise::Supervisor;
 use crate::system::{MAX_EDGES, Running, edge_specs, inject_target, start_generator};
 use crate::trust::TrustFiles;
 use crate::workdir::Workdir;
@@ -128,7 +129,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let generator = start_generator(&exe, &work, &control.url, args.every)?;
-    let running = Running {
+    let mut running = Running {
         control,
         edges,
         generator,
@@ -165,6 +166,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         let mut seen_rollout = String::new();
         let mut log_offset = 0u64;
         let mut inject = inject;
+        let mut supervisor = Supervisor::new(&running.edges, Instant::now());
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -174,6 +176,19 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
                     println!("{line}");
                 }
                 _ = watch.tick() => {
+                    // An edge starting again blocks this thread (at most the child start
+                    // timeout): the console waits; traffic and the origin run on the
+                    // runtime's workers.
+                    let round = supervisor.round(&mut running.edges, &work, Instant::now());
+                    // up.json names the new PIDs before the console says they started.
+                    if round.restarted
+                        && let Err(e) = running.state(&origin).write(&work)
+                    {
+                        println!("supervisor: cannot write {}: {e}", state::FILE);
+                    }
+                    for line in &round.lines {
+                        println!("{line}");
+                    }
                     if let Some(line) = rollout_change(&anon, &mut seen_rollout).await {
                         println!("{line}");
                     }

@@ -36,6 +36,7 @@ pub mod policy;
 pub mod stack;
 pub mod state;
 pub mod status;
+pub mod supervise;
 pub mod system;
 pub mod trust;
 pub mod workdir;

@@ -79,6 +79,8 @@ pub struct EdgeProc {
     pub admin: SocketAddr,
     /// Its watch dir.
     pub watch_dir: PathBuf,
+    /// Its data dir (store, journal, identity).
+    pub data_dir: PathBuf,
 }
 
 /// Why a process of the stack could not start.
@@ -153,8 +155,26 @@ pub fn start_control(spec: &ControlSpec, work: &Workdir) -> Result<ControlProc, 
 }
 
 /// Starts `rampart edge` following the control plane, with its data and watch dirs under
-/// `DIR/edges/<id>/`, one proxy worker, proxy and admin on free ports.
+/// `DIR/edges/<id>/`, one proxy worker, proxy and admin on free ports. Its log is appended
+/// to, so a restarted edge keeps the last words of the run before.
 pub fn start_edge(spec: &EdgeSpec, work: &Workdir) -> Result<EdgeProc, StackError> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    start_edge_on(spec, work, any, any)
+}
+
+/// Starts a dead edge again on the addresses it had, so its clients and `up.json` still
+/// find it (the edge's listeners set `SO_REUSEADDR`); its data dir, journal and identity are
+/// the ones it had.
+pub fn restart_edge(dead: &EdgeProc, work: &Workdir) -> Result<EdgeProc, StackError> {
+    start_edge_on(&dead.spec, work, dead.proxy, dead.admin)
+}
+
+fn start_edge_on(
+    spec: &EdgeSpec,
+    work: &Workdir,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> Result<EdgeProc, StackError> {
     let base = format!("edges/{}", spec.id);
     let watch_dir = work.dir(&format!("{base}/watch"))?;
     let data_dir = work.dir(&format!("{base}/data"))?;
@@ -168,14 +188,11 @@ pub fn start_edge(spec: &EdgeSpec, work: &Workdir) -> Result<EdgeProc, StackErro
     )?;
     let mut cmd = Command::new(&spec.exe);
     cmd.arg("edge")
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-        ])
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--admin")
+        .arg(admin.to_string())
+        .args(["--workers", "1"])
         .arg("--upstream")
         .arg(format!("http://{}", spec.upstream))
         .arg("--data-dir")
@@ -219,6 +236,7 @@ pub fn start_edge(spec: &EdgeSpec, work: &Workdir) -> Result<EdgeProc, StackErro
         proxy,
         admin,
         watch_dir,
+        data_dir,
     })
 }
 

@@ -406,6 +406,20 @@
     );
   }
 
+  /** Signal names a supervisor reports most (numbers as on Linux). */
+  const SIGNALS = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 11: 'SIGSEGV', 13: 'SIGPIPE', 15: 'SIGTERM' };
+
+  /** A reported death: its cause, the version active then, when, and how long the run lived. */
+  function deathText(d) {
+    const c = d.cause || {};
+    const cause = c.kind === 'signal' ? `signal ${c.signal}${SIGNALS[c.signal] ? ` (${SIGNALS[c.signal]})` : ''}`
+      : c.kind === 'exit' ? `exit code ${c.code}`
+      : c.kind === 'panic' ? 'panic' : 'cause unknown';
+    const on = d.active ? `on v${d.active.version}` : 'before any file';
+    const up = num(d.uptime_ms) === null ? '' : `, up ${duration(d.uptime_ms)}`;
+    return `${cause} ${on}, found at ${clock(d.detected_at_ms)}${up}`;
+  }
+
   function nodeItem(n) {
     const canary = n.labels && n.labels.canary;
     const sw = n.kill_switches && n.kill_switches.bot;
@@ -448,6 +462,7 @@
                 rej.issues.length > REJECTION_ISSUES_SHOWN ? h('li', { class: 'hint', text: `and ${rej.issues.length - REJECTION_ISSUES_SHOWN} more` }) : null)
               : null]
           : 'none'),
+        n.last_death ? [h('dt', { text: 'last death' }), h('dd', { class: 'death' }, deathText(n.last_death))] : null,
         h('dt', { text: 'software' }),
         h('dd', { text: n.software_version }),
       ),
