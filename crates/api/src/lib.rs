@@ -66,7 +66,8 @@ pub use killswitch::{
 };
 pub use order::{Admitted, Applied, ORDER_PAYLOAD_TYPE, Order, OrderRefusal};
 pub use rollout::{
-    GateView, RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout, WaveView,
+    GateView, ObservedView, RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout,
+    WaveView,
 };
 
 /// The API version every path starts with.

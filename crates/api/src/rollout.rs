@@ -92,6 +92,9 @@ pub struct RolloutView {
     pub gates: Vec<GateView>,
     /// Why it ended (a failed gate with its numbers, an operator's reason).
     pub outcome: Option<String>,
+    /// What gates in `observe` mode would have done: the first failure of each, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<ObservedView>,
     /// The rollout machine's whole state, for tools.
     pub state: serde_json::Value,
 }
@@ -125,7 +128,9 @@ pub struct GateView {
     /// Its name (`nack`, `errors_5xx`, `module_errors`, `restarts`, `score_shift`,
     /// `heartbeats`).
     pub name: String,
-    /// `pass`, `hold` or `fail`.
+    /// `pass`, `hold`, `fail`, `skipped`; for a gate in `observe` mode, `would_fail` or
+    /// `would_hold` (it neither rolls back nor holds); `skipped` with detail `"off"` for a gate
+    /// turned off.
     pub verdict: String,
     /// What was measured (a rate, a statistic), when it is a number.
     pub value: Option<f64>,
@@ -133,6 +138,23 @@ pub struct GateView {
     pub threshold: Option<f64>,
     /// One line with the numbers.
     pub detail: String,
+}
+
+/// The first failure of a gate in `observe` mode: what it would have done had it enforced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedView {
+    /// The gate (`score_shift`, …).
+    pub gate: String,
+    /// The wave it would have stopped (`None`: during the watch after the last wave).
+    pub wave: Option<usize>,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// In words: `would have rolled back at wave 0 (canary)`.
+    pub would: String,
+    /// The gate's explanation, with its numbers.
+    pub explanation: String,
+    /// The numbers, as the gate measured them.
+    pub numbers: serde_json::Value,
 }
 
 /// Rollouts, newest first.

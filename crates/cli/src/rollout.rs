@@ -356,5 +356,12 @@ fn text(v: &RolloutView) -> String {
     if let Some(o) = &v.outcome {
         let _ = writeln!(s, "  outcome: {o}");
     }
+    for o in &v.observed {
+        let _ = writeln!(
+            s,
+            "  observe: gate {} {}: {}",
+            o.gate, o.would, o.explanation
+        );
+    }
     s
 }

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_api::{
-    Active, GateView, RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout,
-    WaveView,
+    Active, GateView, ObservedView, RolloutAction, RolloutCommand, RolloutList, RolloutView,
+    StartRollout, WaveView,
 };
 use rampart_artifact::Digest;
+use rampart_rollout::GateMode;
 use rampart_rollout::{
     Action, Actor, ArtifactRef, Beat, BreakGlass, Command, Event, FinalTargets, Gate, Node,
     Numbers, Operator, Phase, Run, RunError, Start, Step, Verdict,
@@ -478,14 +479,16 @@ impl<S: Store> Service<S> {
     /// rollouts rolled back.
     pub async fn aftercare(&self) -> Vec<u64> {
         let now = self.now();
-        let due: Vec<(Aftercare, rampart_rollout::Failure)> = {
+        let (due, observe): (Vec<_>, Vec<_>) = {
             let mut fleet = self.fleet();
             fleet.aftercare.retain(|_, c| now < c.until_ms);
             let policy = &self.config.rollout_policy.gates.deaths;
-            fleet
+            let running: Vec<String> = fleet.running.keys().cloned().collect();
+            let failed: Vec<(Aftercare, rampart_rollout::Failure)> = fleet
                 .aftercare
                 .iter()
-                .filter(|(kind, _)| !fleet.running.contains_key(*kind))
+                .filter(|(kind, _)| !running.contains(*kind))
+                .filter(|(_, care)| care.mode != GateMode::Off && !care.observed)
                 .filter_map(|(_, care)| {
                     let tally = rampart_rollout::DeathTally {
                         new: fleet
@@ -504,8 +507,42 @@ impl<S: Store> Service<S> {
                         _ => None,
                     }
                 })
-                .collect()
+                .collect();
+            for care in fleet.aftercare.values_mut() {
+                if care.mode == GateMode::Observe
+                    && failed.iter().any(|(c, _)| c.rollout == care.rollout)
+                {
+                    care.observed = true;
+                }
+            }
+            failed
+                .into_iter()
+                .partition(|(care, _)| care.mode == GateMode::Enforce)
         };
+        for (care, failure) in observe {
+            let entry = NewAudit {
+                at_ms: now,
+                who: SYSTEM_ACTOR.into(),
+                action: "rollout.aftercare_observed".into(),
+                subject: format!("rollout/{}", care.rollout),
+                reason: Some(format!(
+                    "deaths gate (observe mode) would have rolled the finished rollout back: {}",
+                    failure.explanation
+                )),
+                detail: json!({
+                    "from": care.from,
+                    "to": care.to,
+                    "numbers": failure.numbers,
+                }),
+            };
+            let written = {
+                let _w = self.write.lock().await;
+                self.commit(Batch::one(Write::Audit(entry))).await
+            };
+            if let Err(e) = written {
+                tracing::error!(rollout = care.rollout, error = %e, "cannot audit an observing aftercare");
+            }
+        }
         let mut rolled = Vec::new();
         for (care, failure) in due {
             match self.aftercare_rollback(&care, &failure).await {
@@ -772,6 +809,14 @@ fn final_writes(stored: &StoredRollout) -> Vec<Write> {
 fn event_reason(event: &Event) -> Option<String> {
     match event {
         Event::GateFailed { failure, .. } => Some(failure.explanation.clone()),
+        Event::GateObserved { wave, failure } => Some(format!(
+            "{} gate (observe mode) would have rolled back {}: {}",
+            failure.gate.key(),
+            wave.map_or("the fleet during the watch".to_owned(), |w| format!(
+                "at wave {w}"
+            )),
+            failure.explanation
+        )),
         Event::Corrupt { what } => Some(what.clone()),
         _ => None,
     }
@@ -849,6 +894,24 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
                 .collect()
         })
         .unwrap_or_default();
+    let observed = status
+        .observed
+        .iter()
+        .map(|o| ObservedView {
+            gate: o.failure.gate.key().to_owned(),
+            wave: o.wave.map(usize::from),
+            at_ms: o.at_ms,
+            would: match o.wave {
+                Some(0) if !plan.is_break_glass() => {
+                    "would have rolled back at wave 0 (canary)".to_owned()
+                }
+                Some(w) => format!("would have rolled back at wave {w}"),
+                None => "would have rolled back the whole fleet during the watch".to_owned(),
+            },
+            explanation: o.failure.explanation.clone(),
+            numbers: serde_json::to_value(&o.failure.numbers).unwrap_or_default(),
+        })
+        .collect();
     let outcome = match (&status.cause, phase) {
         (Some(rampart_rollout::rollout::RollbackCause::Gate { wave, failure }), _) => {
             Some(format!("wave {wave}: {}", failure.explanation))
@@ -897,6 +960,7 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
         waves,
         gates,
         outcome,
+        observed,
         state: serde_json::to_value(r).unwrap_or_default(),
     }
 }
@@ -904,9 +968,9 @@ pub fn view(stored: &StoredRollout) -> RolloutView {
 fn gate_view(wave: usize, gate: Gate, verdict: &Verdict) -> GateView {
     let name = gate.key().to_owned();
     let (value, threshold) = match verdict {
-        Verdict::Pass { numbers } | Verdict::Fail(rampart_rollout::Failure { numbers, .. }) => {
-            measured(numbers)
-        }
+        Verdict::Pass { numbers }
+        | Verdict::Fail(rampart_rollout::Failure { numbers, .. })
+        | Verdict::WouldFail(rampart_rollout::Failure { numbers, .. }) => measured(numbers),
         _ => (None, None),
     };
     let (word, detail) = match verdict {
@@ -914,6 +978,8 @@ fn gate_view(wave: usize, gate: Gate, verdict: &Verdict) -> GateView {
         Verdict::Skipped { reason } => ("skipped", compact(reason)),
         Verdict::Hold { reason } => ("hold", compact(reason)),
         Verdict::Fail(f) => ("fail", f.explanation.clone()),
+        Verdict::WouldFail(f) => ("would_fail", f.explanation.clone()),
+        Verdict::WouldHold { reason } => ("would_hold", compact(reason)),
     };
     GateView {
         wave,

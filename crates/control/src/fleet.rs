@@ -82,6 +82,11 @@ pub struct Aftercare {
     pub to: ArtifactRef,
     /// When aftercare ends, ms since the Unix epoch.
     pub until_ms: u64,
+    /// The death gate's mode in the rollout's policy: `observe` records what aftercare would
+    /// have done instead of rolling back, `off` skips aftercare.
+    pub mode: rampart_rollout::GateMode,
+    /// An observing aftercare has recorded its failure (once per process).
+    pub observed: bool,
 }
 
 /// Everything requests read.
@@ -157,6 +162,8 @@ impl Aftercare {
             from: *r.from()?,
             to: *r.to(),
             until_ms: at_ms.saturating_add(aftercare_ms),
+            mode: r.policy().gates.modes.deaths,
+            observed: false,
         })
     }
 }

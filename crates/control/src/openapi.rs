@@ -460,14 +460,27 @@ fn schemas() -> Value {
     all
 }
 
-/// The schemas of deaths, blessings and the rollout phase (a second `json!`: one would
-/// exceed the macro's recursion limit).
+/// The schemas of deaths, blessings, the rollout and its phase (a second `json!`: one
+/// would exceed the macro's recursion limit).
 fn death_and_blessing_schemas() -> Value {
     let obj = |required: &[&str], props: Value| json!({ "type": "object", "required": required, "properties": props });
     let s = json!({ "type": "string" });
     let i = json!({ "type": "integer", "minimum": 0 });
+    let b = json!({ "type": "boolean" });
     let any = json!({ "type": "object" });
     json!({
+        "RolloutView": obj(&["id", "phase", "waves"], json!({ "id": i, "kind": s,
+            "target": any, "previous": any,
+            "phase": { "type": "string", "enum": ["pending", "baking", "verifying", "watching",
+                "paused", "rolling_back", "succeeded", "aborted", "rolled_back", "failed"] },
+            "done": b, "break_glass": b,
+            "reason": s, "started_by": s, "current_wave": i,
+            "waves": { "type": "array", "items": any },
+            "gates": { "type": "array", "items": any }, "outcome": s,
+            "observed": { "type": "array", "description": "What gates in `observe` mode would have done: the first failure of each.", "items": { "$ref": "#/components/schemas/ObservedView" } }, "state": any })),
+        "ObservedView": obj(&["gate", "at_ms", "would", "explanation"], json!({ "gate": s,
+            "wave": { "type": "integer", "minimum": 0, "nullable": true }, "at_ms": i,
+            "would": s, "explanation": s, "numbers": any })),
         "Active": obj(&["version", "digest"], json!({ "version": i,
             "digest": { "type": "string", "pattern": DIGEST_PATTERN } })),
         "Death": strict(&["detected_at_ms"], json!({ "detected_at_ms": i,
@@ -592,14 +605,6 @@ fn base_schemas() -> Value {
             ] },
         "RolloutAction": strict(&[], json!({ "reason": nullable(text(MAX_REASON_LEN)),
             "mark_bad": b })),
-        "RolloutView": obj(&["id", "phase", "waves"], json!({ "id": i, "kind": s,
-            "target": any, "previous": any,
-            "phase": { "type": "string", "enum": ["pending", "baking", "verifying", "watching",
-                "paused", "rolling_back", "succeeded", "aborted", "rolled_back", "failed"] },
-            "done": b, "break_glass": b,
-            "reason": s, "started_by": s, "current_wave": i,
-            "waves": { "type": "array", "items": any },
-            "gates": { "type": "array", "items": any }, "outcome": s, "state": any })),
         "RolloutList": obj(&["rollouts"], json!({ "rollouts": { "type": "array",
             "items": { "$ref": "#/components/schemas/RolloutView" } } })),
         "KillSwitchSet": {

@@ -109,6 +109,47 @@ pub struct GatePolicy {
     pub converge_timeout_ms: u64,
     /// The death-correlation gate.
     pub deaths: DeathLimits,
+    /// What each gate does with its verdict: act on it (the default), only record it, or
+    /// nothing at all.
+    pub modes: GateModes,
+}
+
+/// What a gate does with its verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateMode {
+    /// Its failures roll the rollout back and its holds keep a wave waiting.
+    #[default]
+    Enforce,
+    /// It computes its verdict and numbers, and the rollout records what it would have done
+    /// ([`Verdict::WouldFail`], [`Verdict::WouldHold`]); it never holds, pauses or rolls back.
+    /// For trying a new threshold (or a new gate) on real rollouts before it acts.
+    Observe,
+    /// It is not computed ([`SkipReason::Off`]).
+    Off,
+}
+
+/// The mode of every gate (policy file: `[rollout.gates.modes]`, e.g.
+/// `score_shift = "observe"`); a gate not named enforces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateModes {
+    /// [`Gate::Nack`].
+    pub nack: GateMode,
+    /// [`Gate::Restarts`].
+    pub restarts: GateMode,
+    /// [`Gate::Errors5xx`].
+    pub errors_5xx: GateMode,
+    /// [`Gate::ModuleErrors`].
+    pub module_errors: GateMode,
+    /// [`Gate::ScoreShift`].
+    pub score_shift: GateMode,
+    /// [`Gate::Heartbeat`].
+    pub heartbeat: GateMode,
+    /// [`Gate::Convergence`].
+    pub convergence: GateMode,
+    /// [`Gate::Deaths`] (also after the rollout: aftercare).
+    pub deaths: GateMode,
 }
 
 /// Thresholds of the death-correlation gate: fail when deaths per node-hour on the new
@@ -195,6 +236,15 @@ pub enum Verdict {
     },
     /// Unhealthy: the rollout rolls back.
     Fail(Failure),
+    /// An observing gate ([`GateMode::Observe`]) failed: had it enforced, the rollout would
+    /// have rolled back. Nothing happens but the record.
+    WouldFail(Failure),
+    /// An observing gate cannot judge yet: had it enforced, the wave would wait. The wave
+    /// does not wait for it.
+    WouldHold {
+        /// Why, with numbers.
+        reason: HoldReason,
+    },
 }
 
 /// A failed gate: which, the numbers, and a sentence for people.
@@ -359,6 +409,8 @@ pub enum SkipReason {
     NoPreviousVersion,
     /// The report was stored before this gate existed.
     NotMeasured,
+    /// The policy turned the gate off ([`GateMode::Off`]).
+    Off,
 }
 
 /// Which group the gates compared the new version with.
@@ -483,6 +535,13 @@ pub struct Listed {
 
 /// Evaluates every gate.
 pub fn evaluate(ctx: &Context<'_>) -> GateReport {
+    let mut report = evaluate_all(ctx);
+    report.apply_modes(&ctx.policy.modes);
+    report
+}
+
+/// Every gate, each as if it enforced.
+fn evaluate_all(ctx: &Context<'_>) -> GateReport {
     let tally = Tally::count(ctx);
     let (baseline_kind, baseline) = choose_baseline(ctx);
     let new = ctx.obs.new_pool();
@@ -957,6 +1016,52 @@ impl Default for GatePolicy {
             max_missing_share: DEFAULT_MAX_MISSING_SHARE,
             converge_timeout_ms: DEFAULT_CONVERGE_TIMEOUT_MS,
             deaths: DeathLimits::default(),
+            modes: GateModes::default(),
+        }
+    }
+}
+
+// === impl GateModes ===
+
+impl GateModes {
+    /// The mode of `gate`.
+    pub fn of(&self, gate: Gate) -> GateMode {
+        match gate {
+            Gate::Nack => self.nack,
+            Gate::Restarts => self.restarts,
+            Gate::Errors5xx => self.errors_5xx,
+            Gate::ModuleErrors => self.module_errors,
+            Gate::ScoreShift => self.score_shift,
+            Gate::Heartbeat => self.heartbeat,
+            Gate::Convergence => self.convergence,
+            Gate::Deaths => self.deaths,
+        }
+    }
+
+    /// The gates that do not enforce, with their mode, in report order.
+    pub fn relaxed(&self) -> Vec<(Gate, GateMode)> {
+        Gate::ALL
+            .into_iter()
+            .map(|g| (g, self.of(g)))
+            .filter(|(_, m)| *m != GateMode::Enforce)
+            .collect()
+    }
+}
+
+// === impl GateMode ===
+
+impl GateMode {
+    /// `verdict` as a gate in this mode gives it: unchanged when enforcing; a failure or a
+    /// hold turned into what it would have been when observing; skipped when off.
+    pub fn apply(self, verdict: Verdict) -> Verdict {
+        match (self, verdict) {
+            (GateMode::Enforce, v) => v,
+            (GateMode::Off, _) => Verdict::Skipped {
+                reason: SkipReason::Off,
+            },
+            (GateMode::Observe, Verdict::Fail(f)) => Verdict::WouldFail(f),
+            (GateMode::Observe, Verdict::Hold { reason }) => Verdict::WouldHold { reason },
+            (GateMode::Observe, v) => v,
         }
     }
 }
@@ -1034,6 +1139,14 @@ impl Verdict {
         }
     }
 
+    /// What an observing gate would have failed on, if this verdict is that.
+    pub fn would_fail(&self) -> Option<&Failure> {
+        match self {
+            Verdict::WouldFail(f) => Some(f),
+            _ => None,
+        }
+    }
+
     /// The hold reason, if this verdict is one.
     pub fn hold(&self) -> Option<&HoldReason> {
         match self {
@@ -1063,6 +1176,34 @@ impl GateReport {
             convergence: hold(),
             deaths: hold(),
         }
+    }
+
+    /// Gives each verdict the mode its gate has in `modes` ([`GateMode::apply`]).
+    pub fn apply_modes(&mut self, modes: &GateModes) {
+        for (gate, verdict) in self.verdicts_mut() {
+            let v = std::mem::replace(verdict, Verdict::not_measured());
+            *verdict = modes.of(gate).apply(v);
+        }
+    }
+
+    /// What observing gates would have failed on, in report order.
+    pub fn would_fail(&self) -> impl Iterator<Item = &Failure> {
+        self.verdicts()
+            .into_iter()
+            .filter_map(|(_, v)| v.would_fail())
+    }
+
+    fn verdicts_mut(&mut self) -> [(Gate, &mut Verdict); 8] {
+        [
+            (Gate::Nack, &mut self.nack),
+            (Gate::Restarts, &mut self.restarts),
+            (Gate::Errors5xx, &mut self.errors_5xx),
+            (Gate::ModuleErrors, &mut self.module_errors),
+            (Gate::ScoreShift, &mut self.score_shift),
+            (Gate::Heartbeat, &mut self.heartbeat),
+            (Gate::Convergence, &mut self.convergence),
+            (Gate::Deaths, &mut self.deaths),
+        ]
     }
 
     /// The verdicts in report order.

@@ -77,8 +77,8 @@ pub mod runner;
 pub mod stats;
 
 pub use gate::{
-    BaselineKind, DeathLimits, DeathNumbers, Failure, Gate, GatePolicy, GateReport, HoldReason,
-    Numbers, Overall, Verdict,
+    BaselineKind, DeathLimits, DeathNumbers, Failure, Gate, GateMode, GateModes, GatePolicy,
+    GateReport, HoldReason, Numbers, Overall, Verdict,
 };
 pub use observation::{
     Apply, Beat, BeatDeath, Counters, DeathTally, Exposure, NodeState, Observations, Pool,
@@ -91,7 +91,7 @@ pub use reconcile::{
 };
 pub use rollout::{
     ArtifactRef, BadMark, BreakGlass, DEFAULT_AFTERCARE_MS, DEFAULT_WATCH_MS, Phase, Rollout,
-    RolloutPolicy, RolloutSpec, StartError, Status, Target,
+    RolloutPolicy, RolloutSpec, StartError, Status, Target, WouldHave,
 };
 pub use runner::{FinalTargets, Queue, Run, RunError, Start, Step};
 pub use stats::{DeathTest, death_rate_test};

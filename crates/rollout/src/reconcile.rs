@@ -14,7 +14,7 @@ use crate::observation::Observations;
 use crate::plan::Plan;
 use crate::rollout::{
     ArtifactRef, BadMark, BreakGlass, MAX_REASON_LEN, PauseCause, Phase, Reference, Resume,
-    RollbackCause, Rollout, Target,
+    RollbackCause, Rollout, Target, WouldHave,
 };
 use rampart_artifact::Digest;
 
@@ -148,6 +148,15 @@ pub enum Event {
     },
     /// Every wave passed (and the watch after them).
     Succeeded,
+    /// An observing gate ([`GateMode::Observe`](crate::gate::GateMode)) failed for the first
+    /// time in this rollout: had it enforced, the rollout would have rolled back here.
+    /// Nothing else happens.
+    GateObserved {
+        /// The wave it would have stopped (`None`: during the watch after the last wave).
+        wave: Option<u16>,
+        /// What it would have said, with its numbers.
+        failure: Failure,
+    },
     /// A gate failed.
     GateFailed {
         /// The wave.
@@ -282,6 +291,7 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
                 return corrupt(rollout, d, now_ms, "baking wave beyond the plan");
             }
             let report = judge(rollout, obs, wave, started_ms, now_ms);
+            observed(rollout, &mut d, &report, Some(wave), now_ms);
             if let Overall::Fail(f) = report.overall() {
                 let failure = f.clone();
                 d.status.report = Some(report);
@@ -312,6 +322,7 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
                 return corrupt(rollout, d, now_ms, "verifying wave beyond the plan");
             }
             let report = judge(rollout, obs, wave, started_ms, now_ms);
+            observed(rollout, &mut d, &report, Some(wave), now_ms);
             match report.overall() {
                 Overall::Fail(f) => {
                     let failure = f.clone();
@@ -350,6 +361,7 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
         }
         Phase::Watching { since_ms, until_ms } => {
             let report = judge_watch(rollout, obs, since_ms, now_ms);
+            observed(rollout, &mut d, &report, None, now_ms);
             if let Overall::Fail(f) = report.overall() {
                 let failure = f.clone();
                 d.status.report = Some(report);
@@ -375,6 +387,7 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
             ..
         } => {
             let report = judge_watch(rollout, obs, since_ms, now_ms);
+            observed(rollout, &mut d, &report, None, now_ms);
             if let Overall::Fail(f) = report.overall() {
                 let failure = f.clone();
                 d.status.report = Some(report);
@@ -393,6 +406,7 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
                     return corrupt(rollout, d, now_ms, "paused wave beyond the plan");
                 }
                 let report = judge(rollout, obs, wave, started_ms, now_ms);
+                observed(rollout, &mut d, &report, Some(wave), now_ms);
                 if let Overall::Fail(f) = report.overall() {
                     let failure = f.clone();
                     d.status.report = Some(report);
@@ -762,6 +776,39 @@ fn remember_baseline(
             wave: Some(wave),
             pool: pool.clone(),
         });
+    }
+}
+
+/// Records, once per gate and rollout, what an observing gate would have failed on
+/// ([`Status::observed`](crate::rollout::Status), audited as [`Event::GateObserved`]).
+fn observed(
+    rollout: &Rollout,
+    d: &mut Decision,
+    report: &GateReport,
+    wave: Option<u16>,
+    now_ms: u64,
+) {
+    for failure in report.would_fail() {
+        if d.status
+            .observed
+            .iter()
+            .any(|o| o.failure.gate == failure.gate)
+        {
+            continue;
+        }
+        d.status.observed.push(WouldHave {
+            wave,
+            at_ms: now_ms,
+            failure: failure.clone(),
+        });
+        d.audit(
+            rollout,
+            now_ms,
+            Event::GateObserved {
+                wave,
+                failure: failure.clone(),
+            },
+        );
     }
 }
 

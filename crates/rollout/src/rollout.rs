@@ -132,6 +132,21 @@ pub struct Status {
     pub created_ms: u64,
     /// When the phase last changed.
     pub changed_ms: u64,
+    /// What observing gates would have done: the first failure of each, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<WouldHave>,
+}
+
+/// The first failure of an observing gate ([`GateMode::Observe`](crate::gate::GateMode)) in
+/// a rollout: had it enforced, the rollout would have rolled back then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WouldHave {
+    /// The wave it would have stopped (`None`: during the watch after the last wave).
+    pub wave: Option<u16>,
+    /// When.
+    pub at_ms: u64,
+    /// What it said, with its numbers.
+    pub failure: crate::gate::Failure,
 }
 
 /// The states of a rollout.
@@ -400,6 +415,7 @@ impl Rollout {
                 bad: None,
                 created_ms: now_ms,
                 changed_ms: now_ms,
+                observed: Vec::new(),
             },
         })
     }

@@ -374,3 +374,114 @@ fn a_rollout_from_nothing_has_no_baseline_and_skips_the_shift_gate() {
     assert_eq!(report.baseline, BaselineKind::None);
     assert!(matches!(report.score_shift, Verdict::Skipped { .. }));
 }
+
+fn with_shift_mode(mode: GateMode) -> RolloutPolicy {
+    let mut policy = RolloutPolicy::default();
+    policy.gates.modes.score_shift = mode;
+    policy
+}
+
+fn observed_events(d: &Driver) -> Vec<(Option<u16>, Gate)> {
+    d.all_actions()
+        .filter_map(|a| match a {
+            Action::Audit(AuditRecord {
+                event: Event::GateObserved { wave, failure },
+                ..
+            }) => Some((*wave, failure.gate)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_observing_shift_gate_lets_the_bad_file_through_and_records_it_would_have_stopped_the_canary()
+{
+    let mut d = Driver::with_policy(
+        &fleet(20, 4, 4),
+        Behaviour::AllIn(1),
+        with_shift_mode(GateMode::Observe),
+    );
+    d.run(2_000);
+    assert!(
+        matches!(d.phase(), Phase::Succeeded { .. }),
+        "the observing gate acted: {:?}",
+        d.phase()
+    );
+    assert!(!d.rollout.is_bad(&v2().digest));
+    assert!(
+        d.all_actions()
+            .all(|a| !matches!(a, Action::MarkBad { .. }))
+    );
+    // Recorded once, at the canary, with the numbers that would have stopped it.
+    assert_eq!(observed_events(&d), vec![(Some(0), Gate::ScoreShift)]);
+    let observed = &d.rollout.status().observed;
+    assert_eq!(observed.len(), 1, "{observed:?}");
+    assert_eq!(observed[0].wave, Some(0));
+    let Numbers::Shift(s) = &observed[0].failure.numbers else {
+        panic!("{:?}", observed[0].failure.numbers)
+    };
+    assert!(s.ks.d > 0.6, "D = {}", s.ks.d);
+    // The last report says what it would do, and nothing enforcing failed.
+    let report = d.rollout.status().report.clone().unwrap();
+    assert!(
+        matches!(report.score_shift, Verdict::WouldFail(_)),
+        "{:?}",
+        report.score_shift
+    );
+    assert_eq!(report.overall(), Overall::Pass);
+}
+
+#[test]
+fn an_enforcing_gate_still_acts_when_another_only_observes() {
+    let mut policy = with_shift_mode(GateMode::Observe);
+    policy.gates.modes.restarts = GateMode::Enforce;
+    let mut d = Driver::with_policy(&fleet(20, 4, 4), Behaviour::Errors5xx(1.0), policy);
+    d.run(500);
+    assert_stopped_at_canary(&d, Gate::Errors5xx, true);
+}
+
+#[test]
+fn a_gate_turned_off_is_not_computed_and_records_nothing() {
+    let mut d = Driver::with_policy(
+        &fleet(20, 4, 4),
+        Behaviour::AllIn(1),
+        with_shift_mode(GateMode::Off),
+    );
+    d.run(2_000);
+    assert!(
+        matches!(d.phase(), Phase::Succeeded { .. }),
+        "{:?}",
+        d.phase()
+    );
+    assert!(observed_events(&d).is_empty());
+    assert!(d.rollout.status().observed.is_empty());
+    let report = d.rollout.status().report.clone().unwrap();
+    assert_eq!(
+        report.score_shift,
+        Verdict::Skipped {
+            reason: gate::SkipReason::Off
+        }
+    );
+}
+
+#[test]
+fn an_observing_gate_that_cannot_judge_does_not_hold_the_wave() {
+    // Too little traffic: the rate gates hold (and pause as inconclusive) when they enforce;
+    // observing, they only say they would hold.
+    let mut policy = RolloutPolicy::default();
+    policy.gates.modes.errors_5xx = GateMode::Observe;
+    policy.gates.modes.module_errors = GateMode::Observe;
+    policy.gates.modes.score_shift = GateMode::Observe;
+    let policy = RolloutPolicy {
+        hold_cap_ms: 20_000,
+        ..policy
+    };
+    let mut d = Driver::with_policy(&fleet(4, 2, 2), Behaviour::Healthy, policy);
+    d.set_requests_per_beat(1);
+    d.run(2_000);
+    assert!(
+        matches!(d.phase(), Phase::Succeeded { .. }),
+        "{:?}",
+        d.phase()
+    );
+}

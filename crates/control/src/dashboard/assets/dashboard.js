@@ -149,7 +149,7 @@
     failed: 'bad',
   };
   const HEALTH_KIND = { healthy: 'ok', new: 'busy', degraded: 'bad', stale: 'warn' };
-  const VERDICT_KIND = { pass: 'ok', skipped: 'mute', hold: 'warn', fail: 'bad' };
+  const VERDICT_KIND = { pass: 'ok', skipped: 'mute', hold: 'warn', fail: 'bad', would_fail: 'warn', would_hold: 'mute' };
 
   // === the API ===
 
@@ -578,7 +578,11 @@
         h('dt', { text: 'started' }), h('dd', { text: `${utc(r.started_at_ms)} by ${r.started_by}` }),
         h('dt', { text: 'reason' }), h('dd', { class: 'reason', text: r.reason || '–' }),
         h('dt', { text: 'wave' }), h('dd', { text: r.current_wave === null || r.current_wave === undefined ? '–' : `${r.current_wave + 1} of ${live}` }),
-        h('dt', { text: 'outcome' }), h('dd', { class: `outcome ${PHASE_KIND[r.phase] || ''}`, text: r.outcome || (r.done ? '–' : 'in progress') })),
+        h('dt', { text: 'outcome' }), h('dd', { class: `outcome ${PHASE_KIND[r.phase] || ''}`, text: r.outcome || (r.done ? '–' : 'in progress') }),
+        r.observed && r.observed.length
+          ? [h('dt', { text: 'observing gates' }), h('dd', { class: 'observed' }, h('ul', {}, r.observed.map((o) => h('li', { 'data-gate': o.gate },
+            badge('observe', 'warn'), ' ', h('strong', { text: `${GATE_NAME[o.gate] || o.gate} ${o.would}` }), ` at ${clock(o.at_ms)} UTC: ${o.explanation}`))))]
+          : null),
     ];
   }
 
@@ -607,10 +611,10 @@
     ];
   }
 
-  const GATE_ORDER = ['nack', 'restarts', 'errors_5xx', 'module_errors', 'score_shift', 'heartbeat', 'convergence'];
+  const GATE_ORDER = ['nack', 'restarts', 'errors_5xx', 'module_errors', 'score_shift', 'heartbeat', 'convergence', 'deaths'];
   const GATE_NAME = {
     nack: 'NACKs', restarts: 'Restarts', errors_5xx: '5xx vs baseline', module_errors: 'Module errors vs baseline',
-    score_shift: 'Score shift (KS)', heartbeat: 'Heartbeats', convergence: 'Convergence',
+    score_shift: 'Score shift (KS)', heartbeat: 'Heartbeats', convergence: 'Convergence', deaths: 'Deaths per node-hour',
   };
 
   // The status lists gates by their serde names; the report's fields spell two otherwise.
@@ -648,6 +652,10 @@
         return [h('strong', { text: v.explanation || 'failed' }), h('br'), numbersText(v.numbers)];
       case 'hold':
         return `waiting: ${holdText(v.reason)}`;
+      case 'would_fail':
+        return [h('strong', { text: `observe mode, would roll back: ${v.explanation || 'failed'}` }), h('br'), numbersText(v.numbers)];
+      case 'would_hold':
+        return `observe mode, would wait: ${holdText(v.reason)}`;
       case 'skipped':
         return `skipped: ${words(v.reason)}`;
       default:
@@ -692,6 +700,13 @@
         return `${n.missing} missing (${n.allowed} tolerated), ${n.timed_out} timed out, longest ${duration(n.longest_ms)}${listed(n.nodes)}`;
       case 'convergence':
         return `${n.pending} pending after ${duration(n.waited_ms)}${listed(n.nodes)}`;
+      case 'deaths': {
+        const t = n.test;
+        const l = n.limits || {};
+        return `${n.new_deaths} death(s) on the new version` + (t
+          ? `: ${fixed(t.new_per_node_hour, 2)} per node-hour vs ${fixed(t.previous_per_node_hour, 2)} on the previous (${t.previous_deaths} deaths); ratio ${t.rate_ratio === null || t.rate_ratio === undefined ? 'unbounded' : fixed(t.rate_ratio, 2)}, p ${fixed(t.p_value, 4)}`
+          : ', no exposure to compare yet') + `; fails at p < ${l.alpha} with ≥ ${l.min_deaths} deaths and ratio ≥ ${l.min_ratio}`;
+      }
       default:
         return JSON.stringify(n);
     }
