@@ -964,3 +964,76 @@ async fn a_watched_rollout_blesses_its_version_and_deaths_after_it_roll_it_back_
     assert_eq!(last.desired.map(|d| d.version), Some(1));
     fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observing_death_gate_records_what_aftercare_would_have_done_and_rolls_nothing_back() {
+    use rampart_api::{Active, Death, DeathCause};
+    let h = Harness::start_with(|c| {
+        c.rollout_policy.gates.modes.deaths = rampart_rollout::GateMode::Observe;
+    })
+    .await;
+    let fleet = fleet(&h).await;
+    let node = h.node("iad-2").await;
+    for (version, weight) in [(1, 0.5), (2, 0.6)] {
+        let v = h
+            .publisher
+            .publish(h.sign(&doc_weighted(version, 10, weight)))
+            .await
+            .unwrap()
+            .artifact;
+        let r = h.start_rollout(v.digest, 300).await;
+        assert_eq!(h.wait_done(r.id, 60).await.phase, "succeeded");
+    }
+    let v2 = h.anon.nodes().await.unwrap().nodes[0].active.unwrap();
+    let active2 = Active {
+        version: 2,
+        digest: v2.digest,
+    };
+    let mut beat = Heartbeat::empty(0);
+    beat.active = Some(active2);
+    beat.deaths = (0..16)
+        .map(|i| Death {
+            detected_at_ms: 1_000 + i,
+            active: Some(active2),
+            active_for_ms: Some(300_000),
+            uptime_ms: Some(300_000),
+            cause: DeathCause::Signal { signal: 11 },
+        })
+        .collect();
+    node.heartbeat("iad-2", &beat).await.unwrap();
+    // Aftercare runs every tick: wait for its record (bounded), then a while longer to see
+    // that it neither rolls back nor records twice.
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let audit = h.anon.audit(0, 1000).await.unwrap();
+        seen = audit
+            .entries
+            .into_iter()
+            .filter(|e| e.action.starts_with("rollout.aftercare"))
+            .collect();
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let audit = h.anon.audit(0, 1000).await.unwrap();
+    let all: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| e.action.starts_with("rollout.aftercare"))
+        .collect();
+    assert_eq!(all.len(), 1, "{all:#?} ({seen:?})");
+    assert_eq!(all[0].action, "rollout.aftercare_observed");
+    assert_eq!(all[0].who, "control");
+    assert_eq!(
+        all[0].detail["numbers"]["new_deaths"], 16,
+        "{}",
+        all[0].detail
+    );
+    let meta = h.anon.artifact_meta(&v2.digest).await.unwrap();
+    assert!(meta.bad.is_none() && meta.blessed, "{meta:?}");
+    let rollouts = h.anon.rollouts(1).await.unwrap().rollouts;
+    assert_eq!(rollouts[0].phase, "succeeded", "{:?}", rollouts[0]);
+    fleet.stop().await;
+}
