@@ -1,4 +1,4 @@
-//! `rampart artifact {inspect,validate,sign,verify,diff}`.
+//! `rampart artifact {inspect,validate,sign,verify,diff,shadow}`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,26 @@ pub(crate) enum Command {
         /// Signed feature file.
         file: PathBuf,
     },
+    /// Score one sample with a candidate file and the serving one: the score shift (KS,
+    /// Mann–Whitney), the verdict flips at common block thresholds, and on a labelled sample
+    /// the change in precision and recall for bots. Exit 1 when the candidate is held.
+    Shadow {
+        /// The file to judge.
+        #[arg(long)]
+        candidate: PathBuf,
+        /// The file serving now.
+        #[arg(long)]
+        against: PathBuf,
+        /// Recorded requests, JSON lines (`docs/shadow.md`); default: the embedded labelled
+        /// sample.
+        #[arg(long)]
+        sample: Option<PathBuf>,
+        /// Contract both files are compiled under; default: the edge's.
+        #[arg(long)]
+        contract: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Features added, removed and changed between two files, and the count ratio.
     Diff {
         /// The older file.
@@ -109,6 +129,19 @@ pub(crate) fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         } => sign(&key, contract.as_deref(), no_validate, &input, &out),
         Command::Verify { pubkey, file } => verify(&pubkey, &file),
         Command::Diff { old, new, format } => diff(&old, &new, format),
+        Command::Shadow {
+            candidate,
+            against,
+            sample,
+            contract,
+            format,
+        } => shadow(
+            &candidate,
+            &against,
+            sample.as_deref(),
+            contract.as_deref(),
+            format,
+        ),
     }
 }
 
@@ -383,6 +416,60 @@ fn verify(pubkeys: &[PathBuf], path: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_INVALID))
         }
     }
+}
+
+/// `rampart artifact shadow`.
+fn shadow(
+    candidate: &Path,
+    against: &Path,
+    sample: Option<&Path>,
+    contract: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    use rampart_fit::shadow::{MAX_SAMPLE_BYTES, Sample, ShadowPolicy, shadow};
+    let contract = match contract {
+        Some(_) => load_contract(contract)?,
+        None => rampart_score::edge_contract(),
+    };
+    let compile = |p: &Path| -> anyhow::Result<Option<rampart_score::Model>> {
+        let bytes = read_any(p)?;
+        let Some(decoded) = decode_or_report(p, &bytes, format) else {
+            return Ok(None);
+        };
+        let validated = match rampart_artifact::validate(&decoded.document, &contract, None) {
+            Ok(v) => v,
+            Err(issues) => {
+                print_invalid(p, &issues, format);
+                return Ok(None);
+            }
+        };
+        rampart_score::Model::compile(&validated, contract.max_features())
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+    };
+    let (Some(cand), Some(serving)) = (compile(candidate)?, compile(against)?) else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let sample = match sample {
+        None => Sample::embedded()?,
+        Some(p) => {
+            let limit = usize::try_from(MAX_SAMPLE_BYTES).unwrap_or(usize::MAX);
+            let bytes = files::read_capped(p, limit)?;
+            let text = std::str::from_utf8(&bytes)
+                .with_context(|| format!("{} is not UTF-8", p.display()))?;
+            Sample::from_jsonl(text).with_context(|| format!("sample {}", p.display()))?
+        }
+    };
+    let report = shadow(&cand, &serving, &sample, &ShadowPolicy::default());
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", report.text()),
+    }
+    Ok(if report.passes() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
 }
 
 fn diff(old: &Path, new: &Path, format: Format) -> anyhow::Result<ExitCode> {

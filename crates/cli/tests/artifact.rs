@@ -339,3 +339,98 @@ fn a_closed_pipe_on_stdout_ends_the_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(code(&o), 0, "{stderr}");
 }
+
+#[test]
+fn shadow_holds_a_valid_file_whose_every_score_is_one_and_passes_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, doc: &rampart_artifact::Document| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(doc).unwrap()).unwrap();
+        p
+    };
+    let serving = write("v1.json", &rampart_up::inject::catalog_document(1).unwrap());
+    let same = write("v2.json", &rampart_up::inject::catalog_document(2).unwrap());
+    let mut ones = rampart_up::inject::catalog_document(3).unwrap();
+    ones.model.bias = rampart_up::inject::ALL_ONES_BIAS;
+    let ones = write("v3.json", &ones);
+
+    let ok = rampart(&[
+        "artifact",
+        "shadow",
+        "--candidate",
+        s(&same),
+        "--against",
+        s(&serving),
+    ]);
+    assert_eq!(code(&ok), 0, "{ok:?}");
+    assert!(stdout(&ok).starts_with("within policy:"), "{}", stdout(&ok));
+
+    let held = rampart(&[
+        "artifact",
+        "shadow",
+        "--candidate",
+        s(&ones),
+        "--against",
+        s(&serving),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&held), 1, "{held:?}");
+    let report: serde_json::Value = serde_json::from_slice(&held.stdout).unwrap();
+    assert_eq!(report["shift"]["verdict"], "fail", "{report}");
+    assert!(report["held"].as_array().unwrap().len() >= 2, "{report}");
+    assert!(report["requests"].as_u64().unwrap() > 1_000);
+
+    // A recorded sample: unlabelled, read from JSON lines; a bad line is an error (exit 2).
+    let sample = dir.path().join("sample.jsonl");
+    let ds =
+        rampart_fit::dataset::Dataset::build(&rampart_traffic::Profiles::embedded().unwrap(), 7);
+    let lines: String = ds
+        .rows
+        .iter()
+        .take(600)
+        .map(|row| {
+            let features: serde_json::Map<String, serde_json::Value> =
+                rampart_score::FeatureId::ALL
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, x)| **x != 0.0)
+                    .map(|(id, x)| (id.name().to_owned(), serde_json::json!(x)))
+                    .collect();
+            format!("{}\n", serde_json::json!({ "features": features }))
+        })
+        .collect();
+    std::fs::write(&sample, lines).unwrap();
+    let rec = rampart(&[
+        "artifact",
+        "shadow",
+        "--candidate",
+        s(&ones),
+        "--against",
+        s(&serving),
+        "--sample",
+        s(&sample),
+    ]);
+    assert_eq!(code(&rec), 1, "{rec:?}");
+    assert!(
+        stdout(&rec).contains("600 requests scored"),
+        "{}",
+        stdout(&rec)
+    );
+    std::fs::write(&sample, "{\"features\": {\"nope\": 1}}\n").unwrap();
+    let bad = rampart(&[
+        "artifact",
+        "shadow",
+        "--candidate",
+        s(&ones),
+        "--against",
+        s(&serving),
+        "--sample",
+        s(&sample),
+    ]);
+    assert_eq!(code(&bad), 2, "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not an extractor"),
+        "{bad:?}"
+    );
+}

@@ -14,6 +14,8 @@
 //! - [`dataset`]: the labelled samples from the traffic generator, split by user agent.
 //! - [`logistic`]: L2-regularized logistic regression by Newton's method.
 //! - [`auc`]: the area under the ROC curve.
+//! - [`shadow`]: a candidate file and the serving one score the same sample; the shift, the
+//!   verdict flips and the change in precision and recall decide whether it is held.
 //! - `report`: the Markdown report, written from the numbers of the run.
 //!
 //! The one decision that matters: **the fit is a crate of its own, off the producer's path.**
@@ -26,6 +28,7 @@ pub mod auc;
 pub mod dataset;
 pub mod logistic;
 mod report;
+pub mod shadow;
 
 use rampart_artifact::Feature;
 use rampart_generate::catalog::{CATALOG_SCHEMA, Catalog};
