@@ -212,16 +212,30 @@ pub fn stopped_sentence(rs: &RunSummary) -> String {
             s.score_shift_gate
         ));
     }
+    if s.watch > 0 {
+        parts.push(format!(
+            "the watch after the last wave rolled back {} faulty files from the whole fleet",
+            s.watch
+        ));
+    }
     if s.edge_nacks > 0 {
         parts.push(format!(
             "edges refused faulty files {} times (node × file) and kept serving",
             s.edge_nacks
         ));
     }
-    if s.sentinel_poisonings > 0 {
+    let crash_loop = s
+        .sentinel_poisonings
+        .saturating_sub(s.recurrence_poisonings);
+    if crash_loop > 0 {
         parts.push(format!(
-            "the sentinel poisoned a crash-looping version {} times (node × file)",
-            s.sentinel_poisonings
+            "the sentinel poisoned a crash-looping version {crash_loop} times (node × file)"
+        ));
+    }
+    if s.recurrence_poisonings > 0 {
+        parts.push(format!(
+            "the sentinel's recurrence rule poisoned a version that kept killing the process {} times (node × file)",
+            s.recurrence_poisonings
         ));
     }
     if parts.is_empty() {
