@@ -400,6 +400,49 @@ mod tests {
     }
 
     #[test]
+    fn a_soaked_version_waits_for_its_blessing_and_a_death_is_reported_once() {
+        let key = SecretKey::from_seed([4; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let calendar = Calendar::parse("2025-10-29").unwrap();
+        let config = EdgeConfig {
+            sentinel: SentinelConfig::default(),
+            require_blessing: true,
+        };
+        let keyring = Keyring::new([key.public()]);
+        let mut edge =
+            Edge::boot(dir.path().to_owned(), keyring, config, calendar, SECOND, 0).unwrap();
+        let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let v1 = publication(1, 0.0, &key);
+        edge.offer(Arc::clone(&v1), 0, &mut models);
+        for s in 1..=70 {
+            edge.advance(s * SECOND, 100, &mut models).unwrap();
+        }
+        // Soaked, not blessed: not last-known-good.
+        assert!(edge.lkg_ever().is_empty());
+        let blessed: Arc<[VersionDigest]> = Arc::from(vec![VersionDigest {
+            version: 1,
+            digest: v1.digest,
+        }]);
+        edge.set_blessed(blessed, 71 * SECOND);
+        assert_eq!(edge.lkg_ever(), [v1.digest]);
+        assert!(edge.take_report(72 * SECOND).deaths.is_empty());
+
+        // It dies; the next boot finds the death and the next beat reports it, once.
+        edge.crash(80 * SECOND);
+        edge.advance(82 * SECOND, 100, &mut models).unwrap();
+        let report = edge.take_report(82 * SECOND);
+        assert_eq!(report.restarts, 1);
+        let [death] = report.deaths.as_slice() else {
+            panic!("one death: {:?}", report.deaths);
+        };
+        assert_eq!(death.active, Some(v1.digest));
+        assert!(death.uptime_ms.is_some());
+        assert!(edge.take_report(83 * SECOND).deaths.is_empty());
+        // The blessing was handed to the new store too: it serves v1 from last-known-good.
+        assert_eq!(edge.active_version().map(|(v, _)| v), Some(1));
+    }
+
+    #[test]
     fn a_rollback_is_an_offer_back_to_a_file_this_node_served() {
         let key = SecretKey::from_seed([3; 32]);
         let dir = tempfile::tempdir().unwrap();

@@ -478,3 +478,93 @@ impl Loads {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rampart_artifact::{Envelope, SecretKey};
+    use rampart_score::example_document;
+
+    use super::*;
+    use crate::traffic::Pool;
+
+    fn publication(version: u64) -> Arc<Publication> {
+        let key = SecretKey::from_seed([5; 32]);
+        let doc = example_document(version);
+        Arc::new(Publication {
+            version,
+            digest: doc.digest(),
+            bytes: Arc::from(Envelope::sign(&doc, &key).to_json()),
+            document: Arc::new(doc),
+            faulty: false,
+            epoch: 0,
+            marks: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_blessing_proxy_keeps_only_blessed_files_and_reports_its_deaths() {
+        let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let mut loads = Loads::default();
+        let mut p = Proxy::new(Kind::Fl2, 10 * SECOND, ModuleOff::Unscored, None, None);
+        p.require_blessing();
+        let v1 = publication(1);
+        p.offer(Arc::clone(&v1), 0, &mut loads, &mut models);
+        p.advance(SOAK_MS + SECOND, &mut loads, &mut models);
+        assert!(p.last_good().is_none(), "soaked, not blessed");
+        p.set_blessed(Arc::from(vec![VersionDigest {
+            version: 1,
+            digest: v1.digest,
+        }]));
+        p.advance(SOAK_MS + 2 * SECOND, &mut loads, &mut models);
+        assert_eq!(p.last_good().map(|f| f.version), Some(1));
+        assert_eq!(p.lkg_ever(), [v1.digest]);
+
+        // A process fault: the next boot reports the death with the file it died with.
+        p.die(100 * SECOND);
+        p.advance(110 * SECOND, &mut loads, &mut models);
+        let report = p.take_report();
+        let [death] = report.deaths.as_slice() else {
+            panic!("one death: {:?}", report.deaths);
+        };
+        assert_eq!(death.active, Some(v1.digest));
+        assert_eq!(death.detected_at_ms, 110 * SECOND);
+        assert_eq!(death.uptime_ms, Some(100 * SECOND));
+        assert!(p.take_report().deaths.is_empty());
+    }
+
+    #[test]
+    fn a_supervised_proxy_boots_on_nothing_rather_than_a_poisoned_last_known_good() {
+        let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let mut loads = Loads::default();
+        let sentinel = SentinelConfig {
+            crash_threshold: u32::MAX,
+            safe_mode_threshold: u32::MAX,
+            ..SentinelConfig::default()
+        };
+        let mut p = Proxy::new(
+            Kind::Fl2,
+            10 * SECOND,
+            ModuleOff::Unscored,
+            None,
+            Some(Supervisor::new(sentinel)),
+        );
+        let v2 = publication(2);
+        p.offer(Arc::clone(&v2), 0, &mut loads, &mut models);
+        p.advance(SOAK_MS + SECOND, &mut loads, &mut models);
+        assert_eq!(p.last_good().map(|f| f.version), Some(2));
+        // It kills the process every 5 minutes: the recurrence rule poisons it.
+        let mut t = 5 * 60 * SECOND;
+        for _ in 0..4 {
+            p.die(t);
+            t += 10 * SECOND;
+            p.advance(t, &mut loads, &mut models);
+            t += 5 * 60 * SECOND;
+        }
+        assert_eq!(p.recurrence_poisonings(), 1);
+        assert!(
+            p.active().is_none(),
+            "nothing rather than the poisoned file"
+        );
+        assert_eq!(p.serving(), Serving::Unscored);
+    }
+}
