@@ -335,14 +335,18 @@ fn latency_slows_requests_and_no_gate_sees_it() {
 #[test]
 fn afd_oct29_naive_crash_loops_on_its_own_last_known_good_and_rampart_stops_it_at_the_canary() {
     // 12 PoPs: eight and a half hours of crash loops are slow in a debug build.
-    let sum = Summary::of(
-        &replay(
-            &sized("afd-oct29", ABLATION_POPS),
-            Mode::Rampart,
-            &mut |_| {},
-        )
-        .unwrap(),
-    );
+    let result = replay(
+        &sized("afd-oct29", ABLATION_POPS),
+        Mode::Rampart,
+        &mut |_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sum = report::write(&result, dir.path()).unwrap();
+    // The report shows the new rows: detection by the watch, faulty last-known-good.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("last-known-good held a faulty file"));
+    assert!(html.contains(Layer::Watch.label()));
     let naive = &sum.runs[0];
     let f = naive.fault.as_ref().unwrap();
     assert_eq!(f.fault_from.as_deref(), Some("15:41"));
