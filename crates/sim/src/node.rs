@@ -52,7 +52,9 @@ pub struct Report {
 }
 
 /// Most deaths a node reports in one beat, as an edge does
-/// (`rampart_api::limits::MAX_DEATHS_PER_BEAT`); the rest wait for the next beats.
+/// (`rampart_api::limits::MAX_DEATHS_PER_BEAT`): an edge's store keeps the rest for the next
+/// beats; a naive proxy, which detects at most one death per restart (10 s by default) and
+/// beats every second, drops any past it.
 pub const MAX_DEATHS_PER_BEAT: usize = 16;
 
 // === impl Serving ===
