@@ -759,11 +759,9 @@ fn writes_for(stored: &StoredRollout, actions: Vec<Action>, now: u64) -> Vec<Wri
 
 /// Once a rollout succeeded (its watch passed): its version is blessed, audited.
 fn bless(stored: &StoredRollout, now: u64) -> Vec<Write> {
-    let r = &stored.rollout;
-    if !matches!(r.status().phase, Phase::Succeeded { .. }) {
+    let Some(&to) = stored.rollout.blessing() else {
         return Vec::new();
-    }
-    let to = *r.to();
+    };
     vec![
         Write::Bless {
             kind: stored.meta.kind.clone(),

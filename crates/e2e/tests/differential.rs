@@ -10,7 +10,12 @@
 //! heartbeats and followed by the driver's auto-rollout, each step's heartbeats go through
 //! `Service::heartbeat` before `Service::reconcile_all`, and the simulated operator's
 //! rollback is a `command_rollout`. The audit log must then hold exactly the events the
-//! replay's runner decided, at the same times.
+//! replay's runner decided, at the same times. Beats carry the deaths the replay's nodes
+//! reported (digest active, uptime, time on it; the replay knows no cause), so the driver's
+//! restarts and death gates see what the runner's saw.
+//!
+//! A second replay, 29 October 2025 with every layer, drives the watch: the rollout passes
+//! its waves, the canary dies 5 minutes after loading the file, and both fail the watch.
 //!
 //! One thing differs on purpose: the real control plane refuses a doubled file at publish
 //! (duplicate names), so each doubled file is handed to it with its duplicates dropped (the
@@ -28,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rampart_api::heartbeat::{AckNack, ApplyReport, BeatCounters, ScoreHistogram};
+use rampart_api::heartbeat::{AckNack, ApplyReport, BeatCounters, Death, ScoreHistogram};
 use rampart_api::{
     Active, Heartbeat, KIND_FEATURES, Labels, Registration, RolloutAction, RolloutCommand,
 };
@@ -140,7 +145,20 @@ fn heartbeat(beat: &Beat, digests: &Digests, seq: u64) -> Heartbeat {
         },
         seen: None,
         wait_ms: 0,
-        deaths: Vec::new(),
+        deaths: beat
+            .deaths
+            .iter()
+            .map(|d| Death {
+                detected_at_ms: d.detected_at_ms,
+                active: d.active.map(|a| Active {
+                    version: digests.versions.get(&a).copied().unwrap_or(0),
+                    digest: digests.control(a),
+                }),
+                active_for_ms: d.active_for_ms,
+                uptime_ms: d.uptime_ms,
+                cause: Default::default(),
+            })
+            .collect(),
     }
 }
 
@@ -148,6 +166,9 @@ fn heartbeat(beat: &Beat, digests: &Digests, seq: u64) -> Heartbeat {
 fn renamed(beat: &Beat, digests: &Digests) -> Beat {
     let mut b = beat.clone();
     b.active = b.active.map(|d| digests.control(d));
+    for d in &mut b.deaths {
+        d.active = d.active.map(|a| digests.control(a));
+    }
     b.apply = b.apply.map(|a| match a {
         Apply::Accepted { digest } => Apply::Accepted {
             digest: digests.control(digest),
@@ -204,7 +225,53 @@ async fn the_control_planes_driver_decides_what_the_replays_runner_decided() {
         run.rollouts
     );
     assert!(run.rollouts.0 > run.rollouts.1, "and rollouts that pass");
+    // Crash-looping FL2 proxies report their deaths once they beat again.
+    assert!(deaths_in(&transcript) > 0);
+    let (planned, expected) = drive(&scenario, &transcript).await;
+    assert!(planned >= 4, "{planned} rollouts");
+    let gate_failures = expected
+        .iter()
+        .filter(|d| d.2 == "rollout.gate_failed")
+        .count();
+    assert!(gate_failures >= 2, "{expected:#?}");
+}
 
+/// 29 October 2025 with every layer: the rollout passes its waves, the watch over the
+/// whole fleet fails on the canary's deaths and rolls everyone back; the real driver, handed
+/// the same beats (with their deaths), comes to the same watch failure at the same time.
+#[tokio::test(flavor = "current_thread")]
+async fn the_driver_fails_the_watch_where_the_replay_did() {
+    let mut scenario = Scenario::load("afd-oct29").unwrap();
+    scenario.fleet.pops = 12;
+    scenario.fleet.nodes_per_pop = 2;
+    scenario.end = scenario.start + 30 * MINUTE;
+    let shared = Shared::new(&scenario).unwrap();
+    let (run, transcript) = run_recorded(&scenario, &Variant::rampart(), &shared).unwrap();
+    assert_eq!(run.rollouts, (1, 1), "one rollout, rolled back");
+    assert!(deaths_in(&transcript) > 0);
+    let (planned, expected) = drive(&scenario, &transcript).await;
+    assert_eq!(planned, 1);
+    let names: Vec<&str> = expected.iter().map(|d| d.2.as_str()).collect();
+    assert!(names.contains(&"rollout.watching"), "{names:?}");
+    assert!(names.contains(&"rollout.watch_failed"), "{names:?}");
+    assert!(!names.contains(&"rollout.gate_failed"), "{names:?}");
+}
+
+/// Deaths the replay's nodes reported in the beats of its steps.
+fn deaths_in(t: &Transcript) -> usize {
+    t.entries
+        .iter()
+        .map(|e| match e {
+            Entry::Step { beats, .. } => beats.iter().map(|(_, b)| b.deaths.len()).sum(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Drives a real control plane with `transcript` and checks that it decided what the
+/// replay's runner decided, in the same order at the same times. Returns the rollouts
+/// planned and the decisions.
+async fn drive(scenario: &Scenario, transcript: &Transcript) -> (usize, Vec<Decision>) {
     // The real control plane, with the replay's key, policies and clock.
     let key = SecretKey::from_seed(key_seed(scenario.seed));
     let dir = tempfile::tempdir().unwrap();
@@ -328,14 +395,13 @@ async fn the_control_planes_driver_decides_what_the_replays_runner_decided() {
     }
 
     // The same waves, node by node.
-    assert!(planned.len() >= 4, "{} rollouts", planned.len());
     for (id, waves) in &planned {
         let view = service.rollout(id.parse().unwrap()).await.unwrap();
         let control: Vec<Vec<String>> = view.waves.iter().map(|w| w.nodes.clone()).collect();
         assert_eq!(&control, waves, "the waves of rollout {id}");
     }
     // The same decisions, at the same times, in the same order.
-    let expected = replay_decisions(&transcript, &digests);
+    let expected = replay_decisions(transcript, &digests);
     let page = service.audit(0, 100_000).await.unwrap();
     let actual: Vec<Decision> = page
         .entries
@@ -353,13 +419,9 @@ async fn the_control_planes_driver_decides_what_the_replays_runner_decided() {
             (e.subject.clone(), e.at_ms, e.action.clone(), detail)
         })
         .collect();
-    let gate_failures = expected
-        .iter()
-        .filter(|d| d.2 == "rollout.gate_failed")
-        .count();
-    assert!(gate_failures >= 2, "{expected:#?}");
     for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
         assert_eq!(e, a, "decision {i} differs");
     }
     assert_eq!(expected.len(), actual.len());
+    (planned.len(), expected)
 }

@@ -461,6 +461,19 @@ impl Rollout {
         &self.spec.to
     }
 
+    /// The version this rollout blesses, if any: its new version once it succeeded (every
+    /// wave passed, and the watch after them). The one place that says what a rollout
+    /// blesses: the control plane's driver and the simulator's control plane both ask it,
+    /// and hand the blessed versions to the edges, which promote a version to
+    /// last-known-good only once it is blessed. A rollout watched with `watch_ms = 0`
+    /// blesses as soon as its last wave passes (nothing watched it).
+    pub fn blessing(&self) -> Option<&ArtifactRef> {
+        match self.status.phase {
+            Phase::Succeeded { .. } => Some(&self.spec.to),
+            _ => None,
+        }
+    }
+
     /// Whether the rollout still acts (the control plane allows one active rollout per
     /// artifact kind): pending, baking, verifying, watching, paused or rolling back.
     pub fn is_active(&self) -> bool {

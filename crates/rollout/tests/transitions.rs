@@ -516,6 +516,47 @@ fn terminal_phases_do_nothing_and_ask_for_no_requeue() {
 }
 
 #[test]
+fn only_a_rollout_that_finished_its_watch_blesses_its_version() {
+    let to = *fresh().to();
+    assert_eq!(fresh().blessing(), None, "pending");
+    for phase in [baking(0), verifying(3), watching()] {
+        assert_eq!(at(phase.clone()).blessing(), None, "{phase:?}");
+    }
+    for phase in [
+        Phase::Aborted {
+            touched: 4,
+            at_ms: 1,
+        },
+        Phase::RollingBack {
+            touched: 4,
+            since_ms: 1,
+        },
+        Phase::RolledBack {
+            touched: 4,
+            at_ms: 1,
+            unconfirmed: 0,
+        },
+        Phase::Failed {
+            touched: 4,
+            at_ms: 1,
+            stuck: 1,
+        },
+    ] {
+        assert_eq!(at(phase.clone()).blessing(), None, "{phase:?}");
+    }
+    let done = at(Phase::Succeeded {
+        touched: 4,
+        at_ms: 1,
+    });
+    assert_eq!(done.blessing(), Some(&to));
+    // The watch ends with no failure: the decision's status blesses.
+    let mut r = at(watching());
+    let obs = observe(&r, Shows::Healthy, WATCH_FROM + DEFAULT_WATCH_MS);
+    r.apply(reconcile(&r, &obs, WATCH_FROM + DEFAULT_WATCH_MS));
+    assert_eq!(r.blessing(), Some(&to));
+}
+
+#[test]
 fn every_command_transition() {
     let incon = |wave| {
         paused(

@@ -10,11 +10,20 @@
 //! it is done. What is left here is the simulator's own world: actions become deliveries on
 //! the virtual network and lines of the timeline, and a simulated operator rolls back a
 //! rollout left paused too long.
+//!
+//! After the last wave the runner watches the whole fleet for the scenario's
+//! `[rollout] watch` (the restarts and death gates see the deaths edges report in their
+//! beats). A rollout that finished its watch blesses its version
+//! ([`rampart_rollout::Rollout::blessing`], the control plane's own rule); the blessed
+//! versions travel to every node as the heartbeat answer carries them, and edges promote
+//! only a blessed version to last-known-good. Not modelled: the real control plane's
+//! aftercare (deaths per node-hour compared after a rollout succeeded).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rampart_artifact::{Contract, Digest, Keyring, Policy, check};
+use rampart_ingest::VersionDigest;
 use rampart_rollout::{
     Action, ArtifactRef, Beat, Command, Event, FinalTargets, Gate, GatePolicy, Node, NodeIdx,
     Operator, Phase, PlanPolicy, Queue, RolloutPolicy, Run, RunError, Start,
@@ -35,6 +44,10 @@ const NEVER: f64 = 2.0;
 /// A timeout no replay reaches.
 const NEVER_MS: u64 = u64::MAX / 4;
 
+/// Most blessed versions the control plane hands out, newest first (as the heartbeat
+/// answer carries them: `rampart_api::limits::MAX_BLESSED`).
+pub const MAX_BLESSED: usize = 8;
+
 /// The one artifact kind a replay rolls out (named as the control plane names it).
 const KIND: &str = "features";
 
@@ -52,6 +65,8 @@ pub struct Control {
     queue: Queue,
     running: Option<Run<Running>>,
     next_id: u64,
+    /// The blessed versions, newest first (at most [`MAX_BLESSED`]).
+    blessed: Vec<VersionDigest>,
     /// What happened to each published file.
     pub fates: Vec<(Arc<Publication>, Fate)>,
     /// What the control plane was handed and decided, when asked to record it.
@@ -140,6 +155,13 @@ pub enum Fate {
     Pushed,
     /// Rolled out to every wave.
     RolledOut,
+    /// Rolled back by a gate during the watch after the last wave (the whole fleet).
+    FailedWatch {
+        /// The gate.
+        gate: String,
+        /// Its explanation.
+        why: String,
+    },
     /// Rolled back by a gate, in a wave.
     RolledBack {
         /// The gate.
@@ -169,12 +191,14 @@ struct Running {
 
 impl Control {
     /// A control plane for `fleet`: validating with `validation` when given, rolling out
-    /// with `gates` when given (else pushing to every node within `propagation_ms`).
+    /// with `gates` when given (else pushing to every node within `propagation_ms`), and
+    /// watching the whole fleet for `watch_ms` after the last wave.
     pub fn new(
         fleet: &Fleet,
         validation: Option<(Contract, Keyring)>,
         gates: Option<Gates>,
         propagation_ms: u64,
+        watch_ms: u64,
     ) -> Control {
         let registry: Vec<Node> = fleet
             .nodes()
@@ -196,7 +220,7 @@ impl Control {
             .collect();
         Control {
             validation,
-            staged: gates.map(|g| (PlanPolicy::default(), policy(g))),
+            staged: gates.map(|g| (PlanPolicy::default(), policy(g, watch_ms))),
             propagation_ms,
             registry,
             index,
@@ -206,6 +230,7 @@ impl Control {
             queue: Queue::new(),
             running: None,
             next_id: 0,
+            blessed: Vec::new(),
             fates: Vec::new(),
             transcript: None,
         }
@@ -231,7 +256,8 @@ impl Control {
         }
     }
 
-    /// The file the whole fleet should serve before any rollout (sent at once to every node).
+    /// The file the whole fleet should serve before any rollout (sent at once to every
+    /// node), blessed: the fleet served it before the day, after its own rollout.
     pub fn seed(&mut self, file: Arc<Publication>, fleet: &mut Fleet, now: u64) {
         self.note(|| Entry::Seed {
             at: now,
@@ -239,7 +265,43 @@ impl Control {
         });
         self.artifacts.insert(file.digest, Arc::clone(&file));
         fleet.broadcast(&Delivery::File(Arc::clone(&file)), now, 0);
+        self.bless(&artifact(&file), fleet, now);
         self.desired = Some(file);
+    }
+
+    /// The blessed versions, newest first.
+    pub fn blessed(&self) -> &[VersionDigest] {
+        &self.blessed
+    }
+
+    /// Blesses `version` and hands the blessed versions to every node.
+    fn bless(&mut self, version: &ArtifactRef, fleet: &mut Fleet, now: u64) {
+        let vd = VersionDigest {
+            version: version.version,
+            digest: version.digest,
+        };
+        if self.blessed.first() == Some(&vd) {
+            return;
+        }
+        self.blessed.retain(|b| b.digest != vd.digest);
+        self.blessed.insert(0, vd);
+        self.blessed.truncate(MAX_BLESSED);
+        self.hand_out_blessed(fleet, now);
+    }
+
+    /// Withdraws the blessing of `digest` (a version rolled back or marked bad).
+    fn unbless(&mut self, digest: &Digest, fleet: &mut Fleet, now: u64) {
+        let before = self.blessed.len();
+        self.blessed.retain(|b| b.digest != *digest);
+        if self.blessed.len() != before {
+            self.hand_out_blessed(fleet, now);
+        }
+    }
+
+    /// The blessed versions reach each node with its next heartbeat answer (the next step).
+    fn hand_out_blessed(&self, fleet: &mut Fleet, now: u64) {
+        let list: Arc<[VersionDigest]> = Arc::from(self.blessed.as_slice());
+        fleet.broadcast(&Delivery::Blessed(list), now, 0);
     }
 
     /// The file the whole fleet was last sent (pushed, or rolled out to every wave).
@@ -365,6 +427,10 @@ impl Control {
             return;
         }
         let file = Arc::clone(&run.meta.file);
+        if let Some(version) = run.rollout.blessing() {
+            let version = *version;
+            self.bless(&version, fleet, now);
+        }
         if let FinalTargets::Fleet(Some(serving)) = run.final_targets()
             && let Some(f) = self.artifacts.get(&serving.digest)
         {
@@ -522,6 +588,7 @@ impl Control {
                 }
                 Action::MarkBad { digest, .. } => {
                     self.bad.insert(*digest);
+                    self.unbless(digest, fleet, now);
                 }
                 Action::Audit(record) => match &record.event {
                     Event::Started { from, to, waves, nodes, .. } => timeline.push(
@@ -561,6 +628,36 @@ impl Control {
                             },
                         ));
                     }
+                    Event::Watching { until_ms } => timeline.push(
+                        now,
+                        None,
+                        format!(
+                            "rollout {} of version {}: every wave passed; the whole fleet is watched for {} min",
+                            run.rollout.id(),
+                            run.meta.file.version,
+                            until_ms.saturating_sub(now) / MINUTE
+                        ),
+                    ),
+                    Event::WatchFailed { failure } => {
+                        timeline.push(
+                            now,
+                            Some(Layer::Watch),
+                            format!(
+                                "rollout {} of version {}: gate {} fails during the watch: {}",
+                                run.rollout.id(),
+                                run.meta.file.version,
+                                failure.gate.key(),
+                                failure.explanation
+                            ),
+                        );
+                        self.fates.push((
+                            Arc::clone(&run.meta.file),
+                            Fate::FailedWatch {
+                                gate: failure.gate.key().to_owned(),
+                                why: failure.explanation.clone(),
+                            },
+                        ));
+                    }
                     Event::RolledBack { unconfirmed } => timeline.push(
                         now,
                         None,
@@ -592,21 +689,33 @@ fn artifact(file: &Publication) -> ArtifactRef {
     }
 }
 
-/// The rollout policy for a set of gates: rampart's defaults, with the gates left out given
-/// thresholds they cannot reach.
-pub fn policy(gates: Gates) -> RolloutPolicy {
+/// The rollout policy for a set of gates and a watch of `watch_ms` after the last wave
+/// (0: none): rampart's defaults, with the gates left out given thresholds they cannot
+/// reach.
+pub fn policy(gates: Gates, watch_ms: u64) -> RolloutPolicy {
     let mut p = RolloutPolicy {
-        watch_ms: 0,
+        watch_ms,
         ..RolloutPolicy::default()
-    }; // no watch: nov18/dec5 keep their results
+    };
+    let g: &mut GatePolicy = &mut p.gates;
     match gates {
         Gates::All => {}
-        Gates::Health => p.gates.shift.min_d = NEVER,
+        Gates::Health => {
+            g.shift.min_d = NEVER;
+            g.deaths.min_deaths = u64::MAX;
+        }
         Gates::ScoreShift => {
-            let g: &mut GatePolicy = &mut p.gates;
             g.errors_5xx.abs_margin = NEVER;
             g.module_errors.abs_margin = NEVER;
             g.max_restarts_per_node = u32::MAX;
+            g.deaths.min_deaths = u64::MAX;
+            g.missing_fail_after_ms = NEVER_MS;
+            g.converge_timeout_ms = NEVER_MS;
+        }
+        Gates::Watch => {
+            g.shift.min_d = NEVER;
+            g.errors_5xx.abs_margin = NEVER;
+            g.module_errors.abs_margin = NEVER;
             g.missing_fail_after_ms = NEVER_MS;
             g.converge_timeout_ms = NEVER_MS;
         }

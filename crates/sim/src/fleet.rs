@@ -4,22 +4,24 @@
 //! it, and serves its share of the traffic: a node's request rate for the step, split into
 //! humans and bots by its PoP's mix, scored by the distribution of the model it serves (see
 //! [`crate::traffic`]). The step's counts go to the report's [`Tally`]; while a rollout runs,
-//! each reachable node also sends a heartbeat ([`Beat`]) with the same counts.
+//! each reachable node also sends a heartbeat ([`Beat`]) with the same counts, its restarts
+//! and the deaths it detected at boot. Deaths detected while no rollout runs are reported
+//! to a control plane that keeps them for no rollout (the replay does not model aftercare).
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use rampart_artifact::{Digest, Keyring};
-use rampart_ingest::{BootError, SentinelConfig};
+use rampart_ingest::{BootError, SentinelConfig, VersionDigest};
 use rampart_rollout::{Beat, Counters, ScoreHistogram};
 use rampart_traffic::Rng;
 
 use crate::clock::{Calendar, SECOND};
 use crate::fault::Effect;
 use crate::mode::Layer;
-use crate::node::guarded::Edge;
+use crate::node::guarded::{Edge, EdgeConfig};
 use crate::node::naive::{Kind, Loads, Proxy, Supervisor};
 use crate::node::{Node, Serving};
 use crate::producer::Publication;
@@ -33,15 +35,22 @@ const FLEET_SALT: u64 = 0xf1ee_7000;
 const FAULT_SALT: u64 = 0xfa17_0000;
 
 /// Which edge software the fleet runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EdgeKind {
     /// The naive proxies (FL2 and FL), optionally under rampart's crash-loop sentinel.
     Naive {
-        /// Supervise each process with the sentinel.
-        sentinel: bool,
+        /// Supervise each process with the sentinel, with these thresholds.
+        sentinel: Option<SentinelConfig>,
+        /// Last-known-good takes only blessed versions.
+        require_blessing: bool,
     },
     /// rampart's edge: a real ingest store per node.
-    Guarded,
+    Guarded {
+        /// The store's sentinel thresholds.
+        sentinel: SentinelConfig,
+        /// Last-known-good takes only blessed versions.
+        require_blessing: bool,
+    },
 }
 
 /// One node of the fleet.
@@ -107,6 +116,8 @@ pub enum Delivery {
     File(Arc<Publication>),
     /// The bot module's kill switch.
     KillSwitch(bool),
+    /// The control plane's blessed versions, newest first (a heartbeat answer carries them).
+    Blessed(Arc<[VersionDigest]>),
 }
 
 #[derive(Debug)]
@@ -131,6 +142,8 @@ pub struct Fleet {
     block_rule_share: f64,
     /// Files carrying process faults that were sent, by digest: what a node serving one does.
     marked: HashMap<Digest, Arc<Publication>>,
+    /// Faulty files that were sent.
+    faulty: HashSet<Digest>,
     /// The first time a node-level layer acted on a faulty file: an edge's NACK, or the
     /// sentinel poisoning a version on a naive proxy.
     first_defence: Option<(u64, Layer)>,
@@ -188,23 +201,37 @@ impl Fleet {
                         hits |= 1 << i;
                     }
                 }
-                let node = match kind {
-                    EdgeKind::Naive { sentinel } => {
+                let node = match &kind {
+                    EdgeKind::Naive {
+                        sentinel,
+                        require_blessing,
+                    } => {
                         let proxy_kind = if is_fl { Kind::Fl } else { Kind::Fl2 };
                         let wedge = (proxy_kind == Kind::Fl2
                             && rng.chance(scenario.proxy.wedge_share))
                         .then_some(scenario.proxy.wedge_after_ms);
-                        Node::Naive(Box::new(Proxy::new(
+                        let mut proxy = Proxy::new(
                             proxy_kind,
                             scenario.proxy.restart_ms,
                             scenario.proxy.fl_module_off,
                             wedge,
-                            sentinel.then(|| Supervisor::new(SentinelConfig::default())),
-                        )))
+                            sentinel.clone().map(Supervisor::new),
+                        );
+                        if *require_blessing {
+                            proxy.require_blessing();
+                        }
+                        Node::Naive(Box::new(proxy))
                     }
-                    EdgeKind::Guarded => Node::Guarded(Box::new(Edge::boot(
+                    EdgeKind::Guarded {
+                        sentinel,
+                        require_blessing,
+                    } => Node::Guarded(Box::new(Edge::boot(
                         data_root.join(&id),
                         keyring.clone(),
+                        EdgeConfig {
+                            sentinel: sentinel.clone(),
+                            require_blessing: *require_blessing,
+                        },
                         scenario.calendar,
                         scenario.proxy.restart_ms,
                         now,
@@ -231,6 +258,7 @@ impl Fleet {
             calendar: scenario.calendar,
             block_rule_share: scenario.customers.block_rule_share,
             marked: HashMap::new(),
+            faulty: HashSet::new(),
             first_defence: None,
         })
     }
@@ -252,11 +280,13 @@ impl Fleet {
 
     /// Sends `delivery` to node `node`, arriving at `at`.
     pub fn send(&mut self, node: usize, delivery: Delivery, at: u64) {
-        if let Delivery::File(f) = &delivery
-            && !f.marks.is_empty()
-            && !self.marked.contains_key(&f.digest)
-        {
-            self.marked.insert(f.digest, Arc::clone(f));
+        if let Delivery::File(f) = &delivery {
+            if !f.marks.is_empty() && !self.marked.contains_key(&f.digest) {
+                self.marked.insert(f.digest, Arc::clone(f));
+            }
+            if f.faulty {
+                self.faulty.insert(f.digest);
+            }
         }
         self.seq += 1;
         self.queue.push(Reverse(Pending {
@@ -358,10 +388,15 @@ impl Fleet {
             let requests = pop.rate * secs;
             match &mut n.node {
                 Node::Naive(p) => {
-                    let poisonings = p.poisonings();
+                    let poisonings = (p.poisonings(), p.recurrence_poisonings());
                     p.advance(now, &mut self.loads, &mut self.models);
-                    if p.poisonings() > poisonings && self.first_defence.is_none() {
-                        self.first_defence = Some((now, Layer::Sentinel));
+                    if p.poisonings() > poisonings.0 && self.first_defence.is_none() {
+                        let layer = if p.recurrence_poisonings() > poisonings.1 {
+                            Layer::Recurrence
+                        } else {
+                            Layer::Sentinel
+                        };
+                        self.first_defence = Some((now, layer));
                     }
                 }
                 Node::Guarded(e) => e.advance(now, requests.round() as u64, &mut self.models)?,
@@ -447,12 +482,20 @@ impl Fleet {
                     }
                     _ => dist,
                 };
-                let mut b = beat(n, serving, requests, human_share, d);
+                let mut b = beat(n, serving, requests, human_share, d, now);
                 if error_share > 0.0 {
                     b.counters.requests = total_requests.round() as u64;
                     b.counters.errors_5xx = (total_requests * error_share).round() as u64;
                 }
                 out.push((i, b));
+            } else if beats.is_none() {
+                // No rollout runs: its deaths go to a control plane that keeps them for none.
+                match &mut n.node {
+                    Node::Naive(p) => p.drop_deaths(),
+                    Node::Guarded(e) => {
+                        e.take_deaths(now);
+                    }
+                }
             }
         }
         Ok(())
@@ -496,10 +539,18 @@ impl Fleet {
             if n.affected {
                 t.affected += 1;
             }
+            let lkg_ever = match &n.node {
+                Node::Naive(p) => p.lkg_ever(),
+                Node::Guarded(e) => e.lkg_ever(),
+            };
+            if lkg_ever.iter().any(|d| self.faulty.contains(d)) {
+                t.faulty_lkg += 1;
+            }
             match &n.node {
                 Node::Naive(p) => {
                     t.crashes += p.crashes();
                     t.poisonings += p.poisonings();
+                    t.recurrence_poisonings += p.recurrence_poisonings();
                 }
                 Node::Guarded(e) => {
                     t.crashes += e.crashes();
@@ -564,6 +615,8 @@ impl Fleet {
                 (Node::Guarded(edge), Delivery::KillSwitch(on)) => {
                     edge.set_module_enabled(on, &mut self.models);
                 }
+                (Node::Naive(proxy), Delivery::Blessed(list)) => proxy.set_blessed(list),
+                (Node::Guarded(edge), Delivery::Blessed(list)) => edge.set_blessed(list, now),
             }
         }
     }
@@ -591,6 +644,10 @@ pub struct Totals {
     pub rollbacks: u64,
     /// Versions the sentinel poisoned (node × version).
     pub poisonings: u64,
+    /// Of `poisonings`, those by the recurrence rule.
+    pub recurrence_poisonings: u64,
+    /// Nodes whose last-known-good ever held a faulty file.
+    pub faulty_lkg: u64,
     /// Nodes whose requests ever failed or whose users were blocked by the fault.
     pub affected: u64,
 }
@@ -629,6 +686,7 @@ fn beat(
     requests: f64,
     human_share: f64,
     dist: Option<&Dist>,
+    now: u64,
 ) -> Beat {
     let total = requests.round() as u64;
     let mut counters = Counters {
@@ -653,7 +711,7 @@ fn beat(
     }
     let (active, report) = match &mut n.node {
         Node::Naive(p) => (p.active().map(|f| f.digest), p.take_report()),
-        Node::Guarded(e) => (e.active_version().map(|(_, d)| d), e.take_report()),
+        Node::Guarded(e) => (e.active_version().map(|(_, d)| d), e.take_report(now)),
     };
     Beat {
         active,
@@ -661,7 +719,7 @@ fn beat(
         counters,
         scores: ScoreHistogram::from_counts(counts),
         restarts: report.restarts,
-        deaths: Vec::new(),
+        deaths: report.deaths,
     }
 }
 

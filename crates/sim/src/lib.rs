@@ -4,9 +4,12 @@
 //!
 //! Every layer is the real code: the generator's [`Job`](rampart_generate::Job) with its
 //! guards, [`rampart_artifact::check`] for the control plane's validation, the control
-//! plane's own rollout runner ([`rampart_rollout::runner`]) with its gates, one
+//! plane's own rollout runner ([`rampart_rollout::runner`]) with its gates and its watch
+//! after the last wave, blessing by [`Rollout::blessing`](rampart_rollout::Rollout::blessing), one
 //! [`rampart_ingest::Store`] per edge node fed through [`offer`](rampart_ingest::Store::offer)
-//! as the edge's agent does, with the real [`rampart_score::Model`], the crash-loop sentinel's
+//! as the edge's agent does (blessed versions to [`set_blessed`](rampart_ingest::Store::set_blessed),
+//! deaths from [`pending_deaths`](rampart_ingest::Store::pending_deaths) into heartbeats),
+//! with the real [`rampart_score::Model`], the crash-loop sentinel's
 //! [`decide`](rampart_ingest::sentinel::decide). What is modelled is what is not rampart: the
 //! ClickHouse cluster, the naive proxies (FL2 panics, FL scores 0), traffic volume, operators.
 //!

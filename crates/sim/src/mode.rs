@@ -33,6 +33,14 @@ pub enum Layer {
     Sentinel,
     /// The score-distribution gate of the rollout.
     ScoreShiftGate,
+    /// The rollout watches the whole fleet after the last wave (restarts and the death gate
+    /// over the deaths edges report) before it blesses the version.
+    Watch,
+    /// Edges promote a version to last-known-good only once the control plane blessed it.
+    BlessedLkg,
+    /// The sentinel's recurrence rule: deaths with one version active, whatever the uptime
+    /// at each, poison it.
+    Recurrence,
 }
 
 /// Which gates a staged rollout uses.
@@ -45,6 +53,8 @@ pub enum Gates {
     Health,
     /// Only the score shift.
     ScoreShift,
+    /// Only restarts and deaths (what the watch judges a file that kills the process by).
+    Watch,
 }
 
 /// The layers of one run.
@@ -62,6 +72,13 @@ pub struct Layers {
     pub edge_ingestion: bool,
     /// See [`Layer::Sentinel`] (on a guarded edge the store's own sentinel always runs).
     pub sentinel: bool,
+    /// See [`Layer::Watch`]: the staged rollout watches after its last wave.
+    pub watch: bool,
+    /// See [`Layer::BlessedLkg`].
+    pub blessed_lkg: bool,
+    /// See [`Layer::Recurrence`] (in the store's sentinel on a guarded edge, in the
+    /// supervisor's on a naive one).
+    pub recurrence: bool,
 }
 
 /// One run of a replay: a name and its layers.
@@ -121,8 +138,11 @@ impl Layer {
         Layer::ControlValidation,
         Layer::CanaryGates,
         Layer::ScoreShiftGate,
+        Layer::Watch,
         Layer::EdgeIngestion,
         Layer::Sentinel,
+        Layer::Recurrence,
+        Layer::BlessedLkg,
     ];
 
     /// A stable snake_case key.
@@ -135,6 +155,9 @@ impl Layer {
             Layer::EdgeIngestion => "edge_ingestion",
             Layer::Sentinel => "sentinel",
             Layer::ScoreShiftGate => "score_shift_gate",
+            Layer::Watch => "watch",
+            Layer::BlessedLkg => "blessed_lkg",
+            Layer::Recurrence => "recurrence",
         }
     }
 
@@ -148,6 +171,9 @@ impl Layer {
             Layer::EdgeIngestion => "edge: ingestion with last-known-good",
             Layer::Sentinel => "edge: crash-loop sentinel",
             Layer::ScoreShiftGate => "rollout: score-shift gate",
+            Layer::Watch => "rollout: watch after the last wave, with the death gate",
+            Layer::BlessedLkg => "edge: last-known-good only when blessed",
+            Layer::Recurrence => "edge: sentinel's recurrence rule",
         }
     }
 }
@@ -163,6 +189,9 @@ impl Layers {
         rollout: None,
         edge_ingestion: false,
         sentinel: false,
+        watch: false,
+        blessed_lkg: false,
+        recurrence: false,
     };
 
     /// Everything on.
@@ -173,6 +202,9 @@ impl Layers {
         rollout: Some(Gates::All),
         edge_ingestion: true,
         sentinel: true,
+        watch: true,
+        blessed_lkg: true,
+        recurrence: true,
     };
 
     /// The naive pipeline plus `layer`.
@@ -186,6 +218,12 @@ impl Layers {
             Layer::EdgeIngestion => l.edge_ingestion = true,
             Layer::Sentinel => l.sentinel = true,
             Layer::ScoreShiftGate => l.rollout = Some(Gates::ScoreShift),
+            Layer::Watch => {
+                l.rollout = Some(Gates::Watch);
+                l.watch = true;
+            }
+            Layer::BlessedLkg => l.blessed_lkg = true,
+            Layer::Recurrence => l.recurrence = true,
         }
         l
     }
@@ -200,6 +238,9 @@ impl Layers {
             Layer::EdgeIngestion => self.edge_ingestion,
             Layer::Sentinel => self.sentinel || self.edge_ingestion,
             Layer::ScoreShiftGate => matches!(self.rollout, Some(Gates::All | Gates::ScoreShift)),
+            Layer::Watch => self.watch && self.rollout.is_some(),
+            Layer::BlessedLkg => self.blessed_lkg,
+            Layer::Recurrence => self.recurrence,
         }
     }
 }

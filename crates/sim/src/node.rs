@@ -10,7 +10,7 @@
 pub mod guarded;
 pub mod naive;
 
-use rampart_rollout::Apply;
+use rampart_rollout::{Apply, BeatDeath};
 
 use crate::traffic::ModelId;
 
@@ -46,7 +46,16 @@ pub struct Report {
     pub apply: Option<Apply>,
     /// Restarts since the previous beat.
     pub restarts: u32,
+    /// Deaths detected since the previous beat (at most [`MAX_DEATHS_PER_BEAT`]), each with
+    /// the digest that was active: the evidence of the rollout's death gate.
+    pub deaths: Vec<BeatDeath>,
 }
+
+/// Most deaths a node reports in one beat, as an edge does
+/// (`rampart_api::limits::MAX_DEATHS_PER_BEAT`): an edge's store keeps the rest for the next
+/// beats; a naive proxy, which detects at most one death per restart (10 s by default) and
+/// beats every second, drops any past it.
+pub const MAX_DEATHS_PER_BEAT: usize = 16;
 
 // === impl Serving ===
 

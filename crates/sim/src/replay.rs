@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rampart_artifact::{Keyring, SecretKey};
 use rampart_generate::source::{ClickHouse, Endpoint};
-use rampart_ingest::BootError;
+use rampart_ingest::{BootError, SentinelConfig};
 use rampart_score::edge_contract;
 use rampart_traffic::{ProfileError, Rng};
 
 use crate::clock::{MINUTE, SECOND};
 use crate::control::{Control, Fate, Transcript};
 use crate::fleet::{EdgeKind, Fleet, Tally};
-use crate::mode::{Layer, Mode, Variant};
+use crate::mode::{Layer, Layers, Mode, Variant};
 use crate::producer::{Producer, ProducerError, Publication, RunResult, key_seed};
 use crate::report::{Bucket, Detection, Report, Run, Stops, Timeline};
 use crate::scenario::{Action, Scenario};
@@ -171,10 +171,14 @@ fn run_with(
         Producer::naive(seed, query)
     };
     let kind = if layers.edge_ingestion {
-        EdgeKind::Guarded
+        EdgeKind::Guarded {
+            sentinel: sentinel_config(&layers),
+            require_blessing: layers.blessed_lkg,
+        }
     } else {
         EdgeKind::Naive {
-            sentinel: layers.sentinel,
+            sentinel: (layers.sentinel || layers.recurrence).then(|| sentinel_config(&layers)),
+            require_blessing: layers.blessed_lkg,
         }
     };
     let boot_at = scenario.start.saturating_sub(WARMUP_MS);
@@ -195,6 +199,11 @@ fn run_with(
         validation,
         layers.rollout,
         scenario.generator.propagation_ms,
+        if layers.watch {
+            scenario.rollout.watch_ms
+        } else {
+            0
+        },
     );
     if record {
         control.record();
@@ -425,7 +434,7 @@ fn run_with(
     for (file, fate) in &control.fates {
         match fate {
             Fate::RolledOut => rollouts.0 += 1,
-            Fate::RolledBack { .. } | Fate::RolledBackByOperator => {
+            Fate::RolledBack { .. } | Fate::RolledBackByOperator | Fate::FailedWatch { .. } => {
                 rollouts.0 += 1;
                 rollouts.1 += 1;
             }
@@ -436,6 +445,7 @@ fn run_with(
         }
         match fate {
             Fate::Refused(_) => stops.control_validation += 1,
+            Fate::FailedWatch { .. } => stops.watch += 1,
             Fate::RolledBack { gate, .. } if gate == "score_shift" => stops.score_shift_gate += 1,
             Fate::RolledBack { .. } | Fate::RolledBackByOperator | Fate::Superseded => {
                 stops.canary_gates += 1;
@@ -445,6 +455,7 @@ fn run_with(
     }
     stops.edge_nacks = totals.nacks;
     stops.sentinel_poisonings = totals.poisonings;
+    stops.recurrence_poisonings = totals.recurrence_poisonings;
     if totals.crashes > 0 {
         timeline.push(
             scenario.end,
@@ -480,6 +491,7 @@ fn note_fates(fates: &[(Arc<Publication>, Fate)], now: u64, detect: &mut dyn FnM
         }
         match fate {
             Fate::Refused(_) => detect(now, Layer::ControlValidation),
+            Fate::FailedWatch { .. } => detect(now, Layer::Watch),
             Fate::RolledBack { gate, .. } if gate == "score_shift" => {
                 detect(now, Layer::ScoreShiftGate);
             }
@@ -489,6 +501,21 @@ fn note_fates(fates: &[(Arc<Publication>, Fate)], now: u64, detect: &mut dyn FnM
             Fate::Pushed | Fate::RolledOut | Fate::Superseded => {}
         }
     }
+}
+
+/// The sentinel of a run's edges (a guarded edge's store, a naive proxy's supervisor): the
+/// crash-loop rule when [`Layer::Sentinel`] is on (always on a guarded edge), the
+/// recurrence rule when [`Layer::Recurrence`] is, each with rampart's defaults.
+fn sentinel_config(layers: &Layers) -> SentinelConfig {
+    let mut c = SentinelConfig::default();
+    if !layers.has(Layer::Sentinel) {
+        c.crash_threshold = u32::MAX;
+        c.safe_mode_threshold = u32::MAX;
+    }
+    if !layers.recurrence {
+        c.recurrence_deaths = 0;
+    }
+    c
 }
 
 /// The generator's real feature query (scoped by database and table).

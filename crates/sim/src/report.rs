@@ -77,6 +77,21 @@ pub struct Stops {
     pub edge_nacks: u64,
     /// Versions the sentinel poisoned (node × file).
     pub sentinel_poisonings: u64,
+    /// Faulty files the watch after the last wave rolled back (absent when none).
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub watch: u32,
+    /// Of `sentinel_poisonings`, those by the recurrence rule on a naive proxy's supervisor
+    /// (absent when none).
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub recurrence_poisonings: u64,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The numbers of one run.
@@ -366,8 +381,14 @@ impl Run {
             (Layer::ControlValidation, u64::from(s.control_validation)),
             (Layer::CanaryGates, u64::from(s.canary_gates)),
             (Layer::ScoreShiftGate, u64::from(s.score_shift_gate)),
+            (Layer::Watch, u64::from(s.watch)),
             (Layer::EdgeIngestion, s.edge_nacks),
-            (Layer::Sentinel, s.sentinel_poisonings),
+            (
+                Layer::Sentinel,
+                s.sentinel_poisonings
+                    .saturating_sub(s.recurrence_poisonings),
+            ),
+            (Layer::Recurrence, s.recurrence_poisonings),
         ]
         .into_iter()
         .filter(|(_, n)| *n > 0)

@@ -39,6 +39,9 @@ pub const MAX_R0_ONLY_COLUMNS: u32 = 10_000;
 pub const MAX_REQUESTS_PER_NODE: f64 = 1e7;
 /// Shortest generator cadence.
 pub const MIN_GENERATOR_EVERY_MS: u64 = 10_000;
+/// Longest post-rollout watch a scenario may ask for: a day (a replay covers one day; the
+/// control plane's API accepts up to a week).
+pub const MAX_WATCH_MS: u64 = DAY;
 
 /// A checked scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +72,8 @@ pub struct Scenario {
     pub clickhouse: ClickHouse,
     /// The generator's schedule.
     pub generator: Generator,
+    /// How rampart's control plane rolls files out.
+    pub rollout: Rollout,
     /// The timeline, in time order.
     pub events: Vec<Event>,
     /// The `[[fault]]` entries, in file order (a `duplicate_rows` entry is also folded into
@@ -157,6 +162,15 @@ pub struct Generator {
     pub weight_drift: f64,
     /// The naive push reaches every node within this long.
     pub propagation_ms: u64,
+}
+
+/// How rampart's control plane rolls files out (the runs with a staged rollout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// How long the whole fleet is watched after the last wave before the rollout succeeds
+    /// and its version is blessed ([`rampart_rollout::DEFAULT_WATCH_MS`], as in the
+    /// production policy, unless the scenario says; 0: no watch).
+    pub watch_ms: u64,
 }
 
 /// One timeline event.
@@ -273,6 +287,8 @@ struct RawScenario {
     clickhouse: RawClickHouse,
     #[serde(default)]
     generator: RawGenerator,
+    #[serde(default)]
+    rollout: RawRollout,
     #[serde(default, rename = "event")]
     events: Vec<RawEvent>,
     #[serde(default, rename = "fault")]
@@ -326,6 +342,12 @@ struct RawGenerator {
     retrain_every: Option<String>,
     weight_drift: f64,
     propagation: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRollout {
+    watch: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -592,6 +614,15 @@ impl TryFrom<RawScenario> for Scenario {
         if generator.retrain_every_ms == Some(0) {
             return bound("generator.retrain_every", "must be longer than 0");
         }
+        let rollout = Rollout {
+            watch_ms: match raw.rollout.watch.as_deref() {
+                Some(w) => parse_duration(w).map_err(clock("rollout.watch"))?,
+                None => rampart_rollout::DEFAULT_WATCH_MS,
+            },
+        };
+        if rollout.watch_ms > MAX_WATCH_MS {
+            return bound("rollout.watch", "must be at most 24h");
+        }
         if raw.events.len() > MAX_EVENTS {
             return bound("event", &format!("lists more than {MAX_EVENTS} events"));
         }
@@ -617,6 +648,7 @@ impl TryFrom<RawScenario> for Scenario {
             customers,
             clickhouse,
             generator,
+            rollout,
             events,
             faults,
         })
@@ -779,7 +811,7 @@ fn clock(field: &'static str) -> impl Fn(ClockError) -> ScenarioError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{HOUR, MINUTE};
+    use crate::clock::{HOUR, MINUTE, SECOND};
 
     #[test]
     fn the_builtin_scenarios_parse() {
@@ -815,6 +847,26 @@ mod tests {
         let bad_time = base.replace("end='12:00'", "end='10:00'");
         let msg = Scenario::from_toml(&bad_time).unwrap_err().to_string();
         assert!(msg.contains("end"), "{msg}");
+    }
+
+    #[test]
+    fn the_watch_defaults_to_the_production_policy_and_is_bounded() {
+        let base = "name='x'\ntitle='t'\ndate='2025-11-18'\nstart='11:00'\nend='12:00'\n[fleet]\n";
+        let s = Scenario::from_toml(base).unwrap();
+        assert_eq!(s.rollout.watch_ms, rampart_rollout::DEFAULT_WATCH_MS);
+        let s = Scenario::from_toml(&format!("{base}[rollout]\nwatch = '90s'\n")).unwrap();
+        assert_eq!(s.rollout.watch_ms, 90 * SECOND);
+        for (watch, what) in [("'25h'", "at most"), ("'soon'", "rollout.watch")] {
+            let text = format!("{base}[rollout]\nwatch = {watch}\n");
+            let msg = Scenario::from_toml(&text).unwrap_err().to_string();
+            assert!(msg.contains(what) && msg.contains("rollout.watch"), "{msg}");
+        }
+        // nov18 and dec5 keep their results: no watch.
+        for name in ["nov18", "dec5"] {
+            assert_eq!(Scenario::load(name).unwrap().rollout.watch_ms, 0, "{name}");
+        }
+        let afd = Scenario::load("afd-oct29").unwrap();
+        assert_eq!(afd.rollout.watch_ms, 10 * MINUTE);
     }
 
     #[test]

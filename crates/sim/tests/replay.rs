@@ -119,10 +119,38 @@ fn every_ablation_row_stops_the_fault_it_can_see() {
     for run in &sum.runs[1..] {
         let layer = run.layer.unwrap();
         let v = run.headline.verdict;
+        // Blessed last-known-good cannot see a file that kills the process as it loads: the
+        // file never soaks, so it never becomes last-known-good anyway.
+        if layer == Layer::BlessedLkg {
+            assert_eq!(v, Containment::NotStopped, "{}", run.key);
+            assert_eq!(
+                run.headline.failed_requests,
+                sum.runs[0].headline.failed_requests
+            );
+            continue;
+        }
+        // The watch alone judges by restarts and deaths, and a wave's gates are the same
+        // gates: an FL2 crash loop fails its wave (a canary-gate stop), late, because a
+        // process that dies as it loads the file sends no heartbeat to report its restarts.
+        if layer == Layer::Watch {
+            assert!(
+                matches!(v, Containment::Contained),
+                "{}: {v:?} {:?}",
+                run.key,
+                run.headline
+            );
+            assert!(
+                run.stopped_by.iter().any(|s| s.layer == Layer::CanaryGates),
+                "{:?}",
+                run.stopped_by
+            );
+            continue;
+        }
         // The sentinel only sees processes that die: it ends every FL2 crash loop, but the old
         // proxy never dies, so its zero scores keep blocking people. That is the score-shift
-        // gate's job (and the edge's, which never loads the file).
-        if layer == Layer::Sentinel {
+        // gate's job (and the edge's, which never loads the file). Its recurrence rule alone
+        // does the same, by counting the same deaths another way.
+        if matches!(layer, Layer::Sentinel | Layer::Recurrence) {
             assert_eq!(
                 v,
                 Containment::FailuresOnly,
@@ -131,6 +159,12 @@ fn every_ablation_row_stops_the_fault_it_can_see() {
                 run.headline
             );
             assert!(run.stops.sentinel_poisonings > 0);
+            assert_eq!(
+                run.stops.recurrence_poisonings > 0,
+                layer == Layer::Recurrence,
+                "{:?}",
+                run.stops
+            );
         } else {
             assert!(
                 matches!(v, Containment::NoImpact | Containment::Contained),
@@ -299,20 +333,25 @@ fn latency_slows_requests_and_no_gate_sees_it() {
 }
 
 #[test]
-fn afd_oct29_naive_crash_loops_on_its_own_last_known_good() {
+fn afd_oct29_naive_crash_loops_on_its_own_last_known_good_and_rampart_stops_it_at_the_canary() {
     // 12 PoPs: eight and a half hours of crash loops are slow in a debug build.
-    let sum = Summary::of(
-        &replay(
-            &sized("afd-oct29", ABLATION_POPS),
-            Mode::Rampart,
-            &mut |_| {},
-        )
-        .unwrap(),
-    );
+    let result = replay(
+        &sized("afd-oct29", ABLATION_POPS),
+        Mode::Rampart,
+        &mut |_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sum = report::write(&result, dir.path()).unwrap();
+    // The report shows the new rows: detection by the watch, faulty last-known-good.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("last-known-good held a faulty file"));
+    assert!(html.contains(Layer::Watch.label()));
     let naive = &sum.runs[0];
     let f = naive.fault.as_ref().unwrap();
     assert_eq!(f.fault_from.as_deref(), Some("15:41"));
     assert_eq!(f.nodes_affected, 48, "fleet-wide: {f:?}");
+    assert_eq!(f.nodes_with_faulty_lkg, 48, "{f:?}");
     assert!(f.crashes > 500, "{f:?}");
     assert_eq!(
         f.detected_by, None,
@@ -335,22 +374,89 @@ fn afd_oct29_naive_crash_loops_on_its_own_last_known_good() {
             .iter()
             .any(|e| e.what.contains("back to their own last-known-good"))
     );
-    // rampart with the sim's control plane still unwired to the watch and blessings: every
-    // check passes (the file is valid) and the rollout ends before the first death, but the
-    // edges' recurrence sentinel (3 deaths of one version in 30 min, whatever the uptime)
-    // poisons the file on each node after its third death: fleet-wide, yet bounded.
-    let rampart = sum.runs[1].fault.as_ref().unwrap();
-    assert_eq!(rampart.nodes_affected, 48, "{rampart:?}");
-    assert!(rampart.crashes <= 3 * 48, "{rampart:?}");
-    assert_eq!(
-        rampart.detected_by,
-        Some(Layer::EdgeIngestion),
-        "{rampart:?}"
-    );
+    // rampart: every wave passes before the first death (the file is valid and kills only
+    // after 5 minutes), then the watch over the whole fleet sees the canary's restarts and
+    // rolls everyone back before any other node has served the file 5 minutes. The file was
+    // never blessed, so no edge ever kept it as last-known-good.
+    let run = &sum.runs[1];
+    let r = run.fault.as_ref().unwrap();
+    let canary = 4; // one canary PoP of 4 nodes
+    assert!(r.nodes_affected <= canary, "{r:?}");
+    assert!(r.crashes <= canary, "{r:?}");
+    assert_eq!(r.nodes_with_faulty_lkg, 0, "{r:?}");
+    assert_eq!(r.detected_by, Some(Layer::Watch), "{r:?}");
+    assert!(r.time_to_detection_minutes.unwrap() < 7.0, "{r:?}");
+    assert_eq!(run.stops.watch, 1, "{:?}", run.stops);
+    assert_eq!(run.stops.reached_fleet, 0, "{:?}", run.stops);
+    assert!(r.impact_minutes <= 2, "{r:?}");
+    let line = |what: &str| run.timeline.iter().any(|e| e.what.contains(what));
+    assert!(line("every wave passed; the whole fleet is watched"));
+    assert!(line("fails during the watch"));
     assert!(
-        sum.runs[1]
-            .timeline
+        run.timeline
             .iter()
-            .any(|e| e.what.contains("rolled out to every wave"))
+            .any(|e| e.layer == Some(Layer::Watch) && e.what.contains("gate restarts")),
+        "{:#?}",
+        run.timeline
     );
+    // The repaired file pushed by hand at 18:30 is rolled out and blessed after its watch.
+    assert!(line("rolled out to every wave"));
+}
+
+#[test]
+fn afd_oct29_ablation_shows_what_each_layer_alone_can_do() {
+    let sum = Summary::of(
+        &replay(
+            &sized("afd-oct29", ABLATION_POPS),
+            Mode::Ablation,
+            &mut |_| {},
+        )
+        .unwrap(),
+    );
+    let naive = sum.runs[0].fault.clone().unwrap();
+    let row = |layer: Layer| {
+        let run = sum.runs.iter().find(|r| r.layer == Some(layer)).unwrap();
+        (run.fault.clone().unwrap(), run)
+    };
+    // The watch (with the death gate) alone stops it at the canary, but the naive proxies
+    // keep their own 60-second last-known-good rule: each kept the file for a while.
+    let (watch, _) = row(Layer::Watch);
+    assert!(watch.nodes_affected <= 4, "{watch:?}");
+    assert_eq!(watch.detected_by, Some(Layer::Watch), "{watch:?}");
+    assert!(watch.impact_minutes <= 2, "{watch:?}");
+    // The recurrence rule alone: each node dies a few times, then boots on nothing rather
+    // than its poisoned last-known-good (the file itself): fleet-wide, bounded.
+    let (recurrence, run) = row(Layer::Recurrence);
+    assert_eq!(
+        recurrence.detected_by,
+        Some(Layer::Recurrence),
+        "{recurrence:?}"
+    );
+    assert_eq!(recurrence.nodes_affected, 48, "{recurrence:?}");
+    assert!(recurrence.crashes <= 5 * 48, "{recurrence:?}");
+    assert!(
+        recurrence.impact_minutes < naive.impact_minutes / 4,
+        "{recurrence:?}"
+    );
+    assert!(run.stops.recurrence_poisonings >= 48, "{:?}", run.stops);
+    // Blessed last-known-good alone: nothing is blessed after the day's first file (the
+    // naive push runs no watched rollout), so no node keeps the bad file and the rollback
+    // at 17:40 works; the nodes wedged by then stay down until the restarts by hand.
+    let (blessed, _) = row(Layer::BlessedLkg);
+    assert_eq!(blessed.nodes_with_faulty_lkg, 0, "{blessed:?}");
+    assert!(blessed.crashes < naive.crashes, "{blessed:?}");
+    assert!(blessed.failed_share < naive.failed_share, "{blessed:?}");
+    // No other layer sees a valid file that kills only after 5 minutes.
+    for layer in [
+        Layer::ScopedQuery,
+        Layer::GeneratorGuards,
+        Layer::ControlValidation,
+        Layer::CanaryGates,
+        Layer::ScoreShiftGate,
+        Layer::Sentinel,
+    ] {
+        let (f, _) = row(layer);
+        assert_eq!(f.nodes_affected, 48, "{layer:?}: {f:?}");
+        assert!(f.impact_minutes >= naive.impact_minutes, "{layer:?}: {f:?}");
+    }
 }

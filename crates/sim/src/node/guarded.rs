@@ -6,18 +6,24 @@
 //! the journal, last-known-good after a soak, the kill switch, and the version rule (a
 //! rollback is taken only back to a file this node served). The node only offers files to it
 //! as the edge's agent does, feeds its soak meter and ticks it, and reads its snapshot.
+//! As the agent does with a control plane, it hands the store the blessed versions of each
+//! heartbeat answer ([`Store::set_blessed`], with `require_blessing`: last-known-good only
+//! once blessed) and reports the deaths the store found at boot in its next beat
+//! ([`Store::pending_deaths`], then [`Store::deaths_reported`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rampart_artifact::{Keyring, Validated};
-use rampart_ingest::{ApplyOutcome, BootError, Channel, Compiler, Config, Store};
-use rampart_rollout::Apply;
+use rampart_artifact::{Digest, Keyring, Validated};
+use rampart_ingest::{
+    ApplyOutcome, BootError, Channel, Compiler, Config, SentinelConfig, Store, VersionDigest,
+};
 use rampart_rollout::observation::MAX_NACK_CODES;
+use rampart_rollout::{Apply, BeatDeath};
 use rampart_score::{CompileError, Model, edge_contract};
 
 use crate::clock::{Calendar, SECOND};
-use crate::node::{Report, Serving};
+use crate::node::{MAX_DEATHS_PER_BEAT, Report, Serving};
 use crate::producer::Publication;
 use crate::traffic::Models;
 
@@ -53,6 +59,24 @@ pub struct Edge {
     nacks: u64,
     rollbacks: u64,
     crashes: u64,
+    /// The control plane's blessed versions, as last handed out (again to a store that
+    /// booted since, as the next heartbeat answer would).
+    blessed: Option<Arc<[VersionDigest]>>,
+    /// The store booted after a death it has not reported yet.
+    deaths_pending: bool,
+    /// Every version that was in its last-known-good, oldest first.
+    lkg_ever: Vec<Digest>,
+    /// The store's last-known-good writes when `lkg_ever` was last brought up to date.
+    lkg_writes: u64,
+}
+
+/// How a guarded edge is set up beyond its data dir.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// The sentinel's thresholds.
+    pub sentinel: SentinelConfig,
+    /// Whether last-known-good takes only blessed versions.
+    pub require_blessing: bool,
 }
 
 // === impl ModelCompiler ===
@@ -73,12 +97,15 @@ impl Edge {
     pub fn boot(
         data_dir: PathBuf,
         keyring: Keyring,
+        edge: EdgeConfig,
         calendar: Calendar,
         restart_ms: u64,
         now: u64,
     ) -> Result<Edge, BootError> {
         let mut config = Config::new(data_dir, edge_contract(), keyring);
         config.archive_len = ARCHIVE_LEN;
+        config.sentinel = edge.sentinel;
+        config.require_blessing = edge.require_blessing;
         let mut edge = Edge {
             config,
             calendar,
@@ -93,6 +120,10 @@ impl Edge {
             nacks: 0,
             rollbacks: 0,
             crashes: 0,
+            blessed: None,
+            deaths_pending: false,
+            lkg_ever: Vec::new(),
+            lkg_writes: 0,
         };
         edge.start(now)?;
         Ok(edge)
@@ -130,6 +161,65 @@ impl Edge {
         if self.store.is_some() {
             self.apply(&p, now, models);
         }
+    }
+
+    /// The control plane's blessed versions, newest first (with a heartbeat answer): the
+    /// store may now promote a soaked version it was waiting on, so it ticks at once.
+    pub fn set_blessed(&mut self, blessed: Arc<[VersionDigest]>, now: u64) {
+        if let Some(store) = &self.store {
+            let at = self.calendar.unix_ms(now);
+            store.set_blessed(&blessed, at);
+            store.tick(at);
+        }
+        self.blessed = Some(blessed);
+        self.note_lkg();
+    }
+
+    /// Every version that was in its last-known-good.
+    pub fn lkg_ever(&self) -> &[Digest] {
+        &self.lkg_ever
+    }
+
+    /// Notes what a tick may have written as last-known-good.
+    fn note_lkg(&mut self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let writes = store.metrics().lkg_writes;
+        if writes == self.lkg_writes {
+            return;
+        }
+        self.lkg_writes = writes;
+        for vd in store.status().lkg.history {
+            if !self.lkg_ever.contains(&vd.digest) {
+                self.lkg_ever.push(vd.digest);
+            }
+        }
+    }
+
+    /// Deaths the store found at boot and has not reported, at most
+    /// [`MAX_DEATHS_PER_BEAT`]: reported now (the control plane answers every beat in a
+    /// replay), so they leave the store's queue.
+    pub fn take_deaths(&mut self, now: u64) -> Vec<BeatDeath> {
+        if !self.deaths_pending {
+            return Vec::new();
+        }
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        let deaths = store.pending_deaths(MAX_DEATHS_PER_BEAT);
+        let ids: Vec<u64> = deaths.iter().map(|d| d.detected_at_ms).collect();
+        store.deaths_reported(&ids, self.calendar.unix_ms(now));
+        self.deaths_pending = !store.pending_deaths(1).is_empty();
+        deaths
+            .into_iter()
+            .map(|d| BeatDeath {
+                detected_at_ms: d.detected_at_ms,
+                active: d.active.map(|(_, digest)| digest),
+                uptime_ms: Some(d.uptime_ms),
+                active_for_ms: d.active_for_ms,
+            })
+            .collect()
     }
 
     /// The kill switch (delivered with heartbeats, or set locally).
@@ -173,6 +263,7 @@ impl Edge {
             }
             self.soak_left -= n;
             store.tick(self.calendar.unix_ms(now));
+            self.note_lkg();
         }
         Ok(())
     }
@@ -204,16 +295,25 @@ impl Edge {
         self.serving.fails()
     }
 
-    /// What happened since the last heartbeat (and resets it).
-    pub fn take_report(&mut self) -> Report {
-        std::mem::take(&mut self.report)
+    /// What happened since the last heartbeat, with the deaths to report (and resets it).
+    pub fn take_report(&mut self, now: u64) -> Report {
+        let mut report = std::mem::take(&mut self.report);
+        report.deaths = self.take_deaths(now);
+        report
     }
 
     fn start(&mut self, now: u64) -> Result<(), BootError> {
         let compiler = ModelCompiler {
             room: self.config.contract.max_features(),
         };
-        let store = Store::boot(self.config.clone(), compiler, self.calendar.unix_ms(now))?;
+        let at = self.calendar.unix_ms(now);
+        let store = Store::boot(self.config.clone(), compiler, at)?;
+        if let Some(blessed) = &self.blessed {
+            store.set_blessed(blessed, at);
+        }
+        self.deaths_pending = !store.pending_deaths(1).is_empty();
+        // A new store counts its writes from 0.
+        self.lkg_writes = 0;
         self.store = Some(store);
         Ok(())
     }
@@ -300,12 +400,60 @@ mod tests {
     }
 
     #[test]
+    fn a_soaked_version_waits_for_its_blessing_and_a_death_is_reported_once() {
+        let key = SecretKey::from_seed([4; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let calendar = Calendar::parse("2025-10-29").unwrap();
+        let config = EdgeConfig {
+            sentinel: SentinelConfig::default(),
+            require_blessing: true,
+        };
+        let keyring = Keyring::new([key.public()]);
+        let mut edge =
+            Edge::boot(dir.path().to_owned(), keyring, config, calendar, SECOND, 0).unwrap();
+        let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let v1 = publication(1, 0.0, &key);
+        edge.offer(Arc::clone(&v1), 0, &mut models);
+        for s in 1..=70 {
+            edge.advance(s * SECOND, 100, &mut models).unwrap();
+        }
+        // Soaked, not blessed: not last-known-good.
+        assert!(edge.lkg_ever().is_empty());
+        let blessed: Arc<[VersionDigest]> = Arc::from(vec![VersionDigest {
+            version: 1,
+            digest: v1.digest,
+        }]);
+        edge.set_blessed(blessed, 71 * SECOND);
+        assert_eq!(edge.lkg_ever(), [v1.digest]);
+        assert!(edge.take_report(72 * SECOND).deaths.is_empty());
+
+        // It dies; the next boot finds the death and the next beat reports it, once.
+        edge.crash(80 * SECOND);
+        edge.advance(82 * SECOND, 100, &mut models).unwrap();
+        let report = edge.take_report(82 * SECOND);
+        assert_eq!(report.restarts, 1);
+        let [death] = report.deaths.as_slice() else {
+            panic!("one death: {:?}", report.deaths);
+        };
+        assert_eq!(death.active, Some(v1.digest));
+        assert!(death.uptime_ms.is_some());
+        assert!(edge.take_report(83 * SECOND).deaths.is_empty());
+        // The blessing was handed to the new store too: it serves v1 from last-known-good.
+        assert_eq!(edge.active_version().map(|(v, _)| v), Some(1));
+    }
+
+    #[test]
     fn a_rollback_is_an_offer_back_to_a_file_this_node_served() {
         let key = SecretKey::from_seed([3; 32]);
         let dir = tempfile::tempdir().unwrap();
         let calendar = Calendar::parse("2025-11-18").unwrap();
         let keyring = Keyring::new([key.public()]);
-        let mut edge = Edge::boot(dir.path().to_owned(), keyring, calendar, SECOND, 0).unwrap();
+        let config = EdgeConfig {
+            sentinel: SentinelConfig::default(),
+            require_blessing: false,
+        };
+        let mut edge =
+            Edge::boot(dir.path().to_owned(), keyring, config, calendar, SECOND, 0).unwrap();
         let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
         let v1 = publication(1, 0.0, &key);
         edge.offer(Arc::clone(&v1), 0, &mut models);
@@ -326,7 +474,7 @@ mod tests {
         assert_eq!(store.status().pinned, None);
         assert_eq!((edge.rollbacks(), edge.nacks()), (1, 0));
         assert!(matches!(
-            edge.take_report().apply,
+            edge.take_report(5 * SECOND).apply,
             Some(Apply::Accepted { .. })
         ));
 
@@ -335,7 +483,7 @@ mod tests {
         edge.offer(publication(1, 0.5, &key), 4 * SECOND, &mut models);
         assert_eq!(edge.active_version().map(|(v, _)| v), Some(2));
         assert_eq!((edge.rollbacks(), edge.nacks()), (1, 1));
-        let Some(Apply::Rejected { codes, .. }) = edge.take_report().apply else {
+        let Some(Apply::Rejected { codes, .. }) = edge.take_report(5 * SECOND).apply else {
             panic!("expected a NACK");
         };
         assert_eq!(codes, ["version_not_above"]);

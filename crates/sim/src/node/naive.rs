@@ -11,7 +11,12 @@
 //! Every proxy keeps a last-known-good file: one that served [`SOAK_MS`] without a crash (the
 //! proxies of 29 October 2025 had such a rule). An operator's rollback loads it, which is the
 //! bad file again when the bad file soaked before it killed the process
-//! ([`Proxy::die`], a process fault of [`crate::fault`]).
+//! ([`Proxy::die`], a process fault of [`crate::fault`]). With rampart's blessed
+//! last-known-good ([`Proxy::require_blessing`]) the file must also be among the versions
+//! the control plane blessed, as rampart's store requires it.
+//!
+//! Each boot after a death reports it with the next beat (the digest active, the uptime and
+//! the time on that digest), as an edge does: the rollout's restarts and death gates see it.
 //!
 //! With a [`Supervisor`], boots go through rampart's crash-loop sentinel: the journal holds
 //! the events rampart's ingest store writes (boot, activated, clean exit), and
@@ -23,12 +28,13 @@ use std::sync::Arc;
 
 use rampart_artifact::limits::{DEFAULT_MAX_FEATURES, HARD_MAX_FEATURES};
 use rampart_artifact::{Contract, ContractSpec, Digest, validate};
-use rampart_ingest::sentinel::{Event, SentinelConfig, decide};
-use rampart_rollout::Apply;
+use rampart_ingest::VersionDigest;
+use rampart_ingest::sentinel::{Event, Rule, SentinelConfig, decide};
+use rampart_rollout::{Apply, BeatDeath};
 use rampart_score::Model;
 
 use crate::clock::SECOND;
-use crate::node::{Report, Serving};
+use crate::node::{MAX_DEATHS_PER_BEAT, Report, Serving};
 use crate::producer::Publication;
 use crate::scenario::ModuleOff;
 use crate::traffic::{ModelId, Models};
@@ -74,6 +80,16 @@ pub struct Proxy {
     /// The file the process last died on by a process fault: reloading it does not end the
     /// crash loop, loading another file does.
     died_on: Option<Digest>,
+    /// When the process last booted.
+    up_since: u64,
+    /// The death the next boot detects: the digest active, uptime and time on it.
+    dying: Option<BeatDeath>,
+    /// Whether last-known-good takes only a version the control plane blessed.
+    require_blessing: bool,
+    /// Every file that was its last-known-good, oldest first.
+    lkg_ever: Vec<Digest>,
+    /// The blessed versions, newest first, as last handed out.
+    blessed: Arc<[VersionDigest]>,
 }
 
 /// rampart's crash-loop sentinel around a naive process.
@@ -84,6 +100,8 @@ pub struct Supervisor {
     poisoned: Vec<u64>,
     safe_mode: bool,
     poisonings: u64,
+    /// Of `poisonings`, those by the recurrence rule.
+    recurrence_poisonings: u64,
 }
 
 /// Loads of naive proxies, shared by the fleet: every node that loads a digest gets the same
@@ -133,8 +151,28 @@ impl Proxy {
             crashes: 0,
             lkg: None,
             serving_since: None,
+            up_since: 0,
+            dying: None,
+            require_blessing: false,
+            lkg_ever: Vec::new(),
+            blessed: Arc::from(Vec::new()),
             died_on: None,
         }
+    }
+
+    /// From now on, a file becomes last-known-good only once it is blessed too.
+    pub fn require_blessing(&mut self) {
+        self.require_blessing = true;
+    }
+
+    /// The control plane's blessed versions, newest first (with a heartbeat answer).
+    pub fn set_blessed(&mut self, blessed: Arc<[VersionDigest]>) {
+        self.blessed = blessed;
+    }
+
+    /// Deaths detected since the last beat, reported where no rollout wants them.
+    pub fn drop_deaths(&mut self) {
+        self.report.deaths.clear();
     }
 
     /// Which proxy this is.
@@ -150,6 +188,13 @@ impl Proxy {
     /// Versions the supervisor poisoned so far.
     pub fn poisonings(&self) -> u64 {
         self.supervisor.as_ref().map_or(0, |s| s.poisonings)
+    }
+
+    /// Of [`poisonings`](Self::poisonings), those by the recurrence rule.
+    pub fn recurrence_poisonings(&self) -> u64 {
+        self.supervisor
+            .as_ref()
+            .map_or(0, |s| s.recurrence_poisonings)
     }
 
     /// The distribution writes a new file to the node's disk; a running proxy loads it.
@@ -183,7 +228,11 @@ impl Proxy {
                 .serving_since
                 .is_some_and(|t| now.saturating_sub(t) >= SOAK_MS)
             && self.lkg.as_ref().is_none_or(|l| l.digest != p.digest)
+            && (!self.require_blessing || self.blessed.iter().any(|b| b.digest == p.digest))
         {
+            if !self.lkg_ever.contains(&p.digest) {
+                self.lkg_ever.push(p.digest);
+            }
             self.lkg = Some(Arc::clone(p));
         }
     }
@@ -195,7 +244,7 @@ impl Proxy {
             return;
         }
         self.died_on = self.active().map(|p| p.digest);
-        self.crash(now);
+        self.crash(now, self.died_on);
     }
 
     /// An operator rolls the node back to its own last-known-good file: the distribution
@@ -204,6 +253,11 @@ impl Proxy {
         if let Some(lkg) = self.lkg.clone() {
             self.offer(lkg, now, loads, models);
         }
+    }
+
+    /// Every file that was its last-known-good.
+    pub fn lkg_ever(&self) -> &[Digest] {
+        &self.lkg_ever
     }
 
     /// Its last-known-good file.
@@ -274,6 +328,13 @@ impl Proxy {
         }
         self.state = State::Up;
         self.report.restarts = self.report.restarts.saturating_add(1);
+        if let Some(mut death) = self.dying.take()
+            && self.report.deaths.len() < MAX_DEATHS_PER_BEAT
+        {
+            death.detected_at_ms = now;
+            self.report.deaths.push(death);
+        }
+        self.up_since = now;
         self.loaded = Loaded::Nothing;
         self.serving_since = None;
         let mut file = self.desired.clone();
@@ -282,7 +343,12 @@ impl Proxy {
             if let Some(f) = &file
                 && sup.poisoned.contains(&f.version)
             {
-                file = self.lkg.clone();
+                // As rampart's store boots: on last-known-good unless it is poisoned too
+                // (a file that soaked before it killed the process), else on nothing.
+                file = self
+                    .lkg
+                    .clone()
+                    .filter(|l| !sup.poisoned.contains(&l.version));
             }
         }
         if let Some(f) = file {
@@ -312,14 +378,21 @@ impl Proxy {
                 Kind::Fl2 => {
                     // `features.append_with_names(..).unwrap()`: the worker panics. The
                     // process dies; it comes back after the restart time, into the same file.
-                    self.crash(now);
+                    self.crash(now, Some(p.digest));
                 }
             },
         }
     }
 
-    fn crash(&mut self, now: u64) {
+    /// The process dies with `active` (the file loaded, or the one whose load killed it).
+    fn crash(&mut self, now: u64, active: Option<Digest>) {
         self.crashes += 1;
+        self.dying = Some(BeatDeath {
+            detected_at_ms: now,
+            active,
+            uptime_ms: Some(now.saturating_sub(self.up_since)),
+            active_for_ms: self.serving_since.map(|t| now.saturating_sub(t)),
+        });
         self.loaded = Loaded::Nothing;
         self.crash_loop_since.get_or_insert(now);
         self.state = State::Down {
@@ -339,6 +412,7 @@ impl Supervisor {
             poisoned: Vec::new(),
             safe_mode: false,
             poisonings: 0,
+            recurrence_poisonings: 0,
         }
     }
 
@@ -350,6 +424,9 @@ impl Supervisor {
             if !self.poisoned.contains(&suspect.version) {
                 self.poisoned.push(suspect.version);
                 self.poisonings += 1;
+                if suspect.rule == Rule::Recurrence {
+                    self.recurrence_poisonings += 1;
+                }
             }
         }
         self.safe_mode = decision.is_safe_mode();
@@ -399,5 +476,95 @@ impl Loads {
         };
         self.results.insert(p.digest, result);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_artifact::{Envelope, SecretKey};
+    use rampart_score::example_document;
+
+    use super::*;
+    use crate::traffic::Pool;
+
+    fn publication(version: u64) -> Arc<Publication> {
+        let key = SecretKey::from_seed([5; 32]);
+        let doc = example_document(version);
+        Arc::new(Publication {
+            version,
+            digest: doc.digest(),
+            bytes: Arc::from(Envelope::sign(&doc, &key).to_json()),
+            document: Arc::new(doc),
+            faulty: false,
+            epoch: 0,
+            marks: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_blessing_proxy_keeps_only_blessed_files_and_reports_its_deaths() {
+        let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let mut loads = Loads::default();
+        let mut p = Proxy::new(Kind::Fl2, 10 * SECOND, ModuleOff::Unscored, None, None);
+        p.require_blessing();
+        let v1 = publication(1);
+        p.offer(Arc::clone(&v1), 0, &mut loads, &mut models);
+        p.advance(SOAK_MS + SECOND, &mut loads, &mut models);
+        assert!(p.last_good().is_none(), "soaked, not blessed");
+        p.set_blessed(Arc::from(vec![VersionDigest {
+            version: 1,
+            digest: v1.digest,
+        }]));
+        p.advance(SOAK_MS + 2 * SECOND, &mut loads, &mut models);
+        assert_eq!(p.last_good().map(|f| f.version), Some(1));
+        assert_eq!(p.lkg_ever(), [v1.digest]);
+
+        // A process fault: the next boot reports the death with the file it died with.
+        p.die(100 * SECOND);
+        p.advance(110 * SECOND, &mut loads, &mut models);
+        let report = p.take_report();
+        let [death] = report.deaths.as_slice() else {
+            panic!("one death: {:?}", report.deaths);
+        };
+        assert_eq!(death.active, Some(v1.digest));
+        assert_eq!(death.detected_at_ms, 110 * SECOND);
+        assert_eq!(death.uptime_ms, Some(100 * SECOND));
+        assert!(p.take_report().deaths.is_empty());
+    }
+
+    #[test]
+    fn a_supervised_proxy_boots_on_nothing_rather_than_a_poisoned_last_known_good() {
+        let mut models = Models::new(Arc::new(Pool::new(1, 16).unwrap()), 30);
+        let mut loads = Loads::default();
+        let sentinel = SentinelConfig {
+            crash_threshold: u32::MAX,
+            safe_mode_threshold: u32::MAX,
+            ..SentinelConfig::default()
+        };
+        let mut p = Proxy::new(
+            Kind::Fl2,
+            10 * SECOND,
+            ModuleOff::Unscored,
+            None,
+            Some(Supervisor::new(sentinel)),
+        );
+        let v2 = publication(2);
+        p.offer(Arc::clone(&v2), 0, &mut loads, &mut models);
+        p.advance(SOAK_MS + SECOND, &mut loads, &mut models);
+        assert_eq!(p.last_good().map(|f| f.version), Some(2));
+        // It kills the process every 5 minutes: the recurrence rule poisons it.
+        let mut t = 5 * 60 * SECOND;
+        for _ in 0..4 {
+            p.die(t);
+            t += 10 * SECOND;
+            p.advance(t, &mut loads, &mut models);
+            t += 5 * 60 * SECOND;
+        }
+        assert_eq!(p.recurrence_poisonings(), 1);
+        assert!(
+            p.active().is_none(),
+            "nothing rather than the poisoned file"
+        );
+        assert_eq!(p.serving(), Serving::Unscored);
     }
 }

@@ -212,16 +212,30 @@ pub fn stopped_sentence(rs: &RunSummary) -> String {
             s.score_shift_gate
         ));
     }
+    if s.watch > 0 {
+        parts.push(format!(
+            "the watch after the last wave rolled back {} faulty files from the whole fleet",
+            s.watch
+        ));
+    }
     if s.edge_nacks > 0 {
         parts.push(format!(
             "edges refused faulty files {} times (node × file) and kept serving",
             s.edge_nacks
         ));
     }
-    if s.sentinel_poisonings > 0 {
+    let crash_loop = s
+        .sentinel_poisonings
+        .saturating_sub(s.recurrence_poisonings);
+    if crash_loop > 0 {
         parts.push(format!(
-            "the sentinel poisoned a crash-looping version {} times (node × file)",
-            s.sentinel_poisonings
+            "the sentinel poisoned a crash-looping version {crash_loop} times (node × file)"
+        ));
+    }
+    if s.recurrence_poisonings > 0 {
+        parts.push(format!(
+            "the sentinel's recurrence rule poisoned a version that kept killing the process {} times (node × file)",
+            s.recurrence_poisonings
         ));
     }
     if parts.is_empty() {
@@ -367,7 +381,7 @@ fn layer_table(report: &Report, summary: &Summary) -> String {
 /// The fault rows of every run: impact, failures, slowed requests, nodes, detection.
 fn fault_table(summary: &Summary) -> String {
     let mut out = String::from(
-        "<table><tr><th>run</th><th class=\"num\">impact min</th><th class=\"num\">failed</th><th class=\"num\">slowed</th><th class=\"num\">nodes affected</th><th class=\"num\">crashes</th><th>fault from</th><th>detected</th><th class=\"num\">time to detection</th></tr>",
+        "<table><tr><th>run</th><th class=\"num\">impact min</th><th class=\"num\">failed</th><th class=\"num\">slowed</th><th class=\"num\">nodes affected</th><th class=\"num\">crashes</th><th class=\"num\">last-known-good held a faulty file</th><th>fault from</th><th>detected</th><th class=\"num\">time to detection</th></tr>",
     );
     for rs in &summary.runs {
         let Some(f) = &rs.fault else {
@@ -379,27 +393,28 @@ fn fault_table(summary: &Summary) -> String {
         };
         let _ = write!(
             out,
-            "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{:.2}%</td><td class=\"num\">{:.2}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{:.2}%</td><td class=\"num\">{:.2}%</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             esc(&rs.label),
             f.impact_minutes,
             f.failed_share * 100.0,
             f.slowed_share * 100.0,
             f.nodes_affected,
             f.crashes,
+            f.nodes_with_faulty_lkg,
             esc(f.fault_from.as_deref().unwrap_or("never")),
             esc(&detected),
             f.time_to_detection_minutes
                 .map_or("-".to_owned(), |m| format!("{m:.1} min")),
         );
     }
-    out.push_str("</table><p class=\"sub\">Detection: the first act of a layer against a faulty file (a held candidate, a refusal, a failed gate, an edge NACK, a poisoning by the sentinel of a naive proxy), from the first faulty candidate. Operators' own detection is on the timeline.</p>");
+    out.push_str("</table><p class=\"sub\">Detection: the first act of a layer against a faulty file (a held candidate, a refusal, a failed gate or watch, an edge NACK, a poisoning by the sentinel of a naive proxy, by either of its rules), from the first faulty candidate. Operators' own detection is on the timeline.</p>");
     out
 }
 
 const FIDELITY: &str = "<h2>What is modelled, what is simplified</h2><ul>
-<li><b>Real code</b>: the generator's <code>Job</code> with every producer guard and its state dir; the control plane's validation (<code>rampart_artifact::check</code> against the edge contract, signed); the rollout engine (<code>plan</code>, <code>reconcile</code>, every gate, bad marks) driven each second with every node's heartbeat; one ingest <code>Store</code> per edge node on its own data dir (verify, validate, compile into 200 slots, swap, journal, last-known-good after a 60 s soak, kill switch); the sentinel's <code>decide</code> over the same journal events; the bot model's <code>Model::score</code> over features extracted from realistic requests.</li>
+<li><b>Real code</b>: the generator's <code>Job</code> with every producer guard and its state dir; the control plane's validation (<code>rampart_artifact::check</code> against the edge contract, signed); the rollout engine (<code>plan</code>, <code>reconcile</code>, every gate, the watch after the last wave, bad marks) driven each second with every node's heartbeat, its restarts and its deaths; blessing by <code>Rollout::blessing</code>, the blessed versions handed to every node; one ingest <code>Store</code> per edge node on its own data dir (verify, validate, compile into 200 slots, swap, journal, last-known-good after a 60 s soak and, with a control plane, a blessing, deaths reported at the next boot, kill switch); the sentinel's <code>decide</code> over the same journal events; the bot model's <code>Model::score</code> over features extracted from realistic requests.</li>
 <li><b>Modelled</b>: the ClickHouse cluster (nodes take the permission change one by one; an unscoped <code>system.columns</code> query then also lists the r0 columns, plus r0-only ones); the naive proxies (FL2 panics on a file over 200 features and restarts into it; FL scores every request 0; a share of long crash loops leave nodes wedged until an operator restarts them); operators (the scenario's actions; an inconclusive rollout is rolled back after 5 minutes).</li>
-<li><b>Simplified</b>: traffic is a sample of 4,096 realistic requests per 5-minute bucket, scored once per model and scaled to each node's rate and PoP bot share (client-rate features come from the sample's own stream); a down node's requests fail (no load balancing around it); debug and error-report load, Workers KV, Access and other dependent services are not modelled; heartbeats arrive every second without loss.</li></ul>";
+<li><b>Simplified</b>: traffic is a sample of 4,096 realistic requests per 5-minute bucket, scored once per model and scaled to each node's rate and PoP bot share (client-rate features come from the sample's own stream); a down node's requests fail (no load balancing around it); debug and error-report load, Workers KV, Access and other dependent services are not modelled; heartbeats arrive every second without loss; the control plane's aftercare (deaths compared after a rollout succeeded) is not modelled, and deaths carry no cause.</li></ul>";
 
 /// Escapes text for HTML and SVG.
 pub fn esc(s: &str) -> String {

@@ -101,6 +101,9 @@ pub struct FaultRow {
     pub nodes_affected: u64,
     /// Process deaths (panics and process faults).
     pub crashes: u64,
+    /// Nodes whose last-known-good ever held a faulty file (a rollback to last-known-good
+    /// there restores the fault).
+    pub nodes_with_faulty_lkg: u64,
     /// When the generator first produced a faulty candidate.
     pub fault_from: Option<String>,
     /// When a layer first acted on a faulty file (`null`: none did).
@@ -243,6 +246,7 @@ fn run(r: &Run, start: u64, verdict: Containment, faults: bool) -> RunSummary {
         slowed_share: r6(r.total().slowed_share()),
         nodes_affected: totals.affected,
         crashes: totals.crashes,
+        nodes_with_faulty_lkg: totals.faulty_lkg,
         fault_from: r.fault_from_ms.map(format_time),
         detected_at: r.detection.map(|d| format_time(d.at_ms)),
         detected_by: r.detection.map(|d| d.layer),
