@@ -564,3 +564,30 @@ async fn a_sigkilled_writer_loses_nothing_acknowledged() {
     // The new writer continues the log where the killed one stopped.
     s.commit(Batch::one(audit(1_000_000))).await.unwrap();
 }
+
+// === the control plane on NATS ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_on_nats_serves_what_it_stored_after_a_restart() {
+    let cluster = NatsCluster::start(1);
+    let mut config = NatsConfig::parse(&cluster.url()).unwrap();
+    config.namespace = "SERVER".into();
+    let spec = StoreSpec::Nats(config);
+    let h = rampart_e2e::Harness::start_with(|c| c.store = spec.clone()).await;
+    let bytes = h.sign(&rampart_artifact::testing::doc_weighted(1, 10, 0.5));
+    let published = h.publisher.publish(bytes.clone()).await.unwrap();
+    assert!(published.created);
+    let audit = h.admin.audit(0, 100).await.unwrap();
+    assert!(!audit.entries.is_empty());
+    let mut h = h;
+    h.server.take().unwrap().shutdown().await;
+    drop(h);
+    // Another control plane (another data dir) on the same NATS namespace.
+    let h = rampart_e2e::Harness::start_with(|c| c.store = spec.clone()).await;
+    let fetched = h.anon.fetch(&published.artifact.digest).await.unwrap();
+    assert_eq!(fetched, bytes);
+    let again = h.publisher.publish(bytes).await.unwrap();
+    assert!(!again.created, "the artifact was kept");
+    let after = h.admin.audit(0, 100).await.unwrap();
+    assert_eq!(after.entries[..audit.entries.len()], audit.entries[..]);
+}
