@@ -400,6 +400,25 @@ async fn a_stale_writer_is_fenced_and_stays_fenced() {
 }
 
 #[tokio::test]
+async fn a_batch_larger_than_a_message_is_refused_and_the_store_goes_on() {
+    let cluster = NatsCluster::start(1);
+    let s = Backend::nats(&cluster, "large").open().await;
+    let mut huge = NewAudit {
+        at_ms: 1,
+        who: "alice".into(),
+        action: "test".into(),
+        subject: "s".into(),
+        reason: None,
+        detail: serde_json::Value::Null,
+    };
+    huge.detail = serde_json::json!({ "blob": "x".repeat(2 << 20) });
+    let err = s.commit(Batch::one(Write::Audit(huge))).await.unwrap_err();
+    assert!(err.to_string().contains("max_payload"), "{err}");
+    s.commit(Batch::one(audit(2))).await.unwrap();
+    assert_eq!(s.audit(0, ALL).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn opening_starts_from_the_newest_snapshot_and_replays_the_rest() {
     let cluster = NatsCluster::start(1);
     let b = Backend::nats(&cluster, "snap");

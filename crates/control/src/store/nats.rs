@@ -118,6 +118,15 @@ struct Writer {
     refused: Option<String>,
 }
 
+/// Why an append did not land where expected.
+#[derive(Debug)]
+enum Append {
+    /// Nothing was sent: the store may go on writing.
+    NotSent(StoreError),
+    /// Fenced, or the outcome is unknown: the store stops writing.
+    Stop(StoreError),
+}
+
 // === impl NatsConfig ===
 
 impl NatsConfig {
@@ -272,7 +281,7 @@ impl NatsStore {
 
     /// Appends one encoded batch at `expected + 1`, retrying with the same message id.
     /// Returns the sequence it landed at; [`StoreError::Conflict`] when fenced.
-    async fn append(&self, id: &str, expected: u64, payload: Bytes) -> Result<u64, StoreError> {
+    async fn append(&self, id: &str, expected: u64, payload: Bytes) -> Result<u64, Append> {
         let deadline = Instant::now() + PUBLISH_RETRY;
         let mut last_error = String::new();
         while Instant::now() < deadline {
@@ -291,30 +300,37 @@ impl NatsStore {
             match ack {
                 Ok(ack) if ack.sequence == expected + 1 => return Ok(ack.sequence),
                 Ok(ack) => {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(Append::Stop(StoreError::Conflict(format!(
                         "fenced: the log placed this batch at {} instead of {}",
                         ack.sequence,
                         expected + 1
-                    )));
+                    ))));
+                }
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
+                    // Refused by the client before sending: nothing can have landed.
+                    return Err(Append::NotSent(StoreError::Backend(format!(
+                        "a batch of {} bytes is larger than the servers' max_payload: {e}",
+                        payload.len()
+                    ))));
                 }
                 Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                     // Either another writer appended, or an earlier attempt of ours landed
                     // and its answer was lost: the message at `expected + 1` tells which.
-                    return if self.landed(id, expected + 1).await? {
-                        Ok(expected + 1)
-                    } else {
-                        Err(StoreError::Conflict(format!(
+                    return match self.landed(id, expected + 1).await {
+                        Ok(true) => Ok(expected + 1),
+                        Ok(false) => Err(Append::Stop(StoreError::Conflict(format!(
                             "fenced: the log moved past {expected} (another writer)"
-                        )))
+                        )))),
+                        Err(e) => Err(Append::Stop(e)),
                     };
                 }
                 Err(e) => last_error = e.to_string(),
             }
             tokio::time::sleep(PUBLISH_BACKOFF).await;
         }
-        Err(StoreError::Backend(format!(
+        Err(Append::Stop(StoreError::Backend(format!(
             "append to the log: no acknowledgement within {PUBLISH_RETRY:?}: {last_error}"
-        )))
+        ))))
     }
 
     /// Whether the log's message at `seq` is ours (message id `id`).
@@ -418,7 +434,8 @@ impl Store for NatsStore {
         let id = format!("{}-{}", writer.id, expected + 1);
         let seq = match self.append(&id, expected, Bytes::from(payload)).await {
             Ok(seq) => seq,
-            Err(e) => {
+            Err(Append::NotSent(e)) => return Err(e),
+            Err(Append::Stop(e)) => {
                 // Fenced, or the outcome is unknown: either way this store's model may be
                 // behind the log, so it stops writing (a restart replays the log).
                 writer.refused = Some(e.to_string());
