@@ -43,8 +43,11 @@ impl StoreSpec {
 // === impl AnyStore ===
 
 impl AnyStore {
-    /// Opens the store `spec` names (SQLite in `data_dir`).
+    /// Opens the store `spec` names (SQLite in `data_dir`). The data dir is created in every
+    /// case: it holds the epoch file (and TLS files) whatever the store.
     pub async fn open(spec: &StoreSpec, data_dir: &std::path::Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(format!("create {}: {e}", data_dir.display())))?;
         match spec {
             StoreSpec::Sqlite => SqliteStore::open(data_dir).map(AnyStore::Sqlite),
             StoreSpec::Nats(config) => NatsStore::open(config)
