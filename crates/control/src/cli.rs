@@ -313,5 +313,10 @@ fn read_text(path: &Path) -> Result<String, file::Error> {
 
 /// `--store`: `sqlite` or a `nats://` URL list.
 fn parse_store(text: &str) -> Result<StoreSpec, String> {
-    StoreSpec::parse(text).map_err(|e| e.to_string())
+    StoreSpec::parse(text).map_err(|e| match e {
+        crate::store::StoreError::Backend(why) => {
+            format!("expected `sqlite` or `nats://HOST:PORT[,HOST:PORT…]` ({why})")
+        }
+        other => other.to_string(),
+    })
 }
