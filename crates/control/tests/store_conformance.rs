@@ -70,6 +70,7 @@ async fn suite(make: impl Fn(&str) -> Backend) {
     artifacts_are_found_by_digest_version_and_time(make("artifacts")).await;
     the_audit_log_pages_in_order(make("audit")).await;
     the_heartbeat_window_is_bounded_and_removal_clears_it(make("beats")).await;
+    every_node_s_latest_beat_is_loaded(make("fleet")).await;
 }
 
 #[tokio::test]
@@ -374,6 +375,27 @@ async fn the_heartbeat_window_is_bounded_and_removal_clears_it(b: Backend) {
     let loaded = s.load().await.unwrap();
     assert_eq!(loaded.beats.len(), 1);
     assert_eq!(loaded.nodes.len(), 1);
+}
+
+async fn every_node_s_latest_beat_is_loaded(b: Backend) {
+    let nodes: Vec<String> = (0..300).map(|i| format!("edge-{i:03}")).collect();
+    let s = b.open().await;
+    for round in 1..=3 {
+        let beats = nodes
+            .iter()
+            .map(|n| BeatRecord {
+                node: n.clone(),
+                at_ms: round,
+                beat: Heartbeat::empty(round),
+            })
+            .collect();
+        s.record_beats(beats).await.unwrap();
+    }
+    drop(s);
+    let loaded = b.open().await.load().await.unwrap();
+    let got: Vec<&str> = loaded.beats.iter().map(|b| b.node.as_str()).collect();
+    assert_eq!(got, nodes.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(loaded.beats.iter().all(|b| b.at_ms == 3 && b.beat.seq == 3));
 }
 
 // === NATS only: fencing, snapshots, SIGKILL ===

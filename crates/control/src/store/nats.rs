@@ -99,6 +99,7 @@ pub struct NatsStore {
     artifacts: object_store::ObjectStore,
     snapshots: object_store::ObjectStore,
     beats: kv::Store,
+    beats_bucket: String,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     /// Serializes snapshot uploads; holds the sequence of the newest one stored.
     uploaded: Arc<tokio::sync::Mutex<u64>>,
@@ -230,7 +231,8 @@ impl NatsStore {
             .map_err(|e| nats("create the log", e))?;
         let artifacts = object_store(&js, format!("{ns}_ARTIFACTS"), replicas).await?;
         let snapshots = object_store(&js, format!("{ns}_SNAPSHOTS"), replicas).await?;
-        let beats = beats_bucket(&js, format!("{ns}_BEATS"), replicas).await?;
+        let beats_name = format!("{ns}_BEATS");
+        let beats = beats_bucket(&js, beats_name.clone(), replicas).await?;
 
         let model_dir = tempfile::Builder::new()
             .prefix("rampart-nats-model")
@@ -264,6 +266,7 @@ impl NatsStore {
             artifacts,
             snapshots,
             beats,
+            beats_bucket: beats_name,
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 id,
                 last_seq: last,
@@ -373,6 +376,51 @@ impl NatsStore {
         Ok(logged)
     }
 
+    /// Every node's latest heartbeat, sorted by node: one watch over the bucket delivering
+    /// the last value of each key (not a get per key: a fleet has thousands).
+    async fn latest_beats(&self) -> Result<Vec<BeatRecord>, StoreError> {
+        // The bucket's own status is cached when it is opened: ask its stream.
+        let mut stream = self
+            .js
+            .get_stream(format!("KV_{}", self.beats_bucket))
+            .await
+            .map_err(|e| nats("heartbeat bucket", e))?;
+        let stored = stream
+            .info()
+            .await
+            .map_err(|e| nats("heartbeat bucket", e))?
+            .state
+            .messages;
+        if stored == 0 {
+            return Ok(Vec::new());
+        }
+        let mut watch = self
+            .beats
+            .watch_with_history(">")
+            .await
+            .map_err(|e| nats("watch the heartbeats", e))?;
+        let mut latest = std::collections::BTreeMap::new();
+        loop {
+            let entry = tokio::time::timeout(REPLAY_IDLE, watch.next())
+                .await
+                .map_err(|_| {
+                    StoreError::Backend(format!("heartbeats: no entry within {REPLAY_IDLE:?}"))
+                })?
+                .ok_or_else(|| StoreError::Backend("heartbeats: the watch ended".to_owned()))?
+                .map_err(|e| nats("watch the heartbeats", e))?;
+            if entry.operation == kv::Operation::Put {
+                let beat = from_json::<BeatRecord>(&entry.value)?;
+                latest.insert(beat.node.clone(), beat);
+            } else {
+                latest.retain(|node, _| beat_key(node) != entry.key);
+            }
+            if entry.delta == 0 {
+                break;
+            }
+        }
+        Ok(latest.into_values().collect())
+    }
+
     /// Copies the model into the snapshot object, in the background, in order.
     fn snapshot_later(&self, seq: u64, model: Vec<u8>) {
         let snapshots = self.snapshots.clone();
@@ -396,22 +444,7 @@ impl NatsStore {
 impl Store for NatsStore {
     async fn load(&self) -> Result<Loaded, StoreError> {
         let mut loaded = self.model.load().await?;
-        let mut keys = self.beats.keys().await.map_err(|e| nats("beat keys", e))?;
-        let mut beats = Vec::new();
-        while let Some(key) = keys.try_next().await.map_err(|e| nats("beat keys", e))? {
-            let entry = self
-                .beats
-                .entry(key)
-                .await
-                .map_err(|e| nats("read a beat", e))?;
-            if let Some(entry) = entry
-                && entry.operation == kv::Operation::Put
-            {
-                beats.push(from_json::<BeatRecord>(&entry.value)?);
-            }
-        }
-        beats.sort_by(|a, b| a.node.cmp(&b.node));
-        loaded.beats = beats;
+        loaded.beats = self.latest_beats().await?;
         Ok(loaded)
     }
 
