@@ -1278,6 +1278,42 @@ mod tests {
         again.commit(Batch::one(audit("after"))).await.unwrap();
     }
 
+    /// The NATS backend's model: a check writes nothing, a replay applies each batch whole
+    /// or skips it, as the commit that first saw it did.
+    #[tokio::test]
+    async fn a_check_writes_nothing_and_a_replay_skips_what_failed_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open_cache(dir.path()).unwrap();
+        s.check(Batch::one(audit("checked"))).await.unwrap();
+        assert!(s.audit(0, 10).await.unwrap().is_empty());
+        assert!(matches!(
+            s.check(Batch::one(Write::NextOrder { at_ms: 1 })).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let failing = Batch {
+            writes: vec![audit("lost"), Write::NextOrder { at_ms: 1 }],
+        };
+        let skipped = s
+            .replay(vec![
+                Batch::one(audit("a")),
+                failing,
+                Batch::one(audit("b")),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(skipped, 1);
+        let actions: Vec<String> = s
+            .audit(0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["a", "b"]);
+        let copy = s.snapshot().await.unwrap();
+        assert!(copy.starts_with(b"SQLite format 3\0"));
+    }
+
     #[tokio::test]
     async fn the_audit_log_cannot_be_edited() {
         let dir = tempfile::tempdir().unwrap();
