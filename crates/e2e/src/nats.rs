@@ -24,6 +24,9 @@ pub const NATS_SERVER: &str = "nats-server";
 /// How long a node (or the whole cluster) may take to report healthy with JetStream.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Starts of a cluster tried, each on fresh ports, before a test fails.
+pub const START_ATTEMPTS: usize = 3;
+
 /// Pause between two readiness probes.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
 
@@ -49,10 +52,23 @@ struct Node {
 
 impl NatsCluster {
     /// Starts `n` servers (1: standalone; more: one cluster with routes between all) and
-    /// waits until each reports JetStream healthy. Panics when `nats-server` is not on PATH.
+    /// waits until each reports JetStream healthy. Panics when `nats-server` is not on PATH,
+    /// or when [`START_ATTEMPTS`] starts failed (each with fresh ports: a port picked free
+    /// can be taken by another test before the server binds it).
     pub fn start(n: usize) -> Self {
         assert!(n >= 1, "a cluster needs at least one server");
         require_server();
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(n) {
+                Ok(cluster) => return cluster,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{NATS_SERVER}: {START_ATTEMPTS} starts failed; the last: {last}");
+    }
+
+    fn try_start(n: usize) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("rampart-nats")
             .tempdir()
@@ -66,12 +82,16 @@ impl NatsCluster {
                 child: None,
             })
             .collect();
+        // Dropped on an error: the servers started are killed.
         let mut cluster = NatsCluster { nodes, dir };
         for i in 0..n {
             cluster.spawn(i);
         }
-        cluster.wait_ready(READY_TIMEOUT);
-        cluster
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for i in 0..n {
+            cluster.wait_node(i, deadline)?;
+        }
+        Ok(cluster)
     }
 
     /// The servers as `nats://127.0.0.1:P1,127.0.0.1:P2,…` (what `--store` takes).
@@ -120,34 +140,48 @@ impl NatsCluster {
     pub fn restart(&mut self, i: usize) {
         assert!(self.nodes[i].child.is_none(), "server {i} still runs");
         self.spawn(i);
-        self.wait_node(i, Instant::now() + READY_TIMEOUT);
+        if let Err(e) = self.wait_node(i, Instant::now() + READY_TIMEOUT) {
+            panic!("{e}");
+        }
     }
 
     /// Waits until every running server answers `/healthz` with 200 (JetStream current).
-    pub fn wait_ready(&self, within: Duration) {
+    pub fn wait_ready(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
         for i in 0..self.nodes.len() {
-            if self.nodes[i].child.is_some() {
-                self.wait_node(i, deadline);
+            if self.nodes[i].child.is_some()
+                && let Err(e) = self.wait_node(i, deadline)
+            {
+                panic!("{e}");
             }
         }
     }
 
-    fn wait_node(&self, i: usize, deadline: Instant) {
-        let node = &self.nodes[i];
+    /// Waits for server `i` to be healthy; an error (with its log's last lines) when it
+    /// exited (a port taken) or the deadline passed.
+    fn wait_node(&mut self, i: usize, deadline: Instant) -> Result<(), String> {
         loop {
-            if healthz(node.monitor_port) {
-                return;
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
-                let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
-                panic!(
-                    "nats-server {} not healthy within {READY_TIMEOUT:?}; last log lines (newest first):\n{tail}",
-                    node.name
-                );
-            }
-            std::thread::sleep(PROBE_EVERY);
+            // Before asking the port: another test's server could answer on it.
+            let exited = match self.nodes[i].child.as_mut() {
+                Some(child) => child.try_wait().ok().flatten(),
+                None => return Err(format!("server {i} is not running")),
+            };
+            let why = if let Some(status) = exited {
+                format!("exited ({status})")
+            } else if healthz(self.nodes[i].monitor_port) {
+                return Ok(());
+            } else if Instant::now() > deadline {
+                format!("not healthy within {READY_TIMEOUT:?}")
+            } else {
+                std::thread::sleep(PROBE_EVERY);
+                continue;
+            };
+            let log = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+            return Err(format!(
+                "nats-server {} {why}; last log lines (newest first):\n{tail}",
+                self.nodes[i].name
+            ));
         }
     }
 
