@@ -1,6 +1,7 @@
 //! The real `rampart control` process: SIGKILLed in the middle of a rollout, restarted on
 //! the same data dir, it resumes the rollout where it stood and has lost nothing it had
-//! acknowledged. The rollout-client verbs are driven against it too.
+//! acknowledged, on SQLite and on a NATS R3 store. The rollout-client verbs are driven
+//! against it too.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -51,15 +52,15 @@ fn setup(dir: &Path) {
     .unwrap();
 }
 
-fn spawn(dir: &Path) -> Control {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "control",
-            "--listen",
-            "127.0.0.1:0",
-            "--plain-http",
-            "--data-dir",
-        ])
+/// Starts `rampart control` on `dir/data`, with `--store STORE` when given.
+fn spawn(dir: &Path, store: Option<&str>) -> Control {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.arg("control");
+    if let Some(store) = store {
+        cmd.args(["--store", store]);
+    }
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0", "--plain-http", "--data-dir"])
         .arg(dir.join("data"))
         .arg("--token-file")
         .arg(dir.join("tokens"))
@@ -122,9 +123,21 @@ const NODES: [(&str, &str, &str, bool); 6] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowledged() {
+    sigkilled_control_plane_resumes(None).await;
+}
+
+/// The same on a NATS JetStream store (3 servers, R3): the restarted process rebuilds its
+/// state from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_control_plane_on_nats_resumes_its_rollout_and_loses_nothing_acknowledged() {
+    let cluster = rampart_e2e::NatsCluster::start(3);
+    sigkilled_control_plane_resumes(Some(&cluster.url())).await;
+}
+
+async fn sigkilled_control_plane_resumes(store: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let mut control = spawn(dir.path());
+    let mut control = spawn(dir.path(), store);
     let admin = Client::new(&control.url, Some(ADMIN.into())).unwrap();
     let anon = Client::new(&control.url, None).unwrap();
     let mut enrolled = Vec::new();
@@ -204,7 +217,7 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
     control.child.kill().unwrap(); // SIGKILL
     control.child.wait().unwrap();
 
-    let restarted = spawn(dir.path());
+    let restarted = spawn(dir.path(), store);
     let admin = Client::new(&restarted.url, Some(ADMIN.into())).unwrap();
     // The nodes' credentials are in the store: they work against the restarted process.
     *fleet.client.lock().unwrap() = Client::new(&restarted.url, None).unwrap();
@@ -257,7 +270,7 @@ async fn a_sigkilled_control_plane_resumes_its_rollout_and_loses_nothing_acknowl
 async fn the_rollout_and_killswitch_verbs_drive_a_control_plane() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
-    let control = spawn(dir.path());
+    let control = spawn(dir.path(), None);
     let run_as = |token: &str, args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(args)

@@ -18,6 +18,7 @@ use crate::config::{
     MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_POLICY_FILE_BYTES, PolicyFile,
 };
 use crate::server::Server;
+use crate::store::StoreSpec;
 use crate::tls::ServerTls;
 use crate::trust::TrustConfig;
 
@@ -33,6 +34,10 @@ pub struct ControlArgs {
     /// Where the store (`control.sqlite3`) lives.
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// The store: `sqlite` (in `--data-dir`) or `nats://HOST:PORT[,HOST:PORT…]` (a NATS
+    /// JetStream cluster, see docs/nats.md).
+    #[arg(long, value_name = "STORE", default_value = "sqlite", value_parser = parse_store)]
+    pub store: StoreSpec,
     /// A token file: `NAME ROLE SECRET` per line (roles admin, publisher, edge), or one bare
     /// secret (an admin named `operator`); repeatable.
     #[arg(long, value_name = "FILE")]
@@ -166,6 +171,7 @@ impl ControlArgs {
         };
         let mut config = Config::new(self.data_dir.clone(), tokens, keyring);
         config.listen = self.listen;
+        config.store = self.store.clone();
         if let Some(f) = &self.director_key {
             let key = SecretKey::from_pem(&read_text(f)?)
                 .with_context(|| format!("director key {}", f.display()))?;
@@ -303,4 +309,14 @@ fn load_keyset(root: &Path, keyset: &Path) -> anyhow::Result<(Root, Keyset)> {
 
 fn read_text(path: &Path) -> Result<String, file::Error> {
     file::read_text(path, MAX_SMALL_FILE_BYTES)
+}
+
+/// `--store`: `sqlite` or a `nats://` URL list.
+fn parse_store(text: &str) -> Result<StoreSpec, String> {
+    StoreSpec::parse(text).map_err(|e| match e {
+        crate::store::StoreError::Backend(why) => {
+            format!("expected `sqlite` or `nats://HOST:PORT[,HOST:PORT…]` ({why})")
+        }
+        other => other.to_string(),
+    })
 }

@@ -121,8 +121,10 @@ pub struct ConnLimits {
 pub struct Config {
     /// The API's address (port 0: any free port, see [`crate::Server::addr`]).
     pub listen: SocketAddr,
-    /// Where the store lives.
+    /// Where the store lives (SQLite; TLS and epoch files in every case).
     pub data_dir: PathBuf,
+    /// Which store: SQLite in `data_dir` (the default) or NATS JetStream.
+    pub store: crate::store::StoreSpec,
     /// Who may write.
     pub tokens: Tokens,
     /// Keys an artifact must be signed with.
@@ -223,6 +225,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             data_dir,
+            store: crate::store::StoreSpec::Sqlite,
             tokens,
             keyring,
             contracts: Vec::new(),

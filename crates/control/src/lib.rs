@@ -3,8 +3,10 @@
 //! serve and which modules to switch off, through heartbeats they long-poll.
 //!
 //! # Layout
-//! - [`store`]: the [`Store`] trait (batches of writes, applied atomically) and its SQLite
-//!   backend ([`SqliteStore`]: WAL, `synchronous=FULL`, migrations).
+//! - [`store`]: the [`Store`] trait (batches of writes, applied atomically), its SQLite
+//!   backend ([`SqliteStore`]: WAL, `synchronous=FULL`, migrations), its NATS JetStream
+//!   backend ([`store::NatsStore`]: a fenced, de-duplicated commit log replayed into the same
+//!   SQLite model) and [`store::AnyStore`], the one chosen by `--store`.
 //! - [`fleet`]: the in-memory mirror every request reads (nodes, desired versions, kill
 //!   switches, running rollouts with their observations).
 //! - [`service`]: the operations (publish, register, heartbeat long-poll, kill switches,

@@ -24,7 +24,7 @@ use tower_service::Service as _;
 use crate::config::{Config, ConnLimits, SHUTDOWN_GRACE_MS};
 use crate::connections::Connections;
 use crate::service::{Service, StartError};
-use crate::store::SqliteStore;
+use crate::store::AnyStore;
 use crate::tls::{CertReloader, ServerTls, TlsError, TlsHandshake, TlsReport};
 use crate::{api, driver};
 
@@ -33,7 +33,7 @@ use crate::{api, driver};
 pub struct Server {
     addr: SocketAddr,
     tls: Option<Arc<CertReloader>>,
-    service: Arc<Service<SqliteStore>>,
+    service: Arc<Service<AnyStore>>,
     connections: Arc<Connections>,
     http: JoinHandle<Drained>,
     driver: JoinHandle<()>,
@@ -61,12 +61,14 @@ pub enum ServeError {
 // === impl Server ===
 
 impl Server {
-    /// Opens the store in `config.data_dir`, binds `config.listen`, and starts serving and
+    /// Opens the store (`config.store`: SQLite in `config.data_dir`, or NATS), binds `config.listen`, and starts serving and
     /// driving rollouts (resuming every rollout the store holds).
     pub async fn start(config: Config) -> Result<Server, ServeError> {
         config.tls.check(config.listen)?;
         let tls = open_tls(&config.tls)?;
-        let store = SqliteStore::open(&config.data_dir).map_err(StartError::from)?;
+        let store = AnyStore::open(&config.store, &config.data_dir)
+            .await
+            .map_err(StartError::from)?;
         let listen = config.listen;
         let service = Service::open(config, store).await?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -158,7 +160,7 @@ impl Server {
     }
 
     /// The service.
-    pub fn service(&self) -> &Arc<Service<SqliteStore>> {
+    pub fn service(&self) -> &Arc<Service<AnyStore>> {
         &self.service
     }
 
@@ -195,7 +197,7 @@ impl Server {
 const RELEASE_POLL_MS: u64 = 5;
 
 /// The connection limits the service was configured with.
-fn config_limits(service: &Service<SqliteStore>) -> ConnLimits {
+fn config_limits(service: &Service<AnyStore>) -> ConnLimits {
     service.config().connections
 }
 

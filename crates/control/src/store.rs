@@ -7,9 +7,13 @@
 //! exception by design: they are level-based (the next beat repeats the state), so they are
 //! written in batches and may lose the last fraction of a second.
 //!
-//! A NATS JetStream backend (object store for artifacts, KV for the rest) can implement the
-//! same trait.
+//! Two backends: [`SqliteStore`] (one file, the default) and [`NatsStore`] (a replicated
+//! commit log on NATS JetStream, replayed into the same SQLite model, so every write means
+//! the same thing in both); [`AnyStore`] picks one at start. One conformance suite
+//! (`crates/control/tests/store_conformance.rs`) runs against both.
 
+pub mod any;
+pub mod nats;
 pub mod sqlite;
 
 use std::future::Future;
@@ -20,10 +24,12 @@ use rampart_api::{
 use rampart_artifact::Digest;
 use serde::{Deserialize, Serialize};
 
+pub use any::{AnyStore, StoreSpec};
+pub use nats::{NatsConfig, NatsStore};
 pub use sqlite::SqliteStore;
 
 /// A stored artifact: its metadata and its exact signed bytes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactRecord {
     /// Metadata (the digest is the key).
     pub meta: ArtifactMeta,
@@ -32,7 +38,7 @@ pub struct ArtifactRecord {
 }
 
 /// A registered node.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// What it registered.
     pub registration: Registration,
@@ -41,7 +47,7 @@ pub struct NodeRecord {
 }
 
 /// A one-time bootstrap token as stored: its hash, never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollmentRecord {
     /// sha256 of the token.
     pub hash: Digest,
@@ -56,7 +62,7 @@ pub struct EnrollmentRecord {
 }
 
 /// A node's latest heartbeat.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BeatRecord {
     /// The node.
     pub node: String,
@@ -92,7 +98,7 @@ pub struct RolloutRecord {
 }
 
 /// An audit entry before the store gives it a sequence number.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewAudit {
     /// When, ms since the Unix epoch.
     pub at_ms: u64,
@@ -109,7 +115,7 @@ pub struct NewAudit {
 }
 
 /// One change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Write {
     /// Store an artifact; nothing happens when the digest is stored already. Fails the whole
     /// batch with [`StoreError::MarkedBad`] when the digest is marked bad.
@@ -227,7 +233,7 @@ pub struct OrderState {
 }
 
 /// Writes applied together or not at all.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     /// In order.
     pub writes: Vec<Write>,

@@ -12,6 +12,8 @@
 //!   with a fresh CA its clients trust ([`Harness::start_tls`]).
 //! - [`fleet`]: [`Fleet`]: simulated edges that heartbeat through the real HTTP API, ACK what
 //!   they are told or NACK it.
+//! - [`nats`]: [`NatsCluster`]: 1 or 3 real `nats-server` processes with JetStream on
+//!   loopback (temporary store dirs, routes, stopped by PID), for the NATS store's tests.
 //! - `tests/agent.rs`: the edge agent (`rampart-edge`) following a control plane.
 //! - `tests/differential.rs`: the rollout runner as the replay (`rampart-sim`) wraps it and as
 //!   the control plane's driver wraps it, fed the same fleet, heartbeats and clock, decide the
@@ -31,6 +33,8 @@
 
 pub mod control_plane;
 pub mod fleet;
+pub mod nats;
 
 pub use control_plane::Harness;
 pub use fleet::Fleet;
+pub use nats::NatsCluster;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rampart_api::limits::MAX_BLESSED;
 use rampart_api::{ArtifactMeta, AuditEntry, BadMark, Heartbeat, KillSwitchEntry, Registration};
 use rampart_artifact::Digest;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 mod identity;
 
@@ -141,6 +141,16 @@ impl SqliteStore {
     /// Opens (creating when needed) the store in `dir`, migrating the schema. Fails when
     /// another process holds the data dir.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, Durability::Full)
+    }
+
+    /// Opens a materialized copy whose durability lives elsewhere (the NATS commit log):
+    /// `synchronous=OFF`, since a crash loses nothing the log does not hold.
+    pub(crate) fn open_cache(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, Durability::Off)
+    }
+
+    fn open_with(dir: &Path, sync: Durability) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
@@ -157,9 +167,9 @@ impl SqliteStore {
                 path.display()
             ))
         })?;
-        let mut writer = connect(&path)?;
+        let mut writer = connect(&path, sync)?;
         migrate(&mut writer)?;
-        let reader = connect(&path)?;
+        let reader = connect(&path, sync)?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
@@ -171,6 +181,60 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What [`Store::commit`] would answer, without writing anything: the batch is applied
+    /// in a transaction that is rolled back. The NATS backend asks this before it appends a
+    /// batch to its log, so the log holds only batches that apply.
+    pub(crate) async fn check(&self, batch: Batch) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for w in &batch.writes {
+                apply(&tx, w)?;
+            }
+            tx.rollback().map_err(backend)
+        })
+        .await
+    }
+
+    /// Applies batches read back from a log, each whole or not at all, in one transaction:
+    /// a batch that fails now failed when it was first committed too (the writes are
+    /// deterministic), so it is skipped, as it was then. Returns how many were skipped.
+    pub(crate) async fn replay(&self, batches: Vec<Batch>) -> Result<usize, StoreError> {
+        self.write(move |conn| {
+            let mut tx = conn.transaction().map_err(backend)?;
+            let mut skipped = 0;
+            for batch in &batches {
+                let sp = tx.savepoint().map_err(backend)?;
+                let applied = batch.writes.iter().try_for_each(|w| apply(&sp, w));
+                if applied.is_ok() {
+                    sp.commit().map_err(backend)?;
+                } else {
+                    skipped += 1;
+                    sp.finish().map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(skipped)
+        })
+        .await
+    }
+
+    /// A consistent copy of the whole database as bytes (`VACUUM INTO` a file beside it),
+    /// taken between batches.
+    pub(crate) async fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
+        let copy = self.path.with_extension("snapshot");
+        self.write(move |conn| {
+            // VACUUM INTO refuses an existing file.
+            let _ = std::fs::remove_file(&copy);
+            conn.execute("VACUUM INTO ?1", params![copy.to_string_lossy()])
+                .map_err(backend)?;
+            let bytes = std::fs::read(&copy)
+                .map_err(|e| StoreError::Backend(format!("read {}: {e}", copy.display())))?;
+            let _ = std::fs::remove_file(&copy);
+            Ok(bytes)
+        })
+        .await
     }
 
     async fn on<T, F>(conn: &Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
@@ -466,7 +530,16 @@ impl Store for SqliteStore {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+/// How a connection syncs its commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// `synchronous=FULL`: a commit is on disk before it returns.
+    Full,
+    /// `synchronous=OFF`: for a copy whose durability is elsewhere.
+    Off,
+}
+
+fn connect(path: &Path, sync: Durability) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Backend(format!("open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
@@ -481,7 +554,11 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
             "SQLite refused WAL mode (got {mode})"
         )));
     }
-    conn.pragma_update(None, "synchronous", "FULL")
+    let level = match sync {
+        Durability::Full => "FULL",
+        Durability::Off => "OFF",
+    };
+    conn.pragma_update(None, "synchronous", level)
         .map_err(backend)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(backend)?;
@@ -509,7 +586,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
+/// One write, inside the caller's transaction (or savepoint).
+fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::PutArtifact(record) => {
             let digest = record.meta.digest.to_string();
@@ -1198,6 +1276,42 @@ mod tests {
         drop(first);
         let again = SqliteStore::open(dir.path()).unwrap();
         again.commit(Batch::one(audit("after"))).await.unwrap();
+    }
+
+    /// The NATS backend's model: a check writes nothing, a replay applies each batch whole
+    /// or skips it, as the commit that first saw it did.
+    #[tokio::test]
+    async fn a_check_writes_nothing_and_a_replay_skips_what_failed_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open_cache(dir.path()).unwrap();
+        s.check(Batch::one(audit("checked"))).await.unwrap();
+        assert!(s.audit(0, 10).await.unwrap().is_empty());
+        assert!(matches!(
+            s.check(Batch::one(Write::NextOrder { at_ms: 1 })).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let failing = Batch {
+            writes: vec![audit("lost"), Write::NextOrder { at_ms: 1 }],
+        };
+        let skipped = s
+            .replay(vec![
+                Batch::one(audit("a")),
+                failing,
+                Batch::one(audit("b")),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(skipped, 1);
+        let actions: Vec<String> = s
+            .audit(0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["a", "b"]);
+        let copy = s.snapshot().await.unwrap();
+        assert!(copy.starts_with(b"SQLite format 3\0"));
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! removing a node with everything that is its own.
 
 use rampart_artifact::Digest;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 
 use super::{backend, int, uint};
 use crate::store::{EnrollmentRecord, Loaded, StoreError, Write};
@@ -26,7 +26,7 @@ CREATE TABLE credentials (
 "#;
 
 /// Applies the identity writes; others are not ours.
-pub(super) fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
+pub(super) fn apply(tx: &Connection, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::PutEnrollment(e) => {
             tx.execute(
@@ -140,7 +140,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             // The schema as the previous version left it: migration 1 only, one node.
-            let conn = connect(&dir.path().join(DB_FILE)).unwrap();
+            let conn = connect(&dir.path().join(DB_FILE), super::super::Durability::Full).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
             let reg = Registration {

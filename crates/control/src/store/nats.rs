@@ -1,0 +1,774 @@
+//! The NATS JetStream backend: one replicated commit log, replayed into the SQLite model.
+//!
+//! - **The log** (`{ns}_LOG`, replicas `min(3, servers)`): every [`Batch`] is one message,
+//!   appended with `Nats-Expected-Last-Sequence` set to the last sequence this store has
+//!   applied (the **fence**: a second writer, or one that missed a message, is refused and
+//!   stays refused) and `Nats-Msg-Id` (**de-duplication**: a publish whose answer timed out is
+//!   retried with the same id for up to [`PUBLISH_RETRY`], so it lands once).
+//! - **The model**: state is the log replayed into a private SQLite file through the very
+//!   same `apply` as [`SqliteStore`], so a write means one thing in both backends; a batch
+//!   is checked against the model before it is appended, so the log holds only batches that
+//!   apply. Every [`SNAPSHOT_EVERY`] messages the model is copied into an object
+//!   (`{ns}_SNAPSHOTS`), so opening replays only what came after.
+//! - **Artifacts** (bytes) live in an object store (`{ns}_ARTIFACTS`) named by digest, put
+//!   before the batch that references them is appended; the log carries metadata only.
+//! - **Heartbeats** live in a KV bucket (`{ns}_BEATS`, history [`BEAT_WINDOW`]): they are
+//!   level-based and too frequent for the log.
+//!
+//! An answer is sent only after the log acknowledged the batch (stored on a majority of the
+//! replicas), so nothing acknowledged is lost when this process or a minority of NATS
+//! servers dies.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::ServerAddr;
+use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use rampart_api::{ArtifactMeta, AuditEntry};
+use rampart_artifact::Digest;
+use tokio::io::AsyncReadExt;
+
+use super::sqlite::{BEAT_WINDOW, DB_FILE, SqliteStore};
+use super::{ArtifactRecord, Batch, BeatRecord, Loaded, RolloutRecord, Store, StoreError, Write};
+
+/// The namespace of stream, bucket and subject names when none is given.
+pub const DEFAULT_NAMESPACE: &str = "RAMPART";
+
+/// At most this many replicas of the log, buckets and object stores.
+pub const MAX_REPLICAS: usize = 3;
+
+/// A publish whose acknowledgement timed out (or found no stream leader) is retried with
+/// the same message id for this long before the commit fails.
+pub const PUBLISH_RETRY: Duration = Duration::from_secs(10);
+
+/// Opening the store (connect, create, replay) is retried for this long.
+pub const OPEN_RETRY: Duration = Duration::from_secs(10);
+
+/// Pause between two attempts of a publish (or of an open).
+pub const PUBLISH_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long one JetStream request (publish, get, create) waits for its answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long connecting to the NATS servers may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The log's de-duplication window: a retried message id is recognised for this long
+/// (longer than [`PUBLISH_RETRY`]).
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The model is copied into the snapshot object after this many log messages.
+pub const SNAPSHOT_EVERY: u64 = 1_000;
+
+/// Replaying the log at open waits at most this long for its next message.
+pub const REPLAY_IDLE: Duration = Duration::from_secs(10);
+
+/// Log messages applied to the model in one SQLite transaction while replaying.
+pub const REPLAY_CHUNK: usize = 1_000;
+
+/// Heartbeats written to the KV bucket concurrently.
+pub const BEAT_PUTS_IN_FLIGHT: usize = 64;
+
+/// The name of the snapshot object in its store.
+const SNAPSHOT_OBJECT: &str = "model";
+
+/// Where a NATS store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// Server URLs (`nats://host:port`), any of the cluster's.
+    pub servers: Vec<String>,
+    /// Replicas of the log and buckets; `None`: `min(MAX_REPLICAS, servers.len())`.
+    pub replicas: Option<usize>,
+    /// Prefix of every stream and bucket name (`{ns}_LOG`, …); several control planes can
+    /// share one cluster under different namespaces.
+    pub namespace: String,
+}
+
+/// The NATS JetStream store.
+#[derive(Clone)]
+pub struct NatsStore {
+    model: SqliteStore,
+    /// The model's private directory, removed with the last clone.
+    _model_dir: Arc<tempfile::TempDir>,
+    js: jetstream::Context,
+    log_stream: String,
+    log_subject: String,
+    artifacts: object_store::ObjectStore,
+    snapshots: object_store::ObjectStore,
+    beats: kv::Store,
+    beats_bucket: String,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Serializes snapshot uploads; holds the sequence of the newest one stored.
+    uploaded: Arc<tokio::sync::Mutex<u64>>,
+}
+
+/// The single writer's position in the log.
+#[derive(Debug)]
+struct Writer {
+    /// This store's id, the prefix of its message ids.
+    id: String,
+    /// The last log sequence applied to the model.
+    last_seq: u64,
+    /// Messages since the last snapshot.
+    since_snapshot: u64,
+    /// Why this store may no longer write (fenced by another writer, or an outcome it could
+    /// not learn); reads still work.
+    refused: Option<String>,
+}
+
+/// Why an append did not land where expected.
+#[derive(Debug)]
+enum Append {
+    /// Nothing was sent: the store may go on writing.
+    NotSent(StoreError),
+    /// Fenced, or the outcome is unknown: the store stops writing.
+    Stop(StoreError),
+}
+
+// === impl NatsConfig ===
+
+impl NatsConfig {
+    /// Parses `nats://HOST:PORT[,HOST:PORT…]` (each may carry its own `nats://`).
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let rest = url
+            .strip_prefix("nats://")
+            .ok_or_else(|| StoreError::Backend(format!("{url}: expected nats://HOST:PORT")))?;
+        let servers: Vec<String> = rest
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let s = s.strip_prefix("nats://").unwrap_or(s);
+                format!("nats://{s}")
+            })
+            .collect();
+        if servers.is_empty() {
+            return Err(StoreError::Backend(format!("{url}: no server")));
+        }
+        for s in &servers {
+            s.parse::<ServerAddr>()
+                .map_err(|e| StoreError::Backend(format!("{s}: {e}")))?;
+        }
+        Ok(NatsConfig {
+            servers,
+            replicas: None,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+        })
+    }
+
+    /// The replicas used: the given number, or one per server up to [`MAX_REPLICAS`].
+    pub fn replicas(&self) -> usize {
+        self.replicas
+            .unwrap_or(self.servers.len())
+            .clamp(1, MAX_REPLICAS)
+    }
+}
+
+// === impl NatsStore ===
+
+impl std::fmt::Debug for NatsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsStore")
+            .field("log", &self.log_stream)
+            .field("model", &self.model.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsStore {
+    /// Connects, creates the log and buckets when missing, and rebuilds the model from the
+    /// newest snapshot and the log after it.
+    ///
+    /// Retried for up to [`OPEN_RETRY`]: a cluster that just started (or lost a server) has
+    /// no stream leader for a moment, and answers "no responders".
+    pub async fn open(config: &NatsConfig) -> Result<Self, StoreError> {
+        let deadline = Instant::now() + OPEN_RETRY;
+        loop {
+            match Self::open_once(config).await {
+                Ok(store) => return Ok(store),
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("opening the NATS store, retrying: {e}");
+                    tokio::time::sleep(PUBLISH_BACKOFF).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn open_once(config: &NatsConfig) -> Result<Self, StoreError> {
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| s.parse::<ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Backend(format!("server address: {e}")))?;
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(CONNECT_TIMEOUT)
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .connect(servers)
+            .await
+            .map_err(|e| nats("connect", e))?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(REQUEST_TIMEOUT)
+            .build(client);
+        let ns = &config.namespace;
+        let replicas = config.replicas();
+        let log_stream = format!("{ns}_LOG");
+        let log_subject = format!("{}.log", ns.to_lowercase());
+        let mut log = js
+            .get_or_create_stream(stream::Config {
+                name: log_stream.clone(),
+                subjects: vec![log_subject.clone()],
+                num_replicas: replicas,
+                duplicate_window: DUPLICATE_WINDOW,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats("create the log", e))?;
+        let artifacts = object_store(&js, format!("{ns}_ARTIFACTS"), replicas).await?;
+        let snapshots = object_store(&js, format!("{ns}_SNAPSHOTS"), replicas).await?;
+        let beats_name = format!("{ns}_BEATS");
+        let beats = beats_bucket(&js, beats_name.clone(), replicas).await?;
+
+        let model_dir = tempfile::Builder::new()
+            .prefix("rampart-nats-model")
+            .tempdir()
+            .map_err(|e| StoreError::Backend(format!("model dir: {e}")))?;
+        let snap_seq = restore_snapshot(&snapshots, model_dir.path()).await?;
+        let model = SqliteStore::open_cache(model_dir.path())?;
+        let last = log
+            .info()
+            .await
+            .map_err(|e| nats("log info", e))?
+            .state
+            .last_sequence;
+        if last > snap_seq {
+            replay(&log, &model, snap_seq, last).await?;
+        }
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        Ok(NatsStore {
+            model,
+            _model_dir: Arc::new(model_dir),
+            js,
+            log_stream,
+            log_subject,
+            artifacts,
+            snapshots,
+            beats,
+            beats_bucket: beats_name,
+            writer: Arc::new(tokio::sync::Mutex::new(Writer {
+                id,
+                last_seq: last,
+                since_snapshot: last.saturating_sub(snap_seq),
+                refused: None,
+            })),
+            uploaded: Arc::new(tokio::sync::Mutex::new(snap_seq)),
+        })
+    }
+
+    /// The last log sequence applied to the model.
+    pub async fn last_seq(&self) -> u64 {
+        self.writer.lock().await.last_seq
+    }
+
+    /// Appends one encoded batch at `expected + 1`, retrying with the same message id.
+    /// Returns the sequence it landed at; [`StoreError::Conflict`] when fenced.
+    async fn append(&self, id: &str, expected: u64, payload: Bytes) -> Result<u64, Append> {
+        let deadline = Instant::now() + PUBLISH_RETRY;
+        let mut last_error = String::new();
+        while Instant::now() < deadline {
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(id)
+                .expected_last_sequence(expected);
+            let ack = match self
+                .js
+                .send_publish(self.log_subject.clone(), publish)
+                .await
+            {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match ack {
+                Ok(ack) if ack.sequence == expected + 1 => return Ok(ack.sequence),
+                Ok(ack) => {
+                    return Err(Append::Stop(StoreError::Conflict(format!(
+                        "fenced: the log placed this batch at {} instead of {}",
+                        ack.sequence,
+                        expected + 1
+                    ))));
+                }
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
+                    // Refused by the client before sending: nothing can have landed.
+                    return Err(Append::NotSent(StoreError::Backend(format!(
+                        "a batch of {} bytes is larger than the servers' max_payload: {e}",
+                        payload.len()
+                    ))));
+                }
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    // Either another writer appended, or an earlier attempt of ours landed
+                    // and its answer was lost: the message at `expected + 1` tells which.
+                    return match self.landed(id, expected + 1).await {
+                        Ok(true) => Ok(expected + 1),
+                        Ok(false) => Err(Append::Stop(StoreError::Conflict(format!(
+                            "fenced: the log moved past {expected} (another writer)"
+                        )))),
+                        Err(e) => Err(Append::Stop(e)),
+                    };
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(PUBLISH_BACKOFF).await;
+        }
+        Err(Append::Stop(StoreError::Backend(format!(
+            "append to the log: no acknowledgement within {PUBLISH_RETRY:?}: {last_error}"
+        ))))
+    }
+
+    /// Whether the log's message at `seq` is ours (message id `id`).
+    async fn landed(&self, id: &str, seq: u64) -> Result<bool, StoreError> {
+        let log = self
+            .js
+            .get_stream(&self.log_stream)
+            .await
+            .map_err(|e| nats("get the log", e))?;
+        match log.get_raw_message(seq).await {
+            Ok(m) => Ok(m
+                .headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .is_some_and(|v| v.as_str() == id)),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Puts the bytes of every artifact of the batch into the object store (once per
+    /// digest) and returns the batch as logged: metadata only.
+    async fn put_artifacts(&self, batch: &Batch) -> Result<Batch, StoreError> {
+        let mut logged = Batch::default();
+        for w in &batch.writes {
+            if let Write::PutArtifact(record) = w {
+                let name = record.meta.digest.to_string();
+                if self.artifacts.info(&name).await.is_err() {
+                    self.artifacts
+                        .put(name.as_str(), &mut record.bytes.as_slice())
+                        .await
+                        .map_err(|e| nats("put an artifact", e))?;
+                }
+                logged.push(Write::PutArtifact(Box::new(ArtifactRecord {
+                    meta: record.meta.clone(),
+                    bytes: Vec::new(),
+                })));
+            } else {
+                logged.push(w.clone());
+            }
+        }
+        Ok(logged)
+    }
+
+    /// Every node's latest heartbeat, sorted by node: one watch over the bucket delivering
+    /// the last value of each key (not a get per key: a fleet has thousands).
+    async fn latest_beats(&self) -> Result<Vec<BeatRecord>, StoreError> {
+        // The bucket's own status is cached when it is opened: ask its stream.
+        let mut stream = self
+            .js
+            .get_stream(format!("KV_{}", self.beats_bucket))
+            .await
+            .map_err(|e| nats("heartbeat bucket", e))?;
+        let stored = stream
+            .info()
+            .await
+            .map_err(|e| nats("heartbeat bucket", e))?
+            .state
+            .messages;
+        if stored == 0 {
+            return Ok(Vec::new());
+        }
+        let mut watch = self
+            .beats
+            .watch_with_history(">")
+            .await
+            .map_err(|e| nats("watch the heartbeats", e))?;
+        let mut latest = std::collections::BTreeMap::new();
+        loop {
+            let entry = tokio::time::timeout(REPLAY_IDLE, watch.next())
+                .await
+                .map_err(|_| {
+                    StoreError::Backend(format!("heartbeats: no entry within {REPLAY_IDLE:?}"))
+                })?
+                .ok_or_else(|| StoreError::Backend("heartbeats: the watch ended".to_owned()))?
+                .map_err(|e| nats("watch the heartbeats", e))?;
+            if entry.operation == kv::Operation::Put {
+                let beat = from_json::<BeatRecord>(&entry.value)?;
+                latest.insert(beat.node.clone(), beat);
+            } else {
+                latest.retain(|node, _| beat_key(node) != entry.key);
+            }
+            if entry.delta == 0 {
+                break;
+            }
+        }
+        Ok(latest.into_values().collect())
+    }
+
+    /// Copies the model into the snapshot object, in the background, in order.
+    fn snapshot_later(&self, seq: u64, model: Vec<u8>) {
+        let snapshots = self.snapshots.clone();
+        let uploaded = Arc::clone(&self.uploaded);
+        tokio::spawn(async move {
+            let mut done = uploaded.lock().await;
+            if *done >= seq {
+                return;
+            }
+            let mut bytes = Vec::with_capacity(model.len() + 8);
+            bytes.extend_from_slice(&seq.to_be_bytes());
+            bytes.extend_from_slice(&model);
+            match snapshots.put(SNAPSHOT_OBJECT, &mut bytes.as_slice()).await {
+                Ok(_) => *done = seq,
+                Err(e) => tracing::warn!(seq, "snapshot of the model not stored: {e}"),
+            }
+        });
+    }
+}
+
+impl Store for NatsStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        let mut loaded = self.model.load().await?;
+        loaded.beats = self.latest_beats().await?;
+        Ok(loaded)
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut writer = self.writer.lock().await;
+        if let Some(why) = &writer.refused {
+            return Err(StoreError::Conflict(format!(
+                "this store may not write: {why}"
+            )));
+        }
+        // The log holds only batches that apply: a refused one is refused here, unlogged.
+        self.model.check(batch.clone()).await?;
+        let logged = self.put_artifacts(&batch).await?;
+        let payload = serde_json::to_vec(&logged)
+            .map_err(|e| StoreError::Corrupt(format!("encode a batch: {e}")))?;
+        let expected = writer.last_seq;
+        let id = format!("{}-{}", writer.id, expected + 1);
+        let seq = match self.append(&id, expected, Bytes::from(payload)).await {
+            Ok(seq) => seq,
+            Err(Append::NotSent(e)) => return Err(e),
+            Err(Append::Stop(e)) => {
+                // Fenced, or the outcome is unknown: either way this store's model may be
+                // behind the log, so it stops writing (a restart replays the log).
+                writer.refused = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        writer.last_seq = seq;
+        let removed: Vec<String> = logged
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::RemoveNode { node } => Some(node.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = self.model.commit(logged).await {
+            // The batch is in the log (acknowledged), but the model missed it: answer the
+            // truth about the batch and stop writing on a model that is behind.
+            tracing::error!("a logged batch did not apply to the model: {e}");
+            writer.refused = Some(format!("model behind the log: {e}"));
+        }
+        for node in removed {
+            if let Err(e) = self.beats.purge(beat_key(&node)).await {
+                tracing::warn!(node, "heartbeats of a removed node not purged: {e}");
+            }
+        }
+        writer.since_snapshot += 1;
+        if writer.since_snapshot >= SNAPSHOT_EVERY {
+            match self.model.snapshot().await {
+                Ok(bytes) => {
+                    writer.since_snapshot = 0;
+                    self.snapshot_later(seq, bytes);
+                }
+                Err(e) => tracing::warn!("snapshot of the model not taken: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_beats(&self, beats: Vec<BeatRecord>) -> Result<(), StoreError> {
+        let puts = beats.into_iter().map(|b| {
+            let kv = self.beats.clone();
+            async move {
+                let value = serde_json::to_vec(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("encode a beat: {e}")))?;
+                kv.put(beat_key(&b.node), Bytes::from(value))
+                    .await
+                    .map_err(|e| nats("put a beat", e))
+            }
+        });
+        futures_util::stream::iter(puts)
+            .buffer_unordered(BEAT_PUTS_IN_FLIGHT)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+
+    async fn recent_beats(&self, node: String) -> Result<Vec<BeatRecord>, StoreError> {
+        let key = beat_key(&node);
+        if self
+            .beats
+            .entry(key.as_str())
+            .await
+            .map_err(|e| nats("read a beat", e))?
+            .is_none()
+        {
+            return Ok(Vec::new());
+        }
+        let history: Vec<kv::Entry> = self
+            .beats
+            .history(key)
+            .await
+            .map_err(|e| nats("beat history", e))?
+            .try_collect()
+            .await
+            .map_err(|e| nats("beat history", e))?;
+        let mut out = Vec::new();
+        for entry in history.iter().rev().take(BEAT_WINDOW) {
+            if entry.operation != kv::Operation::Put {
+                break;
+            }
+            out.push(from_json::<BeatRecord>(&entry.value)?);
+        }
+        Ok(out)
+    }
+
+    async fn artifact(&self, digest: Digest) -> Result<Option<ArtifactRecord>, StoreError> {
+        let Some(meta) = self.model.artifact_meta(digest).await? else {
+            return Ok(None);
+        };
+        let mut object = self
+            .artifacts
+            .get(digest.to_string())
+            .await
+            .map_err(|e| nats("get an artifact", e))?;
+        let mut bytes = Vec::new();
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| StoreError::Backend(format!("read artifact {digest}: {e}")))?;
+        Ok(Some(ArtifactRecord { meta, bytes }))
+    }
+
+    async fn artifact_meta(&self, digest: Digest) -> Result<Option<ArtifactMeta>, StoreError> {
+        self.model.artifact_meta(digest).await
+    }
+
+    async fn artifact_at(
+        &self,
+        kind: String,
+        version: u64,
+    ) -> Result<Option<ArtifactMeta>, StoreError> {
+        self.model.artifact_at(kind, version).await
+    }
+
+    async fn artifact_before(
+        &self,
+        kind: String,
+        version: u64,
+    ) -> Result<Option<ArtifactMeta>, StoreError> {
+        self.model.artifact_before(kind, version).await
+    }
+
+    async fn artifacts(&self, limit: usize) -> Result<Vec<ArtifactMeta>, StoreError> {
+        self.model.artifacts(limit).await
+    }
+
+    async fn rollout(&self, id: u64) -> Result<Option<RolloutRecord>, StoreError> {
+        self.model.rollout(id).await
+    }
+
+    async fn rollouts(&self, limit: usize) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.model.rollouts(limit).await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.model.audit(after, limit).await
+    }
+}
+
+/// Opens an object store, creating it when missing.
+async fn object_store(
+    js: &jetstream::Context,
+    bucket: String,
+    replicas: usize,
+) -> Result<object_store::ObjectStore, StoreError> {
+    if let Ok(store) = js.get_object_store(&bucket).await {
+        return Ok(store);
+    }
+    js.create_object_store(object_store::Config {
+        bucket,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| nats("create an object store", e))
+}
+
+/// Opens the heartbeat bucket, creating it when missing.
+async fn beats_bucket(
+    js: &jetstream::Context,
+    bucket: String,
+    replicas: usize,
+) -> Result<kv::Store, StoreError> {
+    if let Ok(store) = js.get_key_value(bucket.as_str()).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket,
+        history: i64::try_from(BEAT_WINDOW).unwrap_or(1),
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| nats("create the heartbeat bucket", e))
+}
+
+/// Writes the newest snapshot (if any) as the model's database; returns the log sequence
+/// it holds (0: none).
+async fn restore_snapshot(
+    snapshots: &object_store::ObjectStore,
+    dir: &std::path::Path,
+) -> Result<u64, StoreError> {
+    let mut object = match snapshots.get(SNAPSHOT_OBJECT).await {
+        Ok(object) => object,
+        Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(nats("get the snapshot", e)),
+    };
+    let mut bytes = Vec::new();
+    object
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| StoreError::Backend(format!("read the snapshot: {e}")))?;
+    let (seq, model) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| StoreError::Corrupt("snapshot shorter than its header".to_owned()))?;
+    let path = dir.join(DB_FILE);
+    let mut file = std::fs::File::create(&path)
+        .map_err(|e| StoreError::Backend(format!("create {}: {e}", path.display())))?;
+    file.write_all(model)
+        .map_err(|e| StoreError::Backend(format!("write {}: {e}", path.display())))?;
+    Ok(u64::from_be_bytes(*seq))
+}
+
+/// Applies the log's messages `after + 1 ..= last` to the model.
+async fn replay(
+    log: &stream::Stream,
+    model: &SqliteStore,
+    after: u64,
+    last: u64,
+) -> Result<(), StoreError> {
+    let consumer = log
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats("replay consumer", e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| nats("replay the log", e))?;
+    let mut chunk = Vec::new();
+    let mut expected = after + 1;
+    while expected <= last {
+        let message = tokio::time::timeout(REPLAY_IDLE, messages.next())
+            .await
+            .map_err(|_| {
+                StoreError::Backend(format!(
+                    "replay: no log message {expected} within {REPLAY_IDLE:?}"
+                ))
+            })?
+            .ok_or_else(|| StoreError::Backend("replay: the log consumer ended".to_owned()))?
+            .map_err(|e| nats("replay the log", e))?;
+        let seq = message
+            .info()
+            .map_err(|e| nats("replay message info", e))?
+            .stream_sequence;
+        if seq != expected {
+            return Err(StoreError::Corrupt(format!(
+                "the log has message {seq} where {expected} was expected (messages deleted?)"
+            )));
+        }
+        chunk.push(from_json::<Batch>(&message.payload)?);
+        if chunk.len() >= REPLAY_CHUNK {
+            model.replay(std::mem::take(&mut chunk)).await?;
+        }
+        expected += 1;
+    }
+    model.replay(chunk).await?;
+    Ok(())
+}
+
+/// A node's key in the heartbeat bucket: hex, since node ids may hold characters (`.`
+/// runs) that KV keys refuse.
+fn beat_key(node: &str) -> String {
+    let mut key = String::with_capacity(2 + node.len() * 2);
+    key.push_str("n_");
+    for b in node.bytes() {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
+}
+
+fn nats(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("nats: {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_or_without_a_prefix_on_each_server() {
+        let c = NatsConfig::parse("nats://127.0.0.1:4222,127.0.0.1:4223,nats://h:1").unwrap();
+        assert_eq!(
+            c.servers,
+            [
+                "nats://127.0.0.1:4222",
+                "nats://127.0.0.1:4223",
+                "nats://h:1"
+            ]
+        );
+        assert_eq!(c.replicas(), 3);
+        assert!(NatsConfig::parse("127.0.0.1:4222").is_err());
+        assert!(NatsConfig::parse("nats://").is_err());
+        let one = NatsConfig::parse("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(one.replicas(), 1);
+    }
+
+    #[test]
+    fn beat_keys_are_valid_kv_keys_for_any_node_id() {
+        assert_eq!(beat_key("a..b"), "n_612e2e62");
+        assert_eq!(beat_key(""), "n_");
+    }
+}
