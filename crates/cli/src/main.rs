@@ -82,6 +82,14 @@ pub(crate) const EXIT_INVALID: u8 = 1;
 /// The exit code for usage and I/O errors.
 pub(crate) const EXIT_ERROR: u8 = 2;
 
+/// `rampart generate` with the edge's contract and shadow scoring on the embedded labelled
+/// sample as its output check.
+fn generate(args: rampart_generate::cli::Args) -> anyhow::Result<ExitCode> {
+    let check = rampart_fit::shadow::GeneratorCheck::embedded(rampart_score::edge_contract())
+        .map_err(|e| anyhow::anyhow!("shadow scoring: {e}"))?;
+    rampart_generate::cli::run(args, rampart_score::edge_contract(), Some(Box::new(check)))
+}
+
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
@@ -91,9 +99,7 @@ fn main() -> ExitCode {
         Command::Keyset(cmd) => keyset::run(cmd),
         Command::Artifact(cmd) => artifact::run(cmd),
         Command::Edge(args) => rampart_edge::cli::run(args),
-        Command::Generate(args) => {
-            rampart_generate::cli::run(*args, rampart_score::edge_contract())
-        }
+        Command::Generate(args) => generate(*args),
         Command::Model(cmd) => model::model(cmd),
         Command::Control(args) => rampart_control::cli::run(*args),
         Command::Rollout(cmd) => rollout::run(cmd),

@@ -518,3 +518,61 @@ impl ShadowReport {
         s
     }
 }
+
+/// Shadow scoring as the generator's output check ([`rampart_generate::OutputCheck`]): each
+/// changed candidate and the published file are compiled under the edge's contract and score
+/// the embedded labelled sample; a candidate beyond [`ShadowPolicy`] is held with every
+/// reason. `rampart generate` runs it unless `--no-shadow`.
+#[derive(Debug)]
+pub struct GeneratorCheck {
+    sample: Sample,
+    contract: rampart_artifact::Contract,
+    policy: ShadowPolicy,
+}
+
+// === impl GeneratorCheck ===
+
+impl GeneratorCheck {
+    /// On the embedded labelled sample, compiling under `contract`, with the default policy.
+    pub fn embedded(contract: rampart_artifact::Contract) -> Result<Self, SampleError> {
+        Ok(GeneratorCheck {
+            sample: Sample::embedded()?,
+            contract,
+            policy: ShadowPolicy::default(),
+        })
+    }
+
+    fn compile(&self, doc: &rampart_artifact::Document) -> Result<Model, String> {
+        let validated =
+            rampart_artifact::validate(doc, &self.contract, None).map_err(|issues| {
+                format!(
+                    "version {} does not validate ({} issues)",
+                    doc.version,
+                    issues.len()
+                )
+            })?;
+        Model::compile(&validated, self.contract.max_features())
+            .map_err(|e| format!("version {} does not compile: {e}", doc.version))
+    }
+}
+
+impl rampart_generate::OutputCheck for GeneratorCheck {
+    fn check(
+        &self,
+        candidate: &rampart_artifact::Document,
+        published: &rampart_artifact::Document,
+    ) -> Result<String, Vec<String>> {
+        let serving = match self.compile(published) {
+            Ok(m) => m,
+            // Nothing to compare with (the contract changed since): the other guards decide.
+            Err(e) => return Ok(format!("not judged: the published {e}")),
+        };
+        let cand = self.compile(candidate).map_err(|e| vec![e])?;
+        let report = shadow(&cand, &serving, &self.sample, &self.policy);
+        if report.passes() {
+            Ok(report.text().lines().next().unwrap_or_default().to_owned())
+        } else {
+            Err(report.held)
+        }
+    }
+}

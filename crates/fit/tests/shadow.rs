@@ -173,3 +173,25 @@ fn a_recorded_sample_reads_from_json_lines_and_refuses_what_it_cannot_read() {
 fn err_of(t: &str) -> String {
     Sample::from_jsonl(t).unwrap_err().to_string()
 }
+
+#[test]
+fn as_the_generators_output_check_it_holds_every_score_one_and_passes_a_small_retrain() {
+    use rampart_generate::OutputCheck as _;
+    let check = shadow::GeneratorCheck::embedded(edge_contract()).unwrap();
+    let published = serving_document();
+    let mut ones = published.clone();
+    ones.version = 2;
+    ones.model.bias = -999.0;
+    let reasons = check.check(&ones, &published).unwrap_err();
+    assert!(
+        reasons.iter().any(|r| r.contains("score distribution")),
+        "{reasons:?}"
+    );
+    let mut retrain = published.clone();
+    retrain.version = 2;
+    for f in &mut retrain.features {
+        f.weight *= 1.02;
+    }
+    let ok = check.check(&retrain, &published).unwrap();
+    assert!(ok.starts_with("within policy"), "{ok}");
+}

@@ -37,6 +37,8 @@ fn job(dir: &std::path::Path, source: Source) -> Job {
         // iteration starts from an empty state dir instead.
         approve_delta: false,
         unfreeze: false,
+        output_check: None,
+        approve_shadow: false,
     }
 }
 

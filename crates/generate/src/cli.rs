@@ -17,7 +17,7 @@ use crate::source::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_QUERY_TIMEOUT, DEFAULT_SOURCE, DEFAULT_TABLE,
     DEFAULT_WEIGHTS_TABLE,
 };
-use crate::{Catalog, Job, Output, Source, Weights};
+use crate::{Catalog, Job, Output, OutputCheck, Source, Weights};
 
 /// Keys, models, contracts and tokens are small; anything larger is a mistake.
 const MAX_TEXT_FILE: usize = 4 * 1024 * 1024;
@@ -89,6 +89,12 @@ pub struct Args {
     /// Lift a freeze set by the flapping guard (this run only).
     #[arg(long)]
     unfreeze: bool,
+    /// Let through a file the shadow check holds (this run only).
+    #[arg(long)]
+    approve_shadow: bool,
+    /// Do not shadow-score candidates against the published file.
+    #[arg(long)]
+    no_shadow: bool,
     /// Run on a schedule (`5m`) until SIGINT or SIGTERM.
     #[arg(long, value_parser = parse_interval)]
     every: Option<Duration>,
@@ -101,8 +107,16 @@ pub struct Args {
 /// `--every` on a schedule until a signal, then prints the totals. `default_contract` is
 /// checked when no `--contract` is given: the binary passes the edge's, since the producer
 /// takes contracts as input and does not depend on the scorer.
-pub fn run(args: Args, default_contract: Contract) -> anyhow::Result<ExitCode> {
-    let mut job = job(&args, default_contract)?;
+///
+/// `output_check` judges each changed candidate's output beside the published file's (the
+/// binary passes shadow scoring; `--no-shadow` drops it, `--approve-shadow` lets one run
+/// through).
+pub fn run(
+    args: Args,
+    default_contract: Contract,
+    output_check: Option<Box<dyn OutputCheck>>,
+) -> anyhow::Result<ExitCode> {
+    let mut job = job(&args, default_contract, output_check)?;
     let Some(every) = args.every else {
         return match job.run_once(OffsetDateTime::now_utc()) {
             Ok(outcome) => {
@@ -128,7 +142,11 @@ pub fn run(args: Args, default_contract: Contract) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn job(args: &Args, default_contract: Contract) -> anyhow::Result<Job> {
+fn job(
+    args: &Args,
+    default_contract: Contract,
+    output_check: Option<Box<dyn OutputCheck>>,
+) -> anyhow::Result<Job> {
     let mut source = Source::parse(&args.source)?;
     if let Source::ClickHouse(ch) = source {
         let weights = match &args.model {
@@ -193,6 +211,8 @@ fn job(args: &Args, default_contract: Contract) -> anyhow::Result<Job> {
         output,
         approve_delta: args.approve_delta,
         unfreeze: args.unfreeze,
+        output_check: if args.no_shadow { None } else { output_check },
+        approve_shadow: args.approve_shadow,
     })
 }
 

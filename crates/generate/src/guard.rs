@@ -75,6 +75,13 @@ pub enum Refusal {
         /// Why.
         reason: String,
     },
+    /// The candidate's output, scored on a sample beside the published file's, moved beyond
+    /// policy ([`OutputCheck`](crate::job::OutputCheck), shadow scoring in the `rampart`
+    /// binary).
+    Shadow {
+        /// Every reason, with its numbers.
+        reasons: Vec<String>,
+    },
     /// The control plane refused the file (`--publish`): it checks every registered edge's
     /// contract, which the generator may not know.
     ControlPlane {
@@ -101,6 +108,7 @@ impl Refusal {
             Refusal::Delta { .. } => "delta",
             Refusal::Flapping { .. } => "flapping",
             Refusal::Frozen { .. } => "frozen",
+            Refusal::Shadow { .. } => "shadow",
             Refusal::ControlPlane { .. } => "control_plane",
         }
     }
@@ -163,6 +171,11 @@ impl fmt::Display for Refusal {
                     shown.join(" -> ")
                 )
             }
+            Refusal::Shadow { reasons } => write!(
+                f,
+                "shadow: scored beside the published file, the candidate moves beyond policy: {}; held until a run with --approve-shadow",
+                reasons.join("; ")
+            ),
             Refusal::Frozen { since, reason } => write!(
                 f,
                 "frozen: publishing has been frozen since {since} ({reason}); run with --unfreeze once the source is stable"

@@ -54,6 +54,20 @@ pub struct Job {
     pub approve_delta: bool,
     /// Lift a freeze set by the flapping guard (and forget the run history).
     pub unfreeze: bool,
+    /// Judges what the candidate would answer against the published file (the `rampart`
+    /// binary passes shadow scoring; `None`: not judged).
+    pub output_check: Option<Box<dyn OutputCheck>>,
+    /// Let a file the output check holds through.
+    pub approve_shadow: bool,
+}
+
+/// A judge of a candidate's **output**, beside the published file's: the generator builds and
+/// guards files but does not score them, so the binary supplies this (shadow scoring on a
+/// labelled sample, `rampart_fit::shadow`), as it supplies the edge's contract. It runs only
+/// when every other guard passed, there is a published file, and the content changed.
+pub trait OutputCheck: std::fmt::Debug + Send {
+    /// `Ok` with one line of numbers when within policy; `Err` with every reason when not.
+    fn check(&self, candidate: &Document, published: &Document) -> Result<String, Vec<String>>;
 }
 
 /// How a run ended, when it did not fail.
@@ -242,6 +256,18 @@ impl Job {
         if state.frozen.is_none() {
             refusals.extend(guard::flapping(&state.digests(), content));
         }
+        let changed = state
+            .published
+            .as_ref()
+            .is_none_or(|p| p.content != content);
+        if refusals.is_empty()
+            && changed
+            && !self.approve_shadow
+            && let (Some(check), Some(published)) = (&self.output_check, previous)
+            && let Err(reasons) = check.check(document, published)
+        {
+            refusals.push(Refusal::Shadow { reasons });
+        }
         refusals
     }
 }
@@ -362,6 +388,8 @@ mod tests {
                 output: Output::File(self.tmp.path().join("features.json")),
                 approve_delta: false,
                 unfreeze: false,
+                output_check: None,
+                approve_shadow: false,
             }
         }
         fn out(&self) -> PathBuf {
@@ -445,6 +473,73 @@ mod tests {
         );
         assert_eq!(out.exit_code(), EXIT_HELD);
         assert!(!fx.out().exists());
+    }
+
+    /// An output check that holds any candidate whose bias differs from the published one.
+    #[derive(Debug)]
+    struct BiasMustStay;
+
+    impl OutputCheck for BiasMustStay {
+        fn check(&self, candidate: &Document, published: &Document) -> Result<String, Vec<String>> {
+            if candidate.model.bias == published.model.bias {
+                Ok("same bias".into())
+            } else {
+                Err(vec![format!(
+                    "bias {} -> {}",
+                    published.model.bias, candidate.model.bias
+                )])
+            }
+        }
+    }
+
+    #[test]
+    fn the_output_check_holds_a_changed_file_until_approved_and_skips_the_first_and_the_same() {
+        let fx = Fixture::new();
+        let with_check = |source: Source, approve: bool| Job {
+            output_check: Some(Box::new(BiasMustStay)),
+            approve_shadow: approve,
+            ..fx.job(source)
+        };
+        // Nothing published yet: nothing to compare with.
+        let first = with_check(fx.catalog(&names(60)), false)
+            .run_once(now(0))
+            .unwrap();
+        assert!(
+            matches!(first, Outcome::Published { version: 1, .. }),
+            "{first}"
+        );
+        // Same content: not judged, unchanged.
+        let same = with_check(fx.catalog(&names(60)), false)
+            .run_once(now(5))
+            .unwrap();
+        assert_eq!(same, Outcome::Unchanged { version: 1 });
+        // A changed bias: held by the output check, with its reason; nothing written.
+        let mut changed =
+            Catalog::parse(&std::fs::read_to_string(fx.tmp.path().join("model.json")).unwrap())
+                .unwrap();
+        changed.bias = -999.0;
+        std::fs::write(fx.tmp.path().join("model.json"), changed.to_json()).unwrap();
+        let source = || Source::Catalog(CatalogSource::File(fx.tmp.path().join("model.json")));
+        let held = with_check(source(), false).run_once(now(10)).unwrap();
+        let Outcome::Held { refusals, .. } = &held else {
+            panic!("{held}")
+        };
+        assert_eq!(refusals.len(), 1, "{held}");
+        assert_eq!(refusals[0].guard(), "shadow");
+        assert!(
+            refusals[0].to_string().contains("bias -1 -> -999"),
+            "{held}"
+        );
+        assert!(
+            refusals[0].to_string().contains("--approve-shadow"),
+            "{held}"
+        );
+        // Approved for one run: published.
+        let approved = with_check(source(), true).run_once(now(15)).unwrap();
+        assert!(
+            matches!(approved, Outcome::Published { version: 2, .. }),
+            "{approved}"
+        );
     }
 
     #[test]

@@ -34,6 +34,6 @@ pub mod state;
 
 pub use catalog::{Catalog, CatalogError};
 pub use guard::Refusal;
-pub use job::{GenerateError, Job, Outcome, Output};
+pub use job::{GenerateError, Job, Outcome, Output, OutputCheck};
 pub use source::{Candidate, Source, SourceError, Weights};
 pub use state::{State, StateDir, StateError};

@@ -110,6 +110,7 @@ pub fn run_every(
             }
         }
         job.approve_delta = false;
+        job.approve_shadow = false;
         job.unfreeze = false;
         if max_runs.is_some_and(|m| summary.runs >= m) {
             break;
@@ -178,6 +179,8 @@ mod tests {
             output: Output::File(dir.join("out.json")),
             approve_delta: true,
             unfreeze: true,
+            output_check: None,
+            approve_shadow: false,
         }
     }
 

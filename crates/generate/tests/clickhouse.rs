@@ -55,6 +55,8 @@ impl Run {
             output: Output::File(self.out()),
             approve_delta: false,
             unfreeze: false,
+            output_check: None,
+            approve_shadow: false,
         }
     }
     fn run(&self, job: &Job) -> Result<Outcome, GenerateError> {

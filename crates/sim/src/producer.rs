@@ -164,6 +164,8 @@ impl Producer {
                     output: Output::File(out.clone()),
                     approve_delta: false,
                     unfreeze: false,
+                    output_check: None,
+                    approve_shadow: false,
                 };
                 match job.run_once(now) {
                     Ok(Outcome::Published { .. }) => match read_publication(&out, answer) {
