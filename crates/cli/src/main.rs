@@ -85,7 +85,7 @@ pub(crate) const EXIT_ERROR: u8 = 2;
 /// `rampart generate` with the edge's contract and shadow scoring on the embedded labelled
 /// sample as its output check.
 fn generate(args: rampart_generate::cli::Args) -> anyhow::Result<ExitCode> {
-    let check = rampart_fit::shadow::GeneratorCheck::embedded(rampart_score::edge_contract())
+    let check = rampart_fit::shadow::ShadowCheck::embedded(rampart_score::edge_contract())
         .map_err(|e| anyhow::anyhow!("shadow scoring: {e}"))?;
     rampart_generate::cli::run(args, rampart_score::edge_contract(), Some(Box::new(check)))
 }

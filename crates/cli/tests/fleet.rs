@@ -28,10 +28,13 @@ use rampart_up::stack;
 use rampart_up::status;
 
 /// Short bakes and small samples, so the whole file runs in about a minute on 2 cores.
+/// Shadow scoring is off: the "every score is 1" file must reach the canary, for the
+/// score-shift gate to stop it on real traffic (tests/observe.rs has the shadow hold).
 const POLICY: &str = "\
 [plan]
 canary_bake_ms = 1000
 [rollout]
+shadow = \"off\"
 tick_ms = 100
 baseline_wait_ms = 1000
 [rollout.gates]

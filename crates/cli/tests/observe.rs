@@ -24,6 +24,7 @@ const POLICY: &str = "\
 canary_bake_ms = 1500
 waves = [ { share = 1.0, bake_ms = 500 } ]
 [rollout]
+shadow = \"observe\"
 tick_ms = 100
 baseline_wait_ms = 1000
 [rollout.gates]
@@ -105,6 +106,27 @@ async fn an_observing_score_shift_gate_lets_every_score_one_through_and_says_it_
         done.gates
     );
 
+    // Shadow scoring, observing too, recorded that it would have held the file before wave 0.
+    let audit = fleet.anon.audit(0, 1000).await.unwrap();
+    let shadow: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| e.action == "rollout.shadow_observed")
+        .collect();
+    assert_eq!(shadow.len(), 1, "{shadow:#?}");
+    assert_eq!(shadow[0].subject, format!("rollout/{}", r2.id));
+    let create = audit
+        .entries
+        .iter()
+        .find(|e| e.action == "rollout.create" && e.subject == format!("rollout/{}", r2.id))
+        .unwrap();
+    assert_eq!(
+        create.detail["shadow"]["result"], "held",
+        "{}",
+        create.detail
+    );
+    assert_eq!(create.detail["shadow"]["mode"], "observe");
+
     // Audited once, by the control plane, with the same numbers.
     let audit = fleet.anon.audit(0, 1000).await.unwrap();
     let observed: Vec<_> = audit
@@ -138,6 +160,113 @@ async fn an_observing_score_shift_gate_lets_every_score_one_through_and_says_it_
     assert!(
         text.contains("observe: gate score_shift would have rolled back at wave 0 (canary)"),
         "{text}"
+    );
+    fleet.stop();
+}
+
+/// The default: shadow scoring enforces.
+const ENFORCING: &str = "\
+[plan]
+canary_bake_ms = 1500
+waves = [ { share = 1.0, bake_ms = 500 } ]
+[rollout]
+tick_ms = 100
+baseline_wait_ms = 1000
+[rollout.gates]
+min_requests = 100
+[rollout.gates.shift]
+min_scores = 100
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_scoring_holds_every_score_one_before_wave_0_until_an_operator_approves_it_with_a_reason()
+ {
+    let origin = Origin::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let fleet = Fleet::start(
+        origin.addr(),
+        &FleetSpec {
+            policy: ENFORCING,
+            beat_ms: BEAT_MS,
+            nodes: &NODES,
+            canary: "fra-1",
+            edge_extra: Vec::new(),
+            test_hooks: false,
+        },
+    );
+    let _load = Load::start(fleet.edges.iter().map(|e| e.proxy).collect(), RATE, 13).unwrap();
+    fleet.wait_beating(0, 30).await;
+    let key = fleet.work.signing_key().unwrap();
+    let v1 = fleet
+        .publish(Envelope::sign(&catalog_document(1).unwrap(), &key).to_json())
+        .await;
+    let r1 = fleet.rollout(v1, 300).await;
+    assert_eq!(
+        fleet.wait_rollout(r1.id, 60, |v| v.done).await.phase,
+        "succeeded"
+    );
+
+    // A retrain that changes nothing the sample sees passes shadow scoring and rolls out.
+    let v2 = fleet
+        .publish(Envelope::sign(&catalog_document(2).unwrap(), &key).to_json())
+        .await;
+    let r2 = fleet.rollout(v2, 300).await;
+    assert_eq!(
+        fleet.wait_rollout(r2.id, 60, |v| v.done).await.phase,
+        "succeeded"
+    );
+
+    // Every score 1: held before wave 0, nobody told.
+    let mut doc = catalog_document(3).unwrap();
+    doc.model.bias = ALL_ONES_BIAS;
+    let v3 = fleet.publish(Envelope::sign(&doc, &key).to_json()).await;
+    let held = fleet.rollout(v3, 1_500).await;
+    assert_eq!(held.phase, "paused", "{held:#?}");
+    assert!(held.waves.iter().all(|w| w.phase == "pending"), "{held:#?}");
+    let outcome = held.outcome.clone().unwrap_or_default();
+    assert!(
+        outcome.starts_with("held before wave 0 by shadow scoring"),
+        "{outcome}"
+    );
+    assert!(outcome.contains("score distribution"), "{outcome}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    for n in fleet.anon.nodes().await.unwrap().nodes {
+        assert_eq!(n.desired.as_ref().map(|d| d.version), Some(2), "{n:?}");
+        assert_eq!(n.active.map(|a| a.version), Some(2), "{n:?}");
+    }
+    let audit = fleet.anon.audit(0, 1000).await.unwrap();
+    let entry = audit
+        .entries
+        .iter()
+        .find(|e| e.action == "rollout.shadow_held")
+        .expect("audited");
+    assert_eq!(entry.who, "control");
+    assert!(
+        entry.reason.as_deref().unwrap_or("").contains("KS"),
+        "{entry:#?}"
+    );
+
+    // Approving needs a reason; with one, it goes to the canary, where the (enforcing)
+    // score-shift gate stops it on real traffic.
+    let refused = fleet.admin.rollout_resume(held.id, None).await.unwrap_err();
+    assert_eq!(refused.status(), Some(409), "{refused}");
+    fleet
+        .admin
+        .rollout_resume(held.id, Some("drill: see the gate stop it".into()))
+        .await
+        .unwrap();
+    let done = fleet.wait_rollout(held.id, 90, |v| v.done).await;
+    assert_eq!(done.phase, "rolled_back", "{done:#?}");
+    assert_eq!(
+        rampart_up::inject::failed_gate(&done).as_deref(),
+        Some("score_shift"),
+        "{done:#?}"
+    );
+    let audit = fleet.anon.audit(0, 1000).await.unwrap();
+    assert!(
+        audit.entries.iter().any(|e| e.action == "rollout.command"
+            && e.who != "control"
+            && e.reason.as_deref() == Some("drill: see the gate stop it")),
+        "the approval is audited with its reason"
     );
     fleet.stop();
 }

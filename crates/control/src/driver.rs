@@ -21,6 +21,7 @@ use rampart_api::{
     StartRollout, WaveView,
 };
 use rampart_artifact::Digest;
+use rampart_fit::shadow::Judgement;
 use rampart_rollout::GateMode;
 use rampart_rollout::{
     Action, Actor, ArtifactRef, Beat, BreakGlass, Command, Event, FinalTargets, Gate, Node,
@@ -39,6 +40,28 @@ use crate::store::{Batch, NewAudit, RolloutRecord, Store, Target, Write};
 
 /// Who the audit log names for the driver's own decisions.
 pub const SYSTEM_ACTOR: &str = "control";
+
+/// What shadow scoring said before a rollout's first wave.
+#[derive(Debug, Clone, PartialEq)]
+enum Shadow {
+    /// Not scored, and why.
+    Skipped(String),
+    /// Within policy (the report's first line).
+    Pass(String),
+    /// Beyond policy, with every reason.
+    Held(Vec<String>),
+}
+
+impl Shadow {
+    /// The `shadow` part of the `rollout.create` audit entry.
+    fn detail(&self, mode: GateMode) -> serde_json::Value {
+        match self {
+            Shadow::Skipped(why) => json!({ "mode": mode, "result": "skipped", "why": why }),
+            Shadow::Pass(line) => json!({ "mode": mode, "result": "pass", "line": line }),
+            Shadow::Held(reasons) => json!({ "mode": mode, "result": "held", "reasons": reasons }),
+        }
+    }
+}
 
 // === impl Service (rollouts) ===
 
@@ -116,6 +139,9 @@ impl<S: Store> Service<S> {
             rollout_policy.watch_ms = watch;
         }
         let reason = req.reason.clone().filter(|r| !r.trim().is_empty());
+        let shadow = self
+            .shadow_before_start(&record.bytes, from, &rollout_policy, req.break_glass)
+            .await;
         let start = Start {
             id,
             from,
@@ -127,6 +153,10 @@ impl<S: Store> Service<S> {
                 by: caller.name.clone(),
                 reason: reason.clone().unwrap_or_default(),
             }),
+            hold: match (&shadow, rollout_policy.shadow) {
+                (Shadow::Held(reasons), GateMode::Enforce) => Some(reasons.clone()),
+                _ => None,
+            },
         };
         let meta = RolloutMeta {
             id,
@@ -186,11 +216,76 @@ impl<S: Store> Service<S> {
                 "break_glass": req.break_glass,
                 "nodes": nodes.len(),
                 "waves": running.stored.rollout.plan().wave_count(),
+                "shadow": shadow.detail(rollout_policy.shadow),
             }),
         }));
+        if let (Shadow::Held(reasons), GateMode::Observe) = (&shadow, rollout_policy.shadow) {
+            first.push(Write::Audit(NewAudit {
+                at_ms: now,
+                who: SYSTEM_ACTOR.into(),
+                action: "rollout.shadow_observed".into(),
+                subject: format!("rollout/{id}"),
+                reason: Some(format!(
+                    "shadow scoring (observe mode) would have held it before wave 0: {}",
+                    reasons.join("; ")
+                )),
+                detail: json!({ "reasons": reasons }),
+            }));
+        }
         let stored = self.carry_out(running, step, now, Some(&mut first)).await?;
         self.nudge.notify_one();
         Ok(view(&stored))
+    }
+
+    /// Shadow scoring before a rollout's first wave: the candidate and the serving file score
+    /// the embedded labelled sample ([`rampart_fit::shadow`]). Not for a break-glass push
+    /// (it skips waves on purpose), a first version (nothing to compare with), files that do
+    /// not compile under the edge's contract, or with the policy's `shadow = "off"`.
+    async fn shadow_before_start(
+        &self,
+        candidate: &[u8],
+        from: Option<ArtifactRef>,
+        policy: &rampart_rollout::RolloutPolicy,
+        break_glass: bool,
+    ) -> Shadow {
+        if policy.shadow == GateMode::Off {
+            return Shadow::Skipped("shadow = \"off\" in the policy".into());
+        }
+        if break_glass {
+            return Shadow::Skipped("break glass".into());
+        }
+        let Some(from) = from else {
+            return Shadow::Skipped("no serving version to compare with".into());
+        };
+        let serving = match self.store.artifact(from.digest).await {
+            Ok(Some(r)) => r.bytes,
+            Ok(None) => {
+                return Shadow::Skipped(format!("the serving file {} is not stored", from.digest));
+            }
+            Err(e) => return Shadow::Skipped(format!("the serving file cannot be read: {e}")),
+        };
+        let decode = |bytes: &[u8]| {
+            rampart_artifact::decode(bytes, rampart_artifact::limits::HARD_MAX_BYTES)
+                .map(|d| d.document)
+                .map_err(|issues| format!("{} issues", issues.len()))
+        };
+        let (cand, serv) = match (decode(candidate), decode(&serving)) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) | (_, Err(e)) => return Shadow::Skipped(format!("cannot decode: {e}")),
+        };
+        let check = self.shadow.get_or_init(|| {
+            rampart_fit::shadow::ShadowCheck::embedded(rampart_score::edge_contract())
+                .inspect_err(|e| tracing::error!(error = %e, "shadow scoring unavailable"))
+                .ok()
+        });
+        let Some(check) = check else {
+            return Shadow::Skipped("the embedded sample did not load".into());
+        };
+        match check.judge(&cand, &serv) {
+            Judgement::Pass(line) => Shadow::Pass(line),
+            Judgement::Held(reasons) => Shadow::Held(reasons),
+            Judgement::NotJudged(why) => Shadow::Skipped(why),
+        }
     }
 
     /// Carries out an operator command on rollout `id`.
@@ -807,6 +902,10 @@ fn final_writes(stored: &StoredRollout) -> Vec<Write> {
 fn event_reason(event: &Event) -> Option<String> {
     match event {
         Event::GateFailed { failure, .. } => Some(failure.explanation.clone()),
+        Event::ShadowHeld { reasons } => Some(format!(
+            "shadow scoring held it before wave 0: {}",
+            reasons.join("; ")
+        )),
         Event::GateObserved { wave, failure } => Some(format!(
             "{} gate (observe mode) would have rolled back {}: {}",
             failure.gate.key(),
@@ -1047,5 +1146,9 @@ fn pause_text(cause: &rampart_rollout::rollout::PauseCause) -> String {
             };
             format!("paused: gates inconclusive past the hold cap ({hold})")
         }
+        PauseCause::Shadow { reasons } => format!(
+            "held before wave 0 by shadow scoring: {}; resume it with a reason to approve, or abort it",
+            reasons.join("; ")
+        ),
     }
 }

@@ -49,6 +49,9 @@ pub struct Service<S> {
     keyring: arc_swap::ArcSwap<rampart_artifact::Keyring>,
     /// The keyset in use and its refusals, when the control plane has one.
     trust: Mutex<Option<crate::trust::TrustReport>>,
+    /// Shadow scoring before a rollout's first wave, built on first use (`None`: the
+    /// embedded sample did not load; rollouts are then not judged, and say so).
+    pub(crate) shadow: std::sync::OnceLock<Option<rampart_fit::shadow::ShadowCheck>>,
 }
 
 /// Where the control plane reads the time, in ms since the Unix epoch: the wall clock, or
@@ -224,6 +227,7 @@ impl<S: Store> Service<S> {
             approvals: Mutex::new(crate::approvals::Approvals::default()),
             keyring: arc_swap::ArcSwap::from_pointee(config.keyring.clone()),
             trust: Mutex::new(config.trust.as_ref().map(crate::trust::TrustConfig::report)),
+            shadow: std::sync::OnceLock::new(),
             config,
         }))
     }

@@ -519,34 +519,64 @@ impl ShadowReport {
     }
 }
 
-/// Shadow scoring as the generator's output check ([`rampart_generate::OutputCheck`]): each
-/// changed candidate and the published file are compiled under the edge's contract and score
-/// the embedded labelled sample; a candidate beyond [`ShadowPolicy`] is held with every
-/// reason. `rampart generate` runs it unless `--no-shadow`.
+/// Shadow scoring of a candidate beside the published (serving) file on the embedded
+/// labelled sample, both compiled under the edge's contract: the generator's output check
+/// ([`rampart_generate::OutputCheck`], run by `rampart generate` unless `--no-shadow`) and the
+/// control plane's judge before a rollout's first wave.
 #[derive(Debug)]
-pub struct GeneratorCheck {
+pub struct ShadowCheck {
     sample: Sample,
     contract: rampart_artifact::Contract,
     policy: ShadowPolicy,
 }
 
-// === impl GeneratorCheck ===
+/// What [`ShadowCheck::judge`] concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judgement {
+    /// Within policy: the first line of the report.
+    Pass(String),
+    /// Beyond policy: every reason, with the numbers.
+    Held(Vec<String>),
+    /// A file does not compile under the edge's contract (another consumer's file, or a
+    /// contract changed since): nothing to score; the other checks decide.
+    NotJudged(String),
+}
 
-impl GeneratorCheck {
+// === impl ShadowCheck ===
+
+impl ShadowCheck {
     /// On the embedded labelled sample, compiling under `contract`, with the default policy.
     pub fn embedded(contract: rampart_artifact::Contract) -> Result<Self, SampleError> {
-        Ok(GeneratorCheck {
+        Ok(ShadowCheck {
             sample: Sample::embedded()?,
             contract,
             policy: ShadowPolicy::default(),
         })
     }
 
+    /// Scores the sample with `candidate` and `serving` and judges the candidate.
+    pub fn judge(
+        &self,
+        candidate: &rampart_artifact::Document,
+        serving: &rampart_artifact::Document,
+    ) -> Judgement {
+        let (cand, serv) = match (self.compile(candidate), self.compile(serving)) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) | (_, Err(e)) => return Judgement::NotJudged(e),
+        };
+        let report = shadow(&cand, &serv, &self.sample, &self.policy);
+        if report.passes() {
+            Judgement::Pass(report.text().lines().next().unwrap_or_default().to_owned())
+        } else {
+            Judgement::Held(report.held)
+        }
+    }
+
     fn compile(&self, doc: &rampart_artifact::Document) -> Result<Model, String> {
         let validated =
             rampart_artifact::validate(doc, &self.contract, None).map_err(|issues| {
                 format!(
-                    "version {} does not validate ({} issues)",
+                    "version {} does not fit the edge's contract ({} issues)",
                     doc.version,
                     issues.len()
                 )
@@ -556,23 +586,16 @@ impl GeneratorCheck {
     }
 }
 
-impl rampart_generate::OutputCheck for GeneratorCheck {
+impl rampart_generate::OutputCheck for ShadowCheck {
     fn check(
         &self,
         candidate: &rampart_artifact::Document,
         published: &rampart_artifact::Document,
     ) -> Result<String, Vec<String>> {
-        let serving = match self.compile(published) {
-            Ok(m) => m,
-            // Nothing to compare with (the contract changed since): the other guards decide.
-            Err(e) => return Ok(format!("not judged: the published {e}")),
-        };
-        let cand = self.compile(candidate).map_err(|e| vec![e])?;
-        let report = shadow(&cand, &serving, &self.sample, &self.policy);
-        if report.passes() {
-            Ok(report.text().lines().next().unwrap_or_default().to_owned())
-        } else {
-            Err(report.held)
+        match self.judge(candidate, published) {
+            Judgement::Pass(line) => Ok(line),
+            Judgement::NotJudged(why) => Ok(format!("not judged: {why}")),
+            Judgement::Held(reasons) => Err(reasons),
         }
     }
 }

@@ -177,7 +177,7 @@ fn err_of(t: &str) -> String {
 #[test]
 fn as_the_generators_output_check_it_holds_every_score_one_and_passes_a_small_retrain() {
     use rampart_generate::OutputCheck as _;
-    let check = shadow::GeneratorCheck::embedded(edge_contract()).unwrap();
+    let check = shadow::ShadowCheck::embedded(edge_contract()).unwrap();
     let published = serving_document();
     let mut ones = published.clone();
     ones.version = 2;

@@ -87,7 +87,7 @@ pub use observation::{
 pub use plan::{Node, NodeIdx, Plan, PlanError, PlanPolicy, Wave, WaveShare, plan};
 pub use reconcile::{
     Action, Actor, AuditRecord, Command, CommandError, Decision, Event, Operator, command,
-    reconcile,
+    hold_for_shadow, reconcile,
 };
 pub use rollout::{
     ArtifactRef, BadMark, BreakGlass, DEFAULT_AFTERCARE_MS, DEFAULT_WATCH_MS, Phase, Rollout,

@@ -146,6 +146,11 @@ pub enum Event {
         /// The failure with its numbers.
         failure: Failure,
     },
+    /// Shadow scoring held the candidate before the first wave (enforce mode).
+    ShadowHeld {
+        /// Every reason, with the numbers.
+        reasons: Vec<String>,
+    },
     /// Every wave passed (and the watch after them).
     Succeeded,
     /// An observing gate ([`GateMode::Observe`](crate::gate::GateMode)) failed for the first
@@ -239,6 +244,9 @@ pub enum CommandError {
     /// A reason longer than [`MAX_REASON_LEN`].
     #[error("the reason is longer than {MAX_REASON_LEN} bytes")]
     ReasonTooLong,
+    /// Approving a candidate held by shadow scoring needs a reason.
+    #[error("a rollout held by shadow scoring is approved with a reason")]
+    ReasonRequired,
 }
 
 /// The next step of `rollout` given what `obs` shows at `now_ms`.
@@ -450,6 +458,29 @@ pub fn reconcile(rollout: &Rollout, obs: &Observations, now_ms: u64) -> Decision
     d
 }
 
+/// Holds a pending rollout before its first wave because shadow scoring judged its
+/// candidate beyond policy: paused (resume: pending) with the reasons, audited. Anything but a
+/// pending rollout is left as it is.
+pub fn hold_for_shadow(rollout: &Rollout, reasons: Vec<String>, now_ms: u64) -> Decision {
+    let mut d = Decision::keep(rollout);
+    if rollout.status().phase != Phase::Pending {
+        return d;
+    }
+    d.set_phase(
+        Phase::Paused {
+            resume: Resume::Pending,
+            cause: PauseCause::Shadow {
+                reasons: reasons.clone(),
+            },
+            since_ms: now_ms,
+        },
+        now_ms,
+    );
+    d.audit(rollout, now_ms, Event::ShadowHeld { reasons });
+    d.requeue_after_ms = None;
+    d
+}
+
 /// Applies an operator command at `now_ms`.
 pub fn command(
     rollout: &Rollout,
@@ -464,6 +495,18 @@ pub fn command(
         return Err(CommandError::ReasonTooLong);
     }
     let phase = &rollout.status().phase;
+    if matches!(cmd, Command::Resume | Command::Promote)
+        && matches!(
+            phase,
+            Phase::Paused {
+                cause: PauseCause::Shadow { .. },
+                ..
+            }
+        )
+        && by.reason.trim().is_empty()
+    {
+        return Err(CommandError::ReasonRequired);
+    }
     let refuse = || CommandError::NotAllowed {
         command: cmd.name(),
         phase: phase.name(),
@@ -508,6 +551,17 @@ pub fn command(
             },
         ) => advance(rollout, &mut d, *wave, now_ms),
         (Command::Promote, Phase::Watching { .. }) => succeed(rollout, &mut d, now_ms),
+        (
+            Command::Promote,
+            Phase::Paused {
+                resume: Resume::Pending,
+                cause: PauseCause::Shadow { .. },
+                ..
+            },
+        ) => {
+            d.set_phase(Phase::Pending, now_ms);
+            d.requeue_after_ms = Some(0);
+        }
         (Command::Pause, Phase::Pending) => d.pause(Resume::Pending, by, now_ms),
         (Command::Pause, &Phase::Watching { since_ms, until_ms }) => d.pause(
             Resume::Watching {

@@ -73,6 +73,11 @@ pub struct RolloutPolicy {
     pub watch_ms: u64,
     /// See [`DEFAULT_AFTERCARE_MS`] (0: none).
     pub aftercare_ms: u64,
+    /// Shadow scoring before the first wave: `enforce` holds a candidate beyond the shadow
+    /// policy (paused before wave 0 until an operator resumes it with a reason), `observe`
+    /// only records it, `off` does not score. The control plane scores; the engine holds
+    /// ([`Start::hold`](crate::runner::Start)).
+    pub shadow: crate::gate::GateMode,
 }
 
 /// The explicit flag for a fleet-wide push at once: who and why. Audited; the single wave
@@ -278,6 +283,13 @@ pub enum PauseCause {
         /// The hold.
         reason: HoldReason,
     },
+    /// Shadow scoring held the candidate before the first wave: scored beside the serving
+    /// file on a sample, it moves beyond policy. Nothing was exposed to it; an operator
+    /// resumes it (approves, with a reason) or aborts it.
+    Shadow {
+        /// Every reason, with the numbers.
+        reasons: Vec<String>,
+    },
 }
 
 /// Why a rollout rolled back.
@@ -375,6 +387,7 @@ impl Default for RolloutPolicy {
             baseline_wait_ms: DEFAULT_BASELINE_WAIT_MS,
             watch_ms: DEFAULT_WATCH_MS,
             aftercare_ms: DEFAULT_AFTERCARE_MS,
+            shadow: crate::gate::GateMode::Enforce,
         }
     }
 }

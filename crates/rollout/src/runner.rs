@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::observation::{Beat, Observations};
 use crate::plan::{Node, NodeIdx, PlanError, PlanPolicy, plan};
-use crate::reconcile::{Action, Command, CommandError, Decision, Operator, command, reconcile};
+use crate::reconcile::{
+    Action, Command, CommandError, Decision, Operator, command, hold_for_shadow, reconcile,
+};
 use crate::rollout::{
     ArtifactRef, BreakGlass, Phase, Rollout, RolloutPolicy, RolloutSpec, StartError,
 };
@@ -56,6 +58,9 @@ pub struct Start<'a> {
     pub policy: &'a RolloutPolicy,
     /// A break-glass push, with who and why.
     pub break_glass: Option<BreakGlass>,
+    /// Held before the first wave, with the reasons (shadow scoring judged the candidate
+    /// beyond policy): the rollout is created paused instead of starting its canary wave.
+    pub hold: Option<Vec<String>>,
 }
 
 /// Why a rollout could not start.
@@ -152,7 +157,10 @@ impl<M> Run<M> {
         for (node, at_ms, beat) in last_words {
             run.beat(node, &beat, at_ms);
         }
-        let decision = reconcile(&run.rollout, &run.observations, now_ms);
+        let decision = match start.hold {
+            Some(reasons) => hold_for_shadow(&run.rollout, reasons, now_ms),
+            None => reconcile(&run.rollout, &run.observations, now_ms),
+        };
         let step = run.take(decision);
         Ok((run, step))
     }
@@ -365,6 +373,7 @@ mod tests {
             plan: &plan,
             policy: &policy,
             break_glass: None,
+            hold: None,
         };
         let words: Vec<(String, Beat)> =
             nodes.iter().map(|n| (n.id.clone(), beat(art(1)))).collect();
@@ -414,6 +423,7 @@ mod tests {
             plan: &plan,
             policy: &policy,
             break_glass: None,
+            hold: None,
         };
         let err = Run::start(start, (), [], 0).unwrap_err();
         assert!(matches!(err, RunError::Plan { nodes: 0, .. }), "{err}");
@@ -431,6 +441,7 @@ mod tests {
             plan: &plan,
             policy: &policy,
             break_glass: None,
+            hold: None,
         };
         let err = Run::start(start, (), [], 0).unwrap_err();
         assert_eq!(err, RunError::Start(StartError::SameVersion));

@@ -485,3 +485,79 @@ fn an_observing_gate_that_cannot_judge_does_not_hold_the_wave() {
         d.phase()
     );
 }
+
+#[test]
+fn a_rollout_held_by_shadow_scoring_waits_before_wave_0_until_approved_with_a_reason() {
+    let nodes = fleet(4, 2, 2);
+    let rollout = rollout_over(&nodes, RolloutPolicy::default());
+    let d = hold_for_shadow(&rollout, vec!["score distribution: KS D 0.9".into()], 10);
+    assert!(
+        matches!(
+            &d.status.phase,
+            Phase::Paused {
+                resume: rampart_rollout::rollout::Resume::Pending,
+                cause: rampart_rollout::rollout::PauseCause::Shadow { reasons },
+                ..
+            } if reasons.len() == 1
+        ),
+        "{:?}",
+        d.status.phase
+    );
+    assert!(
+        d.actions
+            .iter()
+            .all(|a| !matches!(a, Action::SetDesired { .. }))
+    );
+    assert!(d.actions.iter().any(|a| matches!(
+        a,
+        Action::Audit(AuditRecord {
+            event: Event::ShadowHeld { .. },
+            ..
+        })
+    )));
+    let mut driver = Driver::for_rollout(rollout, Behaviour::Healthy);
+    driver.rollout.apply(d);
+    // Reconciling does not start it.
+    for _ in 0..5 {
+        driver.beat_and_reconcile();
+    }
+    assert!(matches!(driver.phase(), Phase::Paused { .. }));
+    assert!(ever_new(&driver).is_empty());
+    // Approving needs a reason.
+    let no_reason = Operator {
+        who: "ops".into(),
+        reason: " ".into(),
+    };
+    assert_eq!(
+        command(&driver.rollout, Command::Resume, &no_reason, driver.now),
+        Err(CommandError::ReasonRequired)
+    );
+    assert_eq!(
+        command(&driver.rollout, Command::Promote, &no_reason, driver.now),
+        Err(CommandError::ReasonRequired)
+    );
+    let by = Operator {
+        who: "ops".into(),
+        reason: "checked the sample: a planned retrain".into(),
+    };
+    let d = command(&driver.rollout, Command::Promote, &by, driver.now).unwrap();
+    assert_eq!(d.status.phase, Phase::Pending);
+    driver.rollout.apply(d);
+    driver.run(2_000);
+    assert!(
+        matches!(driver.phase(), Phase::Succeeded { .. }),
+        "{:?}",
+        driver.phase()
+    );
+}
+
+#[test]
+fn hold_for_shadow_leaves_a_started_rollout_alone() {
+    let mut d = Driver::new(&fleet(4, 2, 2), Behaviour::Healthy);
+    assert!(d.run_until(100, |p| matches!(p, Phase::Baking { .. })));
+    let phase = d.phase().clone();
+    assert!(matches!(phase, Phase::Baking { .. }), "{phase:?}");
+    let held = hold_for_shadow(&d.rollout, vec!["x".into()], d.now);
+    assert_eq!(held.status.phase, phase);
+    assert!(held.actions.is_empty());
+}

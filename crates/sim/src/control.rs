@@ -498,6 +498,7 @@ impl Control {
             plan: plan_policy,
             policy: rollout_policy,
             break_glass: None,
+            hold: None,
         };
         // The registry's last word from each node: alive, and serving what it serves.
         let last_words = self

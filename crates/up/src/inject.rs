@@ -9,7 +9,10 @@
 //!    control plane already trusts and the edges do not yet. The canary NACKs, the rollout
 //!    rolls back and marks it bad; the other edges never see it.
 //! 3. A valid file whose every score is 1 (the old proxy's failure mode that day): nothing
-//!    errors, the canary ACKs, and the score-shift gate stops it.
+//!    errors and every structural check passes; the control plane's shadow scoring (the file
+//!    and the serving one on the embedded labelled sample) holds it before wave 0, so no edge
+//!    is ever told to serve it. The rollout stays paused for an operator: resumed with a
+//!    reason, the score-shift gate stops it at the canary.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -191,8 +194,20 @@ async fn roll_out(
         published.checked_against.join(", ")
     ));
     let view = rollout_of(t, digest).await?;
-    let gate = failed_gate(&view).unwrap_or_else(|| "-".into());
     let outcome = view.outcome.clone().unwrap_or_default();
+    if held_by_shadow(&view) {
+        let told = view.waves.iter().filter(|w| w.phase != "pending").count();
+        say(format!(
+            "inject: {name}: rollout #{} HELD before wave 0 ({told} waves started): {outcome}",
+            view.id
+        ));
+        return Ok(Stop {
+            file: name.to_owned(),
+            layer: format!("control plane shadow, rollout #{}", view.id),
+            detail: format!("held before wave 0, no edge told: {outcome}"),
+        });
+    }
+    let gate = failed_gate(&view).unwrap_or_else(|| "-".into());
     say(format!(
         "inject: {name}: rollout #{} {} (gate {gate}): {outcome}",
         view.id, view.phase
@@ -237,7 +252,17 @@ async fn first_version(t: &Target) -> anyhow::Result<u64> {
     bail!("no version reached the fleet within {FIRST_VERSION_TIMEOUT:?}")
 }
 
-/// Waits for the rollout of `digest` to end.
+/// Whether shadow scoring holds the rollout before its first wave.
+fn held_by_shadow(view: &RolloutView) -> bool {
+    view.phase == "paused"
+        && view
+            .state
+            .pointer("/status/phase/cause/by")
+            .and_then(|b| b.as_str())
+            == Some("shadow")
+}
+
+/// Waits for the rollout of `digest` to end, or to be held before its first wave.
 async fn rollout_of(t: &Target, digest: Digest) -> anyhow::Result<RolloutView> {
     let polls = ROLLOUT_TIMEOUT.as_millis() / POLL.as_millis();
     for _ in 0..polls {
@@ -246,7 +271,7 @@ async fn rollout_of(t: &Target, digest: Digest) -> anyhow::Result<RolloutView> {
                 .rollouts
                 .into_iter()
                 .find(|r| r.target.digest == digest)
-            && v.done
+            && (v.done || held_by_shadow(&v))
         {
             return Ok(v);
         }
