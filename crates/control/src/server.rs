@@ -94,7 +94,11 @@ impl Server {
         let service = Service::open(config, store).await?;
         service.set_url(url);
         if leading == Some(false) {
-            service.set_role(crate::service::Role::Follower { leader: None });
+            let leader = match service.store() {
+                AnyStore::Nats(nats) => nats.leader().await.ok().flatten().map(|h| h.url),
+                AnyStore::Sqlite(_) => None,
+            };
+            service.set_role(crate::service::Role::Follower { leader });
         }
         let limits = config_limits(&service);
         let cap = limits.effective_cap(rampart_host::process::open_files_limit());
