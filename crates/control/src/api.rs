@@ -342,6 +342,8 @@ async fn health<S: Store>(
         StatusCode::OK,
         &serde_json::json!({
             "status": "ok",
+            "role": if svc.is_leader() { "leader" } else { "follower" },
+            "leader": svc.leader_url(),
             "nodes": nodes,
             "running_rollouts": running,
             "refused": svc.refusals(),

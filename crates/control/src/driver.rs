@@ -756,6 +756,9 @@ pub async fn run<S: Store>(service: Arc<Service<S>>) {
                     _ = tick.tick() => {}
                     _ = shutdown.changed() => break,
                 }
+                if !service.is_leader() {
+                    continue;
+                }
                 if let Err(e) = service.flush_beats().await {
                     tracing::warn!(error = %e, "heartbeats not written; next flush retries");
                 }
@@ -767,15 +770,27 @@ pub async fn run<S: Store>(service: Arc<Service<S>>) {
             let _ = service.flush_beats().await;
         })
     };
-    let mut auto_checked = tokio::time::Instant::now();
-    service.auto_rollout().await;
+    let mut auto_checked: Option<tokio::time::Instant> = None;
+    let mut role = service.role_signal();
     loop {
         if *shutdown.borrow_and_update() {
             break;
         }
+        // Only the leader reconciles (crate::ha); a follower waits to be promoted.
+        if !service.is_leader() {
+            auto_checked = None;
+            tokio::select! {
+                _ = role.changed() => {}
+                () = tokio::time::sleep(Duration::from_millis(MAX_RECONCILE_INTERVAL_MS)) => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
+        }
         // A store read: once per interval, not on every heartbeat's nudge.
-        if auto_checked.elapsed() >= Duration::from_millis(MAX_RECONCILE_INTERVAL_MS) {
-            auto_checked = tokio::time::Instant::now();
+        if auto_checked
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(MAX_RECONCILE_INTERVAL_MS))
+        {
+            auto_checked = Some(tokio::time::Instant::now());
             service.auto_rollout().await;
         }
         let next = service.reconcile_all().await;

@@ -7,6 +7,8 @@
 //!   backend ([`SqliteStore`]: WAL, `synchronous=FULL`, migrations), its NATS JetStream
 //!   backend ([`store::NatsStore`]: a fenced, de-duplicated commit log replayed into the same
 //!   SQLite model) and [`store::AnyStore`], the one chosen by `--store`.
+//! - [`ha`]: on NATS, 2–3 replicas elect one leader by a lease; followers follow the log,
+//!   serve reads and answer writes with the leader's address.
 //! - [`fleet`]: the in-memory mirror every request reads (nodes, desired versions, kill
 //!   switches, running rollouts with their observations).
 //! - [`service`]: the operations (publish, register, heartbeat long-poll, kill switches,
@@ -49,6 +51,7 @@ pub mod driver;
 pub mod enroll;
 pub mod epoch;
 pub mod fleet;
+pub mod ha;
 pub mod openapi;
 pub mod server;
 pub mod service;

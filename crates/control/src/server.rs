@@ -66,11 +66,7 @@ impl Server {
     pub async fn start(config: Config) -> Result<Server, ServeError> {
         config.tls.check(config.listen)?;
         let tls = open_tls(&config.tls)?;
-        let store = AnyStore::open(&config.store, &config.data_dir)
-            .await
-            .map_err(StartError::from)?;
         let listen = config.listen;
-        let service = Service::open(config, store).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| ServeError::Listen {
@@ -81,6 +77,29 @@ impl Server {
             addr: listen,
             source,
         })?;
+        let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+        let store = AnyStore::open(&config.store, &config.data_dir)
+            .await
+            .map_err(StartError::from)?;
+        // On NATS, try for the lease before settling the epoch (a write): the first replica
+        // on an empty log leads at once; the others start as followers.
+        let me = crate::store::nats::LeaseHolder {
+            id: format!("{}-{addr}", std::process::id()),
+            url: url.clone(),
+        };
+        let leading = match &store {
+            AnyStore::Nats(nats) => Some(nats.try_lead(&me).await.map_err(StartError::from)?),
+            AnyStore::Sqlite(_) => None,
+        };
+        let service = Service::open(config, store).await?;
+        service.set_url(url);
+        if leading == Some(false) {
+            let leader = match service.store() {
+                AnyStore::Nats(nats) => nats.leader().await.ok().flatten().map(|h| h.url),
+                AnyStore::Sqlite(_) => None,
+            };
+            service.set_role(crate::service::Role::Follower { leader });
+        }
         let limits = config_limits(&service);
         let cap = limits.effective_cap(rampart_host::process::open_files_limit());
         if cap < limits.max_connections {
@@ -123,6 +142,9 @@ impl Server {
             )),
         };
         let driver = tokio::spawn(driver::run(Arc::clone(&service)));
+        if leading.is_some() {
+            tokio::spawn(crate::ha::run(Arc::clone(&service), me));
+        }
         if let Some(trust) = service.config().trust.clone() {
             tokio::spawn(crate::trust::reload_loop(Arc::clone(&service), trust));
         }

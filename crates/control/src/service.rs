@@ -52,6 +52,23 @@ pub struct Service<S> {
     /// Shadow scoring before a rollout's first wave, built on first use (`None`: the
     /// embedded sample did not load; rollouts are then not judged, and say so).
     pub(crate) shadow: std::sync::OnceLock<Option<rampart_fit::shadow::ShadowCheck>>,
+    /// Whether this replica leads (always, on SQLite) or follows ([`crate::ha`]).
+    role: watch::Sender<Role>,
+    /// This replica's own URL, once it listens (what `/v1/health` names as leader).
+    url: std::sync::OnceLock<String>,
+}
+
+/// This replica's part: the leader writes and reconciles; a follower serves reads and
+/// answers writes with the leader's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Writes and reconciles rollouts.
+    Leader,
+    /// Follows the leader's log; `leader` is its URL when known.
+    Follower {
+        /// The leader's URL, from its lease.
+        leader: Option<String>,
+    },
 }
 
 /// Where the control plane reads the time, in ms since the Unix epoch: the wall clock, or
@@ -228,6 +245,8 @@ impl<S: Store> Service<S> {
             keyring: arc_swap::ArcSwap::from_pointee(config.keyring.clone()),
             trust: Mutex::new(config.trust.as_ref().map(crate::trust::TrustConfig::report)),
             shadow: std::sync::OnceLock::new(),
+            role: watch::Sender::new(Role::Leader),
+            url: std::sync::OnceLock::new(),
             config,
         }))
     }
@@ -277,11 +296,81 @@ impl<S: Store> Service<S> {
         self.shutdown.subscribe()
     }
 
+    /// This replica's role.
+    pub fn role(&self) -> Role {
+        self.role.borrow().clone()
+    }
+
+    /// Records this replica's URL (once, when it listens).
+    pub fn set_url(&self, url: String) {
+        let _ = self.url.set(url);
+    }
+
+    /// The leader's URL as this replica knows it: its own when it leads.
+    pub fn leader_url(&self) -> Option<String> {
+        match self.role() {
+            Role::Leader => self.url.get().cloned(),
+            Role::Follower { leader } => leader,
+        }
+    }
+
+    /// Whether this replica leads.
+    pub fn is_leader(&self) -> bool {
+        *self.role.borrow() == Role::Leader
+    }
+
+    /// Follows role changes (the driver waits on it while following).
+    pub fn role_signal(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
+    }
+
+    /// Sets the role; wakes the driver when it changed.
+    pub(crate) fn set_role(&self, role: Role) {
+        if self.role.send_if_modified(|r| {
+            let changed = *r != role;
+            *r = role;
+            changed
+        }) {
+            self.nudge.notify_one();
+        }
+    }
+
+    /// The answer to a write on a follower: 503 naming the leader.
+    pub fn not_leader(&self) -> Error {
+        match self.role() {
+            Role::Follower {
+                leader: Some(leader),
+            } => Error::new(
+                ErrorCode::Unavailable,
+                format!("this replica follows; the leader is {leader}"),
+            ),
+            _ => Error::new(
+                ErrorCode::Unavailable,
+                "this replica follows and no leader is known; retry shortly",
+            ),
+        }
+    }
+
+    /// Rebuilds the mirror from the store (a follower after applying the leader's log; a
+    /// new leader before it reconciles) and wakes every long-poll and the driver.
+    pub async fn reload(&self) -> Result<(), StartError> {
+        let _write = self.write.lock().await;
+        let loaded = self.store.load().await?;
+        let fleet = Fleet::from_loaded(loaded)?;
+        *self.fleet() = fleet;
+        self.bump();
+        self.nudge.notify_one();
+        Ok(())
+    }
+
     /// Commits a batch and mirrors it. Call with the write lock held. A batch that changes
     /// what some node must do also raises the order sequence, in the same transaction.
     pub(crate) async fn commit(&self, mut batch: Batch) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if !self.is_leader() {
+            return Err(self.not_leader());
         }
         if batch.changes_orders() {
             batch.push(Write::NextOrder { at_ms: self.now() });
@@ -587,6 +676,9 @@ impl<S: Store> Service<S> {
     /// one it last saw, else when it changes or `beat.wait_ms` (at most
     /// [`MAX_LONG_POLL_MS`]) ran out.
     pub async fn heartbeat(&self, node: &str, beat: Heartbeat) -> Result<HeartbeatAnswer, Error> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
         check_ident("node", node, MAX_IDENT_LEN)?;
         beat.check()?;
         let now = self.now();
@@ -808,6 +900,9 @@ impl<S: Store> Service<S> {
     /// Writes the heartbeats received since the last flush, and what they added to the
     /// versions' death and exposure records.
     pub async fn flush_beats(&self) -> Result<usize, Error> {
+        if !self.is_leader() {
+            return Ok(0);
+        }
         let (beats, records): (Vec<_>, Vec<_>) = {
             let mut fleet = self.fleet();
             (

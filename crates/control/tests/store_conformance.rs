@@ -632,3 +632,66 @@ async fn a_control_plane_on_nats_serves_what_it_stored_after_a_restart() {
     let after = h.admin.audit(0, 100).await.unwrap();
     assert_eq!(after.entries[..audit.entries.len()], audit.entries[..]);
 }
+
+// === NATS only: the leader lease ===
+
+/// The case the lease's clock cannot cover: the old leader still believes in its lease
+/// (paused or partitioned, its clock not yet past it) and its view of the log is current.
+/// The new leader's marker fences it: its append expects the log where it left it, before
+/// the marker. Once it follows the log it sees the newer epoch and stops leading.
+#[tokio::test]
+async fn a_deposed_leader_with_a_current_log_is_fenced_by_the_new_leaders_marker() {
+    use rampart_control::store::nats::LeaseHolder;
+    let cluster = NatsCluster::start(1);
+    let mut config = NatsConfig::parse(&cluster.url()).unwrap();
+    config.namespace = "LEASE".into();
+    let a = NatsStore::open(&config).await.unwrap();
+    let b = NatsStore::open(&config).await.unwrap();
+    let holder = |id: &str| LeaseHolder {
+        id: id.into(),
+        url: format!("http://{id}"),
+    };
+    // Without the lease, a replica under the election may not write.
+    assert!(a.try_lead(&holder("a")).await.unwrap());
+    assert!(!b.try_lead(&holder("b")).await.unwrap());
+    assert_eq!(b.leader().await.unwrap(), Some(holder("a")));
+    let err = b.commit(Batch::one(audit(0))).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("not the leader")),
+        "{err}"
+    );
+    a.commit(Batch::one(audit(1))).await.unwrap();
+    assert!(b.follow().await.unwrap());
+
+    // The lease vanishes from the bucket (as when it lapses) while `a` still holds it locally.
+    let client = async_nats::connect(cluster.urls()[0].as_str())
+        .await
+        .unwrap();
+    let kv = async_nats::jetstream::new(client)
+        .get_key_value("LEASE_LEASE")
+        .await
+        .unwrap();
+    kv.delete("leader").await.unwrap();
+    assert!(a.is_leader(), "a's clock has not run out");
+    assert!(b.try_lead(&holder("b")).await.unwrap());
+    assert_eq!(a.leader().await.unwrap(), Some(holder("b")));
+
+    let err = a.commit(Batch::one(audit(2))).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("fenced")),
+        "{err}"
+    );
+    assert!(!a.is_leader(), "fenced: it stepped down");
+    b.commit(Batch::one(audit(3))).await.unwrap();
+    // Following, `a` catches up (the marker and entry 3) and still may not write.
+    assert!(a.follow().await.unwrap());
+    assert!(!a.try_lead(&holder("a")).await.unwrap());
+    assert!(a.commit(Batch::one(audit(4))).await.is_err());
+    let entries = a.audit(0, 10).await.unwrap();
+    let ns: Vec<_> = entries.iter().map(|e| e.detail["n"].clone()).collect();
+    assert_eq!(
+        ns,
+        [1, 3],
+        "nothing of the deposed leader's after the marker"
+    );
+}

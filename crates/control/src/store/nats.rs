@@ -72,6 +72,25 @@ pub const REPLAY_CHUNK: usize = 1_000;
 /// Heartbeats written to the KV bucket concurrently.
 pub const BEAT_PUTS_IN_FLIGHT: usize = 64;
 
+/// How long a leader lease lasts without renewal: the lease bucket's `max_age`, so the
+/// servers drop an unrenewed lease by themselves. At most 5 s (issue 15).
+pub const LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// The leader renews its lease (and a follower looks for a free one, and follows the log)
+/// this often: a third of [`LEASE_TTL`], so two renewals may fail before the lease lapses.
+pub const LEASE_RENEW: Duration = Duration::from_secs(1);
+
+/// The key of the lease in its bucket.
+const LEASE_KEY: &str = "leader";
+
+/// The header naming the lease epoch (the revision of the lease's creation) a log message
+/// was appended under.
+const LEASE_HEADER: &str = "Rampart-Lease";
+
+/// A new leader retries appending its lease marker this many times when the log moves
+/// under it (the deposed leader's last append).
+const MARKER_ATTEMPTS: usize = 5;
+
 /// The name of the snapshot object in its store.
 const SNAPSHOT_OBJECT: &str = "model";
 
@@ -101,6 +120,9 @@ pub struct NatsStore {
     beats: kv::Store,
     beats_bucket: String,
     writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// The leader lease bucket (`{ns}_LEASE`, `max_age` [`LEASE_TTL`]).
+    lease: kv::Store,
+    standing: Arc<std::sync::Mutex<Standing>>,
     /// Serializes snapshot uploads; holds the sequence of the newest one stored.
     uploaded: Arc<tokio::sync::Mutex<u64>>,
 }
@@ -117,6 +139,41 @@ struct Writer {
     /// Why this store may no longer write (fenced by another writer, or an outcome it could
     /// not learn); reads still work.
     refused: Option<String>,
+}
+
+/// This store's standing in the leader election. Its own lock, not the writer's: a
+/// renewal must not wait behind an append that retries for [`PUBLISH_RETRY`].
+#[derive(Debug, Default)]
+struct Standing {
+    /// `true` once [`NatsStore::try_lead`] was called: writes need a held lease, and a
+    /// fence drops the lease (the store follows the log again) instead of refusing forever.
+    ha: bool,
+    /// The lease this store holds, if any.
+    held: Option<Held>,
+    /// The newest lease epoch seen in the log (in a marker or an append's header).
+    newest_epoch: u64,
+}
+
+/// A lease held by this store.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// The revision the lease was created at: the epoch every append carries; a newer
+    /// leader's epoch is larger (KV revisions only grow).
+    epoch: u64,
+    /// The lease's current revision, for the next compare-and-set renewal.
+    revision: u64,
+    /// When the lease lapses unless renewed: measured from before the request that
+    /// created or renewed it, so this store gives up no later than the servers do.
+    until: Instant,
+}
+
+/// Who holds the leader lease: the value of the lease key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseHolder {
+    /// The replica's id (unique per process).
+    pub id: String,
+    /// Where its API answers (`http://…` or `https://…`).
+    pub url: String,
 }
 
 /// Why an append did not land where expected.
@@ -233,6 +290,7 @@ impl NatsStore {
         let snapshots = object_store(&js, format!("{ns}_SNAPSHOTS"), replicas).await?;
         let beats_name = format!("{ns}_BEATS");
         let beats = beats_bucket(&js, beats_name.clone(), replicas).await?;
+        let lease = lease_bucket(&js, format!("{ns}_LEASE"), replicas).await?;
 
         let model_dir = tempfile::Builder::new()
             .prefix("rampart-nats-model")
@@ -246,9 +304,11 @@ impl NatsStore {
             .map_err(|e| nats("log info", e))?
             .state
             .last_sequence;
-        if last > snap_seq {
-            replay(&log, &model, snap_seq, last).await?;
-        }
+        let newest_epoch = if last > snap_seq {
+            replay(&log, &model, snap_seq, last).await?
+        } else {
+            0
+        };
         let id = format!(
             "{}-{}",
             std::process::id(),
@@ -267,11 +327,16 @@ impl NatsStore {
             snapshots,
             beats,
             beats_bucket: beats_name,
+            lease,
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 id,
                 last_seq: last,
                 since_snapshot: last.saturating_sub(snap_seq),
                 refused: None,
+            })),
+            standing: Arc::new(std::sync::Mutex::new(Standing {
+                newest_epoch,
+                ..Standing::default()
             })),
             uploaded: Arc::new(tokio::sync::Mutex::new(snap_seq)),
         })
@@ -282,16 +347,215 @@ impl NatsStore {
         self.writer.lock().await.last_seq
     }
 
+    /// The standing, even if a thread panicked holding it (it holds plain values).
+    fn standing(&self) -> std::sync::MutexGuard<'_, Standing> {
+        self.standing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The lease epoch an append is made under (0 without an election), or why this store
+    /// may not write: under an election, only while it holds an unexpired lease and has seen
+    /// no newer leader's marker in the log.
+    fn may_write(&self) -> Result<u64, StoreError> {
+        let mut standing = self.standing();
+        if !standing.ha {
+            return Ok(0);
+        }
+        match standing.held {
+            Some(held) if Instant::now() < held.until && standing.newest_epoch <= held.epoch => {
+                Ok(held.epoch)
+            }
+            Some(_) => {
+                standing.held = None;
+                Err(StoreError::Conflict(
+                    "not the leader: the lease lapsed or another replica took it".to_owned(),
+                ))
+            }
+            None => Err(StoreError::Conflict("not the leader".to_owned())),
+        }
+    }
+
+    /// Drops the lease, if any, when under an election; returns whether under one.
+    fn step_down(&self, why: &str) -> bool {
+        let mut standing = self.standing();
+        if standing.ha && standing.held.take().is_some() {
+            tracing::warn!("leader lease dropped: {why}");
+        }
+        standing.ha
+    }
+
+    /// Whether this store holds an unexpired leader lease.
+    pub fn is_leader(&self) -> bool {
+        let standing = self.standing();
+        standing
+            .held
+            .is_some_and(|h| Instant::now() < h.until && standing.newest_epoch <= h.epoch)
+    }
+
+    /// The lease's holder, as the bucket says now (`None`: the lease is free).
+    pub async fn leader(&self) -> Result<Option<LeaseHolder>, StoreError> {
+        match self
+            .lease
+            .get(LEASE_KEY)
+            .await
+            .map_err(|e| nats("read the lease", e))?
+        {
+            Some(value) => from_json(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the leader lease if it is free: creates the lease key (refused by the servers
+    /// when it exists), catches up with the log, and appends a **marker** (an empty batch
+    /// under the new lease epoch) at the end of the log. From the marker on, a deposed
+    /// leader cannot append: its expected last sequence is behind the marker, and if it
+    /// followed the log up to the marker it saw the newer epoch. Returns whether this
+    /// store leads.
+    pub async fn try_lead(&self, me: &LeaseHolder) -> Result<bool, StoreError> {
+        self.standing().ha = true;
+        if self.is_leader() {
+            return Ok(true);
+        }
+        let value = serde_json::to_vec(me)
+            .map_err(|e| StoreError::Corrupt(format!("encode the lease: {e}")))?;
+        let started = Instant::now();
+        let epoch = match self.lease.create(LEASE_KEY, Bytes::from(value)).await {
+            Ok(revision) => revision,
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(nats("create the lease", e)),
+        };
+        let until = started + LEASE_TTL;
+        let marker = serde_json::to_vec(&Batch::default())
+            .map_err(|e| StoreError::Corrupt(format!("encode the marker: {e}")))?;
+        let mut writer = self.writer.lock().await;
+        for _ in 0..MARKER_ATTEMPTS {
+            self.catch_up(&mut writer).await?;
+            if Instant::now() >= until {
+                break;
+            }
+            let expected = writer.last_seq;
+            let id = format!("{}-{}", writer.id, expected + 1);
+            match self
+                .append(&id, expected, epoch, Bytes::from(marker.clone()))
+                .await
+            {
+                Ok(seq) => {
+                    writer.last_seq = seq;
+                    let mut standing = self.standing();
+                    standing.newest_epoch = standing.newest_epoch.max(epoch);
+                    standing.held = Some(Held {
+                        epoch,
+                        revision: epoch,
+                        until,
+                    });
+                    tracing::info!(epoch, seq, "took the leader lease");
+                    return Ok(true);
+                }
+                // The deposed leader's last append, or an unknown outcome: catch up, retry.
+                Err(Append::NotSent(e) | Append::Stop(e)) => {
+                    tracing::debug!("lease marker not appended, retrying: {e}");
+                }
+            }
+        }
+        Err(StoreError::Backend(
+            "took the lease but could not append its marker in time".to_owned(),
+        ))
+    }
+
+    /// Renews the held lease (compare-and-set on its revision). Returns whether this store
+    /// still leads; a failed renewal, or one that meets another holder, drops the lease.
+    pub async fn renew(&self, me: &LeaseHolder) -> Result<bool, StoreError> {
+        let Some(held) = self.standing().held else {
+            return Ok(false);
+        };
+        let started = Instant::now();
+        if started >= held.until {
+            self.step_down("it lapsed before it was renewed");
+            return Ok(false);
+        }
+        let value = serde_json::to_vec(me)
+            .map_err(|e| StoreError::Corrupt(format!("encode the lease: {e}")))?;
+        match self
+            .lease
+            .update(LEASE_KEY, Bytes::from(value), held.revision)
+            .await
+        {
+            Ok(revision) => {
+                let mut standing = self.standing();
+                if let Some(h) = standing.held.as_mut()
+                    && h.epoch == held.epoch
+                {
+                    h.revision = revision;
+                    h.until = started + LEASE_TTL;
+                }
+                drop(standing);
+                Ok(self.is_leader())
+            }
+            Err(e) => {
+                self.step_down(&format!("renewal failed: {e}"));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Applies the log's new messages to the model (a follower's loop; the leader's too, to
+    /// notice a newer leader's marker). Returns whether anything was applied.
+    pub async fn follow(&self) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().await;
+        self.catch_up(&mut writer).await
+    }
+
+    async fn catch_up(&self, writer: &mut Writer) -> Result<bool, StoreError> {
+        let mut log = self
+            .js
+            .get_stream(&self.log_stream)
+            .await
+            .map_err(|e| nats("get the log", e))?;
+        let last = log
+            .info()
+            .await
+            .map_err(|e| nats("log info", e))?
+            .state
+            .last_sequence;
+        if last <= writer.last_seq {
+            return Ok(false);
+        }
+        let epoch = replay(&log, &self.model, writer.last_seq, last).await?;
+        writer.since_snapshot += last - writer.last_seq;
+        writer.last_seq = last;
+        let mut standing = self.standing();
+        standing.newest_epoch = standing.newest_epoch.max(epoch);
+        if let Some(held) = standing.held
+            && standing.newest_epoch > held.epoch
+        {
+            standing.held = None;
+            tracing::warn!(
+                newest = standing.newest_epoch,
+                mine = held.epoch,
+                "a newer leader's marker is in the log: stepping down"
+            );
+        }
+        Ok(true)
+    }
+
     /// Appends one encoded batch at `expected + 1`, retrying with the same message id.
     /// Returns the sequence it landed at; [`StoreError::Conflict`] when fenced.
-    async fn append(&self, id: &str, expected: u64, payload: Bytes) -> Result<u64, Append> {
+    async fn append(
+        &self,
+        id: &str,
+        expected: u64,
+        epoch: u64,
+        payload: Bytes,
+    ) -> Result<u64, Append> {
         let deadline = Instant::now() + PUBLISH_RETRY;
         let mut last_error = String::new();
         while Instant::now() < deadline {
             let publish = jetstream::message::PublishMessage::build()
                 .payload(payload.clone())
                 .message_id(id)
-                .expected_last_sequence(expected);
+                .expected_last_sequence(expected)
+                .header(LEASE_HEADER, epoch.to_string().as_str());
             let ack = match self
                 .js
                 .send_publish(self.log_subject.clone(), publish)
@@ -458,6 +722,7 @@ impl Store for NatsStore {
                 "this store may not write: {why}"
             )));
         }
+        let epoch = self.may_write()?;
         // The log holds only batches that apply: a refused one is refused here, unlogged.
         self.model.check(batch.clone()).await?;
         let logged = self.put_artifacts(&batch).await?;
@@ -465,13 +730,21 @@ impl Store for NatsStore {
             .map_err(|e| StoreError::Corrupt(format!("encode a batch: {e}")))?;
         let expected = writer.last_seq;
         let id = format!("{}-{}", writer.id, expected + 1);
-        let seq = match self.append(&id, expected, Bytes::from(payload)).await {
+        let seq = match self
+            .append(&id, expected, epoch, Bytes::from(payload))
+            .await
+        {
             Ok(seq) => seq,
             Err(Append::NotSent(e)) => return Err(e),
             Err(Append::Stop(e)) => {
                 // Fenced, or the outcome is unknown: either way this store's model may be
-                // behind the log, so it stops writing (a restart replays the log).
-                writer.refused = Some(e.to_string());
+                // behind the log, so it stops writing. Without a lease, for good (a restart
+                // replays the log); under a lease, it steps down and follows the log again.
+                if self.step_down("the log refused an append") {
+                    tracing::warn!("{e}");
+                } else {
+                    writer.refused = Some(e.to_string());
+                }
                 return Err(e);
             }
         };
@@ -647,6 +920,28 @@ async fn beats_bucket(
     .map_err(|e| nats("create the heartbeat bucket", e))
 }
 
+/// Opens the leader lease bucket, creating it when missing: one value, dropped by the
+/// servers [`LEASE_TTL`] after its last write.
+async fn lease_bucket(
+    js: &jetstream::Context,
+    bucket: String,
+    replicas: usize,
+) -> Result<kv::Store, StoreError> {
+    if let Ok(store) = js.get_key_value(bucket.as_str()).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket,
+        history: 1,
+        max_age: LEASE_TTL,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| nats("create the lease bucket", e))
+}
+
 /// Writes the newest snapshot (if any) as the model's database; returns the log sequence
 /// it holds (0: none).
 async fn restore_snapshot(
@@ -674,13 +969,15 @@ async fn restore_snapshot(
     Ok(u64::from_be_bytes(*seq))
 }
 
-/// Applies the log's messages `after + 1 ..= last` to the model.
+/// Applies the log's messages `after + 1 ..= last` to the model; returns the newest lease
+/// epoch among them (0: none).
 async fn replay(
     log: &stream::Stream,
     model: &SqliteStore,
     after: u64,
     last: u64,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut epoch = 0;
     let consumer = log
         .create_consumer(consumer::pull::OrderedConfig {
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -715,6 +1012,14 @@ async fn replay(
                 "the log has message {seq} where {expected} was expected (messages deleted?)"
             )));
         }
+        if let Some(e) = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(LEASE_HEADER))
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+        {
+            epoch = epoch.max(e);
+        }
         chunk.push(from_json::<Batch>(&message.payload)?);
         if chunk.len() >= REPLAY_CHUNK {
             model.replay(std::mem::take(&mut chunk)).await?;
@@ -722,7 +1027,7 @@ async fn replay(
         expected += 1;
     }
     model.replay(chunk).await?;
-    Ok(())
+    Ok(epoch)
 }
 
 /// A node's key in the heartbeat bucket: hex, since node ids may hold characters (`.`
