@@ -29,6 +29,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_artifact::Digest;
@@ -86,13 +87,24 @@ impl Transport {
     }
 }
 
-/// A client of one control plane.
+/// A client of one control plane: one URL, or the replicas of an HA control plane
+/// (`URL,URL,…`). Requests go to the current one; a connection refused moves on to the next,
+/// and a follower's `503` naming the leader moves to the leader (each request is sent again
+/// at most once per replica, and only when nothing was done: no connection, or a follower's
+/// refusal).
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: Url,
+    /// Every replica given, in order.
+    bases: Arc<[Url]>,
+    /// Where requests go now (shared by clones: one learns the leader for all).
+    current: Arc<std::sync::Mutex<Url>>,
+    plain_http: bool,
     token: Option<String>,
 }
+
+/// The most control-plane URLs one client takes (`URL,URL,…`).
+pub const MAX_CONTROL_URLS: usize = 8;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +165,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the token.
         f.debug_struct("Client")
-            .field("base", &self.base.as_str())
+            .field("base", &self.base().as_str())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -181,15 +193,30 @@ impl Client {
         token: Option<String>,
         transport: &Transport,
     ) -> Result<Self, ClientError> {
-        let invalid = |reason: String| ClientError::InvalidUrl {
-            url: base_url.to_owned(),
-            reason,
+        let bases: Vec<Url> = base_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| parse_base(u, transport.plain_http))
+            .collect::<Result<_, _>>()?;
+        let Some(base) = bases.first().cloned() else {
+            return Err(ClientError::InvalidUrl {
+                url: base_url.to_owned(),
+                reason: "no URL".into(),
+            });
         };
-        let base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(invalid("must be an http:// or https:// URL".into()));
+        if bases.len() > MAX_CONTROL_URLS {
+            return Err(ClientError::InvalidUrl {
+                url: base_url.to_owned(),
+                reason: format!("more than {MAX_CONTROL_URLS} URLs"),
+            });
         }
-        check_plain_http(&base, transport.plain_http)?;
+        if bases.iter().any(|b| b.scheme() != base.scheme()) {
+            return Err(ClientError::InvalidUrl {
+                url: base_url.to_owned(),
+                reason: "every URL must have the same scheme".into(),
+            });
+        }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(CLIENT_CONNECT_TIMEOUT_MS))
             .timeout(Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))
@@ -208,7 +235,13 @@ impl Client {
             }
         }
         let http = builder.build().map_err(ClientError::Transport)?;
-        Ok(Client { http, base, token })
+        Ok(Client {
+            http,
+            current: Arc::new(std::sync::Mutex::new(base)),
+            bases: bases.into(),
+            plain_http: transport.plain_http,
+            token,
+        })
     }
 
     /// The same control plane (and connection pool) with another bearer token: a node's
@@ -216,14 +249,105 @@ impl Client {
     pub fn with_token(&self, token: Option<String>) -> Client {
         Client {
             http: self.http.clone(),
-            base: self.base.clone(),
+            bases: Arc::clone(&self.bases),
+            current: Arc::clone(&self.current),
+            plain_http: self.plain_http,
             token,
         }
     }
 
-    /// The base URL.
-    pub fn base_url(&self) -> &str {
-        self.base.as_str()
+    /// The base URL requests go to now (the leader, once a follower named it).
+    pub fn base_url(&self) -> String {
+        self.base().as_str().to_owned()
+    }
+
+    fn base(&self) -> Url {
+        match self.current.lock() {
+            Ok(u) => u.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_base(&self, url: Url) {
+        match self.current.lock() {
+            Ok(mut u) => *u = url,
+            Err(poisoned) => *poisoned.into_inner() = url,
+        }
+    }
+
+    /// Sends `req`; when nothing was done (the connection was refused, or a follower answered
+    /// 503 naming the leader), sends it again to the next replica or to the leader, each at
+    /// most once, and remembers where it succeeded.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let spare = req.try_clone();
+        let first = req.send().await;
+        let Some(spare) = spare else {
+            return first.map_err(ClientError::Transport);
+        };
+        let now = self.base();
+        match first {
+            Err(e) if e.is_connect() && self.bases.len() > 1 => {
+                let mut last = e;
+                let at = self.bases.iter().position(|b| *b == now).unwrap_or(0);
+                let others = self
+                    .bases
+                    .iter()
+                    .cycle()
+                    .skip(at + 1)
+                    .take(self.bases.len() - 1);
+                for other in others {
+                    let Some(again) = spare.try_clone() else {
+                        break;
+                    };
+                    match self.resend(again, &now, other).await {
+                        Ok(resp) => {
+                            self.set_base(other.clone());
+                            return Ok(resp);
+                        }
+                        Err(e) if e.is_connect() => last = e,
+                        Err(e) => return Err(ClientError::Transport(e)),
+                    }
+                }
+                Err(ClientError::Transport(last))
+            }
+            Err(e) => Err(ClientError::Transport(e)),
+            Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                let status = resp.status();
+                let body = read_bounded(resp, MAX_ANSWER_BODY).await?;
+                let error = error_from(status, &body);
+                let leader = error
+                    .api()
+                    .and_then(|a| a.leader.as_deref())
+                    .and_then(|l| parse_base(l, self.plain_http).ok())
+                    .filter(|l| *l != now && l.scheme() == now.scheme());
+                let Some(leader) = leader else {
+                    return Err(error);
+                };
+                let resp = self
+                    .resend(spare, &now, &leader)
+                    .await
+                    .map_err(ClientError::Transport)?;
+                self.set_base(leader);
+                Ok(resp)
+            }
+            Ok(resp) => Ok(resp),
+        }
+    }
+
+    /// `req` (built against `from`) sent to the same path at `to`.
+    async fn resend(
+        &self,
+        req: reqwest::RequestBuilder,
+        from: &Url,
+        to: &Url,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut request = req.build()?;
+        let url = request.url().as_str();
+        let rest = url.strip_prefix(from.as_str()).unwrap_or(url);
+        if let Ok(moved) = join_base(to, rest) {
+            *request.url_mut() = moved;
+        }
+        self.http.execute(request).await
     }
 
     /// Publishes a signed feature file (the envelope's bytes, as written by
@@ -251,7 +375,7 @@ impl Client {
         limit: usize,
     ) -> Result<Vec<u8>, ClientError> {
         let req = self.request(Method::GET, &routes::artifact(digest))?;
-        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let body = read_bounded(resp, limit.min(MAX_ARTIFACT_BODY)).await?;
         if status.is_success() {
@@ -498,17 +622,10 @@ impl Client {
     fn request(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder, ClientError> {
         // Join onto the base's path, so a control plane behind a prefix (`https://x/rampart/`)
         // works: strip the leading `/` of our absolute paths.
-        let mut base = self.base.clone();
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
-        let url = base
-            .join(path.trim_start_matches('/'))
-            .map_err(|e| ClientError::InvalidUrl {
-                url: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let url = join_base(&self.base(), path).map_err(|reason| ClientError::InvalidUrl {
+            url: path.to_owned(),
+            reason,
+        })?;
         let mut req = self.http.request(method, url);
         if let Some(token) = &self.token {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -521,7 +638,7 @@ impl Client {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<Decision<T>, ClientError> {
-        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let body = read_bounded(resp, MAX_ANSWER_BODY).await?;
         if status == StatusCode::ACCEPTED {
@@ -541,7 +658,7 @@ impl Client {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let body = read_bounded(resp, MAX_ANSWER_BODY).await?;
         if status.is_success() {
@@ -593,6 +710,32 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// One control-plane URL: http(s), usable as a base, plain HTTP only as allowed.
+fn parse_base(url: &str, plain_http: bool) -> Result<Url, ClientError> {
+    let invalid = |reason: String| ClientError::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let base = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        return Err(invalid("must be an http:// or https:// URL".into()));
+    }
+    check_plain_http(&base, plain_http)?;
+    Ok(base)
+}
+
+/// `path` under `base` (a control plane behind a prefix, `https://x/rampart/`, works: the
+/// leading `/` of our absolute paths is dropped).
+fn join_base(base: &Url, path: &str) -> Result<Url, String> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        let p = format!("{}/", base.path());
+        base.set_path(&p);
+    }
+    base.join(path.trim_start_matches('/'))
+        .map_err(|e| e.to_string())
 }
 
 /// Refuses an `http://` base unless `allowed` and its host is loopback.

@@ -18,6 +18,10 @@ pub struct ApiError {
     /// The artifact issues, when the error is about an artifact's content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issues: Option<Vec<IssueReport>>,
+    /// On a `503` from a control-plane replica that follows: the leader's URL, where the
+    /// client sends the request again ([`Client`](crate::Client) does, once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
 }
 
 /// Whether an error answer with this status refuses the request itself, so the input is at
@@ -84,6 +88,7 @@ impl ApiError {
             error: code.as_str().to_owned(),
             message: message.into(),
             issues: None,
+            leader: None,
         }
     }
 

@@ -180,8 +180,11 @@ async fn scene(store: &str) -> Scene {
         "b names a as leader"
     );
 
+    // Every client knows both replicas: a refused connection moves on to the next one, and
+    // a follower's 503 moves to the leader it names.
+    let both = format!("{},{}", a.url, b.url);
     let admin = Client::new(&a.url, Some(ADMIN.into())).unwrap();
-    let anon = Client::new(&a.url, None).unwrap();
+    let anon = Client::new(&both, None).unwrap();
     let mut enrolled = Vec::new();
     for (id, pop, region, canary) in NODES {
         let credential = enroll(&admin, id).await;
@@ -200,14 +203,6 @@ async fn scene(store: &str) -> Scene {
             .await
             .unwrap();
     }
-    // A follower refuses writes, naming the leader.
-    let e = Client::new(&b.url, Some(ADMIN.into()))
-        .unwrap()
-        .publish(signed(&doc_weighted(1, 10, 0.5)))
-        .await
-        .unwrap_err();
-    assert_eq!(e.status(), Some(503), "{e}");
-    assert!(e.to_string().contains(&a.url), "{e}");
 
     let fleet = Fleet::start(anon, &enrolled);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -230,6 +225,19 @@ async fn scene(store: &str) -> Scene {
         .done()
         .unwrap();
     let rollout = wait_for(&admin, r.id, 60, |v| v.current_wave.is_some_and(|w| w >= 1)).await;
+    // A write sent to the follower: it refuses with 503 naming the leader, and the client
+    // sends it there once (and stays there).
+    let to_b = Client::new(&b.url, Some(ADMIN.into())).unwrap();
+    let published = to_b
+        .publish(signed(&doc_weighted(2, 10, 0.5)))
+        .await
+        .unwrap();
+    assert_eq!(published.artifact.version, 2);
+    assert_eq!(
+        to_b.base_url().trim_end_matches('/'),
+        a.url.trim_end_matches('/'),
+        "the client follows the leader"
+    );
     // The follower serves reads, from the log.
     let follower = Client::new(&b.url, Some(ADMIN.into())).unwrap();
     let seen = wait_for(&follower, r.id, 10, |v| v.current_wave >= Some(1)).await;
@@ -293,8 +301,9 @@ async fn the_leader_sigkilled_mid_rollout_another_replica_takes_over_and_finishe
         killed.elapsed()
     );
     assert!(took <= LEASE_TTL + TAKEOVER_MARGIN);
-    *s.fleet.client.lock().unwrap() = Client::new(&s.b.url, None).unwrap();
-    let admin = Client::new(&s.b.url, Some(ADMIN.into())).unwrap();
+    // The fleet's client knew both replicas: its beats moved to b when a's port refused
+    // them. The admin's does too.
+    let admin = Client::new(&format!("{},{}", s.a.url, s.b.url), Some(ADMIN.into())).unwrap();
     let resumed = admin.rollout_status(s.rollout.id).await.unwrap();
     assert!(
         resumed.current_wave >= s.rollout.current_wave,
@@ -310,6 +319,8 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_once_resumed_and_follows(
     let s = scene(&cluster.url()).await;
     s.a.signal("-STOP");
     wait_role(&s.b.url, "leader", LEASE_TTL + TAKEOVER_MARGIN).await;
+    // A frozen process's port still accepts connections (nothing refuses them): the fleet is
+    // pointed at b by hand.
     *s.fleet.client.lock().unwrap() = Client::new(&s.b.url, None).unwrap();
     let admin = Client::new(&s.b.url, Some(ADMIN.into())).unwrap();
     // The new leader moves the rollout on.
@@ -332,11 +343,15 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_once_resumed_and_follows(
         role(&s.a.url).await.and_then(|(_, l)| l).as_deref(),
         Some(s.b.url.as_str())
     );
-    let e = old
-        .publish(signed(&doc_weighted(3, 10, 0.5)))
+    // A write sent to the old leader: it refuses (503 naming b), and the client lands it at b.
+    old.publish(signed(&doc_weighted(3, 10, 0.5)))
         .await
-        .unwrap_err();
-    assert_eq!(e.status(), Some(503), "{e}");
+        .unwrap();
+    assert_eq!(
+        old.base_url().trim_end_matches('/'),
+        s.b.url.trim_end_matches('/'),
+        "the old leader named the new one"
+    );
     let audit = finish(&admin, &s.rollout).await;
     // Nothing but the new leader's entries after the takeover: the log before SIGCONT is a
     // prefix, and the whole log has each entry once (a write by the old leader would repeat

@@ -528,7 +528,7 @@ fn base_schemas() -> Value {
                 "header_timeout_ms": i, "idle_timeout_ms": i, "accepted": i,
                 "refused_over_cap": i, "refused_per_client": i,
                 "closed_header_timeout": i, "closed_idle": i, "shed": i })) })),
-        "ApiError": obj(&["error", "message"], json!({ "error": s, "message": s,
+        "ApiError": obj(&["error", "message"], json!({ "error": s, "message": s, "leader": s,
             "issues": { "type": "array", "items": obj(&["code", "message"],
                 json!({ "code": s, "message": s, "detail": any })) } })),
         "ArtifactMeta": obj(&["digest", "kind", "version"], json!({ "digest": s, "kind": s,

@@ -86,6 +86,8 @@ pub struct Error {
     pub message: String,
     /// Artifact issues, for 422.
     pub issues: Vec<Issue>,
+    /// On a follower's 503: the leader's URL.
+    pub leader: Option<String>,
 }
 
 /// Why the service could not start.
@@ -155,6 +157,7 @@ impl Error {
             code,
             message: message.into(),
             issues: Vec::new(),
+            leader: None,
         }
     }
 
@@ -180,10 +183,14 @@ impl Error {
 
     /// The JSON body.
     pub fn body(&self) -> ApiError {
-        if self.issues.is_empty() {
+        let body = if self.issues.is_empty() {
             ApiError::new(self.code, self.message.clone())
         } else {
             ApiError::with_issues(self.code, self.message.clone(), &self.issues)
+        };
+        ApiError {
+            leader: self.leader.clone(),
+            ..body
         }
     }
 }
@@ -340,10 +347,13 @@ impl<S: Store> Service<S> {
         match self.role() {
             Role::Follower {
                 leader: Some(leader),
-            } => Error::new(
-                ErrorCode::Unavailable,
-                format!("this replica follows; the leader is {leader}"),
-            ),
+            } => Error {
+                leader: Some(leader.clone()),
+                ..Error::new(
+                    ErrorCode::Unavailable,
+                    format!("this replica follows; the leader is {leader}"),
+                )
+            },
             _ => Error::new(
                 ErrorCode::Unavailable,
                 "this replica follows and no leader is known; retry shortly",
@@ -457,6 +467,7 @@ impl<S: Store> Service<S> {
                     issues.len()
                 ),
                 issues,
+                leader: None,
             });
         }
         let checked = passed.ok_or_else(|| Error::internal("no contract to check against"))?;

@@ -21,8 +21,8 @@ pub enum EnrollError {
     Api {
         /// The node.
         node: String,
-        /// Why.
-        source: rampart_api::ClientError,
+        /// Why (boxed: a client error carries the API's whole answer).
+        source: Box<rampart_api::ClientError>,
     },
     /// The token file could not be written, or no runtime for the request.
     #[error("bootstrap token for {node}: {reason}")]
@@ -56,7 +56,7 @@ pub fn bootstrap(
     let client = Client::with_transport(control, Some(admin_secret.to_owned()), transport)
         .map_err(|source| EnrollError::Api {
             node: node.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     let req = IssueEnrollment {
         node: node.to_owned(),
@@ -72,7 +72,7 @@ pub fn bootstrap(
             rt.block_on(client.enrollment_issue(&req))
                 .map_err(|source| EnrollError::Api {
                     node: node.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })
         })
         .join()
