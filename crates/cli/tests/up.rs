@@ -450,3 +450,133 @@ fn up_records_how_an_edge_died_and_starts_it_again_on_its_addresses() {
         "the restarted edge was stopped too"
     );
 }
+
+#[test]
+fn up_engine_nats_runs_replicas_on_a_nats_cluster_and_survives_the_leaders_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "up", "--engine", "nats", "--edges", "2", "--pops", "2", "--rate", "50",
+        ])
+        .args(["--every", "1h", "--beat-interval-ms", "200", "--dir"])
+        .arg(dir.path().join("stack"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap());
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + START;
+    let leader_line = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no leader line; got:\n{}", seen.join("\n")));
+        seen.push(line.clone());
+        if line.contains("control-plane replicas on NATS; leader: ") {
+            break line;
+        }
+    };
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack/up.json")).unwrap())
+            .unwrap();
+    let control = state["control"].as_str().unwrap().to_owned();
+    let urls: Vec<&str> = control.split(',').collect();
+    assert_eq!(urls.len(), 2, "{control}");
+    assert!(leader_line.ends_with(urls[0]), "{leader_line}");
+    let children: Vec<(String, u64)> = state["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["pid"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = children.iter().map(|(n, _)| n.as_str()).collect();
+    for want in [
+        "nats-n0",
+        "nats-n1",
+        "nats-n2",
+        "control-0",
+        "control-1",
+        "generator",
+    ] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+
+    // SIGKILL the leader: the other replica leads, and the edges' beats reach it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca = state["files"]["ca"].as_str().unwrap();
+    let transport =
+        rampart_api::Transport::from_flags(Some(std::path::Path::new(ca)), false).unwrap();
+    let second = rampart_api::Client::with_transport(urls[1], None, &transport).unwrap();
+    let pid = children.iter().find(|(n, _)| n == "control-0").unwrap().1;
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(20);
+    loop {
+        let h = rt.block_on(second.health());
+        if h.as_ref().is_ok_and(|h| h["role"] == "leader") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new leader: {h:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "rampart up --engine nats: new leader {:?} after the SIGKILL",
+        killed.elapsed()
+    );
+    let beat_after = rampart_host::clock::now_ms();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let nodes = rt.block_on(second.nodes()).unwrap().nodes;
+        if nodes.len() == 2
+            && nodes
+                .iter()
+                .all(|n| n.last_beat_ms.is_some_and(|b| b > beat_after))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "edges do not beat to the new leader: {nodes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "rampart up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    for (name, pid) in &children {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{name} ({pid}) is left after the stop"
+        );
+    }
+}

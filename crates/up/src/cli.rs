@@ -60,6 +60,31 @@ pub struct UpArgs {
     /// [default: the production defaults with bakes of 20 s and 10 s].
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Where the control plane keeps its state: one process on SQLite, or replicas on a
+    /// 3-node NATS JetStream cluster (one leads by a lease; `nats-server` on PATH).
+    #[arg(long, value_enum, default_value_t = Engine::Sqlite)]
+    pub engine: Engine,
+    /// With `--engine nats`: control-plane replicas to start.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_REPLICAS)))]
+    pub replicas: u8,
+}
+
+/// Most control-plane replicas `rampart up --engine nats` starts.
+pub const MAX_REPLICAS: u8 = 3;
+
+/// NATS servers `rampart up --engine nats` starts (one cluster, every stream replicated 3).
+pub const NATS_SERVERS: usize = 3;
+
+/// How long the first replica may take to lead (the lease, on a new cluster).
+const FIRST_LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The control plane's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// One `rampart control` on SQLite in the work dir (the embedded default).
+    Sqlite,
+    /// A 3-node NATS JetStream cluster on loopback and `--replicas` control planes on it.
+    Nats,
 }
 
 /// A bad file to inject.
@@ -104,19 +129,71 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let origin = runtime
         .block_on(Origin::start(SocketAddr::from(([127, 0, 0, 1], 0))))
         .context("cannot start the origin")?;
-    let control = stack::start_control(
-        &ControlSpec {
+    let nats = match args.engine {
+        Engine::Sqlite => None,
+        Engine::Nats => {
+            // A new stream for a new root of trust: a log left by an earlier run in this
+            // work dir holds files signed by keys this run replaced.
+            let dir = work.root.join("nats");
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
+            }
+            let cluster = crate::nats::NatsCluster::start(NATS_SERVERS, &dir)
+                .context("cannot start the NATS cluster")?;
+            println!(
+                "rampart up: NATS JetStream, {NATS_SERVERS} servers: {}",
+                cluster.url()
+            );
+            Some(cluster)
+        }
+    };
+    let control_spec = |extra: Vec<String>| -> anyhow::Result<ControlSpec> {
+        Ok(ControlSpec {
             exe: exe.clone(),
             listen: stack::free_addr()?,
             pubkeys: vec![work.pubkey.clone(), work.rotated_pubkey.clone()],
             beat_interval_ms: args.beat_interval_ms,
             auto_rollout: true,
-            extra: trust.control_args(),
-        },
-        &work,
-    )?;
+            extra,
+        })
+    };
+    let store_args = |nats: &crate::nats::NatsCluster| {
+        let mut extra = trust.control_args();
+        extra.extend(["--store".to_owned(), nats.url()]);
+        extra
+    };
+    let (control, replicas) = match &nats {
+        None => (
+            stack::start_control(&control_spec(trust.control_args())?, &work)?,
+            Vec::new(),
+        ),
+        Some(cluster) => {
+            // One replica first: on an empty log the first to lead writes the first epoch.
+            let first = stack::start_control_named(
+                &control_spec(store_args(cluster))?,
+                &work,
+                "control-0",
+            )?;
+            runtime.block_on(wait_leader(&first.url, &work, FIRST_LEADER_TIMEOUT))?;
+            let mut others = Vec::new();
+            for i in 1..args.replicas {
+                others.push(stack::start_control_named(
+                    &control_spec(store_args(cluster))?,
+                    &work,
+                    &format!("control-{i}"),
+                )?);
+            }
+            (first, others)
+        }
+    };
+    let control_urls = std::iter::once(&control)
+        .chain(&replicas)
+        .map(|c| c.url.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut edges = Vec::new();
-    for mut spec in edge_specs(args, &exe, origin.addr(), &control.url, &work) {
+    for mut spec in edge_specs(args, &exe, origin.addr(), &control_urls, &work) {
         spec.extra.extend(trust.edge_args());
         match stack::start_edge(&spec, &work) {
             Ok(e) => edges.push(e),
@@ -128,9 +205,11 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let generator = start_generator(&exe, &work, &control.url, args.every)?;
+    let generator = start_generator(&exe, &work, &control_urls, args.every)?;
     let mut running = Running {
         control,
+        replicas,
+        nats,
         edges,
         generator,
     };
@@ -158,7 +237,15 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
-    let anon = Client::with_transport(&running.control.url, None, &work.transport()?)?;
+    let anon = Client::with_transport(&running.control_urls(), None, &work.transport()?)?;
+    if running.nats.is_some() {
+        let leader = runtime.block_on(leader_of(&running, &work));
+        println!(
+            "rampart up: {} control-plane replicas on NATS; leader: {}",
+            1 + running.replicas.len(),
+            leader.as_deref().unwrap_or("none yet")
+        );
+    }
     let started = Instant::now();
     runtime.block_on(async {
         let mut summary = tokio::time::interval(SUMMARY_INTERVAL);
@@ -221,4 +308,35 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         root.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until the replica at `url` says it leads.
+async fn wait_leader(url: &str, work: &Workdir, within: Duration) -> anyhow::Result<()> {
+    let client = Client::with_transport(url, None, &work.transport()?)?;
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(h) = client.health().await
+            && h.get("role").and_then(|r| r.as_str()) == Some("leader")
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the control plane at {url} did not lead within {within:?}")
+}
+
+/// The URL of the replica that leads, as each replica's `/v1/health` says.
+pub(crate) async fn leader_of(running: &Running, work: &Workdir) -> Option<String> {
+    let transport = work.transport().ok()?;
+    for c in std::iter::once(&running.control).chain(&running.replicas) {
+        let Ok(client) = Client::with_transport(&c.url, None, &transport) else {
+            continue;
+        };
+        if let Ok(h) = client.health().await
+            && h.get("role").and_then(|r| r.as_str()) == Some("leader")
+        {
+            return Some(c.url.clone());
+        }
+    }
+    None
 }

@@ -29,6 +29,19 @@ pub(crate) fn print_urls(running: &Running, origin: &Origin, work: &Workdir, sta
     println!();
     let ca = work.tls().ca_cert;
     println!("  control plane   {url}          (API under /v1, /openapi.json)");
+    for r in &running.replicas {
+        println!(
+            "  replica         {}          (same API; writes go to the leader)",
+            r.url
+        );
+    }
+    if let Some(nats) = &running.nats {
+        println!(
+            "  NATS            {}   (JetStream, logs in {}/nats/)",
+            nats.url(),
+            work.root.display()
+        );
+    }
     println!(
         "  dashboard       {url}/ui/   (TLS by the local CA {})",
         ca.display()

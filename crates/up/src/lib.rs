@@ -31,6 +31,7 @@ pub mod console;
 pub mod enroll;
 pub mod inject;
 pub mod load;
+pub mod nats;
 pub mod origin;
 pub mod policy;
 pub mod stack;

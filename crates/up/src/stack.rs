@@ -117,12 +117,22 @@ pub fn free_addr() -> Result<SocketAddr, StackError> {
 /// Starts `rampart control` with the work dir's tokens and policy, its store in
 /// `DIR/control/data`.
 pub fn start_control(spec: &ControlSpec, work: &Workdir) -> Result<ControlProc, StackError> {
+    start_control_named(spec, work, "control")
+}
+
+/// [`start_control`] as `name`: its data dir `DIR/<name>/data`, its log `logs/<name>.log`
+/// (the replicas of an HA control plane each have their own).
+pub fn start_control_named(
+    spec: &ControlSpec,
+    work: &Workdir,
+    name: &str,
+) -> Result<ControlProc, StackError> {
     let mut cmd = Command::new(&spec.exe);
     cmd.arg("control")
         .arg("--listen")
         .arg(spec.listen.to_string())
         .arg("--data-dir")
-        .arg(work.dir("control/data")?)
+        .arg(work.dir(&format!("{name}/data"))?)
         .arg("--token-file")
         .arg(&work.tokens)
         .arg("--policy")
@@ -141,14 +151,14 @@ pub fn start_control(spec: &ControlSpec, work: &Workdir) -> Result<ControlProc, 
         cmd.arg("--auto-rollout");
     }
     cmd.args(&spec.extra).env("RUST_LOG", log_filter());
-    let child = Child::start("control", cmd, &work.log("control"))?;
+    let child = Child::start(name, cmd, &work.log(name))?;
     let url = child
         .first_line()
         .trim()
         .strip_prefix(CONTROL_LINE)
         .map(str::to_owned)
         .ok_or_else(|| StackError::Line {
-            name: "control".into(),
+            name: name.into(),
             line: child.first_line().to_owned(),
         })?;
     Ok(ControlProc { child, url })

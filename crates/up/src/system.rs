@@ -34,6 +34,10 @@ pub const MAX_EDGES: u16 = 64;
 /// Everything `rampart up` started, stopped in reverse.
 pub(crate) struct Running {
     pub(crate) control: stack::ControlProc,
+    /// The other control-plane replicas (`--engine nats`).
+    pub(crate) replicas: Vec<stack::ControlProc>,
+    /// The NATS servers (`--engine nats`).
+    pub(crate) nats: Option<crate::nats::NatsCluster>,
     pub(crate) edges: Vec<EdgeProc>,
     pub(crate) generator: Child,
 }
@@ -43,10 +47,24 @@ pub(crate) struct Running {
 impl Running {
     /// What `DIR/up.json` says about this stack.
     pub(crate) fn state(&self, origin: &Origin) -> state::State {
-        let mut children = vec![state::ChildState {
-            name: self.control.child.name().to_owned(),
-            pid: self.control.child.pid(),
-        }];
+        let mut children: Vec<state::ChildState> = self
+            .nats
+            .iter()
+            .flat_map(|n| n.pids())
+            .enumerate()
+            .map(|(i, pid)| state::ChildState {
+                name: format!("nats-n{i}"),
+                pid,
+            })
+            .collect();
+        children.extend(
+            std::iter::once(&self.control)
+                .chain(&self.replicas)
+                .map(|c| state::ChildState {
+                    name: c.child.name().to_owned(),
+                    pid: c.child.pid(),
+                }),
+        );
         children.extend(self.edges.iter().map(|e| state::ChildState {
             name: e.child.name().to_owned(),
             pid: e.child.pid(),
@@ -57,7 +75,7 @@ impl Running {
         });
         state::State {
             pid: std::process::id(),
-            control: self.control.url.clone(),
+            control: self.control_urls(),
             origin: origin.addr(),
             children,
             edges: self
@@ -88,7 +106,26 @@ impl Running {
             report_exit(&name, e.child.stop(STOP_GRACE));
         }
         report_exit("generator", self.generator.stop(STOP_GRACE));
-        report_exit("control", self.control.child.stop(STOP_GRACE));
+        for r in self.replicas {
+            let name = r.child.name().to_owned();
+            report_exit(&name, r.child.stop(STOP_GRACE));
+        }
+        let name = self.control.child.name().to_owned();
+        report_exit(&name, self.control.child.stop(STOP_GRACE));
+        if let Some(nats) = self.nats {
+            let n = nats.len();
+            nats.stop(STOP_GRACE);
+            println!("  stopped {n} nats-server");
+        }
+    }
+
+    /// Every control-plane replica's URL, `URL,URL,…` (what clients take).
+    pub(crate) fn control_urls(&self) -> String {
+        std::iter::once(&self.control)
+            .chain(&self.replicas)
+            .map(|c| c.url.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -169,11 +206,11 @@ pub(crate) fn inject_target(running: &Running, work: &Workdir) -> anyhow::Result
         .context("no canary edge")?;
     Ok(inject::Target {
         publisher: Client::with_transport(
-            &running.control.url,
+            &running.control_urls(),
             Some(work.publisher_secret.clone()),
             &work.transport()?,
         )?,
-        anon: Client::with_transport(&running.control.url, None, &work.transport()?)?,
+        anon: Client::with_transport(&running.control_urls(), None, &work.transport()?)?,
         key: work.signing_key()?,
         rotated: work.rotated_signing_key()?,
         canary: canary.spec.id.clone(),
