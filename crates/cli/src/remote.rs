@@ -12,8 +12,9 @@ use crate::{EXIT_ERROR, EXIT_INVALID};
 /// Where the control plane is, and who we are.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Remote {
-    /// The control plane, e.g. https://127.0.0.1:7700.
-    #[arg(long, value_name = "URL", env = "RAMPART_CONTROL")]
+    /// The control plane, e.g. https://127.0.0.1:7700; an HA control plane's replicas as
+    /// `URL,URL,…` (writes reach the leader).
+    #[arg(long, value_name = "URL[,URL…]", env = "RAMPART_CONTROL")]
     pub control: String,
     /// Trust this CA (PEM) instead of the web PKI roots (`rampart up` and `rampart tls
     /// init` write one: `ca.pem`).

@@ -230,8 +230,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     pub drain_timeout_secs: Option<u64>,
     /// Follow this control plane (https://host:port): register, heartbeat, take the versions
-    /// and kill switches it sends. Without it: the watch dir and the admin API only.
-    #[arg(long, value_name = "URL")]
+    /// and kill switches it sends. The replicas of an HA control plane as `URL,URL,…`: the
+    /// agent moves to the next when one refuses connections, and to the leader a follower
+    /// names. Without it: the watch dir and the admin API only.
+    #[arg(long, value_name = "URL[,URL…]")]
     pub control: Option<String>,
     /// This node's id in the fleet [default: the host name].
     #[arg(long, value_name = "ID")]
