@@ -368,3 +368,23 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_once_resumed_and_follows(
     assert_eq!(old.audit(0, 1000).await.unwrap().entries, audit);
     s.fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_nats_server_of_three_sigkilled_mid_rollout_loses_nothing_and_catches_up() {
+    let mut cluster = rampart_e2e::NatsCluster::start(3);
+    let s = scene(&cluster.url()).await;
+    let both = format!("{},{}", s.a.url, s.b.url);
+    let admin = Client::new(&both, Some(ADMIN.into())).unwrap();
+    let before = admin.audit(0, 1000).await.unwrap().entries;
+    // Each of the three in turn would do; the first is in every replica's server list.
+    cluster.kill(0);
+    let audit = finish(&admin, &s.rollout).await;
+    // Everything acknowledged before the kill is there, in order, once.
+    assert_eq!(&audit[..before.len()], &before[..]);
+    // Restarted on its store dir, the server catches up (healthy = JetStream current).
+    cluster.restart(0);
+    cluster.wait_ready(Duration::from_secs(30));
+    let after = admin.audit(0, 1000).await.unwrap().entries;
+    assert_eq!(after, audit, "nothing moved while the server came back");
+    s.fleet.stop().await;
+}
