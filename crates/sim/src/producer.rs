@@ -5,17 +5,19 @@
 //! changed. The **guarded** one is rampart's generator itself: [`rampart_generate::Job`] reads
 //! the answer (written as a catalog file in the run's scratch dir), runs every producer guard
 //! against the edge contract and the run history in its state dir, and publishes only what none
-//! of them refuses.
+//! of them refuses. With shadow scoring on, the Job's output check is the generator binary's
+//! own, [`rampart_fit::shadow::ShadowCheck`] on the embedded labelled sample.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rampart_artifact::limits::HARD_MAX_BYTES;
 use rampart_artifact::{Digest, Document, Envelope, SecretKey, decode};
+use rampart_fit::shadow::ShadowCheck;
 use rampart_generate::guard::{Refusal, content_digest};
 use rampart_generate::job::build_document;
 use rampart_generate::source::CatalogSource;
-use rampart_generate::{Candidate, Job, Outcome, Output};
+use rampart_generate::{Candidate, Job, Outcome, Output, OutputCheck};
 use rampart_score::edge_contract;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -75,8 +77,24 @@ pub struct Producer {
 
 #[derive(Debug)]
 enum Kind {
-    Naive { last_content: Option<Digest> },
-    Guarded { dir: PathBuf },
+    Naive {
+        last_content: Option<Digest>,
+    },
+    Guarded {
+        dir: PathBuf,
+        shadow: Option<Arc<ShadowCheck>>,
+    },
+}
+
+/// The shadow check the generator binary passes as its Job's output check, shared by every
+/// run (the Job takes a fresh box each run; the sample is built once).
+#[derive(Debug)]
+struct Shadow(Arc<ShadowCheck>);
+
+impl OutputCheck for Shadow {
+    fn check(&self, candidate: &Document, published: &Document) -> Result<String, Vec<String>> {
+        self.0.check(candidate, published)
+    }
 }
 
 /// Why a producer cannot start.
@@ -106,8 +124,14 @@ impl Producer {
         }
     }
 
-    /// rampart's generator with its state dir under `dir`.
-    pub fn guarded(key_seed: [u8; 32], query: &str, dir: &Path) -> Result<Producer, ProducerError> {
+    /// rampart's generator with its state dir under `dir`, judging each changed candidate's
+    /// output with `shadow` when given.
+    pub fn guarded(
+        key_seed: [u8; 32],
+        query: &str,
+        dir: &Path,
+        shadow: Option<Arc<ShadowCheck>>,
+    ) -> Result<Producer, ProducerError> {
         std::fs::create_dir_all(dir).map_err(|source| ProducerError::Dir {
             path: dir.to_owned(),
             source,
@@ -118,6 +142,7 @@ impl Producer {
             query: query.to_owned(),
             kind: Kind::Guarded {
                 dir: dir.to_owned(),
+                shadow,
             },
             version: 0,
         })
@@ -150,7 +175,7 @@ impl Producer {
                 p.marks = answer.marks.clone();
                 RunResult::Published(Arc::new(p))
             }
-            Kind::Guarded { dir } => {
+            Kind::Guarded { dir, shadow } => {
                 let answer_path = dir.join("clickhouse-answer.json");
                 let out = dir.join("features.rfeat");
                 if let Err(e) = std::fs::write(&answer_path, Source::catalog(answer).to_json()) {
@@ -164,7 +189,9 @@ impl Producer {
                     output: Output::File(out.clone()),
                     approve_delta: false,
                     unfreeze: false,
-                    output_check: None,
+                    output_check: shadow
+                        .as_ref()
+                        .map(|s| Box::new(Shadow(Arc::clone(s))) as Box<dyn OutputCheck>),
                     approve_shadow: false,
                 };
                 match job.run_once(now) {

@@ -460,3 +460,26 @@ fn afd_oct29_ablation_shows_what_each_layer_alone_can_do() {
         assert!(f.impact_minutes >= naive.impact_minutes, "{layer:?}: {f:?}");
     }
 }
+
+/// Prints what the shadow scenario does (exploration; `--nocapture`).
+#[test]
+#[ignore]
+fn shadow_probe() {
+    let sum = Summary::of(&replay(&sized("shadow", 12), Mode::Rampart, &mut |_| {}).unwrap());
+    for run in &sum.runs {
+        println!(
+            "{} {:?} stops={:?} by={:?} rollouts={} rb={} pub={}",
+            run.key,
+            run.headline,
+            run.stops,
+            run.stopped_by,
+            run.rollouts_started,
+            run.rollouts_rolled_back,
+            run.files_published
+        );
+        println!("  fault {:?}", run.fault);
+        for e in &run.timeline {
+            println!("  {e:?}");
+        }
+    }
+}
