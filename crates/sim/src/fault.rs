@@ -640,6 +640,92 @@ mod tests {
     }
 
     #[test]
+    fn the_kinds_that_ride_in_the_file_parse_and_change_its_content() {
+        let s = with("kind='score_shift'\nby='all_1'\n").unwrap();
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::ScoreShift { by: Shift::AllOne }
+        );
+        let s = with("kind='sign_flip'\nfeature='ua_length'\n").unwrap();
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::SignFlip {
+                feature: "ua_length"
+            }
+        );
+        // Unnamed: the most influential on the embedded sample (docs/shadow.md names it).
+        let s = with("kind='sign_flip'\n").unwrap();
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::SignFlip {
+                feature: "hdr_host_first"
+            }
+        );
+        let s = with("kind='retrain'\nshift=0.05\n").unwrap();
+        assert_eq!(s.faults[0].kind, FaultKind::Retrain { shift: 0.05 });
+        for (text, field, problem) in [
+            (
+                "kind='sign_flip'\nfeature='nope'\n",
+                "feature",
+                "not a feature",
+            ),
+            (
+                "kind='sign_flip'\nnodes=0.5\n",
+                "nodes",
+                "in the file itself",
+            ),
+            ("kind='retrain'\n", "shift", "required"),
+            ("kind='retrain'\nshift=0\n", "shift", "non-zero"),
+            (
+                "kind='retrain'\nshift=0.1\nproxy='fl'\n",
+                "nodes",
+                "in the file",
+            ),
+            ("kind='retrain'\nshift=0.1\nby=2\n", "by", "does not apply"),
+            (
+                "kind='score_shift'\nby='all_1'\nnodes=0.5\n",
+                "nodes",
+                "in the file",
+            ),
+        ] {
+            let msg = with(text).unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("fault[0].{field}")) && msg.contains(problem),
+                "{text:?}: {msg}"
+            );
+        }
+
+        let at = |hm| parse_time_of_day(hm).unwrap();
+        let answer = |fault: &str| {
+            let s = with(fault).unwrap();
+            let src = crate::source::Source::new(&s).unwrap();
+            let clean = src.answer("", 0, at("15:20"));
+            let mut a = clean.clone();
+            apply(&s.faults, &mut a, at("15:20"));
+            (clean, a)
+        };
+        let (clean, a) = answer("kind='score_shift'\nby='all_1'\n");
+        assert!(a.faulty && a.marks.is_empty() && a.features == clean.features);
+        assert_eq!(a.bias, ALL_ONE_BIAS);
+        let (clean, a) = answer("kind='sign_flip'\n");
+        assert!(a.faulty && a.marks.is_empty() && a.bias == clean.bias);
+        let changed: Vec<_> = clean
+            .features
+            .iter()
+            .zip(&a.features)
+            .filter(|(c, f)| c.weight != f.weight)
+            .collect();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].0.name, "hdr_host_first");
+        assert_eq!(changed[0].1.weight, -changed[0].0.weight);
+        // A small retrain is a new file but not a fault; a large one is.
+        let (clean, a) = answer("kind='retrain'\nshift=0.05\n");
+        assert!(!a.faulty && a.bias == clean.bias + 0.05);
+        let (_, a) = answer("kind='retrain'\nshift=-2\n");
+        assert!(a.faulty);
+    }
+
+    #[test]
     fn bad_entries_name_their_field_and_problem() {
         for (text, field, problem) in [
             ("kind='explode'\n", "fault[0].kind", "not one of"),

@@ -281,3 +281,56 @@ pub fn key_seed(seed: u64) -> [u8; 32] {
     }
     bytes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::parse_time_of_day;
+    use crate::scenario::Scenario;
+    use rampart_fit::shadow::Judgement;
+
+    /// The files the faults that ride in the file make are real documents: the edge's
+    /// contract compiles them, so shadow scoring scores them (it does not answer "not
+    /// judged"), and holds the bad ones.
+    #[test]
+    fn shadow_scoring_judges_the_files_the_faults_make() {
+        let check = ShadowCheck::embedded(edge_contract()).unwrap();
+        let base = "name='x'\ntitle='t'\ndate='2025-10-29'\nstart='15:00'\nend='16:00'\n[fleet]\npops=2\nnodes_per_pop=2\nregions=1\n[[fault]]\nat='15:10'\n";
+        let at = parse_time_of_day("15:20").unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let file = |fault: Option<&str>| {
+            let s = Scenario::from_toml(&format!(
+                "{base}{}",
+                fault.unwrap_or("kind='latency'\nms=1\n")
+            ))
+            .unwrap();
+            let src = crate::source::Source::new(&s).unwrap();
+            let mut a = src.answer(crate::source::UNSCOPED_QUERY, 0, at);
+            if fault.is_some() {
+                crate::fault::apply(&s.faults, &mut a, at);
+            }
+            match Producer::naive([7; 32], "q").run(&a, now) {
+                RunResult::Published(p) => p,
+                other => panic!("{other:?}"),
+            }
+        };
+        let serving = file(None);
+        for (fault, held) in [
+            ("kind='score_shift'\nby='all_1'\n", true),
+            ("kind='sign_flip'\n", true),
+            ("kind='retrain'\nshift=2.0\n", true),
+            ("kind='retrain'\nshift=-2.0\n", true),
+            ("kind='retrain'\nshift=-4.0\n", true),
+            ("kind='retrain'\nshift=0.05\n", false),
+            ("kind='crash_after'\nminutes=5\n", false),
+        ] {
+            let candidate = file(Some(fault));
+            assert_ne!(candidate.digest, serving.digest, "{fault}");
+            match check.judge(&candidate.document, &serving.document) {
+                Judgement::Held(reasons) => assert!(held, "{fault}: held: {reasons:?}"),
+                Judgement::Pass(line) => assert!(!held, "{fault}: passed: {line}"),
+                Judgement::NotJudged(why) => panic!("{fault}: not judged: {why}"),
+            }
+        }
+    }
+}
