@@ -615,3 +615,37 @@ fn shadow_alone_holds_each_bad_file_before_wave_0_and_the_operator_aborts_it() {
         }
     }
 }
+
+/// The numbers of docs/BENCHMARKS.md's shadow rows: the built-in `shadow` at its own size
+/// (330 × 4), the code path of `rampart replay shadow --mode rampart|ablation -q`. Run with
+/// `cargo test --release -p rampart-sim --test replay shadow_numbers -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn shadow_numbers() {
+    let s = Scenario::load("shadow").unwrap();
+    for mode in [Mode::Rampart, Mode::Ablation] {
+        let t = std::time::Instant::now();
+        let sum = Summary::of(&replay(&s, mode, &mut |_| {}).unwrap());
+        println!("{} {:.1} s", mode.name(), t.elapsed().as_secs_f64());
+        for run in &sum.runs {
+            let h = &run.headline;
+            let f = run.fault.as_ref().unwrap();
+            println!(
+                "  {:<24} impact {:>3} min, blocked people {:>10} (peak {:.3}), nodes affected {:>4}, faulty LKG {:>4}, reached fleet {}, shadow stops {}, rollouts {}/{} rolled back, detected by {:?} at {:?}, {:?}",
+                run.key,
+                h.impact_minutes,
+                h.blocked_humans,
+                h.peak_blocked_human_share,
+                h.nodes_ever_affected,
+                f.nodes_with_faulty_lkg,
+                run.stops.reached_fleet,
+                run.stops.shadow,
+                run.rollouts_started,
+                run.rollouts_rolled_back,
+                f.detected_by,
+                f.detected_at,
+                h.verdict,
+            );
+        }
+    }
+}
