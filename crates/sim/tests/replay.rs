@@ -631,9 +631,11 @@ fn shadow_numbers() {
             let h = &run.headline;
             let f = run.fault.as_ref().unwrap();
             println!(
-                "  {:<24} impact {:>3} min, blocked people {:>10} (peak {:.3}), nodes affected {:>4}, faulty LKG {:>4}, reached fleet {}, shadow stops {}, rollouts {}/{} rolled back, detected by {:?} at {:?}, {:?}",
+                "  {:<24} impact {:>3} min ({:?}..{:?}), blocked people {:>10} (peak {:.3}), nodes affected {:>4}, faulty LKG {:>4}, reached fleet {}, shadow stops {}, rollouts {}/{} rolled back, detected by {:?} at {:?}, {:?}",
                 run.key,
                 h.impact_minutes,
+                h.first_impact,
+                h.last_impact,
                 h.blocked_humans,
                 h.peak_blocked_human_share,
                 h.nodes_ever_affected,
