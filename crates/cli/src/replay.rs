@@ -14,7 +14,7 @@ const REDRAW: Duration = Duration::from_millis(100);
 /// Replay an incident on a simulated fleet and write summary.json and report.html.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A built-in scenario (nov18, dec5, afd-oct29) or a scenario file (TOML).
+    /// A built-in scenario (nov18, dec5, afd-oct29, shadow) or a scenario file (TOML).
     pub scenario: String,
     /// naive (the pipeline of the day), rampart (every layer), or ablation (each layer alone).
     #[arg(long, default_value = "rampart")]

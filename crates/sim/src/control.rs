@@ -18,15 +18,23 @@
 //! versions travel to every node as the heartbeat answer carries them, and edges promote
 //! only a blessed version to last-known-good. Not modelled: the real control plane's
 //! aftercare (deaths per node-hour compared after a rollout succeeded).
+//!
+//! Before a rollout's first wave, with shadow scoring on (the policy's `shadow = "enforce"`),
+//! the control plane judges the candidate against the file the fleet serves with its own
+//! check, [`ShadowCheck::judge`] on the embedded labelled sample, and a candidate beyond
+//! policy starts held ([`Start::hold`]): paused before wave 0, no node told. The simulated
+//! operator aborts a held rollout after [`OPERATOR_RESPONSE_MS`] (they read the reasons and
+//! do not approve a file that scores wrong); the fleet stays on what it serves.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rampart_artifact::{Contract, Digest, Keyring, Policy, check};
+use rampart_fit::shadow::{Judgement, ShadowCheck};
 use rampart_ingest::VersionDigest;
 use rampart_rollout::{
-    Action, ArtifactRef, Beat, Command, Event, FinalTargets, Gate, GatePolicy, Node, NodeIdx,
-    Operator, Phase, PlanPolicy, Queue, RolloutPolicy, Run, RunError, Start,
+    Action, ArtifactRef, Beat, Command, Event, FinalTargets, Gate, GateMode, GatePolicy, Node,
+    NodeIdx, Operator, Phase, PlanPolicy, Queue, RolloutPolicy, Run, RunError, Start,
 };
 
 use crate::clock::MINUTE;
@@ -34,6 +42,7 @@ use crate::fleet::{Delivery, Fleet};
 use crate::mode::{Gates, Layer};
 use crate::producer::Publication;
 use crate::report::Timeline;
+use rampart_rollout::rollout::PauseCause;
 
 /// How long an inconclusive (paused) rollout waits before the simulated operator rolls it
 /// back: the engine never passes a wave blindly, and someone has to look.
@@ -56,6 +65,8 @@ const KIND: &str = "features";
 pub struct Control {
     validation: Option<(Contract, Keyring)>,
     staged: Option<(PlanPolicy, RolloutPolicy)>,
+    /// Shadow scoring before wave 0 (with the policy's `shadow` mode).
+    shadow: Option<Arc<ShadowCheck>>,
     propagation_ms: u64,
     registry: Vec<Node>,
     index: HashMap<String, usize>,
@@ -175,6 +186,9 @@ pub enum Fate {
     RolledBackByOperator,
     /// Replaced by a later file before its rollout started.
     Superseded,
+    /// Held before wave 0 by shadow scoring (no node was told), then aborted by the
+    /// (simulated) operator.
+    HeldByShadow(Vec<String>),
 }
 
 /// The simulator's facts about the running rollout.
@@ -191,14 +205,17 @@ struct Running {
 
 impl Control {
     /// A control plane for `fleet`: validating with `validation` when given, rolling out
-    /// with `gates` when given (else pushing to every node within `propagation_ms`), and
-    /// watching the whole fleet for `watch_ms` after the last wave.
+    /// with `gates` when given (else pushing to every node within `propagation_ms`),
+    /// watching the whole fleet for `watch_ms` after the last wave, and shadow-scoring each
+    /// candidate before wave 0 with `shadow` when given (policy `shadow = "enforce"`; else
+    /// `"off"`).
     pub fn new(
         fleet: &Fleet,
         validation: Option<(Contract, Keyring)>,
         gates: Option<Gates>,
         propagation_ms: u64,
         watch_ms: u64,
+        shadow: Option<Arc<ShadowCheck>>,
     ) -> Control {
         let registry: Vec<Node> = fleet
             .nodes()
@@ -220,7 +237,8 @@ impl Control {
             .collect();
         Control {
             validation,
-            staged: gates.map(|g| (PlanPolicy::default(), policy(g, watch_ms))),
+            staged: gates.map(|g| (PlanPolicy::default(), policy(g, watch_ms, shadow.is_some()))),
+            shadow,
             propagation_ms,
             registry,
             index,
@@ -401,14 +419,28 @@ impl Control {
         }
         let step = run.step(now);
         self.carry_out(&step.actions, &run, fleet, now, timeline);
-        if let Phase::Paused { since_ms, .. } = run.rollout.status().phase {
-            let since = *run.meta.paused_since.get_or_insert(since_ms);
+        if let Phase::Paused {
+            since_ms, cause, ..
+        } = &run.rollout.status().phase
+        {
+            let held = matches!(cause, PauseCause::Shadow { .. });
+            let since = *run.meta.paused_since.get_or_insert(*since_ms);
             if now.saturating_sub(since) >= OPERATOR_RESPONSE_MS {
+                let (reason, cmd) = if held {
+                    (
+                        "held by shadow scoring: the candidate scores wrong, do not approve",
+                        Command::Abort,
+                    )
+                } else {
+                    (
+                        "inconclusive rollout: roll back and investigate",
+                        Command::Rollback { mark_bad: false },
+                    )
+                };
                 let by = Operator {
                     who: "operator".to_owned(),
-                    reason: "inconclusive rollout: roll back and investigate".to_owned(),
+                    reason: reason.to_owned(),
                 };
-                let cmd = Command::Rollback { mark_bad: false };
                 self.note(|| Entry::Command {
                     at: now,
                     rollout: run.rollout.id().to_owned(),
@@ -417,8 +449,20 @@ impl Control {
                 });
                 if let Ok(step) = run.command(cmd, &by, now) {
                     self.carry_out(&step.actions, &run, fleet, now, timeline);
-                    self.fates
-                        .push((Arc::clone(&run.meta.file), Fate::RolledBackByOperator));
+                    if held {
+                        timeline.push(
+                            now,
+                            None,
+                            format!(
+                                "operator aborts rollout {} of version {}, held by shadow scoring",
+                                run.rollout.id(),
+                                run.meta.file.version
+                            ),
+                        );
+                    } else {
+                        self.fates
+                            .push((Arc::clone(&run.meta.file), Fate::RolledBackByOperator));
+                    }
                 }
             }
         }
@@ -490,6 +534,35 @@ impl Control {
             .filter(|(i, _)| fleet.reachable(*i, now))
             .map(|(_, n)| n.clone())
             .collect();
+        // Shadow scoring before wave 0, as the control plane's driver does: the candidate
+        // against what the fleet serves, on the embedded labelled sample.
+        let judged = match (&self.shadow, &self.desired, rollout_policy.shadow) {
+            (Some(check), Some(serving), GateMode::Enforce | GateMode::Observe) => {
+                match check.judge(&file.document, &serving.document) {
+                    Judgement::Held(reasons) => Some(reasons),
+                    Judgement::Pass(_) | Judgement::NotJudged(_) => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(reasons) = &judged {
+            timeline.push(
+                now,
+                Some(Layer::Shadow),
+                format!(
+                    "shadow scoring {} version {} before wave 0: {}",
+                    if rollout_policy.shadow == GateMode::Enforce {
+                        "holds"
+                    } else {
+                        "would hold (observe)"
+                    },
+                    file.version,
+                    reasons.first().map_or("", String::as_str)
+                ),
+            );
+        }
+        let hold = judged.filter(|_| rollout_policy.shadow == GateMode::Enforce);
+        let held = hold.clone();
         let start = Start {
             id: self.next_id,
             from: self.desired.as_deref().map(artifact),
@@ -498,7 +571,7 @@ impl Control {
             plan: plan_policy,
             policy: rollout_policy,
             break_glass: None,
-            hold: None,
+            hold,
         };
         // The registry's last word from each node: alive, and serving what it serves.
         let last_words = self
@@ -546,6 +619,10 @@ impl Control {
                         .collect(),
                 });
                 self.carry_out(&step.actions, &run, fleet, now, timeline);
+                if let Some(reasons) = held {
+                    self.fates
+                        .push((Arc::clone(&run.meta.file), Fate::HeldByShadow(reasons)));
+                }
                 self.running = Some(run);
             }
             Err(e) => {
@@ -690,12 +767,17 @@ fn artifact(file: &Publication) -> ArtifactRef {
     }
 }
 
-/// The rollout policy for a set of gates and a watch of `watch_ms` after the last wave
-/// (0: none): rampart's defaults, with the gates left out given thresholds they cannot
-/// reach.
-pub fn policy(gates: Gates, watch_ms: u64) -> RolloutPolicy {
+/// The rollout policy for a set of gates, a watch of `watch_ms` after the last wave (0:
+/// none) and shadow scoring before wave 0 (`shadow`: enforce, else off): rampart's defaults,
+/// with the gates left out given thresholds they cannot reach.
+pub fn policy(gates: Gates, watch_ms: u64, shadow: bool) -> RolloutPolicy {
     let mut p = RolloutPolicy {
         watch_ms,
+        shadow: if shadow {
+            GateMode::Enforce
+        } else {
+            GateMode::Off
+        },
         ..RolloutPolicy::default()
     };
     let g: &mut GatePolicy = &mut p.gates;
@@ -706,6 +788,15 @@ pub fn policy(gates: Gates, watch_ms: u64) -> RolloutPolicy {
             g.deaths.min_deaths = u64::MAX;
         }
         Gates::ScoreShift => {
+            g.errors_5xx.abs_margin = NEVER;
+            g.module_errors.abs_margin = NEVER;
+            g.max_restarts_per_node = u32::MAX;
+            g.deaths.min_deaths = u64::MAX;
+            g.missing_fail_after_ms = NEVER_MS;
+            g.converge_timeout_ms = NEVER_MS;
+        }
+        Gates::Shadow => {
+            g.shift.min_d = NEVER;
             g.errors_5xx.abs_margin = NEVER;
             g.module_errors.abs_margin = NEVER;
             g.max_restarts_per_node = u32::MAX;

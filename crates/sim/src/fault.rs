@@ -8,7 +8,12 @@
 //!
 //! - **In the data**: `duplicate_rows` is the fault of 18 November, in the ClickHouse cluster
 //!   (the unscoped query returns every feature twice); `score_shift` with a number moves the
-//!   file's own bias, so the real model moves every score of every node that loads it.
+//!   file's own bias, so the real model moves every score of every node that loads it;
+//!   `score_shift = "all_1"` sets the bias so low that every score is 1; `sign_flip` flips the
+//!   sign of one weight (the most influential on the embedded sample unless named); `retrain`
+//!   shifts every logit by its `shift`, as a retrain that moved the model would. These files
+//!   pass every structural check: only judging their output (shadow scoring) or watching the
+//!   scores of the nodes that serve them (the score-shift gate) can tell.
 //! - **In the process**: `crash_after`, `error_rate`, `latency` and `score_shift = "all_0"` are
 //!   bugs that a valid file triggers in the data plane (Azure Front Door, 29 October 2025). The
 //!   file carries a [`Mark`]; a node the fault hits ([`Fault::hits`]) misbehaves while it serves
@@ -32,6 +37,13 @@ pub const MAX_CRASH_AFTER_MINUTES: f64 = 1_440.0;
 pub const MAX_LATENCY_MS: u64 = 60_000;
 /// Largest `score_shift` of the model's bias (logit units: 4 moves a 50 to about 98).
 pub const MAX_SCORE_SHIFT: f64 = 20.0;
+/// The bias of an `all_1` file: every score of the real model is 1 (the shadow tests' "every
+/// score 1" file, `crates/fit/tests/shadow.rs`).
+pub const ALL_ONE_BIAS: f64 = -999.0;
+/// A `retrain` whose shift is below this (logit units) is the ordinary drift of a retrain, not
+/// a fault: its file is not marked faulty (ground truth), so serving it is no exposure. 0.5
+/// moves a score of 50 to 62.
+pub const RETRAIN_FAULT_SHIFT: f64 = 0.5;
 /// How much a process fault moves the bias of the file it rides on, per entry: enough to make
 /// a new file (new digest, new content for the generator), far too little to move a score.
 pub const MARK_NUDGE: f64 = 1e-9;
@@ -77,6 +89,19 @@ pub enum FaultKind {
         /// Milliseconds added to each request.
         ms: u64,
     },
+    /// One weight of the file has its sign flipped (a retrain or an export bug), every node
+    /// that loads it.
+    SignFlip {
+        /// The feature (the most influential on the embedded sample unless the scenario
+        /// names one).
+        feature: &'static str,
+    },
+    /// A retrain that shifts every logit by this much (the file's bias moves), every node that
+    /// loads it. Ground truth calls it a fault only from [`RETRAIN_FAULT_SHIFT`].
+    Retrain {
+        /// Logit units.
+        shift: f64,
+    },
     /// The 18 November fault: ClickHouse nodes take a permission change one by one and the
     /// unscoped feature query returns every column twice (plus the shard-only ones).
     DuplicateRows {
@@ -95,6 +120,9 @@ pub enum Shift {
     Bias(f64),
     /// Every score is 0 on the nodes the fault hits (the old proxy of 18 November).
     AllZero,
+    /// Every score is 1: the file's bias is [`ALL_ONE_BIAS`] (in the file: every node that
+    /// loads it).
+    AllOne,
 }
 
 /// A proxy kind a fault can be limited to.
@@ -155,6 +183,10 @@ pub(crate) struct RawFault {
     pub(crate) every: Option<String>,
     #[serde(default)]
     pub(crate) extra_columns: Option<u32>,
+    #[serde(default)]
+    pub(crate) feature: Option<String>,
+    #[serde(default)]
+    pub(crate) shift: Option<f64>,
 }
 
 /// `by = 1.5` or `by = "all_0"`.
@@ -166,7 +198,8 @@ pub(crate) enum RawShift {
 }
 
 /// Every kind, for error messages.
-pub const KINDS: &str = "crash_after, score_shift, error_rate, latency, duplicate_rows";
+pub const KINDS: &str =
+    "crash_after, score_shift, error_rate, latency, duplicate_rows, sign_flip, retrain";
 
 // === impl Fault ===
 
@@ -180,7 +213,12 @@ impl Fault {
     pub fn is_process_fault(&self) -> bool {
         !matches!(
             self.kind,
-            FaultKind::DuplicateRows { .. } | FaultKind::ScoreShift { by: Shift::Bias(_) }
+            FaultKind::DuplicateRows { .. }
+                | FaultKind::ScoreShift {
+                    by: Shift::Bias(_) | Shift::AllOne
+                }
+                | FaultKind::SignFlip { .. }
+                | FaultKind::Retrain { .. }
         )
     }
 
@@ -206,6 +244,18 @@ impl Fault {
                 by: Shift::Bias(by),
             } => format!("the file's bias moves by {by:+}"),
             FaultKind::ScoreShift { by: Shift::AllZero } => "every score is 0".to_owned(),
+            FaultKind::ScoreShift { by: Shift::AllOne } => {
+                format!("every score is 1 (the file's bias is {ALL_ONE_BIAS})")
+            }
+            FaultKind::SignFlip { feature } => {
+                format!("the weight of {feature} has its sign flipped")
+            }
+            FaultKind::Retrain { shift } if shift.abs() < RETRAIN_FAULT_SHIFT => {
+                format!("a retrain shifts every logit by {shift:+} (within a retrain's drift)")
+            }
+            FaultKind::Retrain { shift } => {
+                format!("a retrain shifts every logit by {shift:+}")
+            }
             FaultKind::ErrorRate { share } => {
                 format!("{:.1}% of requests fail", share * 100.0)
             }
@@ -253,7 +303,10 @@ impl Effect {
                 FaultKind::ScoreShift { by: Shift::AllZero } => e.score_zero = true,
                 FaultKind::ErrorRate { share } => e.error_share = e.error_share.max(share),
                 FaultKind::Latency { ms } => e.latency_ms = e.latency_ms.saturating_add(ms),
-                FaultKind::ScoreShift { .. } | FaultKind::DuplicateRows { .. } => {}
+                FaultKind::ScoreShift { .. }
+                | FaultKind::DuplicateRows { .. }
+                | FaultKind::SignFlip { .. }
+                | FaultKind::Retrain { .. } => {}
             }
         }
         e
@@ -280,6 +333,22 @@ pub fn apply(faults: &[Fault], answer: &mut Answer, at: u64) {
             } => {
                 answer.bias += by;
                 answer.faulty = true;
+            }
+            FaultKind::ScoreShift { by: Shift::AllOne } => {
+                answer.bias = ALL_ONE_BIAS;
+                answer.faulty = true;
+            }
+            FaultKind::SignFlip { feature } => {
+                if let Some(f) = answer.features.iter_mut().find(|f| f.name == feature)
+                    && f.weight != 0.0
+                {
+                    f.weight = -f.weight;
+                    answer.faulty = true;
+                }
+            }
+            FaultKind::Retrain { shift } => {
+                answer.bias += shift;
+                answer.faulty |= shift.abs() >= RETRAIN_FAULT_SHIFT;
             }
             kind => {
                 answer.bias += MARK_NUDGE * (i as f64 + 1.0);
@@ -326,13 +395,15 @@ pub(crate) fn check(
         return Err(err("note", "must be at most 512 bytes".to_owned()));
     }
     // Fields that only some kinds read: a field another kind reads is a mistake, not a no-op.
-    let given: [(&str, bool); 6] = [
+    let given: [(&str, bool); 8] = [
         ("minutes", raw.minutes.is_some()),
         ("by", raw.by.is_some()),
         ("share", raw.share.is_some()),
         ("ms", raw.ms.is_some()),
         ("every", raw.every.is_some()),
         ("extra_columns", raw.extra_columns.is_some()),
+        ("feature", raw.feature.is_some()),
+        ("shift", raw.shift.is_some()),
     ];
     let reads: &[&str] = match raw.kind.as_str() {
         "crash_after" => &["minutes"],
@@ -340,6 +411,8 @@ pub(crate) fn check(
         "error_rate" => &["share"],
         "latency" => &["ms"],
         "duplicate_rows" => &["every", "extra_columns"],
+        "sign_flip" => &["feature"],
+        "retrain" => &["shift"],
         other => {
             return Err(err("kind", format!("{other:?} is not one of {KINDS}")));
         }
@@ -375,14 +448,16 @@ pub(crate) fn check(
                     ));
                 }
                 RawShift::Word(w) if w == "all_0" => Shift::AllZero,
+                RawShift::Word(w) if w == "all_1" => Shift::AllOne,
                 RawShift::Word(w) => {
                     return Err(err(
                         "by",
-                        format!("{w:?} is neither a number nor \"all_0\""),
+                        format!("{w:?} is neither a number nor \"all_0\" nor \"all_1\""),
                     ));
                 }
             };
-            if matches!(by, Shift::Bias(_)) && (nodes < 1.0 || raw.proxy.is_some()) {
+            if matches!(by, Shift::Bias(_) | Shift::AllOne) && (nodes < 1.0 || raw.proxy.is_some())
+            {
                 return Err(err(
                     "nodes",
                     "a numeric score_shift is in the file itself: it hits every node that \
@@ -402,6 +477,40 @@ pub(crate) fn check(
                 ));
             }
             FaultKind::ErrorRate { share }
+        }
+        "sign_flip" | "retrain" if nodes < 1.0 || raw.proxy.is_some() => {
+            return Err(err(
+                "nodes",
+                format!(
+                    "{} is in the file itself: it hits every node that loads it, so `nodes` \
+                     must be 1 and `proxy` unset",
+                    raw.kind
+                ),
+            ));
+        }
+        "sign_flip" => {
+            let feature = match raw.feature.as_deref() {
+                Some(name) => rampart_score::FeatureId::from_name(name)
+                    .map(rampart_score::FeatureId::name)
+                    .ok_or_else(|| {
+                        err(
+                            "feature",
+                            format!("{name:?} is not a feature of the edge's catalog"),
+                        )
+                    })?,
+                None => most_influential().map_err(|e| err("feature", e))?,
+            };
+            FaultKind::SignFlip { feature }
+        }
+        "retrain" => {
+            let shift = raw.shift.ok_or_else(|| required("shift"))?;
+            if !(shift.is_finite() && shift != 0.0 && shift.abs() <= MAX_SCORE_SHIFT) {
+                return Err(err(
+                    "shift",
+                    format!("must be a non-zero shift of at most {MAX_SCORE_SHIFT} either way"),
+                ));
+            }
+            FaultKind::Retrain { shift }
         }
         "latency" => {
             let ms = raw.ms.ok_or_else(|| required("ms"))?;
@@ -439,6 +548,37 @@ pub(crate) fn check(
         kind,
         note: raw.note,
     })
+}
+
+/// The feature whose weight moves the embedded model's scores most on the embedded labelled
+/// sample (shadow scoring's): influence is |weight| × mean |value| (a rare flag with a large
+/// raw weight moves few requests). Computed once.
+pub fn most_influential() -> Result<&'static str, String> {
+    static TOP: std::sync::OnceLock<Result<&'static str, String>> = std::sync::OnceLock::new();
+    TOP.get_or_init(|| {
+        let catalog = rampart_generate::Catalog::embedded().map_err(|e| e.to_string())?;
+        let profiles = rampart_traffic::Profiles::embedded().map_err(|e| e.to_string())?;
+        let ds =
+            rampart_fit::dataset::Dataset::build(&profiles, rampart_fit::shadow::EMBEDDED_SEED);
+        let rows = ds.rows.len().max(1) as f64;
+        catalog
+            .features
+            .iter()
+            .filter_map(|f| {
+                let id = rampart_score::FeatureId::from_name(&f.name)?;
+                let mean = ds
+                    .rows
+                    .iter()
+                    .map(|r| r.get(id.index()).map_or(0.0, |v| f64::from(*v).abs()))
+                    .sum::<f64>()
+                    / rows;
+                Some((id.name(), f.weight.abs() * mean))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(name, _)| name)
+            .ok_or_else(|| "the embedded catalog has no feature of the edge's".to_owned())
+    })
+    .clone()
 }
 
 #[cfg(test)]
@@ -497,6 +637,92 @@ mod tests {
         let s = with("kind='score_shift'\nby='all_0'\nnodes=0.5\nproxy='fl'\n").unwrap();
         assert_eq!(s.faults[0].nodes, 0.5);
         assert_eq!(s.faults[0].proxy, Some(ProxyKind::Fl));
+    }
+
+    #[test]
+    fn the_kinds_that_ride_in_the_file_parse_and_change_its_content() {
+        let s = with("kind='score_shift'\nby='all_1'\n").unwrap();
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::ScoreShift { by: Shift::AllOne }
+        );
+        let s = with("kind='sign_flip'\nfeature='ua_length'\n").unwrap();
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::SignFlip {
+                feature: "ua_length"
+            }
+        );
+        // Unnamed: the most influential on the embedded sample (docs/shadow.md names it).
+        let s = with("kind='sign_flip'\n").unwrap();
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::SignFlip {
+                feature: "hdr_host_first"
+            }
+        );
+        let s = with("kind='retrain'\nshift=0.05\n").unwrap();
+        assert_eq!(s.faults[0].kind, FaultKind::Retrain { shift: 0.05 });
+        for (text, field, problem) in [
+            (
+                "kind='sign_flip'\nfeature='nope'\n",
+                "feature",
+                "not a feature",
+            ),
+            (
+                "kind='sign_flip'\nnodes=0.5\n",
+                "nodes",
+                "in the file itself",
+            ),
+            ("kind='retrain'\n", "shift", "required"),
+            ("kind='retrain'\nshift=0\n", "shift", "non-zero"),
+            (
+                "kind='retrain'\nshift=0.1\nproxy='fl'\n",
+                "nodes",
+                "in the file",
+            ),
+            ("kind='retrain'\nshift=0.1\nby=2\n", "by", "does not apply"),
+            (
+                "kind='score_shift'\nby='all_1'\nnodes=0.5\n",
+                "nodes",
+                "in the file",
+            ),
+        ] {
+            let msg = with(text).unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("fault[0].{field}")) && msg.contains(problem),
+                "{text:?}: {msg}"
+            );
+        }
+
+        let at = |hm| parse_time_of_day(hm).unwrap();
+        let answer = |fault: &str| {
+            let s = with(fault).unwrap();
+            let src = crate::source::Source::new(&s).unwrap();
+            let clean = src.answer("", 0, at("15:20"));
+            let mut a = clean.clone();
+            apply(&s.faults, &mut a, at("15:20"));
+            (clean, a)
+        };
+        let (clean, a) = answer("kind='score_shift'\nby='all_1'\n");
+        assert!(a.faulty && a.marks.is_empty() && a.features == clean.features);
+        assert_eq!(a.bias, ALL_ONE_BIAS);
+        let (clean, a) = answer("kind='sign_flip'\n");
+        assert!(a.faulty && a.marks.is_empty() && a.bias == clean.bias);
+        let changed: Vec<_> = clean
+            .features
+            .iter()
+            .zip(&a.features)
+            .filter(|(c, f)| c.weight != f.weight)
+            .collect();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].0.name, "hdr_host_first");
+        assert_eq!(changed[0].1.weight, -changed[0].0.weight);
+        // A small retrain is a new file but not a fault; a large one is.
+        let (clean, a) = answer("kind='retrain'\nshift=0.05\n");
+        assert!(!a.faulty && a.bias == clean.bias + 0.05);
+        let (_, a) = answer("kind='retrain'\nshift=-2\n");
+        assert!(a.faulty);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub enum Layer {
     GeneratorGuards,
     /// The control plane validates every published file against every contract.
     ControlValidation,
+    /// Shadow scoring: the candidate and the serving file score the embedded labelled sample,
+    /// in the generator before it publishes and in the control plane before wave 0; a
+    /// candidate beyond policy is held before any node is told.
+    Shadow,
     /// Waves by fault domain with health gates (NACK, restarts, 5xx, module errors,
     /// heartbeats, convergence).
     CanaryGates,
@@ -55,6 +59,9 @@ pub enum Gates {
     ScoreShift,
     /// Only restarts and deaths (what the watch judges a file that kills the process by).
     Watch,
+    /// No gate can fail: waves only, with shadow scoring before wave 0 (the control plane's
+    /// hold alone).
+    Shadow,
 }
 
 /// The layers of one run.
@@ -66,6 +73,9 @@ pub struct Layers {
     pub generator_guards: bool,
     /// See [`Layer::ControlValidation`].
     pub control_validation: bool,
+    /// See [`Layer::Shadow`]: the generator's output check (when its guards run) and the
+    /// control plane's hold before wave 0 (when files are rolled out).
+    pub shadow: bool,
     /// A staged rollout with these gates (`None`: every file goes to the whole fleet at once).
     pub rollout: Option<Gates>,
     /// See [`Layer::EdgeIngestion`].
@@ -136,6 +146,7 @@ impl Layer {
         Layer::ScopedQuery,
         Layer::GeneratorGuards,
         Layer::ControlValidation,
+        Layer::Shadow,
         Layer::CanaryGates,
         Layer::ScoreShiftGate,
         Layer::Watch,
@@ -151,6 +162,7 @@ impl Layer {
             Layer::ScopedQuery => "scoped_query",
             Layer::GeneratorGuards => "generator_guards",
             Layer::ControlValidation => "control_validation",
+            Layer::Shadow => "shadow",
             Layer::CanaryGates => "canary_gates",
             Layer::EdgeIngestion => "edge_ingestion",
             Layer::Sentinel => "sentinel",
@@ -167,6 +179,7 @@ impl Layer {
             Layer::ScopedQuery => "generator: query names its database",
             Layer::GeneratorGuards => "generator: producer guards",
             Layer::ControlValidation => "control plane: validation",
+            Layer::Shadow => "shadow scoring before publish and before wave 0",
             Layer::CanaryGates => "rollout: canary and health gates",
             Layer::EdgeIngestion => "edge: ingestion with last-known-good",
             Layer::Sentinel => "edge: crash-loop sentinel",
@@ -186,6 +199,7 @@ impl Layers {
         scoped_query: false,
         generator_guards: false,
         control_validation: false,
+        shadow: false,
         rollout: None,
         edge_ingestion: false,
         sentinel: false,
@@ -199,6 +213,7 @@ impl Layers {
         scoped_query: true,
         generator_guards: true,
         control_validation: true,
+        shadow: true,
         rollout: Some(Gates::All),
         edge_ingestion: true,
         sentinel: true,
@@ -214,6 +229,10 @@ impl Layers {
             Layer::ScopedQuery => l.scoped_query = true,
             Layer::GeneratorGuards => l.generator_guards = true,
             Layer::ControlValidation => l.control_validation = true,
+            Layer::Shadow => {
+                l.shadow = true;
+                l.rollout = Some(Gates::Shadow);
+            }
             Layer::CanaryGates => l.rollout = Some(Gates::Health),
             Layer::EdgeIngestion => l.edge_ingestion = true,
             Layer::Sentinel => l.sentinel = true,
@@ -234,6 +253,7 @@ impl Layers {
             Layer::ScopedQuery => self.scoped_query,
             Layer::GeneratorGuards => self.generator_guards,
             Layer::ControlValidation => self.control_validation,
+            Layer::Shadow => self.shadow && (self.generator_guards || self.rollout.is_some()),
             Layer::CanaryGates => matches!(self.rollout, Some(Gates::All | Gates::Health)),
             Layer::EdgeIngestion => self.edge_ingestion,
             Layer::Sentinel => self.sentinel || self.edge_ingestion,

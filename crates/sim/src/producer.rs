@@ -5,17 +5,19 @@
 //! changed. The **guarded** one is rampart's generator itself: [`rampart_generate::Job`] reads
 //! the answer (written as a catalog file in the run's scratch dir), runs every producer guard
 //! against the edge contract and the run history in its state dir, and publishes only what none
-//! of them refuses.
+//! of them refuses. With shadow scoring on, the Job's output check is the generator binary's
+//! own, [`rampart_fit::shadow::ShadowCheck`] on the embedded labelled sample.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rampart_artifact::limits::HARD_MAX_BYTES;
 use rampart_artifact::{Digest, Document, Envelope, SecretKey, decode};
+use rampart_fit::shadow::ShadowCheck;
 use rampart_generate::guard::{Refusal, content_digest};
 use rampart_generate::job::build_document;
 use rampart_generate::source::CatalogSource;
-use rampart_generate::{Candidate, Job, Outcome, Output};
+use rampart_generate::{Candidate, Job, Outcome, Output, OutputCheck};
 use rampart_score::edge_contract;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -75,8 +77,24 @@ pub struct Producer {
 
 #[derive(Debug)]
 enum Kind {
-    Naive { last_content: Option<Digest> },
-    Guarded { dir: PathBuf },
+    Naive {
+        last_content: Option<Digest>,
+    },
+    Guarded {
+        dir: PathBuf,
+        shadow: Option<Arc<ShadowCheck>>,
+    },
+}
+
+/// The shadow check the generator binary passes as its Job's output check, shared by every
+/// run (the Job takes a fresh box each run; the sample is built once).
+#[derive(Debug)]
+struct Shadow(Arc<ShadowCheck>);
+
+impl OutputCheck for Shadow {
+    fn check(&self, candidate: &Document, published: &Document) -> Result<String, Vec<String>> {
+        self.0.check(candidate, published)
+    }
 }
 
 /// Why a producer cannot start.
@@ -106,8 +124,14 @@ impl Producer {
         }
     }
 
-    /// rampart's generator with its state dir under `dir`.
-    pub fn guarded(key_seed: [u8; 32], query: &str, dir: &Path) -> Result<Producer, ProducerError> {
+    /// rampart's generator with its state dir under `dir`, judging each changed candidate's
+    /// output with `shadow` when given.
+    pub fn guarded(
+        key_seed: [u8; 32],
+        query: &str,
+        dir: &Path,
+        shadow: Option<Arc<ShadowCheck>>,
+    ) -> Result<Producer, ProducerError> {
         std::fs::create_dir_all(dir).map_err(|source| ProducerError::Dir {
             path: dir.to_owned(),
             source,
@@ -118,6 +142,7 @@ impl Producer {
             query: query.to_owned(),
             kind: Kind::Guarded {
                 dir: dir.to_owned(),
+                shadow,
             },
             version: 0,
         })
@@ -150,7 +175,7 @@ impl Producer {
                 p.marks = answer.marks.clone();
                 RunResult::Published(Arc::new(p))
             }
-            Kind::Guarded { dir } => {
+            Kind::Guarded { dir, shadow } => {
                 let answer_path = dir.join("clickhouse-answer.json");
                 let out = dir.join("features.rfeat");
                 if let Err(e) = std::fs::write(&answer_path, Source::catalog(answer).to_json()) {
@@ -164,7 +189,9 @@ impl Producer {
                     output: Output::File(out.clone()),
                     approve_delta: false,
                     unfreeze: false,
-                    output_check: None,
+                    output_check: shadow
+                        .as_ref()
+                        .map(|s| Box::new(Shadow(Arc::clone(s))) as Box<dyn OutputCheck>),
                     approve_shadow: false,
                 };
                 match job.run_once(now) {
@@ -253,4 +280,57 @@ pub fn key_seed(seed: u64) -> [u8; 32] {
         chunk.copy_from_slice(&word.to_le_bytes());
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::parse_time_of_day;
+    use crate::scenario::Scenario;
+    use rampart_fit::shadow::Judgement;
+
+    /// The files the faults that ride in the file make are real documents: the edge's
+    /// contract compiles them, so shadow scoring scores them (it does not answer "not
+    /// judged"), and holds the bad ones.
+    #[test]
+    fn shadow_scoring_judges_the_files_the_faults_make() {
+        let check = ShadowCheck::embedded(edge_contract()).unwrap();
+        let base = "name='x'\ntitle='t'\ndate='2025-10-29'\nstart='15:00'\nend='16:00'\n[fleet]\npops=2\nnodes_per_pop=2\nregions=1\n[[fault]]\nat='15:10'\n";
+        let at = parse_time_of_day("15:20").unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let file = |fault: Option<&str>| {
+            let s = Scenario::from_toml(&format!(
+                "{base}{}",
+                fault.unwrap_or("kind='latency'\nms=1\n")
+            ))
+            .unwrap();
+            let src = crate::source::Source::new(&s).unwrap();
+            let mut a = src.answer(crate::source::UNSCOPED_QUERY, 0, at);
+            if fault.is_some() {
+                crate::fault::apply(&s.faults, &mut a, at);
+            }
+            match Producer::naive([7; 32], "q").run(&a, now) {
+                RunResult::Published(p) => p,
+                other => panic!("{other:?}"),
+            }
+        };
+        let serving = file(None);
+        for (fault, held) in [
+            ("kind='score_shift'\nby='all_1'\n", true),
+            ("kind='sign_flip'\n", true),
+            ("kind='retrain'\nshift=2.0\n", true),
+            ("kind='retrain'\nshift=-2.0\n", true),
+            ("kind='retrain'\nshift=-4.0\n", true),
+            ("kind='retrain'\nshift=0.05\n", false),
+            ("kind='crash_after'\nminutes=5\n", false),
+        ] {
+            let candidate = file(Some(fault));
+            assert_ne!(candidate.digest, serving.digest, "{fault}");
+            match check.judge(&candidate.document, &serving.document) {
+                Judgement::Held(reasons) => assert!(held, "{fault}: held: {reasons:?}"),
+                Judgement::Pass(line) => assert!(!held, "{fault}: passed: {line}"),
+                Judgement::NotJudged(why) => panic!("{fault}: not judged: {why}"),
+            }
+        }
+    }
 }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rampart_artifact::{Keyring, SecretKey};
+use rampart_fit::shadow::ShadowCheck;
+use rampart_generate::guard::Refusal;
 use rampart_generate::source::{ClickHouse, Endpoint};
 use rampart_ingest::{BootError, SentinelConfig};
 use rampart_score::edge_contract;
@@ -60,6 +62,9 @@ pub enum SimError {
     /// The first file of the day could not be published.
     #[error("the first feature file could not be generated: {0}")]
     FirstFile(String),
+    /// Shadow scoring's embedded sample cannot be built (a build problem).
+    #[error("shadow scoring's embedded sample: {0}")]
+    Shadow(#[from] rampart_fit::shadow::SampleError),
 }
 
 /// Where a replay stands, for a progress bar.
@@ -80,6 +85,8 @@ pub struct Progress {
 pub struct Shared {
     pool: Arc<Pool>,
     source: Source,
+    /// Shadow scoring with the edge's contract on the embedded labelled sample (built once).
+    shadow: Arc<ShadowCheck>,
 }
 
 /// A scratch dir removed when dropped (node data dirs, generator state).
@@ -96,6 +103,7 @@ impl Shared {
         Ok(Shared {
             pool: Arc::new(Pool::new(scenario.seed, POOL_SIZE)?),
             source: Source::new(scenario)?,
+            shadow: Arc::new(ShadowCheck::embedded(edge_contract())?),
         })
     }
 }
@@ -166,7 +174,12 @@ fn run_with(
         UNSCOPED_QUERY
     };
     let mut producer = if layers.generator_guards {
-        Producer::guarded(seed, query, &scratch.path.join("generator"))?
+        Producer::guarded(
+            seed,
+            query,
+            &scratch.path.join("generator"),
+            layers.shadow.then(|| Arc::clone(&shared.shadow)),
+        )?
     } else {
         Producer::naive(seed, query)
     };
@@ -204,6 +217,7 @@ fn run_with(
         } else {
             0
         },
+        layers.shadow.then(|| Arc::clone(&shared.shadow)),
     );
     if record {
         control.record();
@@ -355,14 +369,25 @@ fn run_with(
                 }
                 RunResult::Unchanged => {}
                 RunResult::Held { refusals } => {
+                    // The output check runs only once every other guard passed: a hold by
+                    // it alone is shadow scoring's.
+                    let layer = if refusals.iter().all(|r| matches!(r, Refusal::Shadow { .. })) {
+                        Layer::Shadow
+                    } else {
+                        Layer::GeneratorGuards
+                    };
                     if answer.faulty {
-                        stops.generator_guards += 1;
-                        detect(t, Layer::GeneratorGuards);
+                        if layer == Layer::Shadow {
+                            stops.shadow += 1;
+                        } else {
+                            stops.generator_guards += 1;
+                        }
+                        detect(t, layer);
                     }
                     let guards: Vec<&str> = refusals.iter().map(|r| r.guard()).collect();
                     timeline.push(
                         t,
-                        Some(Layer::GeneratorGuards),
+                        Some(layer),
                         format!(
                             "generator holds a {}-feature candidate from ClickHouse node {node}: {}",
                             answer.features.len(),
@@ -444,6 +469,7 @@ fn run_with(
             continue;
         }
         match fate {
+            Fate::HeldByShadow(_) => stops.shadow += 1,
             Fate::Refused(_) => stops.control_validation += 1,
             Fate::FailedWatch { .. } => stops.watch += 1,
             Fate::RolledBack { gate, .. } if gate == "score_shift" => stops.score_shift_gate += 1,
@@ -491,6 +517,7 @@ fn note_fates(fates: &[(Arc<Publication>, Fate)], now: u64, detect: &mut dyn FnM
         }
         match fate {
             Fate::Refused(_) => detect(now, Layer::ControlValidation),
+            Fate::HeldByShadow(_) => detect(now, Layer::Shadow),
             Fate::FailedWatch { .. } => detect(now, Layer::Watch),
             Fate::RolledBack { gate, .. } if gate == "score_shift" => {
                 detect(now, Layer::ScoreShiftGate);

@@ -84,6 +84,10 @@ pub struct Stops {
     /// (absent when none).
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub recurrence_poisonings: u64,
+    /// Faulty candidates shadow scoring held: in the generator (runs) or before wave 0
+    /// (files; absent when none).
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub shadow: u32,
 }
 
 fn is_zero_u32(n: &u32) -> bool {
@@ -379,6 +383,7 @@ impl Run {
             (Layer::ScopedQuery, u64::from(s.scoped_query)),
             (Layer::GeneratorGuards, u64::from(s.generator_guards)),
             (Layer::ControlValidation, u64::from(s.control_validation)),
+            (Layer::Shadow, u64::from(s.shadow)),
             (Layer::CanaryGates, u64::from(s.canary_gates)),
             (Layer::ScoreShiftGate, u64::from(s.score_shift_gate)),
             (Layer::Watch, u64::from(s.watch)),

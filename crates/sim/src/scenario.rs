@@ -18,8 +18,15 @@ pub const NOV18: &str = include_str!("../../../scenarios/nov18.toml");
 pub const DEC5: &str = include_str!("../../../scenarios/dec5.toml");
 /// The 29 October 2025 scenario (a file that crashes the process minutes after loading it).
 pub const AFD_OCT29: &str = include_str!("../../../scenarios/afd-oct29.toml");
+/// Four files that pass every structural check, judged by their output (issue 17).
+pub const SHADOW: &str = include_str!("../../../scenarios/shadow.toml");
 /// The scenarios compiled in, by name.
-pub const BUILTIN: &[(&str, &str)] = &[("nov18", NOV18), ("dec5", DEC5), ("afd-oct29", AFD_OCT29)];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("nov18", NOV18),
+    ("dec5", DEC5),
+    ("afd-oct29", AFD_OCT29),
+    ("shadow", SHADOW),
+];
 
 /// Largest scenario file read.
 pub const MAX_SCENARIO_BYTES: usize = 1024 * 1024;

@@ -129,6 +129,20 @@ fn every_ablation_row_stops_the_fault_it_can_see() {
             );
             continue;
         }
+        // Shadow scoring judges only a file the edge's contract compiles: the doubled file
+        // (over 200 features) is not judged, so it never holds one. Its row rides on waves
+        // in which no gate can fail; a canary that crashes as it loads the file never
+        // confirms it, so the rollout stalls at the canary and later files queue behind it:
+        // that, not shadow scoring, is what keeps the fleet off the file.
+        if layer == Layer::Shadow {
+            assert_eq!(run.stops.shadow, 0, "{:?}", run.stops);
+            assert!(
+                run.stopped_by.iter().all(|s| s.layer != Layer::Shadow),
+                "{:?}",
+                run.stopped_by
+            );
+            continue;
+        }
         // The watch alone judges by restarts and deaths, and a wave's gates are the same
         // gates: an FL2 crash loop fails its wave (a canary-gate stop), late, because a
         // process that dies as it loads the file sends no heartbeat to report its restarts.
@@ -289,7 +303,7 @@ fn error_rate_fails_its_share_on_the_nodes_it_hits_and_the_5xx_gate_stops_it() {
 }
 
 #[test]
-fn a_numeric_score_shift_is_caught_by_the_score_shift_gate() {
+fn a_numeric_score_shift_is_held_by_shadow_scoring_and_caught_by_the_score_shift_gate() {
     let s = with_fault("kind = \"score_shift\"\nby = -4.0\n");
     let sum = Summary::of(&replay(&s, Mode::Rampart, &mut |_| {}).unwrap());
     let naive = &sum.runs[0];
@@ -298,12 +312,19 @@ fn a_numeric_score_shift_is_caught_by_the_score_shift_gate() {
         "{:?}",
         naive.headline
     );
+    // With every layer, shadow scoring holds it in the generator, before any node serves it.
     let rampart = sum.runs[1].fault.as_ref().unwrap();
-    assert_eq!(
-        rampart.detected_by,
-        Some(Layer::ScoreShiftGate),
-        "{rampart:?}"
-    );
+    assert_eq!(rampart.detected_by, Some(Layer::Shadow), "{rampart:?}");
+    assert_eq!(rampart.nodes_with_faulty_lkg, 0, "{rampart:?}");
+    // The score-shift gate alone rolls it back once the canary served it.
+    let sum = Summary::of(&replay(&s, Mode::Ablation, &mut |_| {}).unwrap());
+    let gate = sum
+        .runs
+        .iter()
+        .find(|r| r.layer == Some(Layer::ScoreShiftGate))
+        .unwrap();
+    let f = gate.fault.as_ref().unwrap();
+    assert_eq!(f.detected_by, Some(Layer::ScoreShiftGate), "{f:?}");
 }
 
 #[test]
@@ -458,5 +479,175 @@ fn afd_oct29_ablation_shows_what_each_layer_alone_can_do() {
         let (f, _) = row(layer);
         assert_eq!(f.nodes_affected, 48, "{layer:?}: {f:?}");
         assert!(f.impact_minutes >= naive.impact_minutes, "{layer:?}: {f:?}");
+    }
+}
+
+/// The `shadow` scenario's faulty files: all-1 (10:10), a flipped sign (10:50), a retrain of
+/// -4 (11:30); the +0.05 retrain of 12:10 is not a fault.
+const SHADOW_FAULTY: u32 = 3;
+
+#[test]
+fn shadow_scoring_holds_what_passes_every_structural_check_before_anyone_is_exposed() {
+    let sum =
+        Summary::of(&replay(&sized("shadow", ABLATION_POPS), Mode::Rampart, &mut |_| {}).unwrap());
+    let nodes = (ABLATION_POPS * 4) as u64;
+
+    // Naive: every file reaches every node; the all-1 file blocks people wherever a "block
+    // bots" rule applies, the -4 retrain some of them.
+    let naive = &sum.runs[0];
+    let h = &naive.headline;
+    assert_eq!(
+        naive.stops.reached_fleet, SHADOW_FAULTY,
+        "{:?}",
+        naive.stops
+    );
+    assert!(h.impact_minutes >= 50, "{h:?}");
+    assert!(h.peak_blocked_human_share > 0.25, "{h:?}");
+    let f = naive.fault.as_ref().unwrap();
+    assert_eq!(f.nodes_with_faulty_lkg, nodes, "{f:?}");
+    let blocked_at = |run: &rampart_sim::report::summary::RunSummary, hm: &str| {
+        run.buckets
+            .iter()
+            .find(|b| b.start == hm)
+            .unwrap()
+            .blocked_human_share
+    };
+    assert!(blocked_at(naive, "10:15") > 0.25);
+    assert!(blocked_at(naive, "11:35") > 0.001);
+    assert_eq!(
+        blocked_at(naive, "12:30"),
+        0.0,
+        "the small retrain is no fault"
+    );
+
+    // rampart: the generator's shadow scoring holds every faulty candidate; no node ever
+    // serves one, and the small retrain rolls out (watched, blessed).
+    let rampart = &sum.runs[1];
+    let r = &rampart.headline;
+    assert_eq!(r.impact_minutes, 0, "{r:?}");
+    assert_eq!(r.blocked_humans, 0);
+    assert_eq!(r.nodes_ever_affected, 0);
+    assert_eq!(rampart.stops.reached_fleet, 0);
+    let f = rampart.fault.as_ref().unwrap();
+    assert_eq!((f.nodes_affected, f.nodes_with_faulty_lkg), (0, 0), "{f:?}");
+    assert_eq!(f.detected_by, Some(Layer::Shadow));
+    assert_eq!(f.detected_at.as_deref(), Some("10:10"));
+    assert_eq!(rampart.stopped_by.len(), 1, "{:?}", rampart.stopped_by);
+    assert_eq!(rampart.stopped_by[0].layer, Layer::Shadow);
+    // Six runs per 30-minute fault, every one held.
+    assert_eq!(
+        rampart.stops.shadow,
+        6 * SHADOW_FAULTY,
+        "{:?}",
+        rampart.stops
+    );
+    assert_eq!(
+        rampart.files_published, 2,
+        "the first file and the small retrain"
+    );
+    assert_eq!(
+        (rampart.rollouts_started, rampart.rollouts_rolled_back),
+        (1, 0)
+    );
+    assert!(
+        rampart
+            .timeline
+            .iter()
+            .any(|e| e.at.as_str() > "12:10" && e.what == "version 2 rolled out to every wave"),
+        "{:?}",
+        rampart.timeline
+    );
+    let last = rampart.buckets.last().unwrap();
+    assert_eq!(last.versions.len(), 1, "{:?}", last.versions);
+    assert_eq!(last.versions[0].version, Some(2));
+}
+
+#[test]
+fn shadow_alone_holds_each_bad_file_before_wave_0_and_the_operator_aborts_it() {
+    let sum =
+        Summary::of(&replay(&sized("shadow", ABLATION_POPS), Mode::Ablation, &mut |_| {}).unwrap());
+    assert_eq!(sum.runs.len(), 1 + Layer::ALL.len());
+    let only = sum
+        .runs
+        .iter()
+        .find(|r| r.layer == Some(Layer::Shadow))
+        .unwrap();
+    assert_eq!(only.key, "only_shadow");
+    let h = &only.headline;
+    assert_eq!(h.verdict, Containment::NoImpact, "{h:?}");
+    assert_eq!(h.nodes_ever_affected, 0);
+    assert_eq!(only.stops.reached_fleet, 0);
+    // The naive producer publishes each faulty file once; the control plane holds it.
+    assert_eq!(only.stops.shadow, SHADOW_FAULTY, "{:?}", only.stops);
+    let count = |what: &str| {
+        only.timeline
+            .iter()
+            .filter(|e| e.what.contains(what))
+            .count()
+    };
+    assert_eq!(
+        count("shadow scoring holds version"),
+        SHADOW_FAULTY as usize
+    );
+    assert_eq!(count("held by shadow scoring"), SHADOW_FAULTY as usize);
+    let f = only.fault.as_ref().unwrap();
+    assert_eq!(f.detected_by, Some(Layer::Shadow));
+    assert_eq!(f.nodes_with_faulty_lkg, 0);
+    // The clean files between them, and the small retrain, roll out.
+    assert_eq!(only.rollouts_started, 4);
+    assert_eq!(only.rollouts_rolled_back, 0);
+    // Without shadow scoring, the layers that can see scores see them only on a fleet that
+    // serves the file: the score-shift gate alone rolls each back from the canary.
+    let gate = sum
+        .runs
+        .iter()
+        .find(|r| r.layer == Some(Layer::ScoreShiftGate))
+        .unwrap();
+    assert_eq!(
+        gate.stops.score_shift_gate, SHADOW_FAULTY,
+        "{:?}",
+        gate.stops
+    );
+    assert!(gate.headline.nodes_ever_affected > 0);
+    for run in &sum.runs[1..] {
+        if !matches!(run.layer, Some(Layer::Shadow | Layer::ScoreShiftGate)) {
+            assert_eq!(run.stops.reached_fleet, SHADOW_FAULTY, "{}", run.key);
+        }
+    }
+}
+
+/// The numbers of docs/BENCHMARKS.md's shadow rows: the built-in `shadow` at its own size
+/// (330 × 4), the code path of `rampart replay shadow --mode rampart|ablation -q`. Run with
+/// `cargo test --release -p rampart-sim --test replay shadow_numbers -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn shadow_numbers() {
+    let s = Scenario::load("shadow").unwrap();
+    for mode in [Mode::Rampart, Mode::Ablation] {
+        let t = std::time::Instant::now();
+        let sum = Summary::of(&replay(&s, mode, &mut |_| {}).unwrap());
+        println!("{} {:.1} s", mode.name(), t.elapsed().as_secs_f64());
+        for run in &sum.runs {
+            let h = &run.headline;
+            let f = run.fault.as_ref().unwrap();
+            println!(
+                "  {:<24} impact {:>3} min ({:?}..{:?}), blocked people {:>10} (peak {:.3}), nodes affected {:>4}, faulty LKG {:>4}, reached fleet {}, shadow stops {}, rollouts {}/{} rolled back, detected by {:?} at {:?}, {:?}",
+                run.key,
+                h.impact_minutes,
+                h.first_impact,
+                h.last_impact,
+                h.blocked_humans,
+                h.peak_blocked_human_share,
+                h.nodes_ever_affected,
+                f.nodes_with_faulty_lkg,
+                run.stops.reached_fleet,
+                run.stops.shadow,
+                run.rollouts_started,
+                run.rollouts_rolled_back,
+                f.detected_by,
+                f.detected_at,
+                h.verdict,
+            );
+        }
     }
 }
