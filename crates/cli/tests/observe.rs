@@ -215,6 +215,47 @@ async fn shadow_scoring_holds_every_score_one_before_wave_0_until_an_operator_ap
         "succeeded"
     );
 
+    // The canary's sample of recent requests (extractor values and scores only) judges a
+    // candidate on the fleet's own traffic: every score 1 is held on it too.
+    let sample = rampart_up::status::get_text(fleet.edge("fra-1").admin, "/sample")
+        .await
+        .unwrap();
+    let rows = sample.lines().count();
+    assert!(rows >= 10, "{rows} sampled requests");
+    assert!(
+        sample
+            .lines()
+            .all(|l| !l.contains("user-agent") && !l.contains("127.0.0.1")),
+        "no header value, no address: {}",
+        sample.lines().next().unwrap_or_default()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let sample_file = write("sample.jsonl", sample.as_bytes());
+    let serving = write(
+        "v2.json",
+        &serde_json::to_vec(&catalog_document(2).unwrap()).unwrap(),
+    );
+    let mut ones_doc = catalog_document(3).unwrap();
+    ones_doc.model.bias = ALL_ONES_BIAS;
+    let ones = write("v3.json", &serde_json::to_vec(&ones_doc).unwrap());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["artifact", "shadow", "--candidate"])
+        .arg(&ones)
+        .arg("--against")
+        .arg(&serving)
+        .arg("--sample")
+        .arg(&sample_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text.contains(&format!("{rows} requests scored")), "{text}");
+
     // Every score 1: held before wave 0, nobody told.
     let mut doc = catalog_document(3).unwrap();
     doc.model.bias = ALL_ONES_BIAS;

@@ -6,6 +6,7 @@
 //! | `GET /healthz` | `ok` while the process serves |
 //! | `GET /status` | JSON: the store's status (top level), `edge` settings, recent `watch` outcomes, the `control` plane agent's report |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /sample` | JSON lines: the bot module's sample of recent requests, extractor values and score only ([`crate::sample`]), for `rampart artifact shadow --sample` |
 //! | `POST /killswitch/bot` | `{"enabled": bool, "reason": "…"}` |
 //! | `POST /break-glass/lkg` | serve last-known-good now |
 //! | `POST /break-glass/pin` | `{"version": N}`: serve an archived version, ignore new files |
@@ -61,6 +62,7 @@ pub struct Admin {
     recent: Mutex<VecDeque<WatchEvent>>,
     agent: Option<tokio::sync::watch::Receiver<AgentReport>>,
     trust: Option<Arc<crate::trust::Trust>>,
+    sample: Option<Arc<crate::sample::RequestSample>>,
 }
 
 /// The proxy's settings, for `/status`.
@@ -141,6 +143,8 @@ struct StatusBody<'a> {
     control: Option<AgentReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trust: Option<crate::trust::TrustReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample: Option<crate::sample::SampleStatus>,
 }
 
 // === impl Admin ===
@@ -161,7 +165,15 @@ impl Admin {
             recent: Mutex::new(VecDeque::with_capacity(MAX_RECENT_EVENTS)),
             agent: None,
             trust: None,
+            sample: None,
         }
+    }
+
+    /// Serves the bot module's sample of recent requests on `GET /sample` (JSON lines) and
+    /// its size on `/status` under `sample`.
+    pub fn with_sample(mut self, sample: Arc<crate::sample::RequestSample>) -> Self {
+        self.sample = Some(sample);
+        self
     }
 
     /// Shows the root and keyset in use, and their refusals, on `/status` under `trust`
@@ -229,6 +241,17 @@ impl Admin {
             (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),
             (Method::GET, "/status") => self.status().await,
             (Method::GET, "/metrics") => self.metrics_text().await,
+            (Method::GET, "/sample") => match &self.sample {
+                Some(sample) => {
+                    let mut resp = text(StatusCode::OK, sample.jsonl());
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-ndjson"),
+                    );
+                    resp
+                }
+                None => text(StatusCode::NOT_FOUND, "no bot module sample\n".to_owned()),
+            },
             (Method::POST, "/killswitch/bot") => match body::<KillSwitch>(request).await {
                 Ok(cmd) => self.kill_switch(cmd).await,
                 Err(resp) => resp,
@@ -255,7 +278,7 @@ impl Admin {
                     Err(resp) => resp,
                 }
             }
-            (_, "/healthz" | "/status" | "/metrics") => {
+            (_, "/healthz" | "/status" | "/metrics" | "/sample") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".to_owned())
             }
             (
@@ -283,6 +306,7 @@ impl Admin {
                 watch: self.recent_watch(),
                 control: self.agent.as_ref().map(|r| r.borrow().clone()),
                 trust: self.trust.as_ref().map(|t| t.report()),
+                sample: self.sample.as_ref().map(|s| s.status()),
             },
         )
     }

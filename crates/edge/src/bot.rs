@@ -3,7 +3,11 @@
 
 use rampart_artifact::Validated;
 use rampart_ingest::{Compiler, Mode, Reader};
-use rampart_score::{CompileError, Model, RequestView, Score, Scorer, Unscored};
+use std::sync::Arc;
+
+use rampart_score::{CompileError, Model, RequestView, Score, Scorer, Unscored, extract_memo};
+
+use crate::sample::RequestSample;
 
 use crate::metrics::UnscoredReason;
 use crate::module::{Inbound, Module, Scoring};
@@ -19,6 +23,7 @@ pub struct ModelCompiler {
 pub struct BotModule {
     reader: Reader<Model>,
     scorer: Scorer,
+    sample: Arc<RequestSample>,
 }
 
 // === impl ModelCompiler ===
@@ -47,7 +52,13 @@ impl BotModule {
         BotModule {
             reader,
             scorer: Scorer::new(),
+            sample: Arc::default(),
         }
+    }
+
+    /// The sample of recent scored requests ([`RequestSample`]).
+    pub fn sample(&self) -> &Arc<RequestSample> {
+        &self.sample
     }
 }
 
@@ -73,10 +84,12 @@ impl Module for BotModule {
         };
         // The connection's memo, unless a panic left it borrowed (then just scan again).
         let memo = request.agent_memo.and_then(|m| m.try_borrow_mut().ok());
-        let score = match memo {
-            Some(mut memo) => self.scorer.score_memo(Some(model), &view, &mut memo),
-            None => self.scorer.score(Some(model), &view),
+        let features = match memo {
+            Some(mut memo) => extract_memo(&view, self.scorer.rate(), &mut memo),
+            None => self.scorer.features(&view),
         };
+        let score = model.score(&features);
+        self.sample.offer(&features, score);
         match score {
             Score::Scored(score) => Scoring::Scored(score),
             Score::Unscored(Unscored::NoModel) => Scoring::Unscored(UnscoredReason::NoModel),

@@ -55,6 +55,7 @@ pub mod metrics;
 pub mod module;
 pub mod node;
 pub mod proxy;
+pub mod sample;
 pub mod server;
 /// The per-connection timer, shared with the accept loop ([`rampart_serve::timer`]).
 pub use rampart_serve::timer;

@@ -163,12 +163,9 @@ impl Node {
         let (admin_listener, admin_addr) = bind(config.admin).await?;
 
         let metrics = Arc::new(Metrics::default());
-        let boundary = Boundary::new(
-            Arc::new(BotModule::new(store.reader())),
-            metrics.clone(),
-            config.rules,
-            config.test_hooks,
-        );
+        let bot = Arc::new(BotModule::new(store.reader()));
+        let sample = Arc::clone(bot.sample());
+        let boundary = Boundary::new(bot, metrics.clone(), config.rules, config.test_hooks);
         let token =
             AdminToken::load_or_create(config.admin_token_file.as_deref(), &config.data_dir)?;
         let info = EdgeInfo {
@@ -194,7 +191,7 @@ impl Node {
             }
             None => None,
         };
-        let mut admin = Admin::new(store.clone(), metrics.clone(), info, token);
+        let mut admin = Admin::new(store.clone(), metrics.clone(), info, token).with_sample(sample);
         if let Some(a) = &agent {
             admin = admin.with_agent(a.report());
         }
