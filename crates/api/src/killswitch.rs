@@ -110,6 +110,10 @@ pub const KILL_PAYLOAD_TYPE: &str = "application/vnd.rampart.killswitch.v1+json"
 /// The largest kill-order payload accepted, in bytes (one is a few hundred bytes).
 pub const MAX_KILL_ORDER_BYTES: usize = 4 * 1024;
 
+/// The largest KV value read as a kill order (the envelope around a payload of at most
+/// [`MAX_KILL_ORDER_BYTES`], base64, and its signatures).
+pub const MAX_KILL_VALUE_BYTES: usize = 8 * 1024;
+
 /// The KV bucket of kill orders (under the NATS namespace: `{ns}_KILL`).
 pub const KILL_BUCKET: &str = "KILL";
 
@@ -170,6 +174,16 @@ impl KillOrder {
     pub fn sign(&self, key: &SecretKey) -> Envelope {
         let payload = serde_json::to_vec(self).unwrap_or_default();
         Envelope::sign_payload(KILL_PAYLOAD_TYPE, payload, key)
+    }
+
+    /// Reads a KV value as an envelope (bounded before parsing); verifies nothing.
+    pub fn envelope(value: &[u8]) -> Result<Envelope, OrderRefusal> {
+        Envelope::from_json(
+            value,
+            MAX_KILL_VALUE_BYTES,
+            rampart_artifact::MAX_TRUST_SIGNATURES,
+        )
+        .map_err(|e| OrderRefusal::Malformed(e.to_string()))
     }
 
     /// Verifies `envelope` with the director keys (the rules of

@@ -867,7 +867,42 @@ impl<S: Store> Service<S> {
             detail: serde_json::json!({ "enabled": set.enabled }),
         }));
         self.commit(batch).await?;
+        self.publish_kill_order(caller, &set, now).await;
         Ok(self.kill_switches())
+    }
+
+    /// Puts the switch just committed where edges watch it without the control plane (the
+    /// NATS kill bucket, signed with the director key). Best effort: the switch is committed
+    /// and reaches edges in heartbeat answers whatever happens here; a failure is logged.
+    async fn publish_kill_order(&self, caller: &Caller, set: &KillSwitchSet, now: u64) {
+        let Some(key) = self.config.director_key.clone() else {
+            return;
+        };
+        let order = rampart_api::KillOrder {
+            module: set.module,
+            enabled: set.enabled,
+            clear: set.clear,
+            scope: match &set.node {
+                Some(node) => rampart_api::KillScope::Node(node.clone()),
+                None => rampart_api::KillScope::Fleet,
+            },
+            reason: set.reason.clone(),
+            set_by: caller.name.clone(),
+            seq: 0,
+            issued_at_ms: now,
+        };
+        match self.store.put_kill_order(order, key).await {
+            Ok(Some(written)) => tracing::info!(
+                key = %written.scope.key(),
+                seq = written.seq,
+                "kill switch put in the kill bucket"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                "kill switch committed but not put in the kill bucket: edges get it from heartbeats only"
+            ),
+        }
     }
 
     /// Every kill-switch setting.
