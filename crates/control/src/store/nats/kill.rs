@@ -23,6 +23,9 @@ use crate::store::StoreError;
 /// A put retries this many times when another writer changed the key in between.
 pub const KILL_PUT_ATTEMPTS: usize = 5;
 
+/// The pause before a put tries again after another writer came first.
+pub const KILL_PUT_BACKOFF: Duration = Duration::from_millis(20);
+
 /// The kill bucket of namespace `ns`, created when missing (history [`KILL_HISTORY`]: the
 /// bucket's own audit trail).
 pub async fn bucket(
@@ -104,7 +107,7 @@ pub async fn put(
             Ok(()) => return Ok(order),
             Err(e) => {
                 last_error = Some(e);
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(KILL_PUT_BACKOFF).await;
             }
         }
     }
