@@ -250,7 +250,10 @@ impl KillWatch {
     /// Verifies, admits, records and applies one value.
     async fn entry(&mut self, key: &str, value: &[u8]) {
         let at = now_ms();
-        match self.admit(key, value, at) {
+        match self
+            .gate
+            .admit(&self.config.node, &self.trust, key, value, at)
+        {
             Ok(Some(order)) => {
                 let applied = KillApplied {
                     key: key.to_owned(),
@@ -289,33 +292,6 @@ impl KillWatch {
                 });
             }
         }
-    }
-
-    /// The order to apply (`Some`: newer than the last under its key, now recorded), `None`
-    /// for the one already applied (a watch opened again), or why it is refused.
-    fn admit(
-        &mut self,
-        key: &str,
-        value: &[u8],
-        now: u64,
-    ) -> Result<Option<KillOrder>, OrderRefusal> {
-        let envelope = KillOrder::envelope(value)?;
-        let keyset = self.trust.keyset();
-        keyset
-            .check_expiry(now)
-            .map_err(|e| OrderRefusal::KeysetExpired(e.to_string()))?;
-        let (order, digest) = KillOrder::open(&envelope, keyset.director())?;
-        let last = self.gate.last.get(key).map(|a| (a.seq, a.digest));
-        let admitted = order.admit(&self.config.node, key, &digest, last)?;
-        let new = admitted == Admitted::New;
-        if new {
-            self.gate.record(key, order.seq, digest)?;
-        }
-        match order.scope {
-            KillScope::Fleet => self.gate.fleet = Some(order.clone()),
-            KillScope::Node(_) => self.gate.node = Some(order.clone()),
-        }
-        Ok(new.then_some(order))
     }
 
     /// Sets the module as the orders held say: the node's own (unless a clear), else the
@@ -375,6 +351,34 @@ impl KillGate {
         })
     }
 
+    /// The order to apply (`Some`: newer than the last under its key, now recorded), `None`
+    /// for the one already applied (a watch opened again), or why it is refused.
+    fn admit(
+        &mut self,
+        node: &str,
+        trust: &Trust,
+        key: &str,
+        value: &[u8],
+        now: u64,
+    ) -> Result<Option<KillOrder>, OrderRefusal> {
+        let envelope = KillOrder::envelope(value)?;
+        let keyset = trust.keyset();
+        keyset
+            .check_expiry(now)
+            .map_err(|e| OrderRefusal::KeysetExpired(e.to_string()))?;
+        let (order, digest) = KillOrder::open(&envelope, keyset.director())?;
+        let last = self.last.get(key).map(|a| (a.seq, a.digest));
+        let new = order.admit(node, key, &digest, last)? == Admitted::New;
+        if new {
+            self.record(key, order.seq, digest)?;
+        }
+        match order.scope {
+            KillScope::Fleet => self.fleet = Some(order.clone()),
+            KillScope::Node(_) => self.node = Some(order.clone()),
+        }
+        Ok(new.then_some(order))
+    }
+
     /// Records `seq` as the last applied under `key`, on disk first: an order a restart
     /// would forget could let a replay of an older one through.
     fn record(&mut self, key: &str, seq: u64, digest: Digest) -> Result<(), OrderRefusal> {
@@ -418,6 +422,52 @@ mod tests {
             seq,
             issued_at_ms: seq,
         }
+    }
+
+    #[test]
+    fn forged_replayed_and_other_nodes_orders_are_refused_and_nothing_changes() {
+        use rampart_artifact::SecretKey;
+        let dir = tempfile::tempdir().unwrap();
+        let director = SecretKey::from_seed([2; 32]);
+        let trust = crate::agent::order::tests::trust(dir.path(), &director);
+        let now = crate::agent::order::tests::NOW;
+        let mut gate = KillGate::open(dir.path()).unwrap();
+        let value = |o: &KillOrder, k: &SecretKey| o.sign(k).to_json();
+        let off = order(KillScope::Fleet, 10, false, false);
+        let taken = gate.admit("a", &trust, "fleet", &value(&off, &director), now);
+        assert_eq!(taken.unwrap().unwrap().seq, 10);
+        // The same value again (a watch reopened): admitted, nothing to apply.
+        let again = gate.admit("a", &trust, "fleet", &value(&off, &director), now);
+        assert_eq!(again.unwrap(), None);
+        let code = |r: Result<Option<KillOrder>, OrderRefusal>| r.unwrap_err().code();
+        let forged = order(KillScope::Fleet, 11, true, false);
+        let other = SecretKey::from_seed([3; 32]);
+        assert_eq!(
+            code(gate.admit("a", &trust, "fleet", &value(&forged, &other), now)),
+            "unknown_key"
+        );
+        let old = order(KillScope::Fleet, 9, true, false);
+        assert_eq!(
+            code(gate.admit("a", &trust, "fleet", &value(&old, &director), now)),
+            "older"
+        );
+        let b = order(KillScope::Node("b".into()), 12, true, false);
+        assert_eq!(
+            code(gate.admit("a", &trust, "node.a", &value(&b, &director), now)),
+            "other_node"
+        );
+        assert_eq!(
+            code(gate.admit("a", &trust, "fleet", b"{}", now)),
+            "malformed"
+        );
+        assert_eq!(gate.last.get("fleet").map(|a| a.seq), Some(10));
+        assert!(!gate.effective().unwrap().enabled);
+        // A restarted gate still refuses the older one.
+        let mut restarted = KillGate::open(dir.path()).unwrap();
+        assert_eq!(
+            code(restarted.admit("a", &trust, "fleet", &value(&old, &director), now)),
+            "older"
+        );
     }
 
     #[test]
