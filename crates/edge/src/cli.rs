@@ -275,8 +275,8 @@ pub struct ServeArgs {
     pub keyset_poll_ms: Option<u64>,
     /// Watch the kill bucket of this NATS cluster (nats://HOST:PORT[,HOST:PORT…]): kill
     /// switches signed by a director key reach the edge without the control plane. Needs
-    /// --root and --keyset.
-    #[arg(long, value_name = "URL", requires = "keyset")]
+    /// --root and --keyset (flags or `[trust]`).
+    #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
 }
 
