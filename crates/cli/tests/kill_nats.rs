@@ -59,10 +59,17 @@ async fn kill_refused(edge: &EdgeProc, code: &str) -> u64 {
 }
 
 /// A `rampart control` replica on the NATS store, with its own data dir, TLS and trust.
-fn control(work: &Workdir, trust: &TrustFiles, name: &str, store: &str) -> (Child, String) {
+/// It listens on `listen` (fixed, so edges find a restarted replica again).
+fn control(
+    work: &Workdir,
+    trust: &TrustFiles,
+    name: &str,
+    store: &str,
+    listen: std::net::SocketAddr,
+) -> (Child, String) {
     let tls = work.tls();
     let mut cmd = Command::new(exe());
-    cmd.args(["control", "--store", store, "--listen", "127.0.0.1:0"])
+    cmd.args(["control", "--store", store, "--listen", &listen.to_string()])
         .arg("--data-dir")
         .arg(work.dir(&format!("control/{name}")).unwrap())
         .arg("--token-file")
@@ -122,12 +129,19 @@ async fn with_every_control_plane_replica_killed_the_bot_module_turns_off_on_eve
     let origin = Origin::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
 
     // Two replicas: a leads, b follows.
-    let (a, a_url) = control(&work, &trust, "control-a", &url);
+    let a_listen = stack::free_addr().unwrap();
+    let (a, a_url) = control(&work, &trust, "control-a", &url, a_listen);
     until("a leads", async || {
         role(&work, &a_url).await.as_deref() == Some("leader")
     })
     .await;
-    let (b, b_url) = control(&work, &trust, "control-b", &url);
+    let (b, b_url) = control(
+        &work,
+        &trust,
+        "control-b",
+        &url,
+        stack::free_addr().unwrap(),
+    );
     until("b follows", async || {
         role(&work, &b_url).await.as_deref() == Some("follower")
     })
@@ -306,6 +320,59 @@ async fn with_every_control_plane_replica_killed_the_bot_module_turns_off_on_eve
     for edge in &edges {
         assert!(!module_enabled(edge).await);
     }
+
+    // A control plane comes back: it takes the break-glass switch into its state and audit
+    // log (the newest one, "still down"), and its own answers now say off too.
+    drop((a, b));
+    let (a, a_url) = control(&work, &trust, "control-a", &url, a_listen);
+    let admin = Client::with_transport(
+        &a_url,
+        Some(work.admin_secret.clone()),
+        &work.transport().unwrap(),
+    )
+    .unwrap();
+    until(
+        "the break-glass switch in the control plane's state",
+        async || {
+            admin.killswitches().await.is_ok_and(|l| {
+                l.switches.iter().any(|s| {
+                    s.node.is_none()
+                        && !s.enabled
+                        && s.set_by.starts_with("break-glass:")
+                        && s.reason == "incident 99: still down"
+                })
+            })
+        },
+    )
+    .await;
+    let audit = admin.audit(0, 1_000).await.unwrap().entries;
+    let imported: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "killswitch.break_glass")
+        .collect();
+    assert_eq!(imported.len(), 1, "{imported:?}");
+    assert_eq!(imported[0].subject, "bot@fleet");
+    assert_eq!(
+        imported[0].reason.as_deref(),
+        Some("incident 99: still down")
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let again = admin.audit(0, 1_000).await.unwrap().entries;
+    assert_eq!(
+        again
+            .iter()
+            .filter(|e| e.action == "killswitch.break_glass")
+            .count(),
+        1,
+        "imported once"
+    );
+    for edge in &edges {
+        until("the edge hears the control plane again", async || {
+            status(edge).await["control"]["connected"] == true
+        })
+        .await;
+        assert!(!module_enabled(edge).await);
+    }
     load.stop();
     assert_eq!(
         load.stats().totals().failures(),
@@ -316,6 +383,6 @@ async fn with_every_control_plane_replica_killed_the_bot_module_turns_off_on_eve
     for edge in edges {
         edge.child.stop(Duration::from_secs(5));
     }
-    drop((a, b));
+    drop(a);
     drop(nats);
 }

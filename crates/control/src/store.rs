@@ -308,6 +308,14 @@ pub trait Store: Send + Sync + 'static {
         async { Ok(None) }
     }
 
+    /// Every key where [`Store::put_kill_order`] puts kill orders, with the values it keeps
+    /// (oldest first); empty for a backend without such a place (SQLite).
+    fn kill_values(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<bytes::Bytes>)>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Records heartbeats (latest per node, and a bounded window of recent ones per node).
     /// Not necessarily durable at return (see the module docs).
     fn record_beats(

@@ -795,6 +795,10 @@ impl Store for NatsStore {
         kill::put(&self.kills, order, &key).await.map(Some)
     }
 
+    async fn kill_values(&self) -> Result<Vec<(String, Vec<Bytes>)>, StoreError> {
+        kill::values(&self.kills).await
+    }
+
     async fn record_beats(&self, beats: Vec<BeatRecord>) -> Result<(), StoreError> {
         let puts = beats.into_iter().map(|b| {
             let kv = self.beats.clone();

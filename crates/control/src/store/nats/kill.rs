@@ -23,6 +23,9 @@ use crate::store::StoreError;
 /// A put retries this many times when another writer changed the key in between.
 pub const KILL_PUT_ATTEMPTS: usize = 5;
 
+/// Keys of the kill bucket a control plane reads when it imports break-glass switches.
+pub const KILL_IMPORT_MAX_KEYS: usize = 100_000;
+
 /// The pause before a put tries again after another writer came first.
 pub const KILL_PUT_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -67,6 +70,39 @@ pub async fn connect(config: &NatsConfig) -> Result<kv::Store, StoreError> {
         .timeout(REQUEST_TIMEOUT)
         .build(client);
     bucket(&js, &config.namespace, config.replicas()).await
+}
+
+/// Every key of the bucket with the values it keeps (its history, oldest first, at most
+/// [`KILL_HISTORY`]), at most [`KILL_IMPORT_MAX_KEYS`] keys. The history, not only the newest
+/// value: a value nobody can verify (a forgery) must not hide the newest one that verifies.
+pub async fn values(bucket: &kv::Store) -> Result<Vec<(String, Vec<Bytes>)>, StoreError> {
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let keys: Vec<String> = match bucket.keys().await {
+        Ok(keys) => keys
+            .take(KILL_IMPORT_MAX_KEYS)
+            .try_collect()
+            .await
+            .map_err(|e| nats("list the kill bucket", e))?,
+        Err(e) => return Err(nats("list the kill bucket", e)),
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let history: Vec<kv::Entry> = bucket
+            .history(key.as_str())
+            .await
+            .map_err(|e| nats("read the kill bucket", e))?
+            .take(usize::try_from(KILL_HISTORY).unwrap_or(16))
+            .try_collect()
+            .await
+            .map_err(|e| nats("read the kill bucket", e))?;
+        let puts = history
+            .into_iter()
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| e.value)
+            .collect();
+        out.push((key, puts));
+    }
+    Ok(out)
 }
 
 /// Signs `order` with `key` under a `seq` above the key's current value and puts it (see
