@@ -4,8 +4,8 @@
 //! `rampart killswitch set … --nats URL --director-key KEY` is the **break-glass** path: it
 //! needs no control plane. It signs a [`KillOrder`] with the director key and puts it in the
 //! NATS kill bucket that edges started with `--nats` watch themselves. The bucket's history
-//! is its audit trail (`set_by` = `break-glass:<key id>`); the control plane's audit log
-//! does not record it.
+//! is its first audit trail (`set_by` = `break-glass:<key id>`); the leading control plane,
+//! when one runs again, takes it into its state and audit log (`killswitch.break_glass`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -188,7 +188,7 @@ fn break_glass(a: SetArgs) -> anyhow::Result<ExitCode> {
         let bucket = kill::connect(&config).await?;
         let written = kill::put(&bucket, order, &key).await?;
         out(&format!(
-            "{} {} on {} (seq {}, put in the kill bucket under {}; break-glass, not in the control plane's audit log)\n",
+            "{} {} on {} (seq {}, put in the kill bucket under {}; break-glass: the control plane audits it when it runs)\n",
             written.module.as_str(),
             if written.clear {
                 "follows the fleet"

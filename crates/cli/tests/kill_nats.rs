@@ -83,7 +83,10 @@ fn control(
         .arg(&tls.server_key)
         .args(trust.control_args())
         .env("RUST_LOG", "warn");
-    let child = Child::start(name, cmd, &work.log(name)).unwrap();
+    let child = Child::start(name, cmd, &work.log(name)).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(work.log(name)).unwrap_or_default();
+        panic!("{name} did not start: {e}\n{log}")
+    });
     let url = child
         .first_line()
         .trim()
