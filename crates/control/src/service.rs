@@ -885,6 +885,9 @@ impl<S: Store> Service<S> {
             return Ok(0);
         }
         let values = self.store.kill_values().await?;
+        if values.is_empty() {
+            return Ok(0);
+        }
         let director = rampart_artifact::Keyring::new([key.public()]);
         let _w = self.write.lock().await;
         let (batch, taken) = self.break_glass_batch(values, &director);
