@@ -376,6 +376,24 @@ async fn with_every_control_plane_replica_killed_the_bot_module_turns_off_on_eve
         .await;
         assert!(!module_enabled(edge).await);
     }
+    // One NATS server of three SIGKILLed: the watches that used it reconnect on their own,
+    // and the next break-glass switch still reaches every edge.
+    nats.kill(0);
+    let start = Instant::now();
+    let alive = nats.urls()[1..].join(",");
+    break_glass(&alive, key, "off", "incident 99: a server lost");
+    let put_after = start.elapsed();
+    for edge in &edges {
+        until("the switch after a NATS server died", async || {
+            status(edge).await["kill_watch"]["last_applied"]["reason"]
+                == "incident 99: a server lost"
+        })
+        .await;
+    }
+    println!(
+        "kill switch with one NATS server of three SIGKILLed: put after {put_after:?}, every edge had it after {:?}",
+        start.elapsed()
+    );
     load.stop();
     assert_eq!(
         load.stats().totals().failures(),

@@ -12,8 +12,9 @@
 //! shows in `/status` under `kill_watch`.
 //!
 //! The watch delivers the newest value of each key, then every change. When the connection
-//! or the watch ends, it is opened again with backoff ([`Backoff`]); meanwhile the edge keeps
-//! what it applied (fail stale). A deleted key changes nothing: a switch is turned back on by
+//! or the watch ends, and after every reconnection of the client (its consumer may have lived
+//! on a server that died), it is opened again with backoff ([`Backoff`]); meanwhile the edge
+//! keeps what it applied (fail stale). A deleted key changes nothing: a switch is turned back on by
 //! an order that says so.
 
 use std::collections::BTreeMap;
@@ -207,8 +208,17 @@ impl KillWatch {
             Ok(s) => s,
             Err(e) => return format!("server address: {e}"),
         };
+        // Every reconnection (to this server or another) reopens the watch: its consumer may
+        // have lived on a server that is gone, and then it would wait silently forever.
+        let (connected_tx, mut connected) = watch::channel(0u64);
         let client = match async_nats::ConnectOptions::new()
             .connection_timeout(KILL_CONNECT_TIMEOUT)
+            .event_callback(move |event| {
+                if matches!(event, async_nats::Event::Connected) {
+                    connected_tx.send_modify(|n| *n = n.saturating_add(1));
+                }
+                async {}
+            })
             .connect(servers)
             .await
         {
@@ -235,16 +245,26 @@ impl KillWatch {
             r.last_error = None;
         });
         tracing::info!(bucket, node = %self.config.node, "watching the kill bucket");
-        while let Some(entry) = entries.next().await {
+        connected.mark_unchanged();
+        loop {
+            let entry = tokio::select! {
+                entry = entries.next() => entry,
+                changed = connected.changed() => {
+                    return match changed {
+                        Ok(()) => "reconnected to NATS: reopening the watch".to_owned(),
+                        Err(_) => "the NATS connection closed".to_owned(),
+                    };
+                }
+            };
             match entry {
-                Ok(entry) if entry.operation == kv::Operation::Put => {
+                Some(Ok(entry)) if entry.operation == kv::Operation::Put => {
                     self.entry(&entry.key, &entry.value).await;
                 }
-                Ok(_) => {}
-                Err(e) => return format!("watch: {e}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return format!("watch: {e}"),
+                None => return "the watch ended".to_owned(),
             }
         }
-        "the watch ended".to_owned()
     }
 
     /// Verifies, admits, records and applies one value.
