@@ -62,7 +62,9 @@ pub use identity::{
     NodeRemoved, RemoveNode,
 };
 pub use killswitch::{
-    KillSwitchEntry, KillSwitchList, KillSwitchSet, KillSwitches, Module, Scope, SwitchState,
+    KILL_BUCKET, KILL_HISTORY, KILL_KEY_FLEET, KILL_PAYLOAD_TYPE, KillOrder, KillScope,
+    KillSwitchEntry, KillSwitchList, KillSwitchSet, KillSwitches, MAX_KILL_ORDER_BYTES,
+    MAX_KILL_VALUE_BYTES, Module, Scope, SwitchState,
 };
 pub use order::{Admitted, Applied, ORDER_PAYLOAD_TYPE, Order, OrderRefusal};
 pub use rollout::{

@@ -37,6 +37,10 @@ pub const AUTO_ROLLOUT_RETRY_MS: u64 = 30_000;
 /// Heartbeats are written to the store in one transaction this often.
 pub const BEAT_FLUSH_MS: u64 = 500;
 
+/// How often the leader takes break-glass kill switches from the NATS kill bucket into its
+/// state and audit log ([`Service::import_break_glass`](crate::service::Service::import_break_glass)).
+pub const KILL_IMPORT_MS: u64 = 2_000;
+
 /// Most nodes a control plane registers.
 pub const MAX_NODES: usize = 100_000;
 

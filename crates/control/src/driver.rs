@@ -31,8 +31,8 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::config::{
-    AUTO_ROLLOUT_RETRY_MS, BEAT_FLUSH_MS, MAX_RECONCILE_INTERVAL_MS, MIN_RECONCILE_GAP_MS,
-    PERSIST_OBSERVATIONS_MS,
+    AUTO_ROLLOUT_RETRY_MS, BEAT_FLUSH_MS, KILL_IMPORT_MS, MAX_RECONCILE_INTERVAL_MS,
+    MIN_RECONCILE_GAP_MS, PERSIST_OBSERVATIONS_MS,
 };
 use crate::fleet::{Aftercare, RolloutMeta, Running, StoredRollout, to_beat};
 use crate::service::{Error, Service};
@@ -750,6 +750,7 @@ pub async fn run<S: Store>(service: Arc<Service<S>>) {
         let mut shutdown = service.shutdown_signal();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(BEAT_FLUSH_MS));
+            let mut imported: Option<tokio::time::Instant> = None;
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -766,6 +767,14 @@ pub async fn run<S: Store>(service: Arc<Service<S>>) {
                     tracing::warn!(error = %e, "contract ageing not recorded; next tick retries");
                 }
                 service.expire_approvals().await;
+                if imported.is_none_or(|at: tokio::time::Instant| {
+                    at.elapsed() >= Duration::from_millis(KILL_IMPORT_MS)
+                }) {
+                    imported = Some(tokio::time::Instant::now());
+                    if let Err(e) = service.import_break_glass().await {
+                        tracing::warn!(error = %e, "break-glass kill switches not imported; retrying");
+                    }
+                }
             }
             let _ = service.flush_beats().await;
         })

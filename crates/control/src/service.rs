@@ -878,7 +878,162 @@ impl<S: Store> Service<S> {
             detail: serde_json::json!({ "enabled": set.enabled }),
         }));
         self.commit(batch).await?;
+        self.publish_kill_order(caller, &set, now).await;
         Ok(self.kill_switches())
+    }
+
+    /// Takes into this control plane's state (and audit log, as `killswitch.break_glass`)
+    /// every break-glass kill order of the kill bucket (`set_by` `break-glass:…`, signed by
+    /// this control plane's director key) newer than the setting it has for that scope, so
+    /// that both paths agree again once the control plane is back. Leader only; idempotent:
+    /// an imported setting carries the order's `issued_at_ms`, so it is not taken twice.
+    /// Answers how many were taken.
+    pub async fn import_break_glass(&self) -> Result<usize, Error> {
+        let Some(key) = self.config.director_key.clone() else {
+            return Ok(0);
+        };
+        if !self.is_leader() {
+            return Ok(0);
+        }
+        let values = self.store.kill_values().await?;
+        if values.is_empty() {
+            return Ok(0);
+        }
+        let director = rampart_artifact::Keyring::new([key.public()]);
+        let _w = self.write.lock().await;
+        let (batch, taken) = self.break_glass_batch(values, &director);
+        if let Some(batch) = batch {
+            self.commit(batch).await?;
+            tracing::warn!(
+                taken,
+                "break-glass kill switches from the kill bucket taken into the state and audit log"
+            );
+        }
+        Ok(taken)
+    }
+
+    /// The batch that takes the break-glass orders among `values` (see
+    /// [`Service::import_break_glass`]), and how many it takes.
+    fn break_glass_batch(
+        &self,
+        values: Vec<(String, Vec<bytes::Bytes>)>,
+        director: &rampart_artifact::Keyring,
+    ) -> (Option<Batch>, usize) {
+        let fleet = self.fleet();
+        let mut batch: Option<Batch> = None;
+        let mut taken = 0;
+        for (name, history) in values {
+            // The highest seq among the key's values that verify and belong under it, as
+            // the edges decide: a forgery or a replay put after it hides nothing.
+            let Some(order) = history
+                .iter()
+                .filter_map(|value| {
+                    let envelope = rampart_api::KillOrder::envelope(value).ok()?;
+                    let (order, _) = rampart_api::KillOrder::open(&envelope, director).ok()?;
+                    (order.scope.key() == name).then_some(order)
+                })
+                .max_by_key(|o| o.seq)
+            else {
+                continue;
+            };
+            if !order.set_by.starts_with("break-glass:") {
+                continue;
+            }
+            let (node, current) = match &order.scope {
+                rampart_api::KillScope::Fleet => (None, fleet.kill_fleet.get(&order.module)),
+                rampart_api::KillScope::Node(id) => {
+                    if !fleet.nodes.contains_key(id) {
+                        continue;
+                    }
+                    (
+                        Some(id.clone()),
+                        fleet.kill_nodes.get(&(order.module, id.clone())),
+                    )
+                }
+            };
+            if current.is_some_and(|c| c.at_ms >= order.issued_at_ms) {
+                continue;
+            }
+            if order.clear && current.is_none() {
+                continue;
+            }
+            let write = match (&node, order.clear) {
+                (Some(node), true) => Write::ClearKillSwitch {
+                    module: order.module,
+                    node: node.clone(),
+                },
+                _ => Write::SetKillSwitch(KillSwitchEntry {
+                    module: order.module,
+                    node: node.clone(),
+                    enabled: order.enabled,
+                    reason: order.reason.clone(),
+                    set_by: order.set_by.clone(),
+                    at_ms: order.issued_at_ms,
+                }),
+            };
+            let audit = Write::Audit(NewAudit {
+                at_ms: self.now(),
+                who: order.set_by.clone(),
+                action: "killswitch.break_glass".into(),
+                subject: format!(
+                    "{}@{}",
+                    order.module.as_str(),
+                    node.as_deref().unwrap_or("fleet")
+                ),
+                reason: Some(order.reason.clone()),
+                detail: serde_json::json!({
+                    "enabled": order.enabled,
+                    "clear": order.clear,
+                    "seq": order.seq,
+                    "issued_at_ms": order.issued_at_ms,
+                }),
+            });
+            match batch.as_mut() {
+                Some(b) => {
+                    b.push(write);
+                }
+                None => batch = Some(Batch::one(write)),
+            }
+            if let Some(b) = batch.as_mut() {
+                b.push(audit);
+            }
+            taken += 1;
+        }
+        (batch, taken)
+    }
+
+    /// Puts the switch just committed where edges watch it without the control plane (the
+    /// NATS kill bucket, signed with the director key). Best effort: the switch is committed
+    /// and reaches edges in heartbeat answers whatever happens here; a failure is logged.
+    async fn publish_kill_order(&self, caller: &Caller, set: &KillSwitchSet, now: u64) {
+        let Some(key) = self.config.director_key.clone() else {
+            return;
+        };
+        let order = rampart_api::KillOrder {
+            module: set.module,
+            enabled: set.enabled,
+            clear: set.clear,
+            scope: match &set.node {
+                Some(node) => rampart_api::KillScope::Node(node.clone()),
+                None => rampart_api::KillScope::Fleet,
+            },
+            reason: set.reason.clone(),
+            set_by: caller.name.clone(),
+            seq: 0,
+            issued_at_ms: now,
+        };
+        match self.store.put_kill_order(order, key).await {
+            Ok(Some(written)) => tracing::info!(
+                key = %written.scope.key(),
+                seq = written.seq,
+                "kill switch put in the kill bucket"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                "kill switch committed but not put in the kill bucket: edges get it from heartbeats only"
+            ),
+        }
     }
 
     /// Every kill-switch setting.

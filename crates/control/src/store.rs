@@ -296,6 +296,26 @@ pub trait Store: Send + Sync + 'static {
     /// Applies a batch atomically and durably.
     fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Puts a kill switch, signed with `key`, where edges watch for it without the control
+    /// plane (the NATS kill bucket); answers the order as written (with its `seq`), or
+    /// `None` for a backend without such a place (SQLite).
+    fn put_kill_order(
+        &self,
+        order: rampart_api::KillOrder,
+        key: std::sync::Arc<rampart_artifact::SecretKey>,
+    ) -> impl Future<Output = Result<Option<rampart_api::KillOrder>, StoreError>> + Send {
+        let _ = (order, key);
+        async { Ok(None) }
+    }
+
+    /// Every key where [`Store::put_kill_order`] puts kill orders, with the values it keeps
+    /// (oldest first); empty for a backend without such a place (SQLite).
+    fn kill_values(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<bytes::Bytes>)>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Records heartbeats (latest per node, and a bounded window of recent ones per node).
     /// Not necessarily durable at return (see the module docs).
     fn record_beats(

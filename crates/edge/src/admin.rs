@@ -61,6 +61,7 @@ pub struct Admin {
     info: EdgeInfo,
     recent: Mutex<VecDeque<WatchEvent>>,
     agent: Option<tokio::sync::watch::Receiver<AgentReport>>,
+    kill_watch: Option<tokio::sync::watch::Receiver<crate::agent::kill::KillReport>>,
     trust: Option<Arc<crate::trust::Trust>>,
     sample: Option<Arc<crate::sample::RequestSample>>,
 }
@@ -145,6 +146,8 @@ struct StatusBody<'a> {
     trust: Option<crate::trust::TrustReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sample: Option<crate::sample::SampleStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kill_watch: Option<crate::agent::kill::KillReport>,
 }
 
 // === impl Admin ===
@@ -164,6 +167,7 @@ impl Admin {
             info,
             recent: Mutex::new(VecDeque::with_capacity(MAX_RECENT_EVENTS)),
             agent: None,
+            kill_watch: None,
             trust: None,
             sample: None,
         }
@@ -180,6 +184,15 @@ impl Admin {
     /// and on `/metrics`.
     pub fn with_trust(mut self, trust: Arc<crate::trust::Trust>) -> Self {
         self.trust = Some(trust);
+        self
+    }
+
+    /// Shows the kill bucket watch on `/status` under `kill_watch` and on `/metrics`.
+    pub fn with_kill_watch(
+        mut self,
+        report: tokio::sync::watch::Receiver<crate::agent::kill::KillReport>,
+    ) -> Self {
+        self.kill_watch = Some(report);
         self
     }
 
@@ -307,6 +320,7 @@ impl Admin {
                 control: self.agent.as_ref().map(|r| r.borrow().clone()),
                 trust: self.trust.as_ref().map(|t| t.report()),
                 sample: self.sample.as_ref().map(|s| s.status()),
+                kill_watch: self.kill_watch.as_ref().map(|r| r.borrow().clone()),
             },
         )
     }
@@ -534,6 +548,36 @@ impl Admin {
                 for (code, n) in &orders.refused {
                     let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
                 }
+            }
+        }
+        if let Some(kill) = &self.kill_watch {
+            let r = kill.borrow().clone();
+            for (name, kind, help, value) in [
+                (
+                    "rampart_edge_kill_connected",
+                    "gauge",
+                    "1 while the kill bucket is watched over NATS.",
+                    u64::from(r.connected),
+                ),
+                (
+                    "rampart_edge_kill_applied_total",
+                    "counter",
+                    "Kill orders from the kill bucket applied (newer than the last under their key).",
+                    r.applied_total,
+                ),
+            ] {
+                family(&mut out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+            let name = "rampart_edge_kill_refused_total";
+            family(
+                &mut out,
+                name,
+                "counter",
+                "Kill orders from the kill bucket refused (nothing applied), by code.",
+            );
+            for (code, n) in &r.refused {
+                let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
             }
         }
         if let Some(trust) = &self.trust {

@@ -23,6 +23,8 @@
 //! # Layout
 //! - [`backoff`]: exponential backoff with jitter for an unreachable control plane.
 //! - [`beat`]: the pure parts of a heartbeat (deltas, verdict, refusal on the wire).
+//! - [`kill`]: the kill bucket over NATS (`--nats`): signed kill switches watched without
+//!   the control plane, applied through the same [`set_module`] as a heartbeat answer's.
 //! - [`order`]: signed orders: verified with the keyset's director keys and admitted
 //!   against the last one applied before anything of an answer is applied.
 //!
@@ -34,6 +36,7 @@
 
 pub mod backoff;
 pub mod beat;
+pub mod kill;
 pub mod order;
 
 use std::future::Future;
@@ -536,12 +539,7 @@ impl Agent {
                 .unwrap_or_default(),
             bot.reason.as_deref().unwrap_or("no reason given")
         );
-        let store = self.store.clone();
-        let enabled = bot.enabled;
-        if tokio::task::spawn_blocking(move || store.set_module_enabled(enabled, reason))
-            .await
-            .is_err()
-        {
+        if !set_module(&self.store, bot.enabled, reason).await {
             tracing::error!("could not apply the kill switch; retrying on the next answer");
             cycle.switch = None;
         }
@@ -691,6 +689,21 @@ impl Agent {
         });
         failures
     }
+}
+
+/// Turns the bot module on or off with `reason`: the one place where a kill switch from
+/// outside the edge (a heartbeat answer's signed order, or the kill bucket over NATS,
+/// [`kill`]) reaches the store. Blocking work on a blocking thread; `false` when it did not
+/// finish.
+pub(crate) async fn set_module(
+    store: &Arc<Store<ModelCompiler>>,
+    enabled: bool,
+    reason: String,
+) -> bool {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.set_module_enabled(enabled, reason))
+        .await
+        .is_ok()
 }
 
 /// The control plane's interval, within the agent's bounds.

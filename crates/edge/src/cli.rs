@@ -17,6 +17,7 @@ use rampart_api::limits::MAX_IDENT_LEN;
 use rampart_host::file::read_text;
 
 use crate::agent::AgentConfig;
+use crate::agent::kill::{self, KillWatchConfig};
 use crate::config::{
     self, Config, ControlFile, DEFAULT_ADMIN, DEFAULT_LISTEN, DEFAULT_WATCH_POLL, FileConfig,
     Limits, MAX_CONFIG_FILE_BYTES, MAX_WORKERS, Sentinel, Soak,
@@ -274,6 +275,11 @@ pub struct ServeArgs {
     /// How often the root and keyset files are re-read, ms [default: 2000].
     #[arg(long, value_name = "MS")]
     pub keyset_poll_ms: Option<u64>,
+    /// Watch the kill bucket of this NATS cluster (nats://HOST:PORT[,HOST:PORT…]): kill
+    /// switches signed by a director key reach the edge without the control plane. Needs
+    /// --root and --keyset (flags or `[trust]`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
 }
 
 /// SIGTERM and SIGINT, watched from creation on.
@@ -360,6 +366,22 @@ impl ServeArgs {
         }
         let contract = load_contract(self.contract.as_deref().or(file.contract.as_deref()))?;
 
+        let nats = match &self.nats {
+            Some(url) => {
+                let node = self
+                    .node_id
+                    .clone()
+                    .or(control_file.node_id.clone())
+                    .unwrap_or_else(default_node_id);
+                rampart_api::check_ident("--node-id", &node, MAX_IDENT_LEN)?;
+                Some(KillWatchConfig {
+                    servers: nats_servers(url)?,
+                    namespace: kill::DEFAULT_NAMESPACE.to_owned(),
+                    node,
+                })
+            }
+            None => None,
+        };
         let control = self.agent(control_file, &data_dir)?;
         let soak_defaults = if control.is_some() {
             Soak::default()
@@ -467,6 +489,7 @@ impl ServeArgs {
             test_hooks: false,
             control,
             trust,
+            nats,
         };
         if let Some(b) = config.rules.block_below
             && !(1..=99).contains(&b)
@@ -575,6 +598,23 @@ fn credentials(
 }
 
 /// The host name, made a valid node id; `edge` when there is none.
+/// `nats://HOST:PORT[,HOST:PORT…]` (each may carry its own `nats://`) as server URLs.
+fn nats_servers(url: &str) -> anyhow::Result<Vec<String>> {
+    let rest = url
+        .strip_prefix("nats://")
+        .with_context(|| format!("--nats {url:?}: expected nats://HOST:PORT[,HOST:PORT…]"))?;
+    let servers: Vec<String> = rest
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("nats://{}", s.strip_prefix("nats://").unwrap_or(s)))
+        .collect();
+    if servers.is_empty() {
+        bail!("--nats {url:?}: no server");
+    }
+    Ok(servers)
+}
+
 fn default_node_id() -> String {
     let host = read_text(Path::new(HOSTNAME_FILE), MAX_IDENT_LEN * 4).unwrap_or_default();
     let id: String = host

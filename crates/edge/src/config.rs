@@ -104,6 +104,9 @@ pub struct Config {
     /// only (instead of `keyring`), orders signed by its director keys, rotation without
     /// restart. `None`: `keyring` and unsigned answers (the legacy/dev path).
     pub trust: Option<crate::trust::TrustConfig>,
+    /// The kill bucket to watch over NATS (`--nats`; needs `trust`): kill switches that
+    /// reach the edge without the control plane.
+    pub nats: Option<crate::agent::kill::KillWatchConfig>,
 }
 
 /// Soak settings (seconds and requests without a module error).
@@ -436,6 +439,7 @@ impl Config {
             test_hooks: false,
             control: None,
             trust: None,
+            nats: None,
         }
     }
 }

@@ -28,6 +28,8 @@
 //!   fetch desired versions and offer them to the store (ACK/NACK), kill switches; fail stale
 //!   when it is gone. With a keyset, nothing of an answer is applied before its signed order
 //!   verifies with a director key and is newer than the last applied ([`agent::order`]).
+//!   With `--nats`, [`agent::kill`] watches the kill bucket itself: signed kill switches that
+//!   reach the edge while every control-plane replica is down.
 //! - [`trust`]: the root and keyset files (`--root`, `--keyset`), re-read and rotated without
 //!   restart; the store then takes files from the keyset's generator keys.
 //! - [`last_words`]: a panic that escapes every boundary, or an exit with an error, written

@@ -191,7 +191,22 @@ impl Node {
             }
             None => None,
         };
+        let kill_watch = match (config.nats.clone(), &trust) {
+            (Some(c), Some(t)) => Some(
+                crate::agent::kill::KillWatch::new(c, store.clone(), t.clone(), &config.data_dir)
+                    .map_err(|e| StartError::Boot(e.to_string()))?,
+            ),
+            (Some(_), None) => {
+                return Err(StartError::Boot(
+                    "--nats needs --root and --keyset: kill orders are verified with the keyset's director keys".into(),
+                ));
+            }
+            (None, _) => None,
+        };
         let mut admin = Admin::new(store.clone(), metrics.clone(), info, token).with_sample(sample);
+        if let Some(w) = &kill_watch {
+            admin = admin.with_kill_watch(w.report());
+        }
         if let Some(a) = &agent {
             admin = admin.with_agent(a.report());
         }
@@ -264,6 +279,13 @@ impl Node {
                 store.clone(),
                 trigger.signal(),
             )));
+        }
+        if let Some(watch) = kill_watch {
+            // Its own task, independent of the agent: it works while the control plane is down.
+            let mut stop = trigger.signal();
+            background.push(tokio::spawn(async move {
+                watch.run(async move { stop.wait().await }).await;
+            }));
         }
         if let Some(agent) = agent {
             // Its own task: the request path only ever reads the store's snapshot.

@@ -75,6 +75,18 @@ impl Store for AnyStore {
         each!(self, s => s.commit(batch).await)
     }
 
+    async fn put_kill_order(
+        &self,
+        order: rampart_api::KillOrder,
+        key: std::sync::Arc<rampart_artifact::SecretKey>,
+    ) -> Result<Option<rampart_api::KillOrder>, StoreError> {
+        each!(self, s => s.put_kill_order(order, key).await)
+    }
+
+    async fn kill_values(&self) -> Result<Vec<(String, Vec<bytes::Bytes>)>, StoreError> {
+        each!(self, s => s.kill_values().await)
+    }
+
     async fn record_beats(&self, beats: Vec<BeatRecord>) -> Result<(), StoreError> {
         each!(self, s => s.record_beats(beats).await)
     }

@@ -31,6 +31,8 @@ use rampart_api::{ArtifactMeta, AuditEntry};
 use rampart_artifact::Digest;
 use tokio::io::AsyncReadExt;
 
+pub mod kill;
+
 use super::sqlite::{BEAT_WINDOW, DB_FILE, SqliteStore};
 use super::{ArtifactRecord, Batch, BeatRecord, Loaded, RolloutRecord, Store, StoreError, Write};
 
@@ -122,6 +124,8 @@ pub struct NatsStore {
     writer: Arc<tokio::sync::Mutex<Writer>>,
     /// The leader lease bucket (`{ns}_LEASE`, `max_age` [`LEASE_TTL`]).
     lease: kv::Store,
+    /// The kill-switch bucket edges watch (`{ns}_KILL`, see [`kill`]).
+    kills: kv::Store,
     standing: Arc<std::sync::Mutex<Standing>>,
     /// Serializes snapshot uploads; holds the sequence of the newest one stored.
     uploaded: Arc<tokio::sync::Mutex<u64>>,
@@ -291,6 +295,7 @@ impl NatsStore {
         let beats_name = format!("{ns}_BEATS");
         let beats = beats_bucket(&js, beats_name.clone(), replicas).await?;
         let lease = lease_bucket(&js, format!("{ns}_LEASE"), replicas).await?;
+        let kills = kill::bucket(&js, ns, replicas).await?;
 
         let model_dir = tempfile::Builder::new()
             .prefix("rampart-nats-model")
@@ -328,6 +333,7 @@ impl NatsStore {
             beats,
             beats_bucket: beats_name,
             lease,
+            kills,
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 id,
                 last_seq: last,
@@ -779,6 +785,18 @@ impl Store for NatsStore {
             }
         }
         Ok(())
+    }
+
+    async fn put_kill_order(
+        &self,
+        order: rampart_api::KillOrder,
+        key: Arc<rampart_artifact::SecretKey>,
+    ) -> Result<Option<rampart_api::KillOrder>, StoreError> {
+        kill::put(&self.kills, order, &key).await.map(Some)
+    }
+
+    async fn kill_values(&self) -> Result<Vec<(String, Vec<Bytes>)>, StoreError> {
+        kill::values(&self.kills).await
     }
 
     async fn record_beats(&self, beats: Vec<BeatRecord>) -> Result<(), StoreError> {

@@ -163,7 +163,7 @@ impl OrderGate {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use rampart_api::{KillSwitches, Order};
@@ -172,10 +172,10 @@ mod tests {
     use super::*;
     use crate::trust::TrustConfig;
 
-    const NOW: u64 = 1_800_000_000_000;
+    pub(crate) const NOW: u64 = 1_800_000_000_000;
     const HOUR: u64 = 3_600_000;
 
-    fn trust(dir: &Path, director: &SecretKey) -> Trust {
+    pub(crate) fn trust(dir: &Path, director: &SecretKey) -> Trust {
         let root_key = SecretKey::from_seed([1; 32]);
         let expires = format_time(NOW + HOUR);
         let root = RootSpec {
