@@ -192,32 +192,7 @@ impl KillOrder {
         envelope: &Envelope,
         director: &Keyring,
     ) -> Result<(KillOrder, Digest), OrderRefusal> {
-        if envelope.payload_type() != KILL_PAYLOAD_TYPE {
-            return Err(OrderRefusal::Malformed(format!(
-                "payload type {}",
-                rampart_artifact::quote(envelope.payload_type())
-            )));
-        }
-        if envelope.payload().len() > MAX_KILL_ORDER_BYTES {
-            return Err(OrderRefusal::Malformed(format!(
-                "{} bytes, at most {MAX_KILL_ORDER_BYTES}",
-                envelope.payload().len()
-            )));
-        }
-        let signers = envelope.signers(director);
-        if let Some(bad) = signers.bad.first() {
-            return Err(OrderRefusal::BadSignature(bad.to_string()));
-        }
-        if signers.valid.is_empty() || !signers.unknown.is_empty() {
-            return Err(OrderRefusal::UnknownKey(if signers.unknown.is_empty() {
-                "no signature".to_owned()
-            } else {
-                signers.unknown.join(", ")
-            }));
-        }
-        let order = serde_json::from_slice::<KillOrder>(envelope.payload())
-            .map_err(|e| OrderRefusal::Malformed(e.to_string()))?;
-        Ok((order, Digest::of(envelope.payload())))
+        crate::order::open_signed(envelope, director, KILL_PAYLOAD_TYPE, MAX_KILL_ORDER_BYTES)
     }
 
     /// Whether `node` may apply this order, found under `key`, after the last one it applied

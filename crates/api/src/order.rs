@@ -139,33 +139,46 @@ impl Order {
     /// be by a director key and verify, at least one must be there. Returns the order and
     /// the digest of its payload (its identity for [`admit`]).
     pub fn open(envelope: &Envelope, director: &Keyring) -> Result<(Order, Digest), OrderRefusal> {
-        if envelope.payload_type() != ORDER_PAYLOAD_TYPE {
-            return Err(OrderRefusal::Malformed(format!(
-                "payload type {}",
-                rampart_artifact::quote(envelope.payload_type())
-            )));
-        }
-        if envelope.payload().len() > MAX_ORDER_BYTES {
-            return Err(OrderRefusal::Malformed(format!(
-                "{} bytes, at most {MAX_ORDER_BYTES}",
-                envelope.payload().len()
-            )));
-        }
-        let signers = envelope.signers(director);
-        if let Some(bad) = signers.bad.first() {
-            return Err(OrderRefusal::BadSignature(bad.to_string()));
-        }
-        if signers.valid.is_empty() || !signers.unknown.is_empty() {
-            return Err(OrderRefusal::UnknownKey(if signers.unknown.is_empty() {
-                "no signature".to_owned()
-            } else {
-                signers.unknown.join(", ")
-            }));
-        }
-        let order = serde_json::from_slice::<Order>(envelope.payload())
-            .map_err(|e| OrderRefusal::Malformed(e.to_string()))?;
-        Ok((order, Digest::of(envelope.payload())))
+        open_signed(envelope, director, ORDER_PAYLOAD_TYPE, MAX_ORDER_BYTES)
     }
+}
+
+/// The one check of a signed order (an [`Order`], a
+/// [`KillOrder`](crate::killswitch::KillOrder)): its payload type, its size before parsing,
+/// every signature by a director key and valid (at least one), then the payload as `T`.
+/// Returns it with the digest of its payload (its identity for admission).
+pub(crate) fn open_signed<T: serde::de::DeserializeOwned>(
+    envelope: &Envelope,
+    director: &Keyring,
+    payload_type: &str,
+    max_bytes: usize,
+) -> Result<(T, Digest), OrderRefusal> {
+    if envelope.payload_type() != payload_type {
+        return Err(OrderRefusal::Malformed(format!(
+            "payload type {}",
+            rampart_artifact::quote(envelope.payload_type())
+        )));
+    }
+    if envelope.payload().len() > max_bytes {
+        return Err(OrderRefusal::Malformed(format!(
+            "{} bytes, at most {max_bytes}",
+            envelope.payload().len()
+        )));
+    }
+    let signers = envelope.signers(director);
+    if let Some(bad) = signers.bad.first() {
+        return Err(OrderRefusal::BadSignature(bad.to_string()));
+    }
+    if signers.valid.is_empty() || !signers.unknown.is_empty() {
+        return Err(OrderRefusal::UnknownKey(if signers.unknown.is_empty() {
+            "no signature".to_owned()
+        } else {
+            signers.unknown.join(", ")
+        }));
+    }
+    let order = serde_json::from_slice::<T>(envelope.payload())
+        .map_err(|e| OrderRefusal::Malformed(e.to_string()))?;
+    Ok((order, Digest::of(envelope.payload())))
 }
 
 /// Whether `order` (with payload `digest`) may be applied by `node` after `last`.
