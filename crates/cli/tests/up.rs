@@ -59,15 +59,9 @@ impl Drop for Up {
     }
 }
 
-#[test]
-fn up_starts_everything_and_ctrl_c_stops_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "up", "--edges", "2", "--pops", "2", "--rate", "50", "--every", "1h",
-        ])
-        .arg("--dir")
-        .arg(dir.path().join("stack"))
+/// Starts `cmd` (a `rampart up` command line) with its stdout read line by line on a thread.
+fn spawn_up(mut cmd: Command) -> (Up, mpsc::Receiver<String>) {
+    let mut child = Up(cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -82,6 +76,19 @@ fn up_starts_everything_and_ctrl_c_stops_everything() {
             }
         }
     });
+    (child, rx)
+}
+
+#[test]
+fn up_starts_everything_and_ctrl_c_stops_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args([
+        "up", "--edges", "2", "--pops", "2", "--rate", "50", "--every", "1h",
+    ])
+    .arg("--dir")
+    .arg(dir.path().join("stack"));
+    let (mut child, rx) = spawn_up(cmd);
     let mut seen = Vec::new();
     let mut addrs: Vec<SocketAddr> = Vec::new();
     let deadline = Instant::now() + START;
@@ -224,26 +231,13 @@ fn up_inject_nov18_shows_each_layer_stopping_its_file() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, FAST_POLICY).unwrap();
-    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["up", "--inject", "nov18", "--rate", "400", "--every", "1h"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args(["up", "--inject", "nov18", "--rate", "400", "--every", "1h"])
         .args(["--beat-interval-ms", "200", "--policy"])
         .arg(&policy)
         .arg("--dir")
-        .arg(dir.path().join("stack"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+        .arg(dir.path().join("stack"));
+    let (mut child, rx) = spawn_up(cmd);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(110);
     let mut table = Vec::new();
@@ -332,26 +326,13 @@ const RESTART: Duration = Duration::from_secs(60);
 #[test]
 fn up_records_how_an_edge_died_and_starts_it_again_on_its_addresses() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "up", "--edges", "2", "--pops", "2", "--rate", "50", "--every", "1h",
-        ])
-        .args(["--beat-interval-ms", "200", "--dir"])
-        .arg(dir.path().join("stack"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args([
+        "up", "--edges", "2", "--pops", "2", "--rate", "50", "--every", "1h",
+    ])
+    .args(["--beat-interval-ms", "200", "--dir"])
+    .arg(dir.path().join("stack"));
+    let (mut child, rx) = spawn_up(cmd);
     let mut seen = Vec::new();
     let mut wait_for = |what: &str, within: Duration, done: &dyn Fn(&str) -> bool| {
         let deadline = Instant::now() + within;
@@ -454,26 +435,13 @@ fn up_records_how_an_edge_died_and_starts_it_again_on_its_addresses() {
 #[test]
 fn up_engine_nats_runs_replicas_on_a_nats_cluster_and_survives_the_leaders_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Up(Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "up", "--engine", "nats", "--edges", "2", "--pops", "2", "--rate", "50",
-        ])
-        .args(["--every", "1h", "--beat-interval-ms", "200", "--dir"])
-        .arg(dir.path().join("stack"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args([
+        "up", "--engine", "nats", "--edges", "2", "--pops", "2", "--rate", "50",
+    ])
+    .args(["--every", "1h", "--beat-interval-ms", "200", "--dir"])
+    .arg(dir.path().join("stack"));
+    let (mut child, rx) = spawn_up(cmd);
     let mut seen = Vec::new();
     let deadline = Instant::now() + START;
     let leader_line = loop {
