@@ -7,7 +7,7 @@
 //! a **director key** of the keyset, like an [`Order`](crate::Order), and opened with the same
 //! rules ([`KillOrder::open`]); [`KillOrder::admit`] refuses another node's order and one
 //! older than the last applied for its key, with the codes of
-//! [`OrderRefusal`](crate::OrderRefusal).
+//! [`OrderRefusal`].
 
 use rampart_artifact::{Digest, Envelope, Keyring, SecretKey};
 use serde::{Deserialize, Serialize};

@@ -24,7 +24,7 @@
 //! - [`backoff`]: exponential backoff with jitter for an unreachable control plane.
 //! - [`beat`]: the pure parts of a heartbeat (deltas, verdict, refusal on the wire).
 //! - [`kill`]: the kill bucket over NATS (`--nats`): signed kill switches watched without
-//!   the control plane, applied through the same [`set_module`] as a heartbeat answer's.
+//!   the control plane, applied through the same `set_module` as a heartbeat answer's.
 //! - [`order`]: signed orders: verified with the keyset's director keys and admitted
 //!   against the last one applied before anything of an answer is applied.
 //!

@@ -6,7 +6,7 @@
 //! opened with the keyset in use, admitted against the last one applied under its key
 //! ([`KillOrder::admit`]: another node's order, an older `seq`, the same `seq` with other
 //! content are refused), recorded in `DATA_DIR/kill.json` (mode 0600) before it is applied,
-//! and applied through [`set_module`](super::set_module), the same call as a heartbeat
+//! and applied through `agent::set_module`, the same call as a heartbeat
 //! answer's switch. The node's own order, unless it is a `clear`, wins over the fleet's.
 //! Refusals are counted by code (`rampart_edge_kill_refused_total{code}`) and the last one
 //! shows in `/status` under `kill_watch`.
