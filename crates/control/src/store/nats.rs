@@ -924,18 +924,48 @@ async fn beats_bucket(
     bucket: String,
     replicas: usize,
 ) -> Result<kv::Store, StoreError> {
-    if let Ok(store) = js.get_key_value(bucket.as_str()).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket,
-        history: i64::try_from(BEAT_WINDOW).unwrap_or(1),
-        num_replicas: replicas,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
+    open_kv(
+        js,
+        kv::Config {
+            bucket,
+            history: i64::try_from(BEAT_WINDOW).unwrap_or(1),
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        },
+        "create the heartbeat bucket",
+    )
     .await
-    .map_err(|e| nats("create the heartbeat bucket", e))
+}
+
+/// Attempts to open (or create) a KV bucket: a cluster that just lost a server or is
+/// electing its meta leader answers "not found" or refuses a create for a while.
+pub const KV_OPEN_ATTEMPTS: u32 = 10;
+
+/// The pause between two of those attempts.
+pub const KV_OPEN_BACKOFF: Duration = Duration::from_millis(300);
+
+/// Opens the bucket `config` names, creating it when it is missing. A bucket that exists
+/// is used as it is (whoever created it chose its replicas); a lookup that failed while it
+/// exists (a create then refused as "already in use") is tried again, at most
+/// [`KV_OPEN_ATTEMPTS`] times.
+pub(crate) async fn open_kv(
+    js: &jetstream::Context,
+    config: kv::Config,
+    what: &'static str,
+) -> Result<kv::Store, StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Ok(store) = js.get_key_value(config.bucket.as_str()).await {
+            return Ok(store);
+        }
+        match js.create_key_value(config.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) if attempt >= KV_OPEN_ATTEMPTS => return Err(nats(what, e)),
+            Err(_) => tokio::time::sleep(KV_OPEN_BACKOFF).await,
+        }
+    }
 }
 
 /// Opens the leader lease bucket, creating it when missing: one value, dropped by the
@@ -945,19 +975,19 @@ async fn lease_bucket(
     bucket: String,
     replicas: usize,
 ) -> Result<kv::Store, StoreError> {
-    if let Ok(store) = js.get_key_value(bucket.as_str()).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket,
-        history: 1,
-        max_age: LEASE_TTL,
-        num_replicas: replicas,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
+    open_kv(
+        js,
+        kv::Config {
+            bucket,
+            history: 1,
+            max_age: LEASE_TTL,
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        },
+        "create the lease bucket",
+    )
     .await
-    .map_err(|e| nats("create the lease bucket", e))
 }
 
 /// Writes the newest snapshot (if any) as the model's database; returns the log sequence

@@ -37,18 +37,18 @@ pub async fn bucket(
     replicas: usize,
 ) -> Result<kv::Store, StoreError> {
     let name = format!("{ns}_{KILL_BUCKET}");
-    if let Ok(store) = js.get_key_value(name.as_str()).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket: name,
-        history: KILL_HISTORY,
-        num_replicas: replicas,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
+    super::open_kv(
+        js,
+        kv::Config {
+            bucket: name,
+            history: KILL_HISTORY,
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        },
+        "create the kill bucket",
+    )
     .await
-    .map_err(|e| nats("create the kill bucket", e))
 }
 
 /// Connects to `config`'s servers and opens (or creates) the kill bucket: the break-glass
