@@ -260,21 +260,7 @@ impl NatsStore {
     }
 
     async fn open_once(config: &NatsConfig) -> Result<Self, StoreError> {
-        let servers = config
-            .servers
-            .iter()
-            .map(|s| s.parse::<ServerAddr>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Backend(format!("server address: {e}")))?;
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(CONNECT_TIMEOUT)
-            .request_timeout(Some(REQUEST_TIMEOUT))
-            .connect(servers)
-            .await
-            .map_err(|e| nats("connect", e))?;
-        let js = jetstream::ContextBuilder::new()
-            .timeout(REQUEST_TIMEOUT)
-            .build(client);
+        let js = connect(config).await?;
         let ns = &config.namespace;
         let replicas = config.replicas();
         let log_stream = format!("{ns}_LOG");
@@ -916,6 +902,26 @@ async fn object_store(
     })
     .await
     .map_err(|e| nats("create an object store", e))
+}
+
+/// Connects to `config`'s servers ([`CONNECT_TIMEOUT`], [`REQUEST_TIMEOUT`]) and returns
+/// the JetStream context every store and the break-glass path work through.
+pub(crate) async fn connect(config: &NatsConfig) -> Result<jetstream::Context, StoreError> {
+    let servers = config
+        .servers
+        .iter()
+        .map(|s| s.parse::<ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Backend(format!("server address: {e}")))?;
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(CONNECT_TIMEOUT)
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .connect(servers)
+        .await
+        .map_err(|e| nats("connect", e))?;
+    Ok(jetstream::ContextBuilder::new()
+        .timeout(REQUEST_TIMEOUT)
+        .build(client))
 }
 
 /// Opens the heartbeat bucket, creating it when missing.

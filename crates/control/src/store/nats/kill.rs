@@ -11,13 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::ServerAddr;
 use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
 use rampart_api::{KILL_BUCKET, KILL_HISTORY, KillOrder};
 use rampart_artifact::{Keyring, SecretKey};
 
-use super::{CONNECT_TIMEOUT, NatsConfig, REQUEST_TIMEOUT, nats};
+use super::{NatsConfig, nats};
 use crate::store::StoreError;
 
 /// A put retries this many times when another writer changed the key in between.
@@ -54,21 +53,7 @@ pub async fn bucket(
 /// Connects to `config`'s servers and opens (or creates) the kill bucket: the break-glass
 /// path, which needs no control plane.
 pub async fn connect(config: &NatsConfig) -> Result<kv::Store, StoreError> {
-    let servers = config
-        .servers
-        .iter()
-        .map(|s| s.parse::<ServerAddr>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Backend(format!("server address: {e}")))?;
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(CONNECT_TIMEOUT)
-        .request_timeout(Some(REQUEST_TIMEOUT))
-        .connect(servers)
-        .await
-        .map_err(|e| nats("connect", e))?;
-    let js = jetstream::ContextBuilder::new()
-        .timeout(REQUEST_TIMEOUT)
-        .build(client);
+    let js = super::connect(config).await?;
     bucket(&js, &config.namespace, config.replicas()).await
 }
 
