@@ -51,6 +51,7 @@ use crate::limits::{
     CLIENT_CONNECT_TIMEOUT_MS, CLIENT_LONG_POLL_MARGIN_MS, CLIENT_PUBLISH_TIMEOUT_MS,
     CLIENT_REQUEST_TIMEOUT_MS, MAX_ARTIFACT_BODY, MAX_LONG_POLL_MS,
 };
+use crate::nats_link::NatsLink;
 use crate::rollout::{RolloutAction, RolloutCommand, RolloutList, RolloutView, StartRollout};
 use crate::routes;
 
@@ -101,6 +102,8 @@ pub struct Client {
     current: Arc<std::sync::Mutex<Url>>,
     plain_http: bool,
     token: Option<String>,
+    /// The NATS link when the URLs are `nats://` (see [`crate::nats_link`]).
+    nats: Option<Arc<NatsLink>>,
 }
 
 /// The most control-plane URLs one client takes (`URL,URL,…`).
@@ -157,6 +160,9 @@ pub enum ClientError {
         /// The cap in bytes.
         limit: usize,
     },
+    /// Over NATS: no connection, no replica leading (no responders), or no answer in time.
+    #[error("control plane over NATS: {0}")]
+    Nats(String),
 }
 
 // === impl Client ===
@@ -193,11 +199,18 @@ impl Client {
         token: Option<String>,
         transport: &Transport,
     ) -> Result<Self, ClientError> {
+        let over_nats = base_url.trim_start().starts_with("nats://");
         let bases: Vec<Url> = base_url
             .split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())
-            .map(|u| parse_base(u, transport.plain_http))
+            .map(|u| {
+                if over_nats {
+                    parse_nats_base(u)
+                } else {
+                    parse_base(u, transport.plain_http)
+                }
+            })
             .collect::<Result<_, _>>()?;
         let Some(base) = bases.first().cloned() else {
             return Err(ClientError::InvalidUrl {
@@ -235,12 +248,18 @@ impl Client {
             }
         }
         let http = builder.build().map_err(ClientError::Transport)?;
+        let nats = if over_nats {
+            Some(Arc::new(NatsLink::new(&bases, transport.plain_http)?))
+        } else {
+            None
+        };
         Ok(Client {
             http,
             current: Arc::new(std::sync::Mutex::new(base)),
             bases: bases.into(),
             plain_http: transport.plain_http,
             token,
+            nats,
         })
     }
 
@@ -253,6 +272,7 @@ impl Client {
             current: Arc::clone(&self.current),
             plain_http: self.plain_http,
             token,
+            nats: self.nats.clone(),
         }
     }
 
@@ -279,6 +299,13 @@ impl Client {
     /// 503 naming the leader), sends it again to the next replica or to the leader, each at
     /// most once, and remembers where it succeeded.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        if let Some(link) = &self.nats {
+            // NATS routes the request to the leader: nothing to follow here.
+            let request = req.build().map_err(ClientError::Transport)?;
+            return link
+                .send(request, Duration::from_millis(CLIENT_REQUEST_TIMEOUT_MS))
+                .await;
+        }
         let spare = req.try_clone();
         let first = req.send().await;
         let Some(spare) = spare else {
@@ -374,6 +401,11 @@ impl Client {
         digest: &Digest,
         limit: usize,
     ) -> Result<Vec<u8>, ClientError> {
+        if let Some(link) = &self.nats {
+            return link
+                .fetch(&digest.to_string(), limit.min(MAX_ARTIFACT_BODY))
+                .await;
+        }
         let req = self.request(Method::GET, &routes::artifact(digest))?;
         let resp = self.send(req).await?;
         let status = resp.status();
@@ -676,7 +708,7 @@ impl ClientError {
     /// or failed on its side. A 4xx will fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Transport(_) => true,
+            ClientError::Transport(_) | ClientError::Nats(_) => true,
             ClientError::Api { status, .. } | ClientError::Status { status, .. } => {
                 *status >= 500 || *status == 429
             }
@@ -723,6 +755,24 @@ fn parse_base(url: &str, plain_http: bool) -> Result<Url, ClientError> {
         return Err(invalid("must be an http:// or https:// URL".into()));
     }
     check_plain_http(&base, plain_http)?;
+    Ok(base)
+}
+
+/// One `nats://HOST:PORT` server of a control plane reached over NATS.
+fn parse_nats_base(url: &str) -> Result<Url, ClientError> {
+    let invalid = |reason: String| ClientError::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let with_scheme = if url.starts_with("nats://") {
+        url.to_owned()
+    } else {
+        format!("nats://{url}")
+    };
+    let base = Url::parse(&with_scheme).map_err(|e| invalid(e.to_string()))?;
+    if base.host_str().is_none_or(str::is_empty) || base.cannot_be_a_base() {
+        return Err(invalid("expected nats://HOST:PORT".into()));
+    }
     Ok(base)
 }
 

@@ -43,6 +43,7 @@ pub mod heartbeat;
 pub mod identity;
 pub mod killswitch;
 pub mod limits;
+pub mod nats_link;
 pub mod order;
 pub mod rollout;
 pub mod routes;

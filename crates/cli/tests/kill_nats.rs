@@ -167,6 +167,7 @@ async fn with_every_control_plane_replica_killed_the_bot_module_turns_off_on_eve
                     pubkeys: Vec::new(),
                     extra: extra.clone(),
                     test_hooks: false,
+                    agent_control: None,
                 },
                 &work,
             )
@@ -406,4 +407,177 @@ async fn with_every_control_plane_replica_killed_the_bot_module_turns_off_on_eve
     }
     drop(a);
     drop(nats);
+}
+
+/// Short waves, gates judged on a few requests: the rollouts here are about transport.
+const FAST_POLICY: &str = "\
+[plan]
+canary_bake_ms = 300
+[rollout]
+shadow = \"off\"
+tick_ms = 100
+baseline_wait_ms = 300
+[rollout.gates]
+min_requests = 20
+[rollout.gates.shift]
+min_scores = 20
+";
+
+/// Edges over NATS alone: three real edges whose only control URL is `nats://…` enroll
+/// (through the supervisor's bootstrap token), register, beat and ACK through whichever
+/// replica leads, fetch the file from the object store, and follow a second rollout after
+/// the leader is SIGKILLed, with nothing changed on their side and no failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_over_nats_alone_follow_rollouts_through_a_leader_sigkill() {
+    let mut nats = NatsCluster::start(3);
+    nats.wait_ready(Duration::from_secs(20));
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let work = Workdir::create(&dir.path().join("stack"), FAST_POLICY).unwrap();
+    let trust = TrustFiles::create(&work).unwrap();
+    let origin = Origin::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let started = Instant::now();
+    let (a, a_url) = control(
+        &work,
+        &trust,
+        "control-a",
+        &url,
+        stack::free_addr().unwrap(),
+    );
+    until("a leads", async || {
+        role(&work, &a_url).await.as_deref() == Some("leader")
+    })
+    .await;
+    let (_b, b_url) = control(
+        &work,
+        &trust,
+        "control-b",
+        &url,
+        stack::free_addr().unwrap(),
+    );
+    until("b follows", async || {
+        role(&work, &b_url).await.as_deref() == Some("follower")
+    })
+    .await;
+
+    let edges: Vec<EdgeProc> = NODES
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            stack::start_edge(
+                &EdgeSpec {
+                    exe: exe(),
+                    id: (*id).into(),
+                    pop: "fra".into(),
+                    region: "eu".into(),
+                    canary: i == 0,
+                    upstream: origin.addr(),
+                    control: a_url.clone(),
+                    pubkeys: Vec::new(),
+                    extra: trust.edge_args(),
+                    test_hooks: false,
+                    agent_control: Some(url.clone()),
+                },
+                &work,
+            )
+            .unwrap()
+        })
+        .collect();
+    for edge in &edges {
+        until("the edge beats over NATS", async || {
+            let s = status(edge).await;
+            s["control"]["connected"] == true
+                && s["control"]["orders"]["seq"].is_u64()
+                // With a keyset, `--control nats://…` watches the kill bucket by itself.
+                && s["kill_watch"]["connected"] == true
+        })
+        .await;
+        let s = status(edge).await;
+        assert!(
+            s["control"]["control"]
+                .as_str()
+                .unwrap()
+                .starts_with("nats://"),
+            "{s}"
+        );
+    }
+    println!("edges beating over NATS after {:?}", started.elapsed());
+    let load = Load::start(edges.iter().map(|e| e.proxy).collect(), 60, 7).unwrap();
+
+    let admin = Client::with_transport(
+        &format!("{a_url},{b_url}"),
+        Some(work.admin_secret.clone()),
+        &work.transport().unwrap(),
+    )
+    .unwrap();
+    let key = work.signing_key().unwrap();
+    let roll = async |version: u64| {
+        let doc = rampart_up::inject::catalog_document(version).unwrap();
+        let digest = admin
+            .publish(rampart_artifact::Envelope::sign(&doc, &key).to_json())
+            .await
+            .unwrap()
+            .artifact
+            .digest;
+        let r = admin
+            .rollout_start(&rampart_api::StartRollout {
+                digest,
+                reason: Some("over NATS".into()),
+                break_glass: false,
+                bake_ms: Some(300),
+                watch_ms: Some(0),
+            })
+            .await
+            .unwrap()
+            .done()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = admin.rollout_status(r.id).await.unwrap();
+            if v.done {
+                assert_eq!(v.phase, "succeeded", "{v:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rollout {version} did not finish: {v:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let nodes = admin.nodes().await.unwrap().nodes;
+        for n in &nodes {
+            assert_eq!(n.active.map(|a| a.version), Some(version), "{n:?}");
+            assert!(
+                n.verdict.as_ref().is_some_and(|v| v.digest == digest),
+                "ACKed over NATS: {n:?}"
+            );
+        }
+    };
+    roll(1).await;
+    println!("rollout 1 done after {:?}", started.elapsed());
+
+    // The leader dies; the edges are not told anything.
+    let ok = Command::new("kill")
+        .args(["-KILL", &a.pid().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "SIGKILL a");
+    until("b leads", async || {
+        role(&work, &b_url).await.as_deref() == Some("leader")
+    })
+    .await;
+    println!("b leads after {:?}", started.elapsed());
+    roll(2).await;
+    println!("rollout 2 done after {:?}", started.elapsed());
+    for edge in &edges {
+        assert_eq!(status(edge).await["control"]["connected"], true);
+    }
+    load.stop();
+    let totals = load.stats().totals();
+    assert!(totals.ok > 50, "{totals:?}");
+    assert_eq!(totals.failures(), 0, "{totals:?}");
+    for edge in edges {
+        edge.child.stop(Duration::from_secs(5));
+    }
 }

@@ -136,6 +136,7 @@ fn start_edge(work: &Workdir, trust: &TrustFiles, control: &str, origin: SocketA
             pubkeys: Vec::new(),
             extra,
             test_hooks: false,
+            agent_control: None,
         },
         work,
     )

@@ -36,6 +36,7 @@ fn edge_spec(id: &str, control: &str, work: &Workdir) -> EdgeSpec {
         pubkeys: vec![work.pubkey.clone()],
         extra: vec!["--beat-interval-ms".into(), "100".into()],
         test_hooks: false,
+        agent_control: None,
     }
 }
 

@@ -9,6 +9,8 @@
 //!   SQLite model) and [`store::AnyStore`], the one chosen by `--store`.
 //! - [`ha`]: on NATS, 2–3 replicas elect one leader by a lease; followers follow the log,
 //!   serve reads and answer writes with the leader's address.
+//! - [`nats_api`]: on NATS, the leader serves fleet traffic (registration, enrollment,
+//!   heartbeats) over NATS request/reply through the same router as HTTP.
 //! - [`fleet`]: the in-memory mirror every request reads (nodes, desired versions, kill
 //!   switches, running rollouts with their observations).
 //! - [`service`]: the operations (publish, register, heartbeat long-poll, kill switches,
@@ -52,6 +54,7 @@ pub mod enroll;
 pub mod epoch;
 pub mod fleet;
 pub mod ha;
+pub mod nats_api;
 pub mod openapi;
 pub mod server;
 pub mod service;

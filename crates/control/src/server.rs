@@ -128,6 +128,8 @@ impl Server {
         });
         let router =
             api::router(Arc::clone(&service)).layer(axum::Extension(Arc::clone(&connections)));
+        // Fleet traffic over NATS reaches the same router (see `nats_api`).
+        tokio::spawn(crate::nats_api::run(Arc::clone(&service), router.clone()));
         let events: Arc<dyn Events> = stats;
         let http = match &tls {
             Some(reloader) => {

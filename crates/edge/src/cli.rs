@@ -233,7 +233,9 @@ pub struct ServeArgs {
     /// Follow this control plane (https://host:port): register, heartbeat, take the versions
     /// and kill switches it sends. The replicas of an HA control plane as `URL,URL,…`: the
     /// agent moves to the next when one refuses connections, and to the leader a follower
-    /// names. Without it: the watch dir and the admin API only.
+    /// names. Or over NATS, `nats://HOST:PORT[,HOST:PORT…]` (loopback, with
+    /// --control-plain-http: no TLS yet): requests reach whichever replica leads, artifacts
+    /// come from the object store. Without it: the watch dir and the admin API only.
     #[arg(long, value_name = "URL[,URL…]")]
     pub control: Option<String>,
     /// This node's id in the fleet [default: the host name].
@@ -277,7 +279,8 @@ pub struct ServeArgs {
     pub keyset_poll_ms: Option<u64>,
     /// Watch the kill bucket of this NATS cluster (nats://HOST:PORT[,HOST:PORT…]): kill
     /// switches signed by a director key reach the edge without the control plane. Needs
-    /// --root and --keyset (flags or `[trust]`).
+    /// --root and --keyset (flags or `[trust]`). Default with `--control nats://…` and a
+    /// keyset: the same servers.
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
 }
@@ -366,7 +369,14 @@ impl ServeArgs {
         }
         let contract = load_contract(self.contract.as_deref().or(file.contract.as_deref()))?;
 
-        let nats = match &self.nats {
+        // The kill bucket is watched on --nats, or, with a control plane reached over NATS
+        // and a keyset to verify kill orders with, on the same servers.
+        let control_over_nats = self
+            .control
+            .clone()
+            .or(control_file.url.clone())
+            .filter(|u| u.trim_start().starts_with("nats://") && trust.is_some());
+        let nats = match self.nats.as_ref().or(control_over_nats.as_ref()) {
             Some(url) => {
                 let node = self
                     .node_id

@@ -64,6 +64,10 @@ pub struct EdgeSpec {
     /// Starts it with `RAMPART_TEST_HOOKS=1` ([`rampart_edge::cli::TEST_HOOKS_ENV`]): the
     /// panic header works. Tests and drills only.
     pub test_hooks: bool,
+    /// Where the edge's agent reaches the control plane, when not at `control`: a
+    /// `nats://` URL (fleet traffic over NATS, loopback, plain). `control` stays the HTTPS
+    /// URL the supervisor issues the edge's bootstrap token through.
+    pub agent_control: Option<String>,
 }
 
 /// A running edge.
@@ -210,7 +214,7 @@ fn start_edge_on(
         .arg("--watch-dir")
         .arg(&watch_dir)
         .arg("--control")
-        .arg(&spec.control)
+        .arg(spec.agent_control.as_ref().unwrap_or(&spec.control))
         .arg("--control-ca")
         .arg(work.tls().ca_cert)
         .args([
@@ -223,6 +227,10 @@ fn start_edge_on(
         ]);
     if spec.canary {
         cmd.arg("--canary");
+    }
+    if spec.agent_control.is_some() {
+        // NATS has no TLS yet: loopback only, and said explicitly.
+        cmd.arg("--control-plain-http");
     }
     if let Some(file) = &enroll_token {
         cmd.arg("--enroll-token-file").arg(file);

@@ -172,6 +172,7 @@ pub(crate) fn edge_specs(
                     "200".into(),
                 ],
                 test_hooks: false,
+                agent_control: None,
             })
         })
         .collect()

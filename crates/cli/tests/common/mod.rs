@@ -77,6 +77,7 @@ impl Fleet {
                     pubkeys: vec![work.pubkey.clone()],
                     extra: spec.edge_extra.clone(),
                     test_hooks: spec.test_hooks,
+                    agent_control: None,
                 };
                 stack::start_edge(&edge, &work).unwrap()
             })

@@ -126,6 +126,8 @@ pub struct NatsStore {
     lease: kv::Store,
     /// The kill-switch bucket edges watch (`{ns}_KILL`, see [`kill`]).
     kills: kv::Store,
+    /// The namespace of every name above.
+    namespace: String,
     standing: Arc<std::sync::Mutex<Standing>>,
     /// Serializes snapshot uploads; holds the sequence of the newest one stored.
     uploaded: Arc<tokio::sync::Mutex<u64>>,
@@ -320,6 +322,7 @@ impl NatsStore {
             beats_bucket: beats_name,
             lease,
             kills,
+            namespace: ns.clone(),
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 id,
                 last_seq: last,
@@ -375,6 +378,12 @@ impl NatsStore {
             tracing::warn!("leader lease dropped: {why}");
         }
         standing.ha
+    }
+
+    /// The NATS connection and the namespace, for the control API over NATS
+    /// ([`crate::nats_api`]).
+    pub fn api_link(&self) -> (async_nats::Client, String) {
+        (self.js.client(), self.namespace.clone())
     }
 
     /// Whether this store holds an unexpired leader lease.
