@@ -510,6 +510,15 @@ fn up_engine_nats_runs_replicas_on_a_nats_cluster_and_survives_the_leaders_sigki
     let transport =
         rampart_api::Transport::from_flags(Some(std::path::Path::new(ca)), false).unwrap();
     let second = rampart_api::Client::with_transport(urls[1], None, &transport).unwrap();
+    // The edges reach the control plane over NATS, not at either replica's URL.
+    for edge in state["edges"].as_array().unwrap() {
+        let admin: SocketAddr = edge["admin"].as_str().unwrap().parse().unwrap();
+        let status = rt
+            .block_on(rampart_up::status::get_json(admin, "/status"))
+            .unwrap();
+        let via = status["control"]["control"].as_str().unwrap_or_default();
+        assert!(via.starts_with("nats://"), "{status}");
+    }
     let pid = children.iter().find(|(n, _)| n == "control-0").unwrap().1;
     assert!(
         Command::new("kill")

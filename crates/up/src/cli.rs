@@ -195,6 +195,9 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut edges = Vec::new();
     for mut spec in edge_specs(args, &exe, origin.addr(), &control_urls, &work) {
         spec.extra.extend(trust.edge_args());
+        // On NATS, edges send fleet traffic over NATS to whichever replica leads, fetch
+        // files from the object store and watch the kill bucket (`--control nats://…`).
+        spec.agent_control = nats.as_ref().map(crate::nats::NatsCluster::url);
         match stack::start_edge(&spec, &work) {
             Ok(e) => edges.push(e),
             Err(e) => {
