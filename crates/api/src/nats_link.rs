@@ -24,7 +24,6 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_nats::{HeaderMap, ServerAddr};
 use reqwest::{StatusCode, Url};
-use tokio::io::AsyncReadExt;
 use tokio::sync::OnceCell;
 
 use crate::client::ClientError;
@@ -188,43 +187,93 @@ impl NatsLink {
         Ok(reqwest::Response::from(resp))
     }
 
-    /// The artifact named `digest` from the object store, refused before reading when the
-    /// object is larger than `limit`.
+    /// The artifact named `digest` from the object store ([`read_object`]), refused before
+    /// reading when the object is larger than `limit`.
     pub(crate) async fn fetch(&self, digest: &str, limit: usize) -> Result<Vec<u8>, ClientError> {
-        let nats = |what: &str, e: &dyn std::fmt::Display| {
-            ClientError::Nats(format!("{what} artifact {digest}: {e}"))
-        };
         let js = jetstream::new(self.conn().await?.clone());
         let bucket = format!("{}_{ARTIFACTS_BUCKET}", self.namespace);
-        let store = js
-            .get_object_store(&bucket)
-            .await
-            .map_err(|e| nats("open the object store for", &e))?;
-        let info = match store.info(digest).await {
-            Ok(info) => info,
-            Err(e) if e.kind() == jetstream::object_store::InfoErrorKind::NotFound => {
-                return Err(ClientError::Status {
-                    status: StatusCode::NOT_FOUND.as_u16(),
-                    excerpt: format!("no artifact {digest} in {bucket}"),
-                });
-            }
-            Err(e) => return Err(nats("look up", &e)),
-        };
-        if info.size > limit {
-            return Err(ClientError::TooLarge { limit });
+        match read_object(&js, &bucket, digest, limit).await {
+            Ok(ObjectRead::Bytes(bytes)) => Ok(bytes),
+            Ok(ObjectRead::TooLarge { .. }) => Err(ClientError::TooLarge { limit }),
+            Ok(ObjectRead::Missing) => Err(ClientError::Status {
+                status: StatusCode::NOT_FOUND.as_u16(),
+                excerpt: format!("no artifact {digest} in {bucket}"),
+            }),
+            Err(e) => Err(ClientError::Nats(format!("artifact {digest}: {e}"))),
         }
-        let mut object = store.get(digest).await.map_err(|e| nats("read", &e))?;
-        let mut bytes = Vec::with_capacity(info.size);
-        // One byte past the limit tells a lying size from a true one.
-        let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-        (&mut object)
-            .take(cap)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| nats("read", &e))?;
-        if bytes.len() > limit {
-            return Err(ClientError::TooLarge { limit });
-        }
-        Ok(bytes)
     }
+}
+
+/// What [`read_object`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectRead {
+    /// No such object (or it was deleted).
+    Missing,
+    /// Larger than the limit: nothing but its metadata was read.
+    TooLarge {
+        /// Its size, from its metadata.
+        size: usize,
+    },
+    /// Its bytes.
+    Bytes(Vec<u8>),
+}
+
+/// Reads object `name` of the object store `bucket` with direct gets: its metadata (the
+/// last message on its meta subject), then its chunks in order, served by any replica and
+/// **without creating a consumer** (the object store's own `get` creates one per read, and a
+/// fleet reading a new file at once meets the servers' consumer limit). An object larger than
+/// `limit` is refused from its metadata, before a chunk is read; chunks that add up to more
+/// than `limit` or to another size than the metadata says are an error.
+pub async fn read_object(
+    js: &jetstream::Context,
+    bucket: &str,
+    name: &str,
+    limit: usize,
+) -> Result<ObjectRead, String> {
+    use base64::Engine as _;
+    let stream = js
+        .get_stream_no_info(format!("OBJ_{bucket}"))
+        .await
+        .map_err(|e| format!("object store {bucket}: {e}"))?;
+    let encoded = base64::engine::general_purpose::URL_SAFE.encode(name);
+    let meta = match stream
+        .direct_get_last_for_subject(format!("$O.{bucket}.M.{encoded}"))
+        .await
+    {
+        Ok(m) => m,
+        Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+            return Ok(ObjectRead::Missing);
+        }
+        Err(e) => return Err(format!("metadata of {name}: {e}")),
+    };
+    let info: jetstream::object_store::ObjectInfo =
+        serde_json::from_slice(&meta.payload).map_err(|e| format!("metadata of {name}: {e}"))?;
+    if info.deleted {
+        return Ok(ObjectRead::Missing);
+    }
+    if info.size > limit {
+        return Ok(ObjectRead::TooLarge { size: info.size });
+    }
+    let chunks = format!("$O.{bucket}.C.{}", info.nuid);
+    let mut bytes = Vec::with_capacity(info.size);
+    let mut next = None;
+    for i in 0..info.chunks {
+        let chunk = stream
+            .direct_get_next_for_subject(chunks.as_str(), next)
+            .await
+            .map_err(|e| format!("chunk {i} of {name}: {e}"))?;
+        if bytes.len().saturating_add(chunk.payload.len()) > limit {
+            return Err(format!("{name}: chunks larger than its metadata says"));
+        }
+        bytes.extend_from_slice(&chunk.payload);
+        next = Some(chunk.sequence.saturating_add(1));
+    }
+    if bytes.len() != info.size {
+        return Err(format!(
+            "{name}: {} bytes in its chunks, {} in its metadata",
+            bytes.len(),
+            info.size
+        ));
+    }
+    Ok(ObjectRead::Bytes(bytes))
 }

@@ -8,9 +8,15 @@
 //!    the previous version again, in ms and in heartbeat intervals.
 //! 3. Propagation again, on a warm fleet.
 //!
-//! `cargo run --release -p rampart-e2e --example propagation -- [AGENTS] [NACKERS]`
+//! `cargo run --release -p rampart-e2e --example propagation -- [AGENTS] [NACKERS] [sqlite|nats]`
 //!
-//! Bounded: at most 5,000 agents; every wait gives up after 120 s.
+//! `sqlite` (the default): the control plane on SQLite, agents beating over HTTP. `nats`: a
+//! 3-server NATS cluster (`nats-server` on PATH), the control plane on it (R3), agents over
+//! NATS (`nats://…`: requests served by the leader, files from the object store);
+//! `nats-http`: the same store, agents over HTTP. Agents share one client (one HTTP pool, or
+//! one NATS connection).
+//!
+//! Bounded: at most 10,000 agents; every wait gives up after 120 s.
 
 use rampart_host::clock::now_ms;
 use std::sync::Arc;
@@ -29,7 +35,7 @@ use rampart_ingest::{SoakConfig, Store};
 use rampart_up::inject::catalog_document;
 use tokio::sync::watch;
 
-const MAX_AGENTS: usize = 5_000;
+const MAX_AGENTS: usize = 10_000;
 const WAIT: Duration = Duration::from_secs(120);
 /// The heartbeat interval (the control plane's default).
 const BEAT_MS: u64 = 1_000;
@@ -38,9 +44,17 @@ const REQUESTS_PER_TICK: u64 = 5;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    rampart_host::log::init();
     let mut args = std::env::args().skip(1);
     let agents: usize = args.next().map_or(Ok(1000), |a| a.parse())?;
     let nackers: usize = args.next().map_or(Ok(5), |a| a.parse())?;
+    // (store on NATS, agents over NATS)
+    let (over_nats, agents_over_nats) = match args.next().as_deref() {
+        None | Some("sqlite") => (false, false),
+        Some("nats") => (true, true),
+        Some("nats-http") => (true, false),
+        Some(other) => bail!("engine {other:?}: sqlite, nats or nats-http"),
+    };
     let agents = agents.clamp(2, MAX_AGENTS);
     let nackers = nackers.clamp(1, agents - 1);
 
@@ -59,11 +73,36 @@ async fn main() -> anyhow::Result<()> {
     config.listen = "127.0.0.1:0".parse()?;
     config.beat_interval_ms = BEAT_MS;
     config.rollout_policy.gates.min_requests = 100;
+    // Every agent is on 127.0.0.1 here: the per-address cap (256, for edges behind one NAT)
+    // would refuse most of them.
+    config.connections.max_connections_per_client = 0;
+    let cluster = if over_nats {
+        let mut cluster = rampart_e2e::NatsCluster::start(3);
+        cluster.wait_ready(Duration::from_secs(30));
+        config.store = rampart_control::store::StoreSpec::Nats(
+            rampart_control::store::nats::NatsConfig::parse(&cluster.url())?,
+        );
+        Some(cluster)
+    } else {
+        None
+    };
     let server = Server::start(config).await?;
     let url = format!("http://{}", server.addr());
     let admin = Client::new(&url, Some(ADMIN.into()))?;
     let publisher = Client::new(&url, Some(PUBLISHER.into()))?;
-    let edge_client = Client::new(&url, None)?;
+    let edge_url = match &cluster {
+        Some(c) if agents_over_nats => c.url(),
+        _ => url.clone(),
+    };
+    let edge_client = Client::new(&edge_url, None)?;
+    println!(
+        "engine: {}; agents reach the control plane at {edge_url}",
+        if over_nats {
+            "NATS (3 servers, R3)"
+        } else {
+            "SQLite"
+        }
+    );
 
     // The agents: the first `nackers` trust only the first key.
     let contract = rampart_score::edge_contract();
@@ -91,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
         let metrics = Arc::new(Metrics::default());
         let agent = Agent::with_client(
             AgentConfig {
-                control: url.clone(),
+                control: edge_url.clone(),
                 token: Some(enroll(&admin, &format!("n{i:04}")).await),
                 enroll_token: None,
                 credential_file: None,
@@ -224,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = t.await;
     }
     server.shutdown().await;
+    drop(cluster);
     Ok(())
 }
 
@@ -241,13 +281,19 @@ async fn propagate(
     let mut lat = Vec::with_capacity(reports.len());
     for r in reports {
         let mut rx = r.clone();
-        let report = tokio::time::timeout(
+        let waited = tokio::time::timeout(
             WAIT,
             rx.wait_for(|r| verdict_is(r, digest, AckNack::Ack) && r.verdict_sent_ms.is_some()),
         )
-        .await
-        .context("an ACK")??
-        .clone();
+        .await;
+        let Ok(report) = waited else {
+            let rollout = admin.rollouts(1).await?.rollouts.into_iter().next();
+            bail!(
+                "no ACK of {digest} within {WAIT:?}; the agent says {:?}; the rollout: {rollout:?}",
+                *r.borrow()
+            );
+        };
+        let report = report?.clone();
         lat.push(report.verdict_sent_ms.unwrap_or(0).saturating_sub(t0));
     }
     Ok((digest, lat))
@@ -280,14 +326,19 @@ fn verdict_is(r: &AgentReport, digest: Digest, verdict: AckNack) -> bool {
 }
 
 async fn wait_registered(admin: &Client, agents: usize) -> anyhow::Result<()> {
+    let (mut registered, mut beating) = (0, 0);
     for _ in 0..WAIT.as_millis() / 100 {
         let nodes = admin.nodes().await?.nodes;
-        if nodes.len() == agents && nodes.iter().all(|n| n.last_beat_ms.is_some()) {
+        registered = nodes.len();
+        beating = nodes.iter().filter(|n| n.last_beat_ms.is_some()).count();
+        if registered == agents && beating == agents {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the agents did not all register")
+    bail!(
+        "the agents did not all register: {registered} registered, {beating} beating, of {agents}"
+    )
 }
 
 async fn wait_done(admin: &Client, phase: &str) -> anyhow::Result<rampart_api::RolloutView> {

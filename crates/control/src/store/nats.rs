@@ -128,6 +128,8 @@ pub struct NatsStore {
     kills: kv::Store,
     /// The namespace of every name above.
     namespace: String,
+    /// The artifacts bucket's name.
+    artifacts_name: String,
     standing: Arc<std::sync::Mutex<Standing>>,
     /// Serializes snapshot uploads; holds the sequence of the newest one stored.
     uploaded: Arc<tokio::sync::Mutex<u64>>,
@@ -278,7 +280,12 @@ impl NatsStore {
             })
             .await
             .map_err(|e| nats("create the log", e))?;
-        let artifacts = object_store(&js, format!("{ns}_ARTIFACTS"), replicas).await?;
+        let artifacts = object_store(
+            &js,
+            format!("{ns}_{}", rampart_api::nats_link::ARTIFACTS_BUCKET),
+            replicas,
+        )
+        .await?;
         let snapshots = object_store(&js, format!("{ns}_SNAPSHOTS"), replicas).await?;
         let beats_name = format!("{ns}_BEATS");
         let beats = beats_bucket(&js, beats_name.clone(), replicas).await?;
@@ -323,6 +330,7 @@ impl NatsStore {
             lease,
             kills,
             namespace: ns.clone(),
+            artifacts_name: format!("{ns}_{}", rampart_api::nats_link::ARTIFACTS_BUCKET),
             writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 id,
                 last_seq: last,
@@ -378,6 +386,11 @@ impl NatsStore {
             tracing::warn!("leader lease dropped: {why}");
         }
         standing.ha
+    }
+
+    /// The object store of artifact bytes (`{ns}_ARTIFACTS`).
+    fn artifacts_bucket(&self) -> &str {
+        &self.artifacts_name
     }
 
     /// The NATS connection and the namespace, for the control API over NATS
@@ -844,17 +857,23 @@ impl Store for NatsStore {
         let Some(meta) = self.model.artifact_meta(digest).await? else {
             return Ok(None);
         };
-        let mut object = self
-            .artifacts
-            .get(digest.to_string())
-            .await
-            .map_err(|e| nats("get an artifact", e))?;
-        let mut bytes = Vec::new();
-        object
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| StoreError::Backend(format!("read artifact {digest}: {e}")))?;
-        Ok(Some(ArtifactRecord { meta, bytes }))
+        // Direct gets, no consumer per read: a whole fleet fetches a new file at once.
+        let read = rampart_api::nats_link::read_object(
+            &self.js,
+            self.artifacts_bucket(),
+            &digest.to_string(),
+            rampart_api::limits::MAX_ARTIFACT_BODY,
+        )
+        .await
+        .map_err(|e| StoreError::Backend(format!("read artifact {digest}: {e}")))?;
+        match read {
+            rampart_api::nats_link::ObjectRead::Bytes(bytes) => {
+                Ok(Some(ArtifactRecord { meta, bytes }))
+            }
+            other => Err(StoreError::Backend(format!(
+                "artifact {digest} is known but its bytes are not readable: {other:?}"
+            ))),
+        }
     }
 
     async fn artifact_meta(&self, digest: Digest) -> Result<Option<ArtifactMeta>, StoreError> {
