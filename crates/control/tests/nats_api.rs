@@ -127,3 +127,43 @@ async fn fleet_traffic_over_nats_is_the_http_api_and_nothing_more() {
         asked.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_read_chunk_by_chunk_without_a_consumer_and_capped_from_their_metadata() {
+    use async_nats::jetstream::object_store;
+    use rampart_api::nats_link::{ObjectRead, read_object};
+    let cluster = NatsCluster::start(1);
+    let js = async_nats::jetstream::new(async_nats::connect(&cluster.urls()[0]).await.unwrap());
+    let store = js
+        .create_object_store(object_store::Config {
+            bucket: "T_ARTIFACTS".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Three chunks (the object store cuts at 128 KiB).
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    store.put("sha256:big", &mut big.as_slice()).await.unwrap();
+    let read = |name: &'static str, limit: usize| {
+        let js = js.clone();
+        async move { read_object(&js, "T_ARTIFACTS", name, limit).await.unwrap() }
+    };
+    assert_eq!(
+        read("sha256:big", 1 << 20).await,
+        ObjectRead::Bytes(big.clone())
+    );
+    assert_eq!(read("sha256:big", 300_000).await, ObjectRead::Bytes(big));
+    assert_eq!(
+        read("sha256:big", 299_999).await,
+        ObjectRead::TooLarge { size: 300_000 }
+    );
+    assert_eq!(read("sha256:none", 1 << 20).await, ObjectRead::Missing);
+    let stream = js.get_stream("OBJ_T_ARTIFACTS").await.unwrap();
+    assert_eq!(
+        stream.get_info().await.unwrap().state.consumer_count,
+        0,
+        "read without a consumer"
+    );
+    store.delete("sha256:big").await.unwrap();
+    assert_eq!(read("sha256:big", 1 << 20).await, ObjectRead::Missing);
+}
