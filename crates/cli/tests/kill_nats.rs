@@ -96,6 +96,28 @@ fn control(
     (child, url)
 }
 
+/// Two replicas on `store`: `control-a` on `a_listen`, started first and leading, then
+/// `control-b`, following.
+async fn replicas(
+    work: &Workdir,
+    trust: &TrustFiles,
+    store: &str,
+    a_listen: std::net::SocketAddr,
+) -> ((Child, String), (Child, String)) {
+    let (a, a_url) = control(work, trust, "control-a", store, a_listen);
+    until("a leads", async || {
+        role(work, &a_url).await.as_deref() == Some("leader")
+    })
+    .await;
+    let b_listen = stack::free_addr().unwrap();
+    let (b, b_url) = control(work, trust, "control-b", store, b_listen);
+    until("b follows", async || {
+        role(work, &b_url).await.as_deref() == Some("follower")
+    })
+    .await;
+    ((a, a_url), (b, b_url))
+}
+
 async fn role(work: &Workdir, url: &str) -> Option<String> {
     let c = Client::with_transport(url, None, &work.transport().unwrap()).unwrap();
     let h = c.health().await.ok()?;
@@ -133,22 +155,7 @@ async fn with_every_control_plane_replica_killed_the_bot_module_turns_off_on_eve
 
     // Two replicas: a leads, b follows.
     let a_listen = stack::free_addr().unwrap();
-    let (a, a_url) = control(&work, &trust, "control-a", &url, a_listen);
-    until("a leads", async || {
-        role(&work, &a_url).await.as_deref() == Some("leader")
-    })
-    .await;
-    let (b, b_url) = control(
-        &work,
-        &trust,
-        "control-b",
-        &url,
-        stack::free_addr().unwrap(),
-    );
-    until("b follows", async || {
-        role(&work, &b_url).await.as_deref() == Some("follower")
-    })
-    .await;
+    let ((a, a_url), (b, b_url)) = replicas(&work, &trust, &url, a_listen).await;
 
     let mut extra = trust.edge_args();
     extra.extend(["--nats".into(), url.clone()]);
@@ -437,28 +444,8 @@ async fn edges_over_nats_alone_follow_rollouts_through_a_leader_sigkill() {
     let trust = TrustFiles::create(&work).unwrap();
     let origin = Origin::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let started = Instant::now();
-    let (a, a_url) = control(
-        &work,
-        &trust,
-        "control-a",
-        &url,
-        stack::free_addr().unwrap(),
-    );
-    until("a leads", async || {
-        role(&work, &a_url).await.as_deref() == Some("leader")
-    })
-    .await;
-    let (_b, b_url) = control(
-        &work,
-        &trust,
-        "control-b",
-        &url,
-        stack::free_addr().unwrap(),
-    );
-    until("b follows", async || {
-        role(&work, &b_url).await.as_deref() == Some("follower")
-    })
-    .await;
+    let ((a, a_url), (_b, b_url)) =
+        replicas(&work, &trust, &url, stack::free_addr().unwrap()).await;
 
     let edges: Vec<EdgeProc> = NODES
         .iter()
